@@ -1,0 +1,39 @@
+# Code generators and buf are pinned in tools/go.mod and built into .bin/.
+BIN := $(CURDIR)/.bin
+export PATH := $(BIN):$(PATH)
+
+# The MySQL conformance and integration tests run against this server; each
+# test creates and drops its own database. Point it elsewhere, or set it
+# empty to skip them (never skipped when CI=true).
+EXTAGRAM_TEST_MYSQL_DSN ?= root@tcp(127.0.0.1:3306)/
+export EXTAGRAM_TEST_MYSQL_DSN
+
+.PHONY: all tools generate check-generated lint test bench up
+
+all: lint test
+
+tools:
+	cd tools && GOBIN=$(BIN) go install tool
+
+generate: tools
+	buf generate
+
+# Fails when gen/ differs from what the pinned generators produce.
+check-generated: generate
+	@git add -N gen >/dev/null 2>&1 || true
+	@if [ -n "$$(git status --porcelain -- gen)" ]; then \
+		git status --porcelain -- gen; echo "gen/ is not what buf generate produces"; exit 1; fi
+
+lint: tools
+	buf lint
+	go vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'); exit 1; }
+
+test:
+	go test -count=1 -v ./...
+
+bench:
+	go test -run '^$$' -bench . -benchtime 200x ./store/
+
+up:
+	go run ./cmd/extagram up
