@@ -1,0 +1,408 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/extagram/extagram/edge"
+	"github.com/extagram/extagram/internal/app"
+	"github.com/extagram/extagram/internal/buildinfo"
+	"github.com/extagram/extagram/internal/metrics"
+	"github.com/extagram/extagram/uploadsvc"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// common holds the flags every long-running command shares.
+type common struct {
+	logLevel    string
+	logFormat   string
+	drainPeriod time.Duration
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.DurationVar(&c.drainPeriod, "drain-period", 5*time.Second, "on SIGTERM, how long a service reports NOT_SERVING before it stops accepting calls, and how long the edge waits for running requests")
+}
+
+func (c *common) logger(w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, usageError{fmt.Errorf("--log-level: %w", err)}
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch c.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageError{fmt.Errorf("--log-format must be text or json, not %q", c.logFormat)}
+}
+
+// storeFlags are the flags of the commands that open the store.
+type storeFlags struct {
+	mysqlDSN    string
+	dataDir     string
+	uploadsDir  string
+	autoMigrate bool
+	storeWait   time.Duration
+}
+
+func (s *storeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.mysqlDSN, "mysql-dsn", "", "MySQL/MariaDB DSN, e.g. user:password@tcp(127.0.0.1:3306)/extagram (prefer EXTAGRAM_MYSQL_DSN: flags show in the process list); empty uses the embedded store in --data-dir")
+	fs.StringVar(&s.dataDir, "data-dir", "./data", "folder for the embedded store, the uploads (unless --uploads-dir) and the edge's generated TLS certificate")
+	fs.StringVar(&s.uploadsDir, "uploads-dir", "", "folder of the image files (default <data-dir>/uploads)")
+	fs.BoolVar(&s.autoMigrate, "auto-migrate", true, "apply database migrations at start-up (set false where `extagram migrate` runs them with DDL rights)")
+	fs.DurationVar(&s.storeWait, "store-wait", 30*time.Second, "how long to keep trying to reach the database at start-up")
+}
+
+func (s *storeFlags) config() app.StoreConfig {
+	return app.StoreConfig{MySQLDSN: s.mysqlDSN, DataDir: s.dataDir, AutoMigrate: s.autoMigrate, Wait: s.storeWait}
+}
+
+func (s *storeFlags) uploads() string {
+	if s.uploadsDir != "" {
+		return s.uploadsDir
+	}
+	return app.DefaultUploadsDir(s.dataDir)
+}
+
+// edgeFlags are the edge's flags (also taken by up).
+type edgeFlags struct {
+	httpsAddr, httpAddr string
+	redirectPort        int
+	tlsCert, tlsKey     string
+	uploadRate          float64
+	maxUploadBytes      int64
+}
+
+func (e *edgeFlags) register(fs *flag.FlagSet, httpsDefault string) {
+	fs.StringVar(&e.httpsAddr, "https-addr", httpsDefault, "HTTPS listen address (HTTP/2 and HTTP/1.1)")
+	fs.StringVar(&e.httpAddr, "http-addr", "", "optional plain HTTP listen address that redirects to HTTPS")
+	fs.IntVar(&e.redirectPort, "redirect-port", 0, "HTTPS port named in redirects (default: the port of --https-addr)")
+	fs.StringVar(&e.tlsCert, "tls-cert", "", "TLS certificate (PEM); without it and --tls-key a self-signed certificate for localhost is kept in <data-dir>/tls")
+	fs.StringVar(&e.tlsKey, "tls-key", "", "TLS private key (PEM)")
+	fs.Float64Var(&e.uploadRate, "upload-rate", 30, "uploads per client address per minute; 0 turns the limit off")
+	fs.Int64Var(&e.maxUploadBytes, "max-upload-bytes", uploadsvc.DefaultMaxBytes, "largest photo accepted, in bytes")
+}
+
+func listen(addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+func listenMetrics(addr string) (net.Listener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	return listen(addr)
+}
+
+func cmdService(role string) func(context.Context, []string, io.Writer, io.Writer) error {
+	defaults := map[string]string{"feed": ":50051", "upload": ":50061", "blob": ":50071"}
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		fs := newFlagSet(role, fmt.Sprintf("Runs the %s gRPC service.", role), stderr)
+		var c common
+		var sf storeFlags
+		c.register(fs)
+		sf.register(fs)
+		grpcAddr := fs.String("grpc-addr", defaults[role], "gRPC listen address")
+		metricsAddr := fs.String("metrics-addr", "", "Prometheus /metrics listen address; empty turns metrics off")
+		maxAge := fs.Duration("max-connection-age", 30*time.Second, "close client connections after this age so clients re-resolve dns:/// targets and find new replicas")
+		maxBytes := fs.Int64("max-upload-bytes", uploadsvc.DefaultMaxBytes, "largest photo accepted, in bytes (upload)")
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		logger, err := c.logger(stderr)
+		if err != nil {
+			return err
+		}
+		st, err := app.OpenStore(ctx, sf.config(), logger)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		lis, err := listen(*grpcAddr)
+		if err != nil {
+			return err
+		}
+		ml, err := listenMetrics(*metricsAddr)
+		if err != nil {
+			return err
+		}
+		return app.RunService(ctx, app.ServiceConfig{
+			Role: role, Listener: lis, Store: st, UploadsDir: sf.uploads(), MaxUploadBytes: *maxBytes,
+			DrainPeriod: c.drainPeriod, MaxConnectionAge: *maxAge, MetricsListener: ml, Logger: logger,
+		})
+	}
+}
+
+func cmdEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("edge", "Runs the HTTPS edge: the site, /storage/, /static/ and the JSON API.", stderr)
+	var c common
+	var ef edgeFlags
+	c.register(fs)
+	ef.register(fs, ":8443")
+	dataDir := fs.String("data-dir", "./data", "folder where a generated TLS certificate is kept")
+	feedTarget := fs.String("feed-target", "127.0.0.1:50051,127.0.0.1:50052", "feed replicas: host:port,host:port or dns:///name:port")
+	uploadTarget := fs.String("upload-target", "127.0.0.1:50061", "upload service: host:port list or dns:///name:port")
+	blobTarget := fs.String("blob-target", "127.0.0.1:50071", "blob service: host:port list or dns:///name:port")
+	metricsAddr := fs.String("metrics-addr", "", "Prometheus /metrics listen address; empty turns metrics off")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	logger, err := c.logger(stderr)
+	if err != nil {
+		return err
+	}
+	opts := edge.Options{
+		HTTPSAddr: ef.httpsAddr, HTTPAddr: ef.httpAddr, RedirectPort: ef.redirectPort,
+		TLSCert: ef.tlsCert, TLSKey: ef.tlsKey, DataDir: *dataDir,
+		FeedTarget: *feedTarget, UploadTarget: *uploadTarget, BlobTarget: *blobTarget,
+		MaxUploadBytes: ef.maxUploadBytes, UploadRate: ef.uploadRate, DrainPeriod: c.drainPeriod, Logger: logger,
+	}
+	ml, err := listenMetrics(*metricsAddr)
+	if err != nil {
+		return err
+	}
+	return runEdge(ctx, opts, ml, logger)
+}
+
+// runEdge runs the edge, with its metrics when ml is not nil.
+func runEdge(ctx context.Context, opts edge.Options, ml net.Listener, logger *slog.Logger) error {
+	if ml == nil {
+		return edge.Run(ctx, opts)
+	}
+	reg := metrics.NewRegistry()
+	opts.Registry = reg
+	mctx, stop := context.WithCancel(context.Background())
+	merr := make(chan error, 1)
+	go func() { merr <- metrics.Serve(mctx, ml, reg, logger.With("service", "edge")) }()
+	err := edge.Run(ctx, opts)
+	stop()
+	if e := <-merr; err == nil {
+		err = e
+	}
+	return err
+}
+
+func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("up", "Runs the whole site in one process: two feed replicas, upload and blob, each on its own\nloopback gRPC port, and the HTTPS edge in front of them.", stderr)
+	var c common
+	var sf storeFlags
+	var ef edgeFlags
+	c.register(fs)
+	sf.register(fs)
+	ef.register(fs, "127.0.0.1:8443")
+	feedAddrs := fs.String("feed-addrs", "127.0.0.1:50051,127.0.0.1:50052", "listen addresses of the feed replicas, comma-separated (one replica per address)")
+	uploadAddr := fs.String("upload-addr", "127.0.0.1:50061", "listen address of the upload service")
+	blobAddr := fs.String("blob-addr", "127.0.0.1:50071", "listen address of the blob service")
+	metricsAddr := fs.String("metrics-addr", "", "first Prometheus /metrics address, e.g. 127.0.0.1:9100: the edge gets it, each service the next port; empty turns metrics off")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	logger, err := c.logger(stderr)
+	if err != nil {
+		return err
+	}
+	st, err := app.OpenStore(ctx, sf.config(), logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	type role struct{ name, addr string }
+	var roles []role
+	for _, a := range strings.Split(*feedAddrs, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			roles = append(roles, role{"feed", a})
+		}
+	}
+	if len(roles) == 0 {
+		return usageError{errors.New("--feed-addrs names no address")}
+	}
+	roles = append(roles, role{"upload", *uploadAddr}, role{"blob", *blobAddr})
+
+	nextMetrics, err := metricsAddrs(*metricsAddr)
+	if err != nil {
+		return usageError{err}
+	}
+	edgeMetrics, err := listenMetrics(nextMetrics())
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	var feedTargets []string
+	bound := map[string]string{}
+	lines := []string{}
+	for i, r := range roles {
+		lis, err := listen(r.addr)
+		if err != nil {
+			return err
+		}
+		ml, err := listenMetrics(nextMetrics())
+		if err != nil {
+			return err
+		}
+		name := r.name
+		if r.name == "feed" {
+			name = fmt.Sprintf("feed-%d", i+1)
+			feedTargets = append(feedTargets, lis.Addr().String())
+		}
+		bound[r.name] = lis.Addr().String()
+		line := fmt.Sprintf("  %-8s grpc://%s", name, lis.Addr())
+		if ml != nil {
+			line += "  metrics http://" + ml.Addr().String() + "/metrics"
+		}
+		lines = append(lines, line)
+		cfg := app.ServiceConfig{
+			Role: r.name, Listener: lis, Store: st, UploadsDir: sf.uploads(), MaxUploadBytes: ef.maxUploadBytes,
+			DrainPeriod: c.drainPeriod, MetricsListener: ml, Logger: logger.With("replica", name),
+		}
+		g.Go(func() error { return app.RunService(gctx, cfg) })
+	}
+	ready := make(chan string, 1)
+	opts := edge.Options{
+		HTTPSAddr: ef.httpsAddr, HTTPAddr: ef.httpAddr, RedirectPort: ef.redirectPort,
+		TLSCert: ef.tlsCert, TLSKey: ef.tlsKey, DataDir: sf.dataDir,
+		FeedTarget: strings.Join(feedTargets, ","), UploadTarget: bound["upload"], BlobTarget: bound["blob"],
+		MaxUploadBytes: ef.maxUploadBytes, UploadRate: ef.uploadRate, DrainPeriod: c.drainPeriod, Logger: logger,
+		Ready: ready,
+	}
+	g.Go(func() error { return runEdge(gctx, opts, edgeMetrics, logger) })
+	select {
+	case url := <-ready:
+		storeDesc := "embedded store in " + sf.dataDir
+		if sf.mysqlDSN != "" {
+			storeDesc = "MySQL"
+		}
+		fmt.Fprintf(stdout, "Extagram is up (%s, uploads in %s).\n\nservices:\n%s\n  %-8s %s", storeDesc, sf.uploads(), strings.Join(lines, "\n"), "edge", url)
+		if edgeMetrics != nil {
+			fmt.Fprintf(stdout, "  metrics http://%s/metrics", edgeMetrics.Addr())
+		}
+		fmt.Fprintf(stdout, "\n\nOpen %s/ in a browser (the certificate is self-signed unless --tls-cert is given).\nPress Ctrl-C to stop.\n", url)
+	case <-gctx.Done():
+	}
+	return g.Wait()
+}
+
+// metricsAddrs returns successive addresses from a first host:port.
+func metricsAddrs(first string) (func() string, error) {
+	if first == "" {
+		return func() string { return "" }, nil
+	}
+	host, p, err := net.SplitHostPort(first)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr: %w", err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port <= 0 {
+		return nil, fmt.Errorf("--metrics-addr needs a port number, got %q", p)
+	}
+	return func() string {
+		a := net.JoinHostPort(host, strconv.Itoa(port))
+		port++
+		return a
+	}, nil
+}
+
+func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("migrate", "Applies the database schema migrations and exits. Needs DDL rights.", stderr)
+	var c common
+	c.register(fs)
+	dsn := fs.String("mysql-dsn", "", "MySQL/MariaDB DSN (or EXTAGRAM_MYSQL_DSN); empty migrates the embedded store in --data-dir")
+	dataDir := fs.String("data-dir", "./data", "folder of the embedded store")
+	wait := fs.Duration("store-wait", 60*time.Second, "how long to keep trying to reach the database")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	logger, err := c.logger(stderr)
+	if err != nil {
+		return err
+	}
+	st, err := app.OpenStore(ctx, app.StoreConfig{MySQLDSN: *dsn, DataDir: *dataDir, AutoMigrate: true, Wait: *wait}, logger)
+	if err != nil {
+		return err
+	}
+	if err := st.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "schema up to date")
+	return nil
+}
+
+func cmdHealth(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("health", "Checks a service with the gRPC health protocol (--grpc-addr) or the edge over HTTPS (--url).\nExit status 0 when healthy, 1 otherwise.", stderr)
+	grpcAddr := fs.String("grpc-addr", "", "gRPC address of a service, e.g. 127.0.0.1:50051")
+	service := fs.String("service", "", "service name to check (empty: the whole server)")
+	url := fs.String("url", "", "edge URL to GET, e.g. https://127.0.0.1:8443/healthz")
+	insecureTLS := fs.Bool("insecure", false, "with --url: do not verify the certificate (for the self-signed one)")
+	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for an answer")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	switch {
+	case (*grpcAddr == "") == (*url == ""):
+		return usageError{errors.New("give exactly one of --grpc-addr and --url")}
+	case *grpcAddr != "":
+		cc, err := grpc.NewClient("passthrough:///"+*grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		defer cc.Close()
+		resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: *service})
+		if err != nil {
+			return fmt.Errorf("health check of %s: %w", *grpcAddr, err)
+		}
+		fmt.Fprintln(stdout, resp.GetStatus())
+		if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			return fmt.Errorf("%s is %s", *grpcAddr, resp.GetStatus())
+		}
+		return nil
+	default:
+		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: *insecureTLS}} //nolint:gosec // operator's explicit choice for a self-signed certificate
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
+		if err != nil {
+			return usageError{err}
+		}
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		fmt.Fprintln(stdout, resp.Status)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s answered %s", *url, resp.Status)
+		}
+		return nil
+	}
+}
+
+func cmdVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("version", "Prints the version and commit.", stderr)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "extagram %s (commit %s)\n", buildinfo.Version, buildinfo.CommitOrVCS())
+	return nil
+}

@@ -1,0 +1,117 @@
+package edge
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	_ "google.golang.org/grpc/health" // enables healthCheckConfig: without it client-side health checks are silently skipped
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
+)
+
+// Service configs. Every connection balances round_robin over all the
+// addresses of its target and watches each backend's health, so a replica
+// that dies or reports NOT_SERVING leaves the rotation at once.
+//
+// Feed reads are idempotent: they are hedged. A call that has no answer
+// after hedgingDelay, or fails with UNAVAILABLE, is sent again (to the next
+// replica in the rotation), and the first answer wins; so one dead, frozen
+// or draining replica costs no failed page. Blob reads are retried before
+// their first byte. Uploads are never retried.
+const (
+	feedServiceConfig = `{
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "healthCheckConfig": {"serviceName": "extagram.feed.v1.FeedService"},
+  "methodConfig": [{
+    "name": [{"service": "extagram.feed.v1.FeedService"}],
+    "timeout": "4s",
+    "hedgingPolicy": {"maxAttempts": 3, "hedgingDelay": "0.3s", "nonFatalStatusCodes": ["UNAVAILABLE"]}
+  }],
+  "retryThrottling": {"maxTokens": 100, "tokenRatio": 0.2}
+}`
+	blobServiceConfig = `{
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "healthCheckConfig": {"serviceName": "extagram.blob.v1.BlobService"},
+  "methodConfig": [{
+    "name": [{"service": "extagram.blob.v1.BlobService"}],
+    "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "0.5s", "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}
+  }],
+  "retryThrottling": {"maxTokens": 100, "tokenRatio": 0.2}
+}`
+	uploadServiceConfig = `{
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "healthCheckConfig": {"serviceName": "extagram.upload.v1.UploadService"}
+}`
+)
+
+var staticScheme atomic.Int64
+
+// dial makes the one long-lived connection to a service. target is either
+// a gRPC target with a scheme (dns:///feed:50051, dns://127.0.0.1:53/feed:50051)
+// or a comma-separated list of host:port addresses.
+func dial(target, serviceConfig string, metrics *grpcprom.ClientMetrics) (*grpc.ClientConn, error) {
+	target = strings.TrimSpace(target)
+	if target == "" {
+		return nil, fmt.Errorf("empty target")
+	}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(serviceConfig),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			// grpc-go's lower bound; the servers permit it.
+			Time:                10 * time.Second,
+			Timeout:             2 * time.Second,
+			PermitWithoutStream: true,
+		}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8 << 20)),
+	}
+	if metrics != nil {
+		opts = append(opts,
+			grpc.WithChainUnaryInterceptor(metrics.UnaryClientInterceptor()),
+			grpc.WithChainStreamInterceptor(metrics.StreamClientInterceptor()))
+	}
+	if !strings.Contains(target, "://") && !strings.HasPrefix(target, "dns:") && !strings.HasPrefix(target, "unix:") {
+		addrs, err := splitAddrs(target)
+		if err != nil {
+			return nil, err
+		}
+		scheme := fmt.Sprintf("extagram-static-%d", staticScheme.Add(1))
+		r := manual.NewBuilderWithScheme(scheme)
+		state := resolver.State{}
+		for _, a := range addrs {
+			state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}})
+		}
+		r.InitialState(state)
+		opts = append(opts, grpc.WithResolvers(r))
+		target = scheme + ":///" + strings.Join(addrs, ",")
+	}
+	cc, err := grpc.NewClient(target, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("target %q: %w", target, err)
+	}
+	return cc, nil
+}
+
+func splitAddrs(list string) ([]string, error) {
+	var out []string
+	for _, a := range strings.Split(list, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		if !strings.Contains(a, ":") {
+			return nil, fmt.Errorf("address %q has no port", a)
+		}
+		out = append(out, a)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no address in %q", list)
+	}
+	return out, nil
+}

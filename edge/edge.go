@@ -1,0 +1,267 @@
+// Package edge is Extagram's HTTPS front (S1 of the seed design, with S6's
+// static assets embedded). It serves the browser routes of the original
+// PHP site and the JSON API, and turns each request into gRPC calls to the
+// feed replicas, the upload service and the blob service over one
+// long-lived, client-side balanced connection per service.
+package edge
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	blobv1 "github.com/extagram/extagram/gen/extagram/blob/v1"
+	feedv1 "github.com/extagram/extagram/gen/extagram/feed/v1"
+	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+)
+
+// Options configures the edge.
+type Options struct {
+	// HTTPSAddr is where the site is served (HTTP/2 and HTTP/1.1 over TLS).
+	HTTPSAddr string
+	// HTTPAddr, when set, is a plain HTTP listener that redirects to HTTPS.
+	HTTPAddr string
+	// RedirectPort is the HTTPS port named in redirects; 0 means the port of
+	// HTTPSAddr (set it when a proxy or container maps another port).
+	RedirectPort int
+	// TLSCert and TLSKey name a certificate; without them a self-signed one
+	// for localhost is created in DataDir and reused.
+	TLSCert, TLSKey string
+	DataDir         string
+	// Targets of the services: "dns:///name:port" or "host:port,host:port".
+	FeedTarget, UploadTarget, BlobTarget string
+	// MaxUploadBytes is the photo size limit (the request body may exceed it
+	// by the form's overhead). Default 10 MiB.
+	MaxUploadBytes int64
+	// UploadRate is the number of uploads a client may make per minute; 0
+	// turns the limit off.
+	UploadRate float64
+	// DrainPeriod bounds how long shutdown waits for running requests.
+	DrainPeriod time.Duration
+	// Registry, when set, receives HTTP and gRPC client metrics.
+	Registry prometheus.Registerer
+	Logger   *slog.Logger
+	// Listeners, when set, are used instead of listening on the addresses
+	// (tests pass 127.0.0.1:0 listeners and read their addresses).
+	HTTPSListener, HTTPListener net.Listener
+	// Ready, when not nil, receives the HTTPS base URL once serving.
+	Ready chan<- string
+}
+
+// Edge holds the service clients and the HTTP handler.
+type Edge struct {
+	opts    Options
+	logger  *slog.Logger
+	feed    feedv1.FeedServiceClient
+	upload  uploadv1.UploadServiceClient
+	blob    blobv1.BlobServiceClient
+	conns   map[string]*grpc.ClientConn
+	lim     *rateLimiter
+	metrics *httpMetrics
+	mux     http.Handler
+}
+
+// New connects to the services (lazily: grpc.NewClient does not block) and
+// builds the handler.
+func New(opts Options) (*Edge, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxUploadBytes <= 0 {
+		opts.MaxUploadBytes = 10 << 20
+	}
+	if opts.FeedTarget == "" || opts.UploadTarget == "" || opts.BlobTarget == "" {
+		return nil, errors.New("edge: --feed-target, --upload-target and --blob-target are required")
+	}
+	e := &Edge{opts: opts, logger: opts.Logger.With("service", "edge"), conns: map[string]*grpc.ClientConn{}}
+	var cm *grpcprom.ClientMetrics
+	if opts.Registry != nil {
+		cm = grpcprom.NewClientMetrics(grpcprom.WithClientHandlingTimeHistogram())
+		if err := opts.Registry.Register(cm); err != nil {
+			return nil, fmt.Errorf("edge: register client metrics: %w", err)
+		}
+		hm, err := newHTTPMetrics(opts.Registry)
+		if err != nil {
+			return nil, fmt.Errorf("edge: register HTTP metrics: %w", err)
+		}
+		e.metrics = hm
+	}
+	for _, c := range []struct{ name, target, config string }{
+		{"feed", opts.FeedTarget, feedServiceConfig},
+		{"upload", opts.UploadTarget, uploadServiceConfig},
+		{"blob", opts.BlobTarget, blobServiceConfig},
+	} {
+		cc, err := dial(c.target, c.config, cm)
+		if err != nil {
+			e.Close()
+			return nil, fmt.Errorf("edge: %s: %w", c.name, err)
+		}
+		e.conns[c.name] = cc
+	}
+	e.feed = feedv1.NewFeedServiceClient(e.conns["feed"])
+	e.upload = uploadv1.NewUploadServiceClient(e.conns["upload"])
+	e.blob = blobv1.NewBlobServiceClient(e.conns["blob"])
+	if opts.UploadRate > 0 {
+		e.lim = newRateLimiter(opts.UploadRate, time.Minute)
+	}
+	h, err := e.routes()
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	e.mux = h
+	return e, nil
+}
+
+// Handler is the edge's whole HTTP handler.
+func (e *Edge) Handler() http.Handler { return e.mux }
+
+// Close closes the service connections.
+func (e *Edge) Close() {
+	for _, cc := range e.conns {
+		_ = cc.Close()
+	}
+}
+
+// ready reports which services have no ready connection. It also asks idle
+// connections to connect, so the next check can succeed.
+func (e *Edge) notReady() []string {
+	var out []string
+	for _, name := range []string{"feed", "upload", "blob"} {
+		cc := e.conns[name]
+		st := cc.GetState()
+		if st != connectivity.Ready {
+			cc.Connect()
+			out = append(out, name+": "+st.String())
+		}
+	}
+	return out
+}
+
+// Run serves until ctx is done, then stops accepting and waits for running
+// requests (at most DrainPeriod, 10s when unset).
+func Run(ctx context.Context, opts Options) error {
+	e, err := New(opts)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	return e.Serve(ctx)
+}
+
+// Serve serves the edge's listeners until ctx is done.
+func (e *Edge) Serve(ctx context.Context) error {
+	opts := e.opts
+	cert, err := loadOrCreateCert(opts.TLSCert, opts.TLSKey, opts.DataDir)
+	if err != nil {
+		return err
+	}
+	lis := opts.HTTPSListener
+	if lis == nil {
+		if lis, err = net.Listen("tcp", opts.HTTPSAddr); err != nil {
+			return fmt.Errorf("edge: listen %s: %w", opts.HTTPSAddr, err)
+		}
+	}
+	srv := newServer(e.mux)
+	srv.TLSConfig = &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		NextProtos:   []string{"h2", "http/1.1"},
+	}
+	srv.ErrorLog = slog.NewLogLogger(e.logger.Handler(), slog.LevelDebug)
+	servers := []*http.Server{srv}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.ServeTLS(lis, "", "") }()
+	base := "https://" + lis.Addr().String()
+	e.logger.Info("HTTPS listening", "url", base+"/")
+
+	if opts.HTTPAddr != "" || opts.HTTPListener != nil {
+		hl := opts.HTTPListener
+		if hl == nil {
+			if hl, err = net.Listen("tcp", opts.HTTPAddr); err != nil {
+				_ = srv.Close()
+				return fmt.Errorf("edge: listen %s: %w", opts.HTTPAddr, err)
+			}
+		}
+		port := opts.RedirectPort
+		if port == 0 {
+			_, p, _ := net.SplitHostPort(lis.Addr().String())
+			port, _ = strconv.Atoi(p)
+		}
+		rs := newServer(securityHeaders(redirectHandler(port)))
+		servers = append(servers, rs)
+		go func() { errc <- rs.Serve(hl) }()
+		e.logger.Info("HTTP redirect listening", "addr", hl.Addr().String(), "to_port", port)
+	}
+	if opts.Ready != nil {
+		opts.Ready <- base
+	}
+
+	select {
+	case err := <-errc:
+		for _, s := range servers {
+			_ = s.Close()
+		}
+		return fmt.Errorf("edge: serve: %w", err)
+	case <-ctx.Done():
+	}
+	drain := opts.DrainPeriod
+	if drain <= 0 {
+		drain = 10 * time.Second
+	}
+	e.logger.Info("shutting down: finishing running requests", "max_wait", drain)
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	var firstErr error
+	for _, s := range servers {
+		if err := s.Shutdown(sctx); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("edge: shutdown: %w", err)
+			_ = s.Close()
+		}
+	}
+	return firstErr
+}
+
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		// Room for a 10 MiB upload over a slow link.
+		ReadTimeout:    2 * time.Minute,
+		WriteTimeout:   2 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 32 << 10,
+	}
+}
+
+// redirectHandler sends plain HTTP requests to the same host and path over
+// HTTPS.
+func redirectHandler(port int) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if host == "" || len(host) > 255 {
+			http.Error(w, "missing or bad Host header", http.StatusBadRequest)
+			return
+		}
+		if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+			host = "[" + host + "]"
+		}
+		if port != 443 {
+			host = host + ":" + strconv.Itoa(port)
+		}
+		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)
+	})
+}

@@ -1,0 +1,179 @@
+// Package app wires Extagram's roles together: it opens the store, builds
+// a role's gRPC server or the edge, serves metrics, and runs until its
+// context ends. The command and the end-to-end tests both use it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/extagram/extagram/blobsvc"
+	"github.com/extagram/extagram/feedsvc"
+	blobv1 "github.com/extagram/extagram/gen/extagram/blob/v1"
+	feedv1 "github.com/extagram/extagram/gen/extagram/feed/v1"
+	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
+	"github.com/extagram/extagram/internal/grpcsrv"
+	"github.com/extagram/extagram/internal/metrics"
+	"github.com/extagram/extagram/internal/uploads"
+	"github.com/extagram/extagram/store"
+	"github.com/extagram/extagram/uploadsvc"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+)
+
+// Roles are the gRPC service roles.
+var Roles = []string{"feed", "upload", "blob"}
+
+// StoreConfig selects the store.
+type StoreConfig struct {
+	MySQLDSN string
+	DataDir  string
+	// AutoMigrate applies the schema migrations at start-up.
+	AutoMigrate bool
+	// Wait is how long to keep trying when the database cannot be reached
+	// at start-up (containers may start before their database).
+	Wait time.Duration
+}
+
+// OpenStore opens the store, retrying while the database is unavailable
+// for at most cfg.Wait.
+func OpenStore(ctx context.Context, cfg StoreConfig, logger *slog.Logger) (store.Store, error) {
+	deadline := time.Now().Add(cfg.Wait)
+	delay := 250 * time.Millisecond
+	for {
+		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		st, err := store.Open(octx, store.Config{
+			MySQLDSN:       cfg.MySQLDSN,
+			DataDir:        cfg.DataDir,
+			Logger:         logger,
+			SkipMigrations: !cfg.AutoMigrate,
+		})
+		cancel()
+		if err == nil {
+			kind := "embedded store in " + cfg.DataDir
+			if cfg.MySQLDSN != "" {
+				kind = "MySQL"
+			}
+			logger.Info("store open", "store", kind)
+			return st, nil
+		}
+		if !errors.Is(err, store.ErrUnavailable) || time.Now().Add(delay).After(deadline) {
+			return nil, err
+		}
+		logger.Warn("database unavailable; retrying", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// ServiceConfig configures one gRPC role.
+type ServiceConfig struct {
+	Role     string // "feed", "upload" or "blob"
+	Listener net.Listener
+	Store    store.Store
+	// UploadsDir is the uploads folder (upload and blob).
+	UploadsDir     string
+	MaxUploadBytes int64
+	DrainPeriod    time.Duration
+	// MaxConnectionAge makes clients reconnect (and re-resolve) now and
+	// then; see grpcsrv.Config.
+	MaxConnectionAge time.Duration
+	// MetricsListener, when set, serves /metrics for this role.
+	MetricsListener net.Listener
+	Logger          *slog.Logger
+}
+
+// RunService serves one role until ctx ends, then drains.
+func RunService(ctx context.Context, cfg ServiceConfig) error {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	var reg *prometheus.Registry
+	if cfg.MetricsListener != nil {
+		reg = metrics.NewRegistry()
+	}
+	var registerer prometheus.Registerer
+	if reg != nil {
+		registerer = reg
+	}
+	scfg := grpcsrv.Config{
+		Name:             cfg.Role,
+		Check:            cfg.Store.Ping,
+		DrainPeriod:      cfg.DrainPeriod,
+		MaxConnectionAge: cfg.MaxConnectionAge,
+		Registry:         registerer,
+		Logger:           logger,
+	}
+	var register func(*grpc.Server) error
+	switch cfg.Role {
+	case "feed":
+		scfg.Services = []string{feedsvc.ServiceName}
+		register = func(s *grpc.Server) error {
+			feedv1.RegisterFeedServiceServer(s, feedsvc.New(cfg.Store, logger.With("service", "feed")))
+			return nil
+		}
+	case "upload":
+		scfg.Services = []string{uploadsvc.ServiceName}
+		register = func(s *grpc.Server) error {
+			dir, err := uploads.Open(cfg.UploadsDir)
+			if err != nil {
+				return err
+			}
+			srv, err := uploadsvc.New(cfg.Store, uploadsvc.Options{MaxBytes: cfg.MaxUploadBytes, Uploads: dir, Logger: logger.With("service", "upload")})
+			if err != nil {
+				return err
+			}
+			uploadv1.RegisterUploadServiceServer(s, srv)
+			return nil
+		}
+	case "blob":
+		scfg.Services = []string{blobsvc.ServiceName}
+		register = func(s *grpc.Server) error {
+			dir, err := uploads.Open(cfg.UploadsDir)
+			if err != nil {
+				return err
+			}
+			srv, err := blobsvc.New(cfg.Store, dir, logger.With("service", "blob"))
+			if err != nil {
+				return err
+			}
+			blobv1.RegisterBlobServiceServer(s, srv)
+			return nil
+		}
+	default:
+		return fmt.Errorf("unknown role %q", cfg.Role)
+	}
+	srv, err := grpcsrv.New(scfg)
+	if err != nil {
+		return err
+	}
+	if err := register(srv.GRPC); err != nil {
+		return err
+	}
+	if reg == nil {
+		return srv.Serve(ctx, cfg.Listener)
+	}
+	// Metrics stay up through the drain and stop with the role.
+	mctx, stopMetrics := context.WithCancel(context.Background())
+	merr := make(chan error, 1)
+	go func() { merr <- metrics.Serve(mctx, cfg.MetricsListener, reg, logger.With("service", cfg.Role)) }()
+	err = srv.Serve(ctx, cfg.Listener)
+	stopMetrics()
+	if e := <-merr; err == nil {
+		err = e
+	}
+	return err
+}
+
+// DefaultUploadsDir is <data-dir>/uploads.
+func DefaultUploadsDir(dataDir string) string { return filepath.Join(dataDir, "uploads") }

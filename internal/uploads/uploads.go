@@ -1,0 +1,109 @@
+// Package uploads is the uploads folder: one file per image, named by its
+// id, written after the database commit as a fast copy of the BLOB (the
+// database stays the record). Writes are atomic (temp file, fsync, rename,
+// directory fsync), so a reader never sees half a file under an id's name.
+package uploads
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/extagram/extagram/store"
+)
+
+// TempPrefix starts the names of files being written; anything with it
+// left behind by a crash is garbage.
+const TempPrefix = ".tmp-"
+
+// Dir is an uploads folder.
+type Dir struct {
+	path string
+}
+
+// Open returns the uploads folder at path, creating it (0750) if needed.
+func Open(path string) (*Dir, error) {
+	if path == "" {
+		return nil, errors.New("uploads: no folder given")
+	}
+	if err := os.MkdirAll(path, 0o750); err != nil {
+		return nil, fmt.Errorf("uploads: create %s: %w", path, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("uploads: %w", err)
+	}
+	return &Dir{path: abs}, nil
+}
+
+// Path is the folder's absolute path.
+func (d *Dir) Path() string { return d.path }
+
+// file is the path of an image's file. Only a parsed store.ID gets here,
+// so nothing a client sends becomes part of a path.
+func (d *Dir) file(id store.ID) string { return filepath.Join(d.path, id.String()) }
+
+// Read returns the bytes of an image's file; errors.Is(err, fs.ErrNotExist)
+// when there is none.
+func (d *Dir) Read(id store.ID) ([]byte, error) {
+	b, err := os.ReadFile(d.file(id))
+	if err != nil {
+		return nil, fmt.Errorf("uploads: read %s: %w", id, err)
+	}
+	return b, nil
+}
+
+// Write stores data as the image's file atomically and durably.
+func (d *Dir) Write(id store.ID, data []byte) (err error) {
+	f, err := os.CreateTemp(d.path, TempPrefix+id.String()+"-*")
+	if err != nil {
+		return fmt.Errorf("uploads: write %s: %w", id, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return fmt.Errorf("uploads: write %s: %w", id, err)
+	}
+	if err = f.Chmod(0o640); err != nil {
+		return fmt.Errorf("uploads: write %s: %w", id, err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("uploads: sync %s: %w", id, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("uploads: close %s: %w", id, err)
+	}
+	if err = os.Rename(tmp, d.file(id)); err != nil {
+		return fmt.Errorf("uploads: rename %s: %w", id, err)
+	}
+	// The rename is durable only once the directory entry is.
+	if dir, derr := os.Open(d.path); derr == nil {
+		_ = dir.Sync()
+		_ = dir.Close()
+	}
+	return nil
+}
+
+// Remove deletes an image's file; a missing file is not an error.
+func (d *Dir) Remove(id store.ID) error {
+	if err := os.Remove(d.file(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("uploads: remove %s: %w", id, err)
+	}
+	return nil
+}
+
+// Stat returns the file info of an image's file.
+func (d *Dir) Stat(id store.ID) (fs.FileInfo, error) {
+	return os.Stat(d.file(id))
+}
+
+// IsTemp reports whether a folder entry name is a temp file.
+func IsTemp(name string) bool { return strings.HasPrefix(name, TempPrefix) }
