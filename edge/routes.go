@@ -63,7 +63,21 @@ func (e *Edge) routes() (http.Handler, error) {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	return securityHeaders(e.withRequestID(http.MaxBytesHandler(mux, e.opts.MaxUploadBytes+formOverhead))), nil
+	return securityHeaders(e.withRequestID(rejectDotSegments(http.MaxBytesHandler(mux, e.opts.MaxUploadBytes+formOverhead)))), nil
+}
+
+// rejectDotSegments answers 400 for paths with ".." segments or NUL bytes
+// (also when percent-encoded), instead of the mux's redirect to the
+// cleaned path: no route takes such a path, and saying so is clearer.
+func rejectDotSegments(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if strings.ContainsRune(p, 0) || p == ".." || strings.HasPrefix(p, "../") || strings.Contains(p, "/../") || strings.HasSuffix(p, "/..") {
+			http.Error(w, "bad path", http.StatusBadRequest)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // instrument counts and times requests by handler, when metrics are on.

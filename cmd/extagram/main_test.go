@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"flag"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the writer goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var urlRE = regexp.MustCompile(`Open (https://127\.0\.0\.1:\d+)/`)
+var grpcRE = regexp.MustCompile(`(feed-1|upload|blob)\s+grpc://(127\.0\.0\.1:\d+)`)
+
+// TestUp runs the whole site in one process on ephemeral ports, posts
+// through it, checks the services with the health subcommand, and stops it
+// as SIGTERM would.
+func TestUp(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"up", "--data-dir", t.TempDir(), "--https-addr", "127.0.0.1:0",
+			"--feed-addrs", "127.0.0.1:0,127.0.0.1:0", "--upload-addr", "127.0.0.1:0", "--blob-addr", "127.0.0.1:0",
+			"--drain-period", "0s"}, &stdout, &stderr)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("up exited %d; stderr:\n%s", code, stderr.String())
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("up did not stop after its context ended")
+		}
+	}()
+	var base string
+	for deadline := time.Now().Add(20 * time.Second); base == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := urlRE.FindStringSubmatch(stdout.String()); m != nil {
+			base = m[1]
+		}
+	}
+	if base == "" {
+		t.Fatalf("up printed no URL; stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"feed-1", "feed-2", "upload", "blob", "edge"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("up does not print the %s address:\n%s", want, stdout.String())
+		}
+	}
+	client := &http.Client{
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, //nolint:gosec // up's self-signed certificate
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	_ = mw.WriteField("post", "posted through up")
+	_ = mw.Close()
+	var resp *http.Response
+	var err error
+	// The services report SERVING after their first store check.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err = client.Post(base+"/upload.php", mw.FormDataContentType(), bytes.NewReader(body.Bytes()))
+		if err == nil && resp.StatusCode != http.StatusServiceUnavailable {
+			break
+		}
+		if err == nil {
+			resp.Body.Close()
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("upload: %d, want 303", resp.StatusCode)
+	}
+	resp, err = client.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), "posted through up") {
+		t.Fatalf("the feed does not show the post")
+	}
+
+	for _, m := range grpcRE.FindAllStringSubmatch(stdout.String(), -1) {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), []string{"health", "--grpc-addr", m[2]}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "SERVING") {
+			t.Errorf("health of %s (%s): exit %d, %q %q", m[1], m[2], code, out.String(), errOut.String())
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"health", "--url", base + "/healthz", "--insecure"}, &out, &errOut); code != 0 {
+		t.Errorf("health --url: exit %d %s", code, errOut.String())
+	}
+}
+
+func TestHealthFailsWhenNothingListens(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"health", "--grpc-addr", "127.0.0.1:1", "--timeout", "1s"}, &out, &errOut); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if code := run(context.Background(), []string{"health"}, &out, &errOut); code != 2 {
+		t.Fatalf("no target: exit %d, want 2", code)
+	}
+}
+
+func TestFlagsFromEnvironment(t *testing.T) {
+	t.Setenv("EXTAGRAM_FEED_TARGET", "dns:///feed:50051")
+	t.Setenv("EXTAGRAM_DRAIN_PERIOD", "7s")
+	fs := newFlagSet("edge", "", io.Discard)
+	target := fs.String("feed-target", "x", "")
+	drain := fs.Duration("drain-period", time.Second, "")
+	upload := fs.String("upload-target", "u", "")
+	if err := parse(fs, []string{"--upload-target", "10.0.0.1:1"}); err != nil {
+		t.Fatal(err)
+	}
+	if *target != "dns:///feed:50051" || *drain != 7*time.Second || *upload != "10.0.0.1:1" {
+		t.Fatalf("got %q %v %q", *target, *drain, *upload)
+	}
+	// A flag on the command line beats the environment.
+	if err := parse(fs, []string{"--feed-target", "127.0.0.1:1"}); err != nil || *target != "127.0.0.1:1" {
+		t.Fatalf("command line did not win: %q %v", *target, err)
+	}
+	t.Setenv("EXTAGRAM_DRAIN_PERIOD", "soon")
+	if err := parse(newFlagSetWith(t), nil); err == nil || !strings.Contains(err.Error(), "EXTAGRAM_DRAIN_PERIOD") {
+		t.Fatalf("bad environment value: %v", err)
+	}
+}
+
+func newFlagSetWith(t *testing.T) *flag.FlagSet {
+	fs := newFlagSet("x", "", io.Discard)
+	fs.Duration("drain-period", time.Second, "")
+	return fs
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"version"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "extagram ") {
+		t.Fatalf("version: %d %q", code, out.String())
+	}
+	if code := run(context.Background(), []string{"frobnicate"}, &out, &errOut); code != 2 {
+		t.Fatalf("unknown command: exit %d", code)
+	}
+	if code := run(context.Background(), nil, &out, &errOut); code != 2 {
+		t.Fatalf("no command: exit %d", code)
+	}
+}

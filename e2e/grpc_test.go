@@ -1,0 +1,393 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	blobv1 "github.com/extagram/extagram/gen/extagram/blob/v1"
+	feedv1 "github.com/extagram/extagram/gen/extagram/feed/v1"
+	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
+	"github.com/extagram/extagram/internal/testmesh"
+	"github.com/extagram/extagram/store"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
+)
+
+func upload(ctx context.Context, c uploadv1.UploadServiceClient, text string, photo []byte, chunk int) (*uploadv1.UploadResponse, error) {
+	s, err := c.Upload(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hdr := &uploadv1.UploadHeader{Text: text}
+	if photo != nil {
+		hdr.Photo = &uploadv1.PhotoInfo{FileName: "p.png", ContentType: "image/png"}
+	}
+	if err := s.Send(&uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Header{Header: hdr}}); err != nil {
+		return s.CloseAndRecv()
+	}
+	for len(photo) > 0 {
+		n := min(chunk, len(photo))
+		if err := s.Send(&uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Chunk{Chunk: photo[:n]}}); err != nil {
+			return s.CloseAndRecv()
+		}
+		photo = photo[n:]
+	}
+	return s.CloseAndRecv()
+}
+
+func TestGRPCContracts(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		m := testmesh.Start(t, testmesh.Options{Store: st, MaxUploadBytes: 1 << 20})
+		ctx := t.Context()
+		feed := feedv1.NewFeedServiceClient(testmesh.Conn(t, m.FeedAddrs[0]))
+		up := uploadv1.NewUploadServiceClient(testmesh.Conn(t, m.UploadAddr))
+		blob := blobv1.NewBlobServiceClient(testmesh.Conn(t, m.BlobAddr))
+
+		photo := pngBytes(t, 300, 200)
+		created, err := upload(ctx, up, "  via gRPC  ", photo, 1000)
+		if err != nil {
+			t.Fatalf("Upload: %v", err)
+		}
+		p := created.GetPost()
+		if p.GetText() != "via gRPC" || p.GetImage().GetWidth() != 300 || p.GetImage().GetHeight() != 200 || p.GetImage().GetContentType() != "image/png" {
+			t.Fatalf("Upload returned %v", p)
+		}
+		got, err := feed.GetPost(ctx, &feedv1.GetPostRequest{Id: p.GetId()})
+		if err != nil || got.GetPost().GetText() != "via gRPC" || !got.GetPost().GetCreateTime().AsTime().Equal(p.GetCreateTime().AsTime()) {
+			t.Fatalf("GetPost = %v, %v", got, err)
+		}
+
+		// GetBlob: metadata first, then the bytes, whole and in a range.
+		read := func(req *blobv1.GetBlobRequest) (*blobv1.BlobMetadata, []byte, error) {
+			s, err := blob.GetBlob(ctx, req)
+			if err != nil {
+				return nil, nil, err
+			}
+			first, err := s.Recv()
+			if err != nil {
+				return nil, nil, err
+			}
+			var data []byte
+			for {
+				msg, err := s.Recv()
+				if err == io.EOF {
+					return first.GetMetadata(), data, nil
+				}
+				if err != nil {
+					return nil, nil, err
+				}
+				data = append(data, msg.GetChunk()...)
+			}
+		}
+		meta, data, err := read(&blobv1.GetBlobRequest{Id: p.GetImage().GetId()})
+		if err != nil || !bytes.Equal(data, photo) || meta.GetSizeBytes() != int64(len(photo)) || len(meta.GetSha256()) != 32 {
+			t.Fatalf("GetBlob: meta %v, %d bytes, %v", meta, len(data), err)
+		}
+		_, part, err := read(&blobv1.GetBlobRequest{Id: p.GetImage().GetId(), ReadOffset: 10, ReadLimit: 20})
+		if err != nil || !bytes.Equal(part, photo[10:30]) {
+			t.Fatalf("GetBlob range: %d bytes, %v", len(part), err)
+		}
+		md, err := blob.GetBlobMetadata(ctx, &blobv1.GetBlobMetadataRequest{Id: p.GetImage().GetId()})
+		if err != nil || !bytes.Equal(md.GetMetadata().GetSha256(), meta.GetSha256()) {
+			t.Fatalf("GetBlobMetadata = %v, %v", md, err)
+		}
+
+		unknown := store.NewID().String()
+		for _, c := range []struct {
+			name string
+			call func() error
+			want codes.Code
+		}{
+			{"ListPosts negative page_size", func() error {
+				_, err := feed.ListPosts(ctx, &feedv1.ListPostsRequest{PageSize: -1})
+				return err
+			}, codes.InvalidArgument},
+			{"ListPosts page_size 101", func() error {
+				_, err := feed.ListPosts(ctx, &feedv1.ListPostsRequest{PageSize: 101})
+				return err
+			}, codes.InvalidArgument},
+			{"ListPosts forged token", func() error {
+				_, err := feed.ListPosts(ctx, &feedv1.ListPostsRequest{PageToken: "AQ"})
+				return err
+			}, codes.InvalidArgument},
+			{"GetPost malformed id", func() error {
+				_, err := feed.GetPost(ctx, &feedv1.GetPostRequest{Id: "../../etc/passwd"})
+				return err
+			}, codes.InvalidArgument},
+			{"GetPost unknown id", func() error {
+				_, err := feed.GetPost(ctx, &feedv1.GetPostRequest{Id: unknown})
+				return err
+			}, codes.NotFound},
+			{"GetBlob malformed id", func() error {
+				_, _, err := read(&blobv1.GetBlobRequest{Id: "abc"})
+				return err
+			}, codes.InvalidArgument},
+			{"GetBlob unknown id", func() error {
+				_, _, err := read(&blobv1.GetBlobRequest{Id: unknown})
+				return err
+			}, codes.NotFound},
+			{"GetBlob offset past the end", func() error {
+				_, _, err := read(&blobv1.GetBlobRequest{Id: p.GetImage().GetId(), ReadOffset: int64(len(photo)) + 1})
+				return err
+			}, codes.OutOfRange},
+			{"GetBlobMetadata unknown id", func() error {
+				_, err := blob.GetBlobMetadata(ctx, &blobv1.GetBlobMetadataRequest{Id: unknown})
+				return err
+			}, codes.NotFound},
+			{"Upload without header", func() error {
+				s, err := up.Upload(ctx)
+				if err != nil {
+					return err
+				}
+				_ = s.Send(&uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Chunk{Chunk: []byte("x")}})
+				_, err = s.CloseAndRecv()
+				return err
+			}, codes.InvalidArgument},
+			{"Upload empty stream", func() error {
+				s, err := up.Upload(ctx)
+				if err != nil {
+					return err
+				}
+				_, err = s.CloseAndRecv()
+				return err
+			}, codes.InvalidArgument},
+			{"Upload chunk without photo", func() error {
+				s, err := up.Upload(ctx)
+				if err != nil {
+					return err
+				}
+				_ = s.Send(&uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Header{Header: &uploadv1.UploadHeader{Text: "x"}}})
+				_ = s.Send(&uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Chunk{Chunk: []byte("x")}})
+				_, err = s.CloseAndRecv()
+				return err
+			}, codes.InvalidArgument},
+			{"Upload empty text", func() error {
+				_, err := upload(ctx, up, "   ", nil, 1)
+				return err
+			}, codes.InvalidArgument},
+			{"Upload not an image", func() error {
+				_, err := upload(ctx, up, "x", []byte("%PDF-1.7\n"), 1000)
+				return err
+			}, codes.InvalidArgument},
+			{"Upload over the size limit", func() error {
+				_, err := upload(ctx, up, "x", bytes.Repeat([]byte{1}, 1<<20+1), 64<<10)
+				return err
+			}, codes.ResourceExhausted},
+			{"Upload too many pixels", func() error {
+				_, err := upload(ctx, up, "x", hugePNG(100000, 100000), 1000)
+				return err
+			}, codes.ResourceExhausted},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				if got := status.Code(c.call()); got != c.want {
+					t.Fatalf("code %v, want %v", got, c.want)
+				}
+			})
+		}
+
+		// Health and reflection on every service.
+		for addr, svc := range map[string]string{
+			m.FeedAddrs[0]: "extagram.feed.v1.FeedService", m.FeedAddrs[1]: "extagram.feed.v1.FeedService",
+			m.UploadAddr: "extagram.upload.v1.UploadService", m.BlobAddr: "extagram.blob.v1.BlobService",
+		} {
+			cc := testmesh.Conn(t, addr)
+			for _, name := range []string{"", svc} {
+				resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: name})
+				if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+					t.Errorf("%s health %q: %v %v", addr, name, resp, err)
+				}
+			}
+			rs, err := reflectionpb.NewServerReflectionClient(cc).ServerReflectionInfo(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = rs.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{ListServices: ""}})
+			r, err := rs.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, s := range r.GetListServicesResponse().GetService() {
+				names = append(names, s.GetName())
+			}
+			all := strings.Join(names, " ")
+			for _, want := range []string{svc, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"} {
+				if !strings.Contains(all, want) {
+					t.Errorf("%s reflection lists %q, missing %s", addr, all, want)
+				}
+			}
+		}
+	})
+}
+
+// handled reads grpc_server_handled_total for a method from a /metrics URL.
+func handled(t testing.TB, url, method string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	total := 0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "grpc_server_handled_total{") && strings.Contains(line, `grpc_method="`+method+`"`) {
+			f := strings.Fields(line)
+			n, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			total += int(n)
+		}
+	}
+	return total
+}
+
+func TestFeedSpreadOverReplicas(t *testing.T) {
+	m := testmesh.Start(t, testmesh.Options{Store: storeEmbedded(t)})
+	uploadPhoto(t, m, "spread", nil)
+	const loads = 200
+	for range loads {
+		if resp, _ := get(t, m, "/"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /: %d", resp.StatusCode)
+		}
+	}
+	a, b := handled(t, m.Metrics["feed-1"], "ListPosts"), handled(t, m.Metrics["feed-2"], "ListPosts")
+	t.Logf("ListPosts served: feed-1 %d, feed-2 %d", a, b)
+	if a+b < loads || a < loads/4 || b < loads/4 {
+		t.Fatalf("feed-1 served %d and feed-2 %d of %d page loads: want both in rotation", a, b, loads)
+	}
+}
+
+func TestStorageRoutes(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		m := testmesh.Start(t, testmesh.Options{Store: st})
+		photo := jpegBytes(t, 200, 100)
+		uploadPhoto(t, m, "storage", &formFile{"x.jpg", "image/jpeg", photo})
+		img := listAPI(t, m, "").Posts[0].Image
+		url := "/storage/" + img.ID
+		resp, body := get(t, m, url)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/jpeg" {
+			t.Fatalf("GET: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		stored := []byte(body)
+		etag := resp.Header.Get("ETag")
+
+		req, _ := http.NewRequest(http.MethodHead, m.URL+url, nil)
+		resp, body = do(t, m, req)
+		if resp.StatusCode != 200 || body != "" || resp.Header.Get("Content-Length") != strconv.Itoa(len(stored)) || resp.Header.Get("ETag") != etag {
+			t.Fatalf("HEAD: %d, %d body bytes, length %q", resp.StatusCode, len(body), resp.Header.Get("Content-Length"))
+		}
+		req, _ = http.NewRequest(http.MethodGet, m.URL+url, nil)
+		req.Header.Set("If-None-Match", etag)
+		if resp, body = do(t, m, req); resp.StatusCode != http.StatusNotModified || body != "" {
+			t.Fatalf("If-None-Match: %d", resp.StatusCode)
+		}
+		req, _ = http.NewRequest(http.MethodGet, m.URL+url, nil)
+		req.Header.Set("Range", "bytes=100-199")
+		if resp, body = do(t, m, req); resp.StatusCode != http.StatusPartialContent || body != string(stored[100:200]) ||
+			resp.Header.Get("Content-Range") != "bytes 100-199/"+strconv.Itoa(len(stored)) {
+			t.Fatalf("Range: %d %q, %d bytes", resp.StatusCode, resp.Header.Get("Content-Range"), len(body))
+		}
+		req.Header.Set("Range", "bytes=-10")
+		if resp, body = do(t, m, req); resp.StatusCode != http.StatusPartialContent || body != string(stored[len(stored)-10:]) {
+			t.Fatalf("suffix Range: %d, %d bytes", resp.StatusCode, len(body))
+		}
+		req.Header.Set("Range", "bytes=999999-")
+		if resp, _ = do(t, m, req); resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
+			t.Fatalf("Range past the end: %d", resp.StatusCode)
+		}
+		for _, bad := range []string{"/storage/abc", "/storage/" + img.ID + "x", "/storage/%2e%2e", "/storage/..%2f..%2fetc%2fpasswd",
+			"/storage/%00", "/storage/" + strings.Repeat("A", 21) + "%00", "/storage/" + strings.Repeat("*", 22), "/storage/../../etc/passwd"} {
+			resp, body := get(t, m, bad)
+			if resp.StatusCode != 400 && resp.StatusCode != 404 {
+				t.Errorf("GET %s: %d, want 400 or 404", bad, resp.StatusCode)
+			}
+			if strings.Contains(body, "root:") {
+				t.Errorf("GET %s leaked a file", bad)
+			}
+		}
+		if resp, _ := get(t, m, "/storage/"+store.NewID().String()); resp.StatusCode != 404 {
+			t.Errorf("unknown id: %d, want 404", resp.StatusCode)
+		}
+
+		// The file copy deleted, then corrupted: the database copy is served
+		// and the file restored.
+		path := uploadsFile(m, img.ID)
+		for name, damage := range map[string]func() error{
+			"deleted":   func() error { return os.Remove(path) },
+			"corrupted": func() error { return os.WriteFile(path, append([]byte("junk"), stored...), 0o640) },
+			"truncated": func() error { return os.WriteFile(path, stored[:10], 0o640) },
+		} {
+			if err := damage(); err != nil {
+				t.Fatal(err)
+			}
+			resp, body := get(t, m, url)
+			if resp.StatusCode != 200 || body != string(stored) {
+				t.Fatalf("%s file: %d, %d bytes; want the stored bytes", name, resp.StatusCode, len(body))
+			}
+			if disk, err := os.ReadFile(path); err != nil || !bytes.Equal(disk, stored) {
+				t.Fatalf("%s file not restored: %v", name, err)
+			}
+		}
+	})
+}
+
+func TestEdgeHeadersAndRedirect(t *testing.T) {
+	m := testmesh.Start(t, testmesh.Options{Store: storeEmbedded(t)})
+	for _, path := range []string{"/", "/static/style.css", "/api/v1/posts", "/storage/bad", "/healthz", "/nope"} {
+		resp, _ := get(t, m, path)
+		for _, h := range []string{"Content-Security-Policy", "Strict-Transport-Security", "Referrer-Policy", "X-Content-Type-Options"} {
+			if resp.Header.Get(h) == "" {
+				t.Errorf("%s: no %s header", path, h)
+			}
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe-inline") {
+			t.Errorf("%s: CSP %q", path, csp)
+		}
+	}
+	if resp, _ := get(t, m, "/readyz"); resp.StatusCode != 200 {
+		t.Errorf("/readyz: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, m, "/api/v1/posts/"+store.NewID().String()); resp.StatusCode != 404 {
+		t.Errorf("API unknown post: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, m, "/api/v1/posts/bad"); resp.StatusCode != 400 {
+		t.Errorf("API bad id: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, m, "/api/v1/posts?pageSize=500"); resp.StatusCode != 400 {
+		t.Errorf("API page size 500: %d", resp.StatusCode)
+	}
+
+	resp, err := m.Client.Get(m.HTTPURL + "/extagram.php?x=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want := strings.Replace(m.URL, "https://", "https://", 1) + "/extagram.php?x=1"
+	if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
+		t.Fatalf("HTTP: %d to %q, want 308 to %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+
+	// A cross-site form post is refused; a scripted client without browser
+	// headers is not.
+	body, ct := form(t, [][2]string{{"post", "csrf"}}, nil)
+	req, _ := http.NewRequest(http.MethodPost, m.URL+"/upload.php", bytes.NewReader(body))
+	req.Header.Set("Content-Type", ct)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	req.Header.Set("Origin", "https://evil.example")
+	if resp, _ := do(t, m, req); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site post: %d, want 403", resp.StatusCode)
+	}
+	if s := snap(t, m); s.posts != 0 {
+		t.Fatalf("cross-site post stored something")
+	}
+}
+

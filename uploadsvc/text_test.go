@@ -1,0 +1,46 @@
+package uploadsvc
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCheckText(t *testing.T) {
+	emoji := strings.Repeat("😀", 2200)
+	for _, c := range []struct {
+		name, in, want, err string
+	}{
+		{"plain", "hello", "hello", ""},
+		{"trimmed", "  hello \n", "hello", ""},
+		{"right to left", " مرحبا بالعالم ", "مرحبا بالعالم", ""},
+		{"2,200 emoji", emoji, emoji, ""},
+		{"inner line break kept", "a\nb", "a\nb", ""},
+		{"empty", "", "", "required"},
+		{"white space only", " \t\r\n\u00a0", "", "required"},
+		{"2,201 characters", strings.Repeat("a", 2201), "", "limit is 2200"},
+		{"invalid UTF-8", "caf\xe9", "", "UTF-8"},
+		{"NUL", "a\x00b", "", "NUL"},
+		{"escape character", "a\x1bb", "", "U+001B"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := CheckText(c.in)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("CheckText(%q) error = %v, want one saying %q", c.in, err, c.err)
+				}
+				return
+			}
+			if err != nil || got != c.want {
+				t.Fatalf("CheckText(%q) = %q, %v; want %q", c.in, got, err, c.want)
+			}
+		})
+	}
+}
+
+func TestFormatBytes(t *testing.T) {
+	for n, want := range map[int64]string{10 << 20: "10 MiB", 256 << 10: "256 KiB", 1536 << 10: "1.5 MiB", 100: "100 bytes"} {
+		if got := FormatBytes(n); got != want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
