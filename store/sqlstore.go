@@ -1,0 +1,418 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// sqlStore is the Store over database/sql. MySQL and SQLite share it: they
+// take the same SQL, and differ only in how a time is written, how server
+// errors are classified and how writers are serialised.
+type sqlStore struct {
+	// r serves reads. w serves writes: for MySQL it is the same pool as r;
+	// for SQLite it is a pool of one connection, so writers queue in Go
+	// instead of failing with SQLITE_BUSY.
+	r, w *sql.DB
+	// timeArg turns a UTC time into a query argument.
+	timeArg func(time.Time) any
+	// classify maps a dialect's server errors to ErrDuplicate or
+	// ErrUnavailable.
+	classify func(error) error
+}
+
+var _ Store = (*sqlStore)(nil)
+
+// contentTypes are the image types the site serves (see Image).
+var contentTypes = map[string]bool{
+	"image/jpeg": true,
+	"image/png":  true,
+	"image/gif":  true,
+	"image/webp": true,
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// validateNewPost rejects what the schema could not hold faithfully or the
+// site must never show. The services validate first; this is the last line.
+func validateNewPost(p NewPost) error {
+	if p.ID.IsZero() {
+		return invalid("post id is zero")
+	}
+	if !utf8.ValidString(p.Text) {
+		return invalid("post text is not valid UTF-8")
+	}
+	if strings.TrimSpace(p.Text) == "" {
+		return invalid("post text is empty")
+	}
+	if n := utf8.RuneCountInString(p.Text); n > MaxTextLen {
+		return invalid("post text has %d characters, more than %d", n, MaxTextLen)
+	}
+	im := p.Image
+	if im == nil {
+		return nil
+	}
+	switch {
+	case im.ID.IsZero():
+		return invalid("image id is zero")
+	case !contentTypes[im.ContentType]:
+		return invalid("image content type %q is not one of image/jpeg, image/png, image/gif, image/webp", im.ContentType)
+	case im.Width < 1 || im.Height < 1 || im.Width > math.MaxInt32 || im.Height > math.MaxInt32:
+		return invalid("image is %dx%d pixels", im.Width, im.Height)
+	case len(im.Data) == 0:
+		return invalid("image has no bytes")
+	}
+	return nil
+}
+
+func validateLimit(limit int) error {
+	if limit < 1 || limit > MaxListLimit {
+		return invalid("limit %d is not between 1 and %d", limit, MaxListLimit)
+	}
+	return nil
+}
+
+func (s *sqlStore) fail(op string, err error) error { return wrap(op, err, s.classify) }
+
+const (
+	insertImageSQL = `INSERT INTO images (id, content_type, size_bytes, sha256, width, height, data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	insertPostSQL  = `INSERT INTO posts (id, body, image_id, created_at) VALUES (?, ?, ?, ?)`
+)
+
+// CreatePost implements Store.
+func (s *sqlStore) CreatePost(ctx context.Context, np NewPost) (Post, error) {
+	if err := validateNewPost(np); err != nil {
+		return Post{}, fmt.Errorf("store: create post: %w", err)
+	}
+	// Both databases keep microseconds; truncating here makes the returned
+	// post equal to what GetPost reads back.
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	post := Post{ID: np.ID, Text: np.Text, CreatedAt: now}
+	var imageID any // NULL for a text-only post
+	if ni := np.Image; ni != nil {
+		post.Image = &Image{
+			ID:          ni.ID,
+			ContentType: ni.ContentType,
+			Size:        int64(len(ni.Data)),
+			SHA256:      sha256.Sum256(ni.Data),
+			Width:       ni.Width,
+			Height:      ni.Height,
+			CreatedAt:   now,
+		}
+		imageID = post.Image.ID[:]
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// The image goes first so the post's foreign key has something to
+		// point at; a failure anywhere rolls both back.
+		if im := post.Image; im != nil {
+			if _, err := tx.ExecContext(ctx, insertImageSQL,
+				im.ID[:], im.ContentType, im.Size, im.SHA256[:], im.Width, im.Height, np.Image.Data, s.timeArg(now),
+			); err != nil {
+				return s.fail("insert image "+im.ID.String(), err)
+			}
+		}
+		res, err := tx.ExecContext(ctx, insertPostSQL, post.ID[:], post.Text, imageID, s.timeArg(now))
+		if err != nil {
+			return s.fail("insert post "+post.ID.String(), err)
+		}
+		if post.Key, err = res.LastInsertId(); err != nil {
+			return s.fail("insert post "+post.ID.String(), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Post{}, err
+	}
+	return post, nil
+}
+
+// inTx runs fn in a write transaction and commits it, or rolls it back when
+// fn fails. fn's errors are returned as they are.
+func (s *sqlStore) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return s.fail("begin", err)
+	}
+	if err := fn(tx); err != nil {
+		// The rollback error adds nothing: the server discards the
+		// transaction anyway when the connection is gone.
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		// With the connection lost during COMMIT the outcome is unknown;
+		// the caller sees ErrUnavailable and may look the post up again.
+		return s.fail("commit", err)
+	}
+	return nil
+}
+
+// postColumns and postFrom read a post with its image's metadata. The join
+// never touches images.data, which lives on overflow pages: a feed page
+// reads no image bytes.
+const (
+	postColumns = `p.seq, p.id, p.body, p.created_at, i.id, i.content_type, i.size_bytes, i.sha256, i.width, i.height, i.created_at`
+	postFrom    = ` FROM posts p LEFT JOIN images i ON i.id = p.image_id`
+
+	getPostSQL         = `SELECT ` + postColumns + postFrom + ` WHERE p.id = ?`
+	listPostsSQL       = `SELECT ` + postColumns + postFrom + ` ORDER BY p.seq DESC LIMIT ?`
+	listPostsBeforeSQL = `SELECT ` + postColumns + postFrom + ` WHERE p.seq < ? ORDER BY p.seq DESC LIMIT ?`
+
+	imageColumns = `id, content_type, size_bytes, sha256, width, height, created_at`
+	imageInfoSQL = `SELECT ` + imageColumns + ` FROM images WHERE id = ?`
+	imageDataSQL = `SELECT ` + imageColumns + `, data FROM images WHERE id = ?`
+	imageIDsSQL  = `SELECT id FROM images WHERE id > ? ORDER BY id LIMIT ?`
+)
+
+// GetPost implements Store.
+func (s *sqlStore) GetPost(ctx context.Context, id ID) (Post, error) {
+	if id.IsZero() {
+		return Post{}, fmt.Errorf("store: get post %s: %w", id, ErrNotFound)
+	}
+	p, err := scanPost(s.r.QueryRowContext(ctx, getPostSQL, id[:]))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Post{}, fmt.Errorf("store: get post %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Post{}, s.fail("get post "+id.String(), err)
+	}
+	return p, nil
+}
+
+// ListPosts implements Store.
+func (s *sqlStore) ListPosts(ctx context.Context, opts ListOptions) ([]Post, error) {
+	if err := validateLimit(opts.Limit); err != nil {
+		return nil, fmt.Errorf("store: list posts: %w", err)
+	}
+	if opts.Before < 0 {
+		return nil, fmt.Errorf("store: list posts: %w", invalid("before %d is negative", opts.Before))
+	}
+	var rows *sql.Rows
+	var err error
+	if opts.Before == 0 {
+		rows, err = s.r.QueryContext(ctx, listPostsSQL, opts.Limit)
+	} else {
+		rows, err = s.r.QueryContext(ctx, listPostsBeforeSQL, opts.Before, opts.Limit)
+	}
+	if err != nil {
+		return nil, s.fail("list posts", err)
+	}
+	defer rows.Close()
+	posts := make([]Post, 0, min(opts.Limit, 64))
+	for rows.Next() {
+		p, err := scanPost(rows)
+		if err != nil {
+			return nil, s.fail("list posts", err)
+		}
+		posts = append(posts, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail("list posts", err)
+	}
+	return posts, nil
+}
+
+// ImageInfo implements Store.
+func (s *sqlStore) ImageInfo(ctx context.Context, id ID) (Image, error) {
+	if id.IsZero() {
+		return Image{}, fmt.Errorf("store: image %s: %w", id, ErrNotFound)
+	}
+	var im Image
+	err := scanImage(s.r.QueryRowContext(ctx, imageInfoSQL, id[:]), &im)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Image{}, fmt.Errorf("store: image %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Image{}, s.fail("image "+id.String(), err)
+	}
+	return im, nil
+}
+
+// ImageData implements Store.
+func (s *sqlStore) ImageData(ctx context.Context, id ID) (Image, []byte, error) {
+	if id.IsZero() {
+		return Image{}, nil, fmt.Errorf("store: image data %s: %w", id, ErrNotFound)
+	}
+	var im Image
+	var data []byte
+	err := scanImage(s.r.QueryRowContext(ctx, imageDataSQL, id[:]), &im, &data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Image{}, nil, fmt.Errorf("store: image data %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Image{}, nil, s.fail("image data "+id.String(), err)
+	}
+	// Defensive: a size column that disagrees with the bytes means the
+	// row was altered outside the store; serving it would break ranges.
+	if int64(len(data)) != im.Size {
+		return Image{}, nil, fmt.Errorf("store: image data %s: %d bytes stored, size column says %d", id, len(data), im.Size)
+	}
+	return im, data, nil
+}
+
+// ImageIDs implements Store.
+func (s *sqlStore) ImageIDs(ctx context.Context, after ID, limit int) ([]ID, error) {
+	if err := validateLimit(limit); err != nil {
+		return nil, fmt.Errorf("store: image ids: %w", err)
+	}
+	rows, err := s.r.QueryContext(ctx, imageIDsSQL, after[:], limit)
+	if err != nil {
+		return nil, s.fail("image ids", err)
+	}
+	defer rows.Close()
+	ids := make([]ID, 0, min(limit, 256))
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, s.fail("image ids", err)
+		}
+		id, err := idFromBytes(b)
+		if err != nil {
+			return nil, fmt.Errorf("store: image ids: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail("image ids", err)
+	}
+	return ids, nil
+}
+
+// Ping implements Store.
+func (s *sqlStore) Ping(ctx context.Context) error {
+	if err := s.r.PingContext(ctx); err != nil {
+		return s.fail("ping", err)
+	}
+	if s.w != s.r {
+		if err := s.w.PingContext(ctx); err != nil {
+			return s.fail("ping", err)
+		}
+	}
+	return nil
+}
+
+// Close implements Store.
+func (s *sqlStore) Close() error {
+	err := s.r.Close()
+	if s.w != s.r {
+		err = errors.Join(err, s.w.Close())
+	}
+	if err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanPost(row scanner) (Post, error) {
+	var (
+		p                     Post
+		postID, imgID, imgSum []byte
+		created, imgCreated   timeColumn
+		contentType           sql.NullString
+		size, width, height   sql.NullInt64
+	)
+	if err := row.Scan(&p.Key, &postID, &p.Text, &created,
+		&imgID, &contentType, &size, &imgSum, &width, &height, &imgCreated); err != nil {
+		return Post{}, err
+	}
+	var err error
+	if p.ID, err = idFromBytes(postID); err != nil {
+		return Post{}, err
+	}
+	p.CreatedAt = created.t
+	if imgID == nil {
+		return p, nil
+	}
+	im := &Image{
+		ContentType: contentType.String,
+		Size:        size.Int64,
+		Width:       int(width.Int64),
+		Height:      int(height.Int64),
+		CreatedAt:   imgCreated.t,
+	}
+	if im.ID, err = idFromBytes(imgID); err != nil {
+		return Post{}, err
+	}
+	if len(imgSum) != len(im.SHA256) {
+		return Post{}, fmt.Errorf("stored sha256 has %d bytes", len(imgSum))
+	}
+	copy(im.SHA256[:], imgSum)
+	p.Image = im
+	return p, nil
+}
+
+// scanImage scans imageColumns into im, then any extra columns into extra.
+func scanImage(row scanner, im *Image, extra ...any) error {
+	var (
+		id, sum []byte
+		created timeColumn
+	)
+	dest := append([]any{&id, &im.ContentType, &im.Size, &sum, &im.Width, &im.Height, &created}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return err
+	}
+	var err error
+	if im.ID, err = idFromBytes(id); err != nil {
+		return err
+	}
+	if len(sum) != len(im.SHA256) {
+		return fmt.Errorf("stored sha256 has %d bytes", len(sum))
+	}
+	copy(im.SHA256[:], sum)
+	im.CreatedAt = created.t
+	return nil
+}
+
+func idFromBytes(b []byte) (ID, error) {
+	var id ID
+	if len(b) != len(id) {
+		return id, fmt.Errorf("stored id has %d bytes, want %d", len(b), len(id))
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// sqliteTimeLayout is how the embedded store writes times: UTC, fixed
+// width, so the text sorts in time order and SQLite's date functions read it.
+const sqliteTimeLayout = "2006-01-02 15:04:05.000000"
+
+// timeColumn scans a creation time from either database: MySQL returns a
+// time.Time (parseTime is on), SQLite the text the store wrote. NULL (a
+// text-only post's image columns) leaves the zero time.
+type timeColumn struct{ t time.Time }
+
+func (c *timeColumn) Scan(v any) error {
+	switch v := v.(type) {
+	case nil:
+		c.t = time.Time{}
+	case time.Time:
+		c.t = v.UTC()
+	case string:
+		return c.parse(v)
+	case []byte:
+		return c.parse(string(v))
+	default:
+		return fmt.Errorf("store: cannot read a time from %T", v)
+	}
+	return nil
+}
+
+func (c *timeColumn) parse(s string) error {
+	t, err := time.Parse(sqliteTimeLayout, s)
+	if err != nil {
+		return fmt.Errorf("store: stored time %q: %w", s, err)
+	}
+	c.t = t
+	return nil
+}
