@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+func TestWrapClassifies(t *testing.T) {
+	t.Parallel()
+	dialRefused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	cases := []struct {
+		name     string
+		err      error
+		classify func(error) error
+		want     error // nil: neither ErrDuplicate nor ErrUnavailable
+	}{
+		{"mysql duplicate entry", &mysql.MySQLError{Number: 1062, Message: "Duplicate entry"}, classifyMySQL, ErrDuplicate},
+		{"mysql duplicate, wrapped", fmt.Errorf("exec: %w", &mysql.MySQLError{Number: 1062}), classifyMySQL, ErrDuplicate},
+		{"mysql too many connections", &mysql.MySQLError{Number: 1040}, classifyMySQL, ErrUnavailable},
+		{"mysql deadlock", &mysql.MySQLError{Number: 1213}, classifyMySQL, ErrUnavailable},
+		{"mysql read-only", &mysql.MySQLError{Number: 1290}, classifyMySQL, ErrUnavailable},
+		{"mysql syntax error", &mysql.MySQLError{Number: 1064}, classifyMySQL, nil},
+		{"mysql no such table", &mysql.MySQLError{Number: 1146}, classifyMySQL, nil},
+		{"invalid connection", mysql.ErrInvalidConn, classifyMySQL, ErrUnavailable},
+		{"bad connection", driver.ErrBadConn, classifyMySQL, ErrUnavailable},
+		{"connection done", sql.ErrConnDone, classifySQLite, ErrUnavailable},
+		{"connection refused", dialRefused, classifyMySQL, ErrUnavailable},
+		{"bare ECONNREFUSED", syscall.ECONNREFUSED, classifyMySQL, ErrUnavailable},
+		{"i/o timeout", &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}, classifyMySQL, ErrUnavailable},
+		{"deadline", context.DeadlineExceeded, classifySQLite, ErrUnavailable},
+		{"canceled", context.Canceled, classifyMySQL, nil},
+		{"dial canceled", &net.OpError{Op: "dial", Net: "tcp", Err: context.Canceled}, classifyMySQL, nil},
+		{"no rows", sql.ErrNoRows, classifyMySQL, nil},
+		{"anything else", errors.New("boom"), classifySQLite, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			err := wrap("op", c.err, c.classify)
+			if !errors.Is(err, c.err) {
+				t.Errorf("wrap(%v) = %v, which no longer wraps the cause", c.err, err)
+			}
+			for _, sentinel := range []error{ErrDuplicate, ErrUnavailable} {
+				if got, want := errors.Is(err, sentinel), sentinel == c.want; got != want {
+					t.Errorf("errors.Is(wrap(%v), %v) = %v, want %v", c.err, sentinel, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestClassifySQLite uses a real database, since the driver's error type
+// cannot be built outside its package.
+func TestClassifySQLite(t *testing.T) {
+	t.Parallel()
+	db, err := sql.Open("sqlite", sqliteDSN(t.TempDir()+"/classify.db", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := t.Context()
+	for _, q := range []string{
+		"CREATE TABLE t (id BLOB PRIMARY KEY, u TEXT UNIQUE, n INTEGER NOT NULL)",
+		"INSERT INTO t VALUES (x'01', 'a', 1)",
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		query string
+		want  error
+	}{
+		{"INSERT INTO t VALUES (x'01', 'b', 1)", ErrDuplicate}, // primary key
+		{"INSERT INTO t VALUES (x'02', 'a', 1)", ErrDuplicate}, // unique
+		{"INSERT INTO t VALUES (x'03', 'c', NULL)", nil},       // not null: a bug, not a duplicate
+		{"INSERT INTO missing VALUES (1)", nil},
+	}
+	for _, c := range cases {
+		_, err := db.ExecContext(ctx, c.query)
+		if err == nil {
+			t.Fatalf("%s succeeded", c.query)
+		}
+		if got := classifySQLite(err); got != c.want {
+			t.Errorf("%s: classifySQLite(%v) = %v, want %v", c.query, err, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,363 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/extagram/extagram/store"
+	"github.com/extagram/extagram/store/storetest"
+)
+
+// TestStore runs the conformance suite on both stores.
+func TestStore(t *testing.T) {
+	t.Parallel()
+	t.Run("mysql", func(t *testing.T) {
+		t.Parallel()
+		storetest.RequireMySQL(t)
+		storetest.Run(t, func(t *testing.T) store.Store { return storetest.MySQL(t) })
+	})
+	t.Run("embedded", func(t *testing.T) {
+		t.Parallel()
+		storetest.Run(t, func(t *testing.T) store.Store { return storetest.Embedded(t) })
+	})
+}
+
+// serveTCP accepts connections on 127.0.0.1 and hands each to handle until
+// the test ends.
+func serveTCP(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			handle(c)
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// closedPort returns an address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestOpenUnreachableMySQL checks that Open and Migrate give up with
+// ErrUnavailable instead of hanging when the server cannot be reached or
+// never answers. The 2s context is what makes them return; the test
+// asserts no time.
+func TestOpenUnreachableMySQL(t *testing.T) {
+	t.Parallel()
+	servers := []struct {
+		name string
+		addr func(t *testing.T) string
+	}{
+		{"accepts and never answers", func(t *testing.T) string { return serveTCP(t, func(net.Conn) {}) }},
+		{"accepts and hangs up", func(t *testing.T) string { return serveTCP(t, func(c net.Conn) { c.Close() }) }},
+		{"answers garbage", func(t *testing.T) string {
+			return serveTCP(t, func(c net.Conn) { _, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\n\r\n"); c.Close() })
+		}},
+		{"closed port", closedPort},
+	}
+	ops := []struct {
+		name string
+		run  func(ctx context.Context, cfg store.Config) error
+	}{
+		{"Open", func(ctx context.Context, cfg store.Config) error {
+			s, err := store.Open(ctx, cfg)
+			if err == nil {
+				s.Close()
+			}
+			return err
+		}},
+		{"Migrate", store.Migrate},
+	}
+	for _, srv := range servers {
+		for _, op := range ops {
+			t.Run(srv.name+"/"+op.name, func(t *testing.T) {
+				t.Parallel()
+				cfg := store.Config{MySQLDSN: "extagram:secret@tcp(" + srv.addr(t) + ")/extagram", Logger: storetest.Logger(t)}
+				ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+				defer cancel()
+				err := op.run(ctx, cfg)
+				if !errors.Is(err, store.ErrUnavailable) {
+					t.Fatalf("%s = %v, want ErrUnavailable", op.name, err)
+				}
+			})
+		}
+	}
+}
+
+// TestMySQLServerGone checks that a store whose server disappears answers
+// ErrUnavailable (the services' 503) rather than hanging or blaming the
+// request. A TCP proxy stands in for the server so the test can cut it off.
+func TestMySQLServerGone(t *testing.T) {
+	t.Parallel()
+	cfg, err := mysql.ParseDSN(storetest.MySQLDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := cfg.Addr
+	proxyCtx, cutOff := context.WithCancel(context.Background())
+	defer cutOff()
+	cfg.Addr = serveTCP(t, func(c net.Conn) {
+		up, err := net.Dial("tcp", target)
+		if err != nil {
+			c.Close()
+			return
+		}
+		go func() { _, _ = io.Copy(up, c); up.Close() }()
+		go func() { _, _ = io.Copy(c, up); c.Close() }()
+		go func() { <-proxyCtx.Done(); c.Close(); up.Close() }()
+	})
+
+	s, err := store.Open(t.Context(), store.Config{MySQLDSN: cfg.FormatDSN(), Logger: storetest.Logger(t)})
+	if err != nil {
+		t.Fatalf("Open through the proxy: %v", err)
+	}
+	defer s.Close()
+	p, err := s.CreatePost(t.Context(), store.NewPost{ID: store.NewID(), Text: "before the outage"})
+	if err != nil {
+		t.Fatalf("CreatePost: %v", err)
+	}
+
+	// Cut every connection. The listener stays up, but each new connection
+	// is closed at once, like a server that crashed behind a load balancer.
+	cutOff()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"Ping", func() error { return s.Ping(ctx) }},
+		{"GetPost", func() error { _, err := s.GetPost(ctx, p.ID); return err }},
+		{"ListPosts", func() error { _, err := s.ListPosts(ctx, store.ListOptions{Limit: 5}); return err }},
+		{"CreatePost", func() error {
+			_, err := s.CreatePost(ctx, store.NewPost{ID: store.NewID(), Text: "during the outage"})
+			return err
+		}},
+	}
+	for _, c := range calls {
+		if err := c.call(); !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s = %v, want ErrUnavailable", c.name, err)
+		}
+	}
+}
+
+// TestMySQLMigrateConcurrently starts several migrators on one fresh
+// database at once, as two feed replicas, upload and blob do on a first
+// deployment: all must succeed, and each migration must be applied once.
+func TestMySQLMigrateConcurrently(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.MySQLDSN(t)
+	const migrators = 6
+	var wg sync.WaitGroup
+	for i := range migrators {
+		wg.Go(func() {
+			if err := store.Migrate(t.Context(), store.Config{MySQLDSN: dsn, Logger: storetest.Logger(t)}); err != nil {
+				t.Errorf("migrator %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+
+	db := openSQL(t, dsn)
+	rows, err := db.QueryContext(t.Context(), `SELECT version_id, COUNT(*) FROM goose_db_version GROUP BY version_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	versions := 0
+	for rows.Next() {
+		var version, n int64
+		if err := rows.Scan(&version, &n); err != nil {
+			t.Fatal(err)
+		}
+		versions++
+		if n != 1 {
+			t.Errorf("version %d recorded %d times, want once", version, n)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if versions < 2 { // version 0 (goose's own) and at least the first migration
+		t.Errorf("goose_db_version holds %d versions, want at least 2", versions)
+	}
+}
+
+func openSQL(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Timeout = 5 * time.Second
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(connector)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// TestMySQLMigrationStep follows a deployment that migrates in a one-shot
+// step with DDL rights and runs services with data rights only: before the
+// step, a store opened with SkipMigrations finds no tables (so it ran no
+// DDL); after it, a data-only user opens the store, migrations included,
+// and posts.
+func TestMySQLMigrationStep(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.MySQLDSN(t)
+	ctx := t.Context()
+	logger := storetest.Logger(t)
+
+	skip, err := store.Open(ctx, store.Config{MySQLDSN: dsn, SkipMigrations: true, Logger: logger})
+	if err != nil {
+		t.Fatalf("Open with SkipMigrations: %v", err)
+	}
+	if _, err := skip.CreatePost(ctx, store.NewPost{ID: store.NewID(), Text: "no table yet"}); err == nil {
+		t.Error("CreatePost before migrating succeeded: Open with SkipMigrations must not create tables")
+	}
+	skip.Close()
+
+	if err := store.Migrate(ctx, store.Config{MySQLDSN: dsn, Logger: logger}); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+
+	// A user with data rights only, on the test database.
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := openSQL(t, dsn)
+	user, password := "extagram_app_"+cfg.DBName[len(cfg.DBName)-8:], "pw-"+store.NewID().String()
+	// Both hosts: an anonymous ''@'localhost' account, where one exists,
+	// would otherwise shadow user@'%' for connections from 127.0.0.1.
+	for _, host := range []string{"%", "localhost"} {
+		account := "'" + user + "'@'" + host + "'"
+		for _, q := range []string{
+			"CREATE USER " + account + " IDENTIFIED BY '" + password + "'",
+			"GRANT SELECT, INSERT, UPDATE, DELETE ON `" + cfg.DBName + "`.* TO " + account,
+		} {
+			if _, err := root.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		t.Cleanup(func() {
+			if _, err := root.ExecContext(context.Background(), "DROP USER IF EXISTS "+account); err != nil {
+				t.Errorf("drop user %s: %v", account, err)
+			}
+		})
+	}
+	app := cfg.Clone()
+	app.User, app.Passwd = user, password
+
+	appDB := openSQL(t, app.FormatDSN())
+	if _, err := appDB.ExecContext(ctx, "CREATE TABLE not_allowed (a INT)"); err == nil {
+		t.Fatal("the data-only user could create a table: the test proves nothing")
+	}
+
+	s, err := store.Open(ctx, store.Config{MySQLDSN: app.FormatDSN(), Logger: logger})
+	if err != nil {
+		t.Fatalf("Open as a data-only user, with migrations already applied: %v", err)
+	}
+	defer s.Close()
+	p, err := s.CreatePost(ctx, store.NewPost{ID: store.NewID(), Text: "posted with data rights"})
+	if err != nil {
+		t.Fatalf("CreatePost as a data-only user: %v", err)
+	}
+	if _, err := s.GetPost(ctx, p.ID); err != nil {
+		t.Fatalf("GetPost as a data-only user: %v", err)
+	}
+}
+
+// TestEmbeddedReopen checks that the embedded store creates its folder,
+// keeps posts across a restart, and that migrating again is harmless.
+func TestEmbeddedReopen(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := filepath.Join(t.TempDir(), "not", "yet", "there")
+	cfg := store.Config{DataDir: dir, Logger: storetest.Logger(t)}
+
+	s, err := store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	p, err := s.CreatePost(ctx, store.NewPost{ID: store.NewID(), Text: "kept across restarts", Image: &store.NewImage{
+		ID: store.NewID(), ContentType: "image/png", Width: 2, Height: 3, Data: []byte("not really a png"),
+	}})
+	if err != nil {
+		t.Fatalf("CreatePost: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, store.EmbeddedFile)); err != nil {
+		t.Fatalf("database file: %v", err)
+	}
+
+	if err := store.Migrate(ctx, cfg); err != nil {
+		t.Fatalf("Migrate an up-to-date database: %v", err)
+	}
+	s, err = store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	got, err := s.GetPost(ctx, p.ID)
+	if err != nil {
+		t.Fatalf("GetPost after reopening: %v", err)
+	}
+	if got.Text != p.Text || !got.CreatedAt.Equal(p.CreatedAt) || got.Image == nil || *got.Image != *p.Image {
+		t.Errorf("after reopening got %+v, want %+v", got, p)
+	}
+}
+
+func TestOpenWithoutDatabase(t *testing.T) {
+	t.Parallel()
+	if _, err := store.Open(t.Context(), store.Config{}); err == nil {
+		t.Error("Open with neither a DSN nor a data folder succeeded")
+	}
+}

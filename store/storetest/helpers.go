@@ -1,0 +1,144 @@
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/extagram/extagram/store"
+)
+
+// DSNEnv names the environment variable holding the DSN of a MySQL or
+// MariaDB server the tests may create databases on, for example
+// root@tcp(127.0.0.1:3306)/ (the database part is ignored).
+const DSNEnv = "EXTAGRAM_TEST_MYSQL_DSN"
+
+// RequireMySQL returns the server DSN from DSNEnv. Without it the test is
+// skipped, except under CI=true, where it fails: CI must never skip MySQL
+// quietly.
+func RequireMySQL(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv(DSNEnv)
+	if dsn == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not set, and CI must run the MySQL tests: set it to a server the tests may create databases on, e.g. %s='root@tcp(127.0.0.1:3306)/'", DSNEnv, DSNEnv)
+		}
+		t.Skipf("MySQL tests skipped: set %s to a server the tests may create databases on, e.g. %s='root@tcp(127.0.0.1:3306)/'", DSNEnv, DSNEnv)
+	}
+	return dsn
+}
+
+// MySQLDSN returns the DSN of a new, empty database on the test server,
+// which is dropped when t's test ends. See RequireMySQL for a missing DSNEnv.
+func MySQLDSN(t testing.TB) string {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(RequireMySQL(t))
+	if err != nil {
+		t.Fatalf("%s: %v", DSNEnv, err)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	admin := cfg.Clone()
+	admin.DBName = ""
+
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	name := "extagram_test_" + hex.EncodeToString(b[:])
+
+	exec := func(query string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		connector, err := mysql.NewConnector(admin)
+		if err != nil {
+			return err
+		}
+		db := sql.OpenDB(connector)
+		defer db.Close()
+		_, err = db.ExecContext(ctx, query)
+		return err
+	}
+	if err := exec("CREATE DATABASE `" + name + "` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
+		t.Fatalf("create test database on %s: %v", cfg.Addr, err)
+	}
+	// Registered after the database exists, so it runs after the cleanups
+	// of whatever the test opens on it (t.Cleanup runs last-in first-out).
+	t.Cleanup(func() {
+		if err := exec("DROP DATABASE IF EXISTS `" + name + "`"); err != nil {
+			t.Errorf("drop test database %s: %v", name, err)
+		}
+	})
+	cfg.DBName = name
+	return cfg.FormatDSN()
+}
+
+// Logger returns a logger for warnings and errors that writes into t's
+// output, shown for failed tests and with -v.
+func Logger(t testing.TB) *slog.Logger {
+	w := &testWriter{w: t.Output()}
+	// Registered before anything the test opens with this logger, so it
+	// runs after their cleanups: a connection the pool closes late must not
+	// write to a finished test, which panics.
+	t.Cleanup(w.close)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type testWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	closed bool
+}
+
+func (tw *testWriter) Write(p []byte) (int, error) {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	if tw.closed {
+		return len(p), nil
+	}
+	return tw.w.Write(p)
+}
+
+func (tw *testWriter) close() {
+	tw.mu.Lock()
+	tw.closed = true
+	tw.mu.Unlock()
+}
+
+// MySQL opens a store on a new MySQL database (see MySQLDSN) and closes it
+// when the test ends.
+func MySQL(t testing.TB) store.Store {
+	t.Helper()
+	return open(t, store.Config{MySQLDSN: MySQLDSN(t), Logger: Logger(t)})
+}
+
+// Embedded opens an embedded store in a new temporary folder and closes it
+// when the test ends.
+func Embedded(t testing.TB) store.Store {
+	t.Helper()
+	return open(t, store.Config{DataDir: t.TempDir(), Logger: Logger(t)})
+}
+
+func open(t testing.TB, cfg store.Config) store.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	return s
+}
