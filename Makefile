@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 EXTAGRAM_TEST_MYSQL_DSN ?= root@tcp(127.0.0.1:3306)/
 export EXTAGRAM_TEST_MYSQL_DSN
 
-.PHONY: all tools generate check-generated lint test bench up
+.PHONY: all tools generate check-generated lint test bench fuzz up
 
 all: lint test
 
@@ -34,6 +34,13 @@ test:
 
 bench:
 	go test -run '^$$' -bench . -benchtime 200x ./store/
+
+# Each fuzz target for FUZZTIME; the seed corpora in testdata/fuzz also run
+# as plain tests in make test.
+FUZZTIME ?= 30s
+fuzz:
+	go test -run '^$$' -fuzz '^FuzzParseID$$' -fuzztime $(FUZZTIME) ./store/
+	go test -run '^$$' -fuzz '^FuzzInspect$$' -fuzztime $(FUZZTIME) ./imaging/
 
 up:
 	go run ./cmd/extagram up

@@ -67,7 +67,10 @@ func (e *Edge) listPosts(ctx context.Context, token string) (*feedv1.ListPostsRe
 
 func fillPosts(page *web.Feed, resp *feedv1.ListPostsResponse) {
 	for _, p := range resp.GetPosts() {
-		wp := web.Post{ID: p.GetId(), Text: p.GetText(), CreatedAt: p.GetCreateTime().AsTime()}
+		wp := web.Post{ID: p.GetId(), Text: p.GetText()}
+		if p.GetCreateTime() != nil {
+			wp.CreatedAt = p.GetCreateTime().AsTime()
+		}
 		if img := p.GetImage(); img != nil {
 			wp.Image = &web.Image{URL: "/storage/" + img.GetId(), Width: int(img.GetWidth()), Height: int(img.GetHeight())}
 		}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 
 	feedv1 "github.com/extagram/extagram/gen/extagram/feed/v1"
 	"github.com/extagram/extagram/store"
@@ -50,6 +51,8 @@ func StoreError(ctx context.Context, logger *slog.Logger, what string, err error
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return status.Errorf(codes.NotFound, "%s not found", what)
+	case errors.Is(err, store.ErrInvalid):
+		return status.Error(codes.InvalidArgument, strings.TrimPrefix(err.Error(), "store: "))
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request cancelled")
 	case errors.Is(err, context.DeadlineExceeded):
