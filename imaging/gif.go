@@ -116,11 +116,11 @@ func inspectGIF(data []byte, lim Limits) (Result, error) {
 			case 0xFE:
 				rm.add("comment")
 			case 0xFF:
-				id := ""
+				var id []byte
 				if data[body] == 11 && body+12 <= end {
-					id = string(data[body+1 : body+12])
+					id = data[body+1 : body+12]
 				}
-				switch id {
+				switch string(id) {
 				case "NETSCAPE2.0", "ANIMEXTS1.0", "ICCRGBG1012":
 					keep = true
 				case "XMP DataXMP":
@@ -129,7 +129,9 @@ func inspectGIF(data []byte, lim Limits) (Result, error) {
 					rm.add("application extension")
 				}
 			default:
-				rm.add(fmt.Sprintf("extension 0x%02X", label))
+				const hex = "0123456789ABCDEF"
+				name := [...]byte{'e', 'x', 't', 'e', 'n', 's', 'i', 'o', 'n', ' ', '0', 'x', hex[label>>4], hex[label&15]}
+				rm.addBytes(name[:])
 			}
 			if keep {
 				out = append(out, data[pos:end]...)

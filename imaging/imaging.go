@@ -146,14 +146,34 @@ func checkDims(format string, w, h int, lim Limits) error {
 	return nil
 }
 
+// maxRemoved caps the names in Result.Removed. A hostile file can hold
+// hundreds of thousands of distinct unknown chunks; without a cap the list,
+// and the search that keeps it free of duplicates, would grow with them.
+const maxRemoved = 16
+
 // removed collects the names for Result.Removed, each once, in the order
-// first met.
+// first met, at most maxRemoved of them.
 type removed []string
 
 func (r *removed) add(name string) {
-	if !slices.Contains(*r, name) {
+	if len(*r) < maxRemoved && !slices.Contains(*r, name) {
 		*r = append(*r, name)
 	}
+}
+
+// addBytes is add for a name still in bytes: it converts (allocates) only
+// when the name is new, so a file of a million identical chunks costs no
+// allocations here.
+func (r *removed) addBytes(name []byte) {
+	if len(*r) >= maxRemoved {
+		return
+	}
+	for _, s := range *r {
+		if s == string(name) {
+			return
+		}
+	}
+	*r = append(*r, string(name))
 }
 
 // Inspect decides the photo's type from its bytes alone, checks that the

@@ -46,8 +46,10 @@ func inspectPNG(data []byte, lim Limits) (Result, error) {
 			return Result{}, truncated(fPNG, "missing IEND chunk")
 		}
 		n := binary.BigEndian.Uint32(data[pos:])
-		typ := string(data[pos+4 : pos+8])
-		if !validChunkType(data[pos+4 : pos+8]) {
+		// The type stays in bytes: converting it to a string for every
+		// chunk would allocate per chunk, and chunks can be 12 bytes.
+		typ := data[pos+4 : pos+8]
+		if !validChunkType(typ) {
 			return Result{}, corrupt(fPNG, fmt.Sprintf("invalid chunk type at byte %d", pos+4))
 		}
 		if n > 1<<31-1 {
@@ -65,7 +67,7 @@ func inspectPNG(data []byte, lim Limits) (Result, error) {
 		pos = end
 
 		if out == nil {
-			if typ != "IHDR" {
+			if string(typ) != "IHDR" {
 				return Result{}, corrupt(fPNG, "it does not start with an IHDR chunk")
 			}
 			if n != 13 {
@@ -92,10 +94,10 @@ func inspectPNG(data []byte, lim Limits) (Result, error) {
 			continue
 		}
 
-		if sawIDAT && typ != "IDAT" {
+		if sawIDAT && string(typ) != "IDAT" {
 			idatEnded = true
 		}
-		switch typ {
+		switch string(typ) {
 		case "IHDR":
 			return Result{}, corrupt(fPNG, "it has more than one IHDR chunk")
 		case "PLTE":
@@ -158,10 +160,10 @@ func inspectPNG(data []byte, lim Limits) (Result, error) {
 				// cannot be shown.
 				return Result{}, corrupt(fPNG, fmt.Sprintf("it contains an unknown critical chunk %q", typ))
 			}
-			if pngKeep[typ] {
+			if pngKeep[string(typ)] {
 				out = append(out, chunk...)
 			} else {
-				rm.add(typ)
+				rm.addBytes(typ)
 			}
 		}
 	}

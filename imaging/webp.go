@@ -15,8 +15,10 @@ const (
 	vp8xEXIF      = 1 << 3
 )
 
+// riffChunk is one chunk; its id stays in bytes so that walking a file of
+// many small chunks allocates nothing per chunk.
 type riffChunk struct {
-	id   string
+	id   []byte
 	data []byte
 }
 
@@ -24,8 +26,9 @@ type riffChunk struct {
 // chunks and reads the dimensions from the first one: VP8 (lossy), VP8L
 // (lossless) or VP8X (extended, with a canvas size that the image or every
 // animation frame must agree with). EXIF, XMP and unknown chunks are
-// dropped and VP8X's EXIF and XMP flags cleared; the file is rebuilt with a
-// correct RIFF size and padding. Bytes after the RIFF data are dropped.
+// dropped and VP8X's EXIF and XMP flags cleared; the kept chunks are
+// written out as they are met, with padding, and the RIFF size fixed at
+// the end. Bytes after the RIFF data are dropped.
 func inspectWebP(data []byte, lim Limits) (Result, error) {
 	size := uint64(binary.LittleEndian.Uint32(data[4:]))
 	if size < 4 {
@@ -38,18 +41,20 @@ func inspectWebP(data []byte, lim Limits) (Result, error) {
 	if size+8 < uint64(len(data)) {
 		rm.add("trailing data")
 	}
-	chunks, err := riffChunks(data[12 : 8+size])
+	body := data[12 : 8+size]
+	if len(body) == 0 {
+		return Result{}, corrupt(fWebP, "it contains no image")
+	}
+	first, pos, err := chunkAt(body, 0)
 	if err != nil {
 		return Result{}, err
 	}
-	if len(chunks) == 0 {
-		return Result{}, corrupt(fWebP, "it contains no image")
-	}
-	var (
-		kept []riffChunk
-		w, h int
-	)
-	switch first := chunks[0]; first.id {
+	var w, h int
+	// The output is never longer than the input plus the one pad byte a
+	// writer may have left off the last chunk.
+	out := make([]byte, 0, len(body)+13)
+	out = append(out, "RIFF\x00\x00\x00\x00WEBP"...)
+	switch string(first.id) {
 	case "VP8 ", "VP8L":
 		// Simple format: the image chunk is the whole file; anything
 		// after it is not part of the format and is dropped.
@@ -59,70 +64,65 @@ func inspectWebP(data []byte, lim Limits) (Result, error) {
 		if err := checkDims(fWebP, w, h, lim); err != nil {
 			return Result{}, err
 		}
-		kept = chunks[:1]
-		for _, c := range chunks[1:] {
-			rm.add(webpChunkName(c.id))
+		out = appendChunk(out, first.id, first.data)
+		var name [10]byte
+		for pos < len(body) {
+			var c riffChunk
+			if c, pos, err = chunkAt(body, pos); err != nil {
+				return Result{}, err
+			}
+			rm.addBytes(webpChunkName(&name, c.id))
 		}
 	case "VP8X":
-		if kept, w, h, err = webpExtended(chunks, lim, &rm); err != nil {
+		if out, w, h, err = webpExtended(out, first, body, pos, lim, &rm); err != nil {
 			return Result{}, err
 		}
 	default:
 		return Result{}, corrupt(fWebP, fmt.Sprintf("it starts with an unknown %q chunk", first.id))
 	}
-
-	n := 4
-	for _, c := range kept {
-		n += 8 + len(c.data) + len(c.data)&1
-	}
-	out := make([]byte, 0, 8+n)
-	out = append(out, "RIFF"...)
-	out = binary.LittleEndian.AppendUint32(out, uint32(n))
-	out = append(out, "WEBP"...)
-	for _, c := range kept {
-		out = append(out, c.id...)
-		out = binary.LittleEndian.AppendUint32(out, uint32(len(c.data)))
-		out = append(out, c.data...)
-		if len(c.data)&1 == 1 {
-			out = append(out, 0)
-		}
-	}
+	binary.LittleEndian.PutUint32(out[4:], uint32(len(out)-8))
 	return Result{ContentType: TypeWebP, Width: w, Height: h, Data: out, Removed: rm}, nil
 }
 
-// webpExtended validates a VP8X file and returns the chunks to keep. Its
-// checks follow libwebp's: the VP8X chunk is 10 bytes, a still image has
-// exactly one VP8 or VP8L chunk (an ALPH chunk only before VP8) whose size
-// equals the canvas, and an animation has ANIM and ANMF frames that lie
-// inside the canvas.
-func webpExtended(chunks []riffChunk, lim Limits, rm *removed) ([]riffChunk, int, int, error) {
-	x := chunks[0].data
-	if len(x) != 10 {
+// webpExtended validates a VP8X file, whose VP8X chunk is x and whose
+// other chunks start at body[pos:], and appends the chunks to keep to out.
+// Its checks follow libwebp's: the VP8X chunk is 10 bytes, a still image
+// has exactly one VP8 or VP8L chunk (an ALPH chunk only before VP8) whose
+// size equals the canvas, and an animation has ANIM and ANMF frames that
+// lie inside the canvas.
+func webpExtended(out []byte, x riffChunk, body []byte, pos int, lim Limits, rm *removed) ([]byte, int, int, error) {
+	if len(x.data) != 10 {
 		return nil, 0, 0, corrupt(fWebP, "the VP8X chunk has the wrong length")
 	}
-	w, h := 1+int(le24(x[4:])), 1+int(le24(x[7:]))
+	w, h := 1+int(le24(x.data[4:])), 1+int(le24(x.data[7:]))
 	if err := checkDims(fWebP, w, h, lim); err != nil {
 		return nil, 0, 0, err
 	}
-	flags := x[0]
-	animated := flags&vp8xAnimation != 0
-	// A copy, so the input is never written to, with the metadata flags
-	// cleared to match the chunks dropped below.
-	nx := append([]byte(nil), x...)
-	nx[0] &^= vp8xEXIF | vp8xXMP
-	kept := []riffChunk{{id: "VP8X", data: nx}}
-	var sawImage, sawALPH, sawANIM bool
-	frames := 0
-	for _, c := range chunks[1:] {
-		switch c.id {
+	animated := x.data[0]&vp8xAnimation != 0
+	// The metadata flags are cleared to match the chunks dropped below;
+	// the flags byte is patched in out, never in the input.
+	out = appendChunk(out, x.id, x.data)
+	out[len(out)-10] &^= vp8xEXIF | vp8xXMP
+	var (
+		sawImage, sawALPH, sawANIM bool
+		frames                     int
+		name                       [10]byte
+	)
+	for pos < len(body) {
+		c, next, err := chunkAt(body, pos)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		pos = next
+		keep := true
+		switch string(c.id) {
 		case "VP8X":
 			return nil, 0, 0, corrupt(fWebP, "it has more than one VP8X chunk")
 		case "ICCP":
-			kept = append(kept, c)
 		case "EXIF":
+			keep = false
 			rm.add("EXIF")
-			tiff := bytes.TrimPrefix(c.data, []byte("Exif\x00\x00"))
-			info := parseTIFF(tiff)
+			info := parseTIFF(bytes.TrimPrefix(c.data, []byte("Exif\x00\x00")))
 			if info.gps {
 				rm.add("GPS")
 			}
@@ -130,13 +130,13 @@ func webpExtended(chunks []riffChunk, lim Limits, rm *removed) ([]riffChunk, int
 				rm.add("MakerNote")
 			}
 		case "XMP ":
+			keep = false
 			rm.add("XMP")
 		case "ANIM":
 			if !animated || len(c.data) != 6 {
 				return nil, 0, 0, corrupt(fWebP, "the ANIM chunk is invalid or misplaced")
 			}
 			sawANIM = true
-			kept = append(kept, c)
 		case "ANMF":
 			if !animated || !sawANIM {
 				return nil, 0, 0, corrupt(fWebP, "an animation frame is misplaced")
@@ -145,18 +145,16 @@ func webpExtended(chunks []riffChunk, lim Limits, rm *removed) ([]riffChunk, int
 				return nil, 0, 0, err
 			}
 			frames++
-			kept = append(kept, c)
 		case "ALPH":
 			if animated || sawImage || sawALPH {
 				return nil, 0, 0, corrupt(fWebP, "the ALPH chunk is misplaced")
 			}
 			sawALPH = true
-			kept = append(kept, c)
 		case "VP8 ", "VP8L":
 			if animated || sawImage {
 				return nil, 0, 0, corrupt(fWebP, "it has more than one image chunk")
 			}
-			if c.id == "VP8L" && sawALPH {
+			if string(c.id) == "VP8L" && sawALPH {
 				return nil, 0, 0, corrupt(fWebP, "the ALPH chunk is misplaced")
 			}
 			iw, ih, err := webpImageDims(c)
@@ -167,9 +165,12 @@ func webpExtended(chunks []riffChunk, lim Limits, rm *removed) ([]riffChunk, int
 				return nil, 0, 0, corrupt(fWebP, fmt.Sprintf("the image is %d x %d but the canvas is %d x %d", iw, ih, w, h))
 			}
 			sawImage = true
-			kept = append(kept, c)
 		default:
-			rm.add(webpChunkName(c.id))
+			keep = false
+			rm.addBytes(webpChunkName(&name, c.id))
+		}
+		if keep {
+			out = appendChunk(out, c.id, c.data)
 		}
 	}
 	if animated && frames == 0 {
@@ -178,7 +179,17 @@ func webpExtended(chunks []riffChunk, lim Limits, rm *removed) ([]riffChunk, int
 	if !animated && !sawImage {
 		return nil, 0, 0, corrupt(fWebP, "it contains no image data")
 	}
-	return kept, w, h, nil
+	return out, w, h, nil
+}
+
+func appendChunk(out, id, data []byte) []byte {
+	out = append(out, id...)
+	out = binary.LittleEndian.AppendUint32(out, uint32(len(data)))
+	out = append(out, data...)
+	if len(data)&1 == 1 {
+		out = append(out, 0)
+	}
+	return out
 }
 
 // webpFrame validates an ANMF payload: position and size inside the
@@ -192,19 +203,21 @@ func webpFrame(p []byte, cw, ch int) error {
 	if fx+fw > cw || fy+fh > ch {
 		return corrupt(fWebP, "an animation frame lies outside the canvas")
 	}
-	inner, err := riffChunks(p[16:])
-	if err != nil {
-		return err
-	}
-	for i, c := range inner {
-		switch c.id {
+	b := p[16:]
+	for i, pos := 0, 0; pos < len(b); i++ {
+		c, next, err := chunkAt(b, pos)
+		if err != nil {
+			return err
+		}
+		pos = next
+		switch string(c.id) {
 		case "ALPH":
 			if i != 0 {
 				return corrupt(fWebP, "an animation frame's ALPH chunk is misplaced")
 			}
 			continue
 		case "VP8 ", "VP8L":
-			if c.id == "VP8L" && i != 0 {
+			if string(c.id) == "VP8L" && i != 0 {
 				return corrupt(fWebP, "an animation frame's ALPH chunk is misplaced")
 			}
 			iw, ih, err := webpImageDims(c)
@@ -214,6 +227,8 @@ func webpFrame(p []byte, cw, ch int) error {
 			if iw != fw || ih != fh {
 				return corrupt(fWebP, "an animation frame's image does not match its declared size")
 			}
+			// Unknown chunks may follow the bitstream inside a frame;
+			// they are kept with the frame, which is copied whole.
 			return nil
 		default:
 			return corrupt(fWebP, fmt.Sprintf("an animation frame contains an unexpected %q chunk", c.id))
@@ -226,7 +241,7 @@ func webpFrame(p []byte, cw, ch int) error {
 // header. Nothing past the header is decoded.
 func webpImageDims(c riffChunk) (int, int, error) {
 	p := c.data
-	if c.id == "VP8L" {
+	if string(c.id) == "VP8L" {
 		if len(p) < 5 {
 			return 0, 0, corrupt(fWebP, "the VP8L header is cut off")
 		}
@@ -263,35 +278,44 @@ func webpImageDims(c riffChunk) (int, int, error) {
 	return w, h, nil
 }
 
-// riffChunks splits a RIFF payload into chunks. A chunk of odd size is
-// followed by a pad byte, which some writers leave off the last chunk; that
-// one case is accepted.
-func riffChunks(b []byte) ([]riffChunk, error) {
-	var cs []riffChunk
-	pos := 0
-	for pos < len(b) {
-		if pos+8 > len(b) {
-			return nil, corrupt(fWebP, "a chunk header runs past the end of the file")
-		}
-		id := string(b[pos : pos+4])
-		n := uint64(binary.LittleEndian.Uint32(b[pos+4:]))
-		if n > uint64(len(b)-pos-8) {
-			return nil, corrupt(fWebP, fmt.Sprintf("the %q chunk runs past the end of the file", id))
-		}
-		cs = append(cs, riffChunk{id: id, data: b[pos+8 : pos+8+int(n)]})
-		pos += 8 + int(n) + int(n&1)
+// chunkAt reads the chunk at b[pos:] and returns it with the offset of the
+// next one. A chunk of odd size is followed by a pad byte, which some
+// writers leave off the last chunk; next may then be len(b)+1, which ends
+// the caller's walk like len(b) does.
+func chunkAt(b []byte, pos int) (riffChunk, int, error) {
+	if pos+8 > len(b) {
+		return riffChunk{}, 0, corrupt(fWebP, "a chunk header runs past the end of the file")
 	}
-	return cs, nil
+	id := b[pos : pos+4]
+	n := uint64(binary.LittleEndian.Uint32(b[pos+4:]))
+	if n > uint64(len(b)-pos-8) {
+		return riffChunk{}, 0, corrupt(fWebP, fmt.Sprintf("the %q chunk runs past the end of the file", id))
+	}
+	end := pos + 8 + int(n)
+	return riffChunk{id: id, data: b[pos+8 : end]}, end + int(n&1), nil
 }
 
-func webpChunkName(id string) string {
-	switch id {
+var (
+	nameEXIF = []byte("EXIF")
+	nameXMP  = []byte("XMP")
+)
+
+// webpChunkName is the Removed name of a dropped chunk, built in buf so
+// that dropping many chunks does not allocate for each.
+func webpChunkName(buf *[10]byte, id []byte) []byte {
+	switch string(id) {
 	case "EXIF":
-		return "EXIF"
+		return nameEXIF
 	case "XMP ":
-		return "XMP"
+		return nameXMP
 	}
-	return fmt.Sprintf("chunk %q", id)
+	copy(buf[:], "chunk ????")
+	for i, c := range id {
+		if c >= 0x20 && c < 0x7F {
+			buf[6+i] = c
+		}
+	}
+	return buf[:]
 }
 
 func le24(b []byte) uint32 {
