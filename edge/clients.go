@@ -8,6 +8,7 @@ import (
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health" // enables healthCheckConfig: without it client-side health checks are silently skipped
 	"google.golang.org/grpc/keepalive"
@@ -30,8 +31,8 @@ const (
   "healthCheckConfig": {"serviceName": "extagram.feed.v1.FeedService"},
   "methodConfig": [{
     "name": [{"service": "extagram.feed.v1.FeedService"}],
-    "timeout": "4s",
-    "hedgingPolicy": {"maxAttempts": 3, "hedgingDelay": "0.3s", "nonFatalStatusCodes": ["UNAVAILABLE"]}
+    "timeout": "2s",
+    "hedgingPolicy": {"maxAttempts": 3, "hedgingDelay": "0.25s", "nonFatalStatusCodes": ["UNAVAILABLE"]}
   }],
   "retryThrottling": {"maxTokens": 100, "tokenRatio": 0.2}
 }`
@@ -70,6 +71,13 @@ func dial(target, serviceConfig string, metrics *grpcprom.ClientMetrics) (*grpc.
 			PermitWithoutStream: true,
 		}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8 << 20)),
+		// Reconnect quickly: a replica that comes back is in rotation again
+		// within about a second, however long it was down (the default
+		// backoff grows to two minutes).
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		}),
 	}
 	if metrics != nil {
 		opts = append(opts,

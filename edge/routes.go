@@ -19,7 +19,7 @@ import (
 // Deadlines of the calls a page makes. They are short because every page
 // must answer quickly, even when every replica is down.
 const (
-	feedTimeout   = 3 * time.Second
+	feedTimeout   = 2 * time.Second
 	uploadTimeout = 2 * time.Minute
 	blobTimeout   = time.Minute
 )
