@@ -390,4 +390,3 @@ func TestEdgeHeadersAndRedirect(t *testing.T) {
 		t.Fatalf("cross-site post stored something")
 	}
 }
-
