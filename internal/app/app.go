@@ -90,6 +90,16 @@ type ServiceConfig struct {
 	// MetricsListener, when set, serves /metrics for this role.
 	MetricsListener net.Listener
 	Logger          *slog.Logger
+
+	// The blob role reconciles the uploads folder with the database at
+	// start-up and then every ReconcileInterval (0: every 10 minutes;
+	// negative: never). Files with no database record are removed once
+	// older than ReconcileGrace (0: an hour), temp files left by a crash
+	// once older than ReconcileTempGrace (0: 15 minutes). See
+	// uploads.Dir.Reconcile.
+	ReconcileInterval  time.Duration
+	ReconcileGrace     time.Duration
+	ReconcileTempGrace time.Duration
 }
 
 // RunService serves one role until ctx ends, then drains.
@@ -114,7 +124,11 @@ func RunService(ctx context.Context, cfg ServiceConfig) error {
 		Registry:         registerer,
 		Logger:           logger,
 	}
-	var register func(*grpc.Server) error
+	var (
+		register func(*grpc.Server) error
+		// background runs beside the server and stops with it.
+		background func(ctx context.Context)
+	)
 	switch cfg.Role {
 	case "feed":
 		scfg.Services = []string{feedsvc.ServiceName}
@@ -123,12 +137,12 @@ func RunService(ctx context.Context, cfg ServiceConfig) error {
 			return nil
 		}
 	case "upload":
+		dir, err := uploads.Open(cfg.UploadsDir)
+		if err != nil {
+			return err
+		}
 		scfg.Services = []string{uploadsvc.ServiceName}
 		register = func(s *grpc.Server) error {
-			dir, err := uploads.Open(cfg.UploadsDir)
-			if err != nil {
-				return err
-			}
 			srv, err := uploadsvc.New(cfg.Store, uploadsvc.Options{MaxBytes: cfg.MaxUploadBytes, Uploads: dir, Logger: logger.With("service", "upload")})
 			if err != nil {
 				return err
@@ -137,18 +151,47 @@ func RunService(ctx context.Context, cfg ServiceConfig) error {
 			return nil
 		}
 	case "blob":
+		dir, err := uploads.Open(cfg.UploadsDir)
+		if err != nil {
+			return err
+		}
 		scfg.Services = []string{blobsvc.ServiceName}
-		register = func(s *grpc.Server) error {
-			dir, err := uploads.Open(cfg.UploadsDir)
-			if err != nil {
-				return err
+		// The blob service still serves the files on disk when the
+		// database is down, so it stays in rotation while either works.
+		scfg.Check = func(ctx context.Context) error {
+			serr := cfg.Store.Ping(ctx)
+			if serr == nil {
+				return nil
 			}
+			if derr := dir.Check(); derr != nil {
+				return errors.Join(serr, derr)
+			}
+			return nil
+		}
+		register = func(s *grpc.Server) error {
 			srv, err := blobsvc.New(cfg.Store, dir, logger.With("service", "blob"))
 			if err != nil {
 				return err
 			}
 			blobv1.RegisterBlobServiceServer(s, srv)
 			return nil
+		}
+		if cfg.ReconcileInterval >= 0 {
+			ropts := uploads.ReconcileOptions{
+				OrphanGrace: cfg.ReconcileGrace,
+				TempGrace:   cfg.ReconcileTempGrace,
+				Logger:      logger.With("service", "blob", "task", "reconcile"),
+			}
+			if reg != nil {
+				m, err := uploads.NewReconcileMetrics(reg)
+				if err != nil {
+					return err
+				}
+				ropts.Metrics = m
+			}
+			background = func(ctx context.Context) {
+				dir.ReconcileEvery(ctx, cfg.Store, cfg.ReconcileInterval, ropts)
+			}
 		}
 	default:
 		return fmt.Errorf("unknown role %q", cfg.Role)
@@ -159,6 +202,14 @@ func RunService(ctx context.Context, cfg ServiceConfig) error {
 	}
 	if err := register(srv.GRPC); err != nil {
 		return err
+	}
+	if background != nil {
+		bctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); background(bctx) }()
+		// Stopped and waited for on the way out, so nothing touches the
+		// uploads folder after RunService returns.
+		defer func() { stop(); <-done }()
 	}
 	if reg == nil {
 		return srv.Serve(ctx, cfg.Listener)

@@ -107,3 +107,17 @@ func (d *Dir) Stat(id store.ID) (fs.FileInfo, error) {
 
 // IsTemp reports whether a folder entry name is a temp file.
 func IsTemp(name string) bool { return strings.HasPrefix(name, TempPrefix) }
+
+// Check reports whether the folder can still be read: it exists and is a
+// folder. It does not list it, so it stays cheap however many files the
+// folder holds.
+func (d *Dir) Check() error {
+	fi, err := os.Stat(d.path)
+	if err != nil {
+		return fmt.Errorf("uploads: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("uploads: %s is not a folder", d.path)
+	}
+	return nil
+}
