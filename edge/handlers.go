@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"time"
@@ -194,7 +195,14 @@ func (e *Edge) streamUpload(r *http.Request) (string, error) {
 		if parts >= maxFormParts {
 			return text, badForm(http.StatusBadRequest, "The form has too many fields; it needs only \"post\" and \"photo\".")
 		}
-		switch part.FormName() {
+		name := part.FormName()
+		if name == "" {
+			return text, badForm(http.StatusBadRequest, "The form has a part without a field name (a missing or unreadable Content-Disposition); it needs only \"post\" and \"photo\".")
+		}
+		if !cleanName(name) {
+			return text, badForm(http.StatusBadRequest, "A field name in the form contains a NUL or control character or is not valid UTF-8; the form needs only \"post\" and \"photo\".")
+		}
+		switch name {
 		case "post":
 			if haveText {
 				return text, badForm(http.StatusBadRequest, "The form has more than one \"post\" field.")
@@ -213,6 +221,11 @@ func (e *Edge) streamUpload(r *http.Request) (string, error) {
 		case "photo":
 			if sent || early != nil {
 				return text, badForm(http.StatusBadRequest, "The form has more than one \"photo\" field.")
+			}
+			// A NUL cuts a name short in C code ("shell.php\x00.jpg"):
+			// refused, though the name is never used as a path.
+			if strings.ContainsRune(part.FileName(), 0) {
+				return text, badForm(http.StatusBadRequest, "The file name contains a NUL character; rename the file and try again.")
 			}
 			info := &uploadv1.PhotoInfo{
 				FileName:    cleanClaim(part.FileName(), 255),
@@ -319,12 +332,32 @@ func tooLarge(limit int64) *uploadError {
 func formReadError(err error, limit int64) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return tooLarge(limit)
+		return badForm(http.StatusRequestEntityTooLarge, "The form is larger than the limit: the photo may be at most %s.", uploadsvc.FormatBytes(limit))
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return badForm(http.StatusRequestTimeout, "The upload took too long.")
 	}
+	// The part headers are parsed strictly: a NUL or another control
+	// character in a field or file name ends here.
+	var pe textproto.ProtocolError
+	if errors.As(err, &pe) {
+		return badForm(http.StatusBadRequest, "The form could not be read: the headers of one of its parts are malformed (for example a NUL or control character in a field or file name).")
+	}
 	return badForm(http.StatusBadRequest, "The form could not be read: %v.", err)
+}
+
+// cleanName reports whether a form field name is valid UTF-8 without
+// control characters.
+func cleanName(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // cleanClaim makes what a client says of its file safe to carry and log:

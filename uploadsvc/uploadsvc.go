@@ -100,6 +100,9 @@ func (s *Server) Upload(stream uploadv1.UploadService_UploadServer) error {
 	if err != nil {
 		return withReason(codes.InvalidArgument, ReasonBadText, err.Error())
 	}
+	if err := checkClaims(hdr.GetPhoto()); err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
 
 	np := store.NewPost{ID: store.NewID(), Text: text}
 	var removed []string
@@ -207,6 +210,19 @@ func CheckText(raw string) (string, error) {
 		}
 	}
 	return text, nil
+}
+
+// checkClaims checks what the client says of its photo. The name and type
+// are only logged, never used as a path or a type, but a NUL in them is a
+// classic way to cut a name short ("shell.php\x00.jpg") and is refused.
+func checkClaims(p *uploadv1.PhotoInfo) error {
+	if strings.ContainsRune(p.GetFileName(), 0) {
+		return errors.New("the file name contains a NUL character; rename the file and try again")
+	}
+	if strings.ContainsRune(p.GetContentType(), 0) {
+		return errors.New("the file's content type contains a NUL character")
+	}
+	return nil
 }
 
 func imageError(err error) error {

@@ -1,0 +1,965 @@
+package e2e
+
+import (
+	"archive/zip"
+	"bytes"
+	"compress/zlib"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"html"
+	"image"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"io/fs"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
+	"github.com/extagram/extagram/internal/testmesh"
+	"github.com/extagram/extagram/store"
+	"github.com/extagram/extagram/uploadsvc"
+	"golang.org/x/image/webp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Files that are not images, each as a browser or a script might send it.
+var notImages = map[string][]byte{
+	"text": []byte("hello, world\n"),
+	"HTML": []byte("<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>"),
+	"SVG": []byte(`<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">` +
+		`<script>alert(1)</script><rect width="10" height="10"/></svg>`),
+	"PHP": []byte("<?php system($_GET['c']); ?>"),
+	"PDF": []byte("%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"),
+}
+
+func zipBytes(t testing.TB) []byte {
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	w, err := zw.Create("shell.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = w.Write([]byte("<?php system($_GET['c']); ?>"))
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// webpBytes is a lossy WebP made by libwebp (the imaging package's test
+// fixture): the standard library cannot write WebP.
+func webpBytes(t testing.TB) []byte {
+	b, err := os.ReadFile(filepath.Join("..", "imaging", "testdata", "lossy.webp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+const polyglotHTML = "<html><body><script>alert(document.cookie)</script></body></html>"
+
+// gifPolyglot is a valid GIF that is also an HTML page: the page sits in a
+// comment extension and again after the trailer.
+func gifPolyglot(t testing.TB) []byte {
+	g := gifBytes(t, 8, 8)
+	pos := 13
+	if g[10]&0x80 != 0 {
+		pos += 3 << (g[10]&7 + 1)
+	}
+	comment := []byte{0x21, 0xFE, byte(len(polyglotHTML))}
+	comment = append(comment, polyglotHTML...)
+	comment = append(comment, 0)
+	out := append(append(append([]byte{}, g[:pos]...), comment...), g[pos:]...)
+	return append(out, polyglotHTML...)
+}
+
+// badFiles are photos that must be refused, with the HTTP status and the
+// gRPC reason expected for each.
+type badFile struct {
+	name, fileName, contentType string
+	data                        []byte
+	status                      int
+	msg                         string // in the page
+	reason                      string // uploadsvc.Reason of the gRPC error
+}
+
+func badFiles(t testing.TB) []badFile {
+	var out []badFile
+	kinds := map[string][]byte{"ZIP": zipBytes(t)}
+	for k, v := range notImages {
+		kinds[k] = v
+	}
+	for kind, data := range kinds {
+		out = append(out,
+			badFile{kind + " named .jpg", "photo.jpg", "image/jpeg", data, 415, "not a JPEG, PNG, GIF or WebP", uploadsvc.ReasonUnsupportedType},
+			badFile{kind + " sent as PNG", "photo.png", "image/png", data, 415, "not a JPEG, PNG, GIF or WebP", uploadsvc.ReasonUnsupportedType})
+	}
+	png, jpg, gif, webp := pngBytes(t, 64, 64), jpegBytes(t, 64, 64), gifBytes(t, 64, 64), webpBytes(t)
+	out = append(out,
+		badFile{"truncated JPEG", "a.jpg", "image/jpeg", jpg[:len(jpg)*2/3], 400, "JPEG file is truncated", uploadsvc.ReasonMalformedImage},
+		badFile{"truncated PNG", "a.png", "image/png", png[:len(png)*2/3], 400, "PNG file is truncated", uploadsvc.ReasonMalformedImage},
+		badFile{"truncated GIF", "a.gif", "image/gif", gif[:len(gif)*2/3], 400, "GIF file is truncated", uploadsvc.ReasonMalformedImage},
+		badFile{"truncated WebP", "a.webp", "image/webp", webp[:len(webp)*2/3], 400, "WebP file is truncated", uploadsvc.ReasonMalformedImage},
+		badFile{"JPEG cut after its first marker", "a.jpg", "image/jpeg", jpg[:20], 400, "JPEG file is truncated", uploadsvc.ReasonMalformedImage},
+		badFile{"GIF header then HTML", "a.gif", "image/gif", []byte("GIF89a" + polyglotHTML), 400, "GIF", uploadsvc.ReasonMalformedImage},
+		badFile{"PNG of 100,000 x 100,000", "a.png", "image/png", hugePNG(100000, 100000), 413, "100000 x 100000", uploadsvc.ReasonTooLarge},
+	)
+	return out
+}
+
+// rawPart writes a multipart part with exactly the given headers.
+func rawForm(t testing.TB, parts ...[2]string) (body []byte, contentType string) {
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	for _, p := range parts {
+		h := textproto.MIMEHeader{}
+		if p[0] != "" {
+			h.Set("Content-Disposition", p[0])
+		}
+		w, err := mw.CreatePart(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = w.Write([]byte(p[1]))
+	}
+	_ = mw.Close()
+	return b.Bytes(), mw.FormDataContentType()
+}
+
+// TestHostileUploads sends the edge what TestBadUploads does not: files
+// that lie about their type, truncated files of every format, polyglots,
+// NUL bytes in names, parts without names. Each gets its own status and a
+// message in the page, and nothing reaches the database or the folder.
+func TestHostileUploads(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		m := testmesh.Start(t, testmesh.Options{Store: st, MaxUploadBytes: 256 << 10})
+		uploadPhoto(t, m, "already here", &formFile{"a.png", "image/png", pngBytes(t, 10, 10)})
+		before := snap(t, m)
+		png := pngBytes(t, 16, 16)
+
+		for _, c := range badFiles(t) {
+			t.Run(c.name, func(t *testing.T) {
+				body, ct := form(t, [][2]string{{"post", "hostile " + c.name}}, &formFile{c.fileName, c.contentType, c.data})
+				resp, page := post(t, m, body, ct)
+				assertRefused(t, resp, page, c.status, c.msg)
+			})
+		}
+		for _, c := range []struct {
+			name   string
+			body   func() ([]byte, string)
+			status int
+			msg    string
+		}{
+			{"white space text with a photo", func() ([]byte, string) {
+				return form(t, [][2]string{{"post", "\u00a0 \r\n\t"}}, &formFile{"a.png", "image/png", png})
+			}, 400, "text is required"},
+			{"10,000 characters of text", func() ([]byte, string) {
+				return form(t, [][2]string{{"post", strings.Repeat("a", 10000)}}, nil)
+			}, 400, "limit is 2200"},
+			{"NUL in the file name", func() ([]byte, string) {
+				return form(t, [][2]string{{"post", "x"}}, &formFile{"shell.php\x00.png", "image/png", png})
+			}, 400, "malformed (for example a NUL"},
+			{"NUL in a field name", func() ([]byte, string) {
+				return form(t, [][2]string{{"post", "x"}, {"ph\x00oto", "y"}}, nil)
+			}, 400, "malformed (for example a NUL"},
+			{"NUL in the photo's field name", func() ([]byte, string) {
+				return rawForm(t, [2]string{`form-data; name="post"`, "x"},
+					[2]string{"form-data; name=\"photo\x00\"; filename=\"a.png\"", string(png)})
+			}, 400, "malformed (for example a NUL"},
+			{"NUL in the text's part header", func() ([]byte, string) {
+				return rawForm(t, [2]string{"form-data; name=\"post\"\x00", "x"})
+			}, 400, "malformed (for example a NUL"},
+			{"NUL in an RFC 2231 file name", func() ([]byte, string) {
+				return rawForm(t, [2]string{`form-data; name="post"`, "x"},
+					[2]string{`form-data; name="photo"; filename*=UTF-8''shell.php%00.png`, string(png)})
+			}, 400, "file name contains a NUL"},
+			{"NUL in an RFC 2231 field name", func() ([]byte, string) {
+				return rawForm(t, [2]string{`form-data; name="post"`, "x"}, [2]string{`form-data; name*=UTF-8''ph%00oto`, "y"})
+			}, 400, "field name in the form contains a NUL"},
+			{"invalid UTF-8 in a field name", func() ([]byte, string) {
+				return rawForm(t, [2]string{`form-data; name="post"`, "x"}, [2]string{"form-data; name=\"p\xffst\"", "y"})
+			}, 400, "not valid UTF-8"},
+			{"part without Content-Disposition", func() ([]byte, string) {
+				return rawForm(t, [2]string{`form-data; name="post"`, "x"}, [2]string{"", string(png)})
+			}, 400, "without a field name"},
+			{"unreadable Content-Disposition", func() ([]byte, string) {
+				return rawForm(t, [2]string{`form-data; name="post"`, "x"}, [2]string{`form-data; name="photo"; name="post"`, string(png)})
+			}, 400, "without a field name"},
+			{"two photos", func() ([]byte, string) {
+				return rawForm(t, [2]string{`form-data; name="post"`, "x"},
+					[2]string{`form-data; name="photo"; filename="a.png"`, string(png)},
+					[2]string{`form-data; name="photo"; filename="b.png"`, string(png)})
+			}, 400, "more than one \"photo\""},
+			{"broken multipart", func() ([]byte, string) {
+				return []byte("--XYZ\r\nContent-Disposition: form-data; name=\"post\"\r\n\r\nhello"), "multipart/form-data; boundary=XYZ"
+			}, 400, "could not be read"},
+			{"multipart without boundary", func() ([]byte, string) {
+				return []byte("post=hello"), "multipart/form-data"
+			}, 400, "could not be read"},
+			{"JSON body", func() ([]byte, string) {
+				return []byte(`{"post":"hello"}`), "application/json"
+			}, 415, "multipart/form-data"},
+			{"no content type", func() ([]byte, string) {
+				return []byte("post=hello"), ""
+			}, 415, "multipart/form-data"},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				body, ct := c.body()
+				resp, page := post(t, m, body, ct)
+				assertRefused(t, resp, page, c.status, c.msg)
+			})
+		}
+		if after := snap(t, m); after.String() != before.String() {
+			t.Fatalf("hostile uploads changed the store or the uploads folder:\nbefore %s\nafter  %s", before, after)
+		}
+
+		// Names are claims: a 10,000-character or ../-laden name is fine
+		// when the image is, and the file is uploads/{id} all the same.
+		outside := filepath.Dir(m.UploadsDir)
+		beforeOutside := listTree(t, outside)
+		for _, name := range []string{strings.Repeat("n", 10000) + ".png", "../../../../etc/cron.d/evil.png",
+			`..\..\..\windows\evil.png`, "/etc/passwd", "%2e%2e%2fevil.png", ".tmp-evil"} {
+			text := fmt.Sprintf("named %.40q", name)
+			uploadPhoto(t, m, text, &formFile{name, "image/png", png})
+			img := listAPI(t, m, "").Posts[0].Image
+			if img == nil {
+				t.Fatalf("%s: no image stored", text)
+			}
+			disk, err := os.ReadFile(uploadsFile(m, img.ID))
+			if err != nil || !bytes.Equal(disk, png) {
+				t.Fatalf("%s: uploads/%s: %v", text, img.ID, err)
+			}
+		}
+		afterOutside := listTree(t, outside)
+		for path := range afterOutside {
+			if _, ok := beforeOutside[path]; !ok && filepath.Dir(path) != filepath.Base(m.UploadsDir) {
+				t.Errorf("a file appeared outside the uploads folder: %s", path)
+			}
+		}
+		if after := snap(t, m); len(after.files) != len(before.files)+6 {
+			t.Errorf("uploads folder has %d files, want %d: %v", len(after.files), len(before.files)+6, after.files)
+		}
+
+		// A GIF that is also an HTML page is stored as the GIF alone.
+		uploadPhoto(t, m, "polyglot", &formFile{"poly.gif", "text/html", gifPolyglot(t)})
+		img := listAPI(t, m, "").Posts[0].Image
+		resp, body := get(t, m, "/storage/"+img.ID)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/gif" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Fatalf("polyglot served as %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		if strings.Contains(body, "<script") || strings.Contains(body, "<html") {
+			t.Fatalf("the stored GIF still carries the HTML")
+		}
+	})
+}
+
+func assertRefused(t *testing.T, resp *http.Response, page string, code int, msg string) {
+	t.Helper()
+	if resp.StatusCode != code {
+		t.Fatalf("status %d, want %d; page:\n%.2000s", resp.StatusCode, code, page)
+	}
+	if !strings.Contains(html.UnescapeString(page), msg) {
+		t.Fatalf("page does not say %q:\n%.4000s", msg, page)
+	}
+	if !strings.Contains(page, `role="alert"`) {
+		t.Errorf("error not shown in an alert")
+	}
+}
+
+// listTree lists every path under root, relative to it.
+func listTree(t testing.TB, root string) map[string]bool {
+	out := map[string]bool{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		out[rel] = true
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// countingReader is an endless request body (a form whose photo never
+// ends) that counts what the client transport has read of it.
+type countingReader struct {
+	prefix []byte
+	n      atomic.Int64
+	limit  int64 // it ends after this many bytes
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	off := c.n.Load()
+	if off >= c.limit {
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), c.limit-off)]
+	k := 0
+	if off < int64(len(c.prefix)) {
+		k = copy(p, c.prefix[off:])
+	}
+	for i := k; i < len(p); i++ {
+		p[i] = 0xA5
+	}
+	c.n.Add(int64(len(p)))
+	return len(p), nil
+}
+
+// TestHugeBodyNotRead streams a 1 GiB form at the edge and checks that it
+// answers 413 and stops reading near the limit: what the client managed to
+// send is the limit plus what the HTTP/2 flow-control windows and socket
+// buffers let through, nowhere near the gigabyte.
+func TestHugeBodyNotRead(t *testing.T) {
+	const limit = 1 << 20
+	m := testmesh.Start(t, testmesh.Options{Store: storeEmbedded(t), MaxUploadBytes: limit})
+	before := snap(t, m)
+	for _, field := range []string{"photo", "post", "other"} {
+		t.Run(field, func(t *testing.T) {
+			prefix := "--B\r\nContent-Disposition: form-data; name=\"post\"\r\n\r\nbig one\r\n--B\r\n"
+			switch field {
+			case "photo":
+				prefix += "Content-Disposition: form-data; name=\"photo\"; filename=\"big.png\"\r\nContent-Type: image/png\r\n\r\n" + string(pngBytes(t, 8, 8))
+			default:
+				prefix = "--B\r\nContent-Disposition: form-data; name=\"" + field + "\"\r\n\r\n"
+			}
+			body := &countingReader{prefix: []byte(prefix), limit: 1 << 30}
+			req, err := http.NewRequest(http.MethodPost, m.URL+"/upload.php", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "multipart/form-data; boundary=B")
+			resp, err := m.Client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			want := http.StatusRequestEntityTooLarge
+			if field == "post" {
+				want = http.StatusBadRequest // the text's own, much smaller limit
+			}
+			if resp.StatusCode != want {
+				t.Fatalf("status %d, want %d: %.500s", resp.StatusCode, want, page)
+			}
+			read := body.n.Load()
+			t.Logf("%s: the client sent %d bytes of a 1 GiB body before the %d answer (limit %d)", field, read, resp.StatusCode, limit)
+			if read > limit+16<<20 {
+				t.Fatalf("the edge let %d bytes in, far past the %d-byte limit", read, limit)
+			}
+		})
+	}
+	if after := snap(t, m); after.String() != before.String() {
+		t.Fatalf("stored something: %s", after)
+	}
+}
+
+// TestLimits: headers, bodies and gRPC messages are all bounded.
+func TestLimits(t *testing.T) {
+	m := testmesh.Start(t, testmesh.Options{Store: storeEmbedded(t)})
+	// HTTP/2 clients keep to the header list size the edge advertises;
+	// over HTTP/1.1 the edge itself refuses.
+	h1 := &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the mesh's self-signed certificate
+		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{},
+	}}
+	defer h1.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodPost, m.URL+"/upload.php", strings.NewReader("x"))
+	req.Header.Set("X-Big", strings.Repeat("a", 64<<10))
+	resp, err := h1.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("64 KiB of headers over HTTP/1.1: %d, want 431", resp.StatusCode)
+	}
+	req, _ = http.NewRequest(http.MethodGet, m.URL+"/", nil)
+	req.Header.Set("X-Big", strings.Repeat("a", 64<<10))
+	if _, err := m.Client.Do(req); err == nil {
+		t.Errorf("64 KiB of headers over HTTP/2: sent")
+	}
+	// One gRPC message over the servers' 4 MiB receive limit.
+	up := uploadv1.NewUploadServiceClient(testmesh.Conn(t, m.UploadAddr))
+	s, err := up.Upload(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Send(&uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Header{Header: &uploadv1.UploadHeader{Text: "x", Photo: &uploadv1.PhotoInfo{}}}})
+	_ = s.Send(&uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Chunk{Chunk: make([]byte, 4<<20+1)}})
+	if _, err := s.CloseAndRecv(); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("a 4 MiB gRPC message: %v, want ResourceExhausted", err)
+	}
+	if s := snap(t, m); s.posts != 0 || len(s.files) != 0 {
+		t.Fatalf("stored something: %s", s)
+	}
+}
+
+// rawCodec sends hand-encoded protobuf messages, so that a test can send
+// what the Go protobuf library refuses to marshal (invalid UTF-8 in a
+// string field).
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) { return *v.(*[]byte), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	*v.(*[]byte) = append([]byte(nil), data...)
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
+
+// rawHeader encodes UploadRequest{header: {text, photo: {file_name}}}.
+func rawHeader(text, fileName string, photo bool) []byte {
+	var hdr []byte
+	hdr = protowire.AppendTag(hdr, 1, protowire.BytesType)
+	hdr = protowire.AppendString(hdr, text)
+	if photo {
+		var info []byte
+		info = protowire.AppendTag(info, 1, protowire.BytesType)
+		info = protowire.AppendString(info, fileName)
+		hdr = protowire.AppendTag(hdr, 2, protowire.BytesType)
+		hdr = protowire.AppendBytes(hdr, info)
+	}
+	req := protowire.AppendTag(nil, 1, protowire.BytesType)
+	return protowire.AppendBytes(req, hdr)
+}
+
+func rawUpload(ctx context.Context, cc *grpc.ClientConn, msgs ...[]byte) error {
+	s, err := cc.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true}, uploadv1.UploadService_Upload_FullMethodName, grpc.ForceCodec(rawCodec{}))
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if err := s.SendMsg(&m); err != nil {
+			break
+		}
+	}
+	if err := s.CloseSend(); err != nil {
+		return err
+	}
+	var resp []byte
+	return s.RecvMsg(&resp)
+}
+
+// TestHostileUploadsGRPC sends the same classes of bad input straight to
+// UploadService, past the edge's own checks.
+func TestHostileUploadsGRPC(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		const limit = 256 << 10
+		m := testmesh.Start(t, testmesh.Options{Store: st, MaxUploadBytes: limit})
+		ctx := t.Context()
+		cc := testmesh.Conn(t, m.UploadAddr)
+		up := uploadv1.NewUploadServiceClient(cc)
+		png := pngBytes(t, 16, 16)
+		before := snap(t, m)
+
+		type tc struct {
+			name   string
+			call   func() error
+			code   codes.Code
+			reason string
+		}
+		cases := []tc{
+			{"empty text", func() error { _, err := upload(ctx, up, "", nil, 1); return err }, codes.InvalidArgument, uploadsvc.ReasonBadText},
+			{"white space text", func() error { _, err := upload(ctx, up, " \t\r\n\u00a0", png, 1000); return err }, codes.InvalidArgument, uploadsvc.ReasonBadText},
+			{"2,201 characters", func() error { _, err := upload(ctx, up, strings.Repeat("ü", 2201), nil, 1); return err }, codes.InvalidArgument, uploadsvc.ReasonBadText},
+			{"NUL in text", func() error { _, err := upload(ctx, up, "a\x00b", png, 1000); return err }, codes.InvalidArgument, uploadsvc.ReasonBadText},
+			// A message the protobuf library cannot decode (invalid UTF-8
+			// in a string field, broken wire format) is answered by
+			// grpc-go itself, Internal, before the service sees it; the
+			// edge never sends one (it checks the text and cleans names).
+			{"invalid UTF-8 text", func() error { return rawUpload(ctx, cc, rawHeader("caf\xe9", "", false)) }, codes.Internal, ""},
+			{"invalid UTF-8 file name", func() error {
+				chunk := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), png)
+				return rawUpload(ctx, cc, rawHeader("x", "a\xff.png", true), chunk)
+			}, codes.Internal, ""},
+			{"garbage message", func() error { return rawUpload(ctx, cc, []byte{0xff, 0xff, 0xff}) }, codes.Internal, ""},
+			{"NUL in the file name", func() error {
+				s, _ := up.Upload(ctx)
+				_ = s.Send(&uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Header{Header: &uploadv1.UploadHeader{Text: "x", Photo: &uploadv1.PhotoInfo{FileName: "shell.php\x00.png"}}}})
+				_ = s.Send(&uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Chunk{Chunk: png}})
+				_, err := s.CloseAndRecv()
+				return err
+			}, codes.InvalidArgument, ""},
+			{"hundreds of headers", func() error {
+				s, _ := up.Upload(ctx)
+				for range 300 {
+					if s.Send(&uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Header{Header: &uploadv1.UploadHeader{Text: "x", Photo: &uploadv1.PhotoInfo{}}}}) != nil {
+						break
+					}
+				}
+				_, err := s.CloseAndRecv()
+				return err
+			}, codes.InvalidArgument, ""},
+			{"empty photo", func() error {
+				s, _ := up.Upload(ctx)
+				_ = s.Send(&uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Header{Header: &uploadv1.UploadHeader{Text: "x", Photo: &uploadv1.PhotoInfo{}}}})
+				_, err := s.CloseAndRecv()
+				return err
+			}, codes.InvalidArgument, uploadsvc.ReasonMalformedImage},
+		}
+		for _, f := range badFiles(t) {
+			code := codes.InvalidArgument
+			if f.status == 413 {
+				code = codes.ResourceExhausted
+			}
+			cases = append(cases, tc{f.name, func() error { _, err := upload(ctx, up, "x", f.data, 1000); return err }, code, f.reason})
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				err := c.call()
+				if status.Code(err) != c.code {
+					t.Fatalf("%v, want %v", err, c.code)
+				}
+				if c.reason != "" && uploadsvc.Reason(err) != c.reason {
+					t.Fatalf("reason %q, want %q (%v)", uploadsvc.Reason(err), c.reason, err)
+				}
+				if msg := status.Convert(err).Message(); len(msg) < 10 {
+					t.Fatalf("message %q does not explain", msg)
+				}
+			})
+		}
+
+		// A photo that never ends: refused at the limit. What the client
+		// got to send is the limit plus gRPC's flow-control windows.
+		t.Run("endless photo", func(t *testing.T) {
+			s, err := up.Upload(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = s.Send(&uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Header{Header: &uploadv1.UploadHeader{Text: "x", Photo: &uploadv1.PhotoInfo{}}}})
+			chunk := make([]byte, 64<<10)
+			copy(chunk, png)
+			var sent int64
+			for sent < 1<<30 {
+				if err := s.Send(&uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Chunk{Chunk: chunk}}); err != nil {
+					break
+				}
+				sent += int64(len(chunk))
+			}
+			_, err = s.CloseAndRecv()
+			t.Logf("sent %d bytes of an endless photo before %v", sent, status.Code(err))
+			if status.Code(err) != codes.ResourceExhausted || uploadsvc.Reason(err) != uploadsvc.ReasonTooLarge {
+				t.Fatalf("%v, want ResourceExhausted TOO_LARGE", err)
+			}
+			if sent > limit+32<<20 {
+				t.Fatalf("the service took %d bytes for a %d-byte limit", sent, limit)
+			}
+		})
+		if after := snap(t, m); after.String() != before.String() {
+			t.Fatalf("bad uploads changed the store or the uploads folder:\nbefore %s\nafter  %s", before, after)
+		}
+
+		// Long and ../-laden names are accepted; the file is uploads/{id}.
+		for _, name := range []string{strings.Repeat("ñ", 10000), "../../../../tmp/evil.png"} {
+			s, _ := up.Upload(ctx)
+			_ = s.Send(&uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Header{Header: &uploadv1.UploadHeader{Text: "named", Photo: &uploadv1.PhotoInfo{FileName: name, ContentType: "../x"}}}})
+			_ = s.Send(&uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Chunk{Chunk: png}})
+			resp, err := s.CloseAndRecv()
+			if err != nil {
+				t.Fatalf("name %.20q: %v", name, err)
+			}
+			id := resp.GetPost().GetImage().GetId()
+			if disk, err := os.ReadFile(uploadsFile(m, id)); err != nil || !bytes.Equal(disk, png) {
+				t.Fatalf("uploads/%s: %v", id, err)
+			}
+		}
+	})
+}
+
+// TestStoragePaths asks /storage/ for everything but an id: dot segments,
+// encoded ones, NUL, wrong lengths and alphabets, and a path to a real
+// file just outside the uploads folder. Nothing outside the folder is
+// ever served.
+func TestStoragePaths(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		m := testmesh.Start(t, testmesh.Options{Store: st})
+		uploadPhoto(t, m, "real", &formFile{"a.png", "image/png", pngBytes(t, 8, 8)})
+		real := listAPI(t, m, "").Posts[0].Image.ID
+
+		// A file named like an id, beside the uploads folder.
+		secretID := store.NewID().String()
+		secret := []byte("SECRET-OUTSIDE-UPLOADS")
+		if err := os.WriteFile(filepath.Join(filepath.Dir(m.UploadsDir), secretID), secret, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		paths := []string{
+			"/storage/..", "/storage/../" + secretID, "/storage/..%2f" + secretID, "/storage/%2e%2e%2f" + secretID,
+			"/storage/%2e%2e/" + secretID, "/storage/.%2e/" + secretID, "/storage/%2E%2E%5C" + secretID,
+			"/storage/" + real + "%00", "/storage/%00" + real[1:], "/storage/" + real[:21] + "%00",
+			"/storage/" + real[:21], "/storage/" + real + "A", "/storage/" + real + "=", "/storage/" + real + "/",
+			"/storage/" + real[:21] + "+", "/storage/" + real[:21] + "/", "/storage/" + real[:21] + ".",
+			"/storage/" + strings.Repeat("%41", 22), "/storage/" + strings.Repeat("A", 1000),
+			"/storage/" + strings.Repeat("é", 11), "/storage/", "/storage",
+			"/storage/" + store.NewID().String(), // unknown id
+		}
+		for _, p := range paths {
+			for _, method := range []string{http.MethodGet, http.MethodHead} {
+				req, err := http.NewRequest(method, m.URL+"/", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.URL.Opaque = p // sent exactly as written
+				resp, body := do(t, m, req)
+				if resp.StatusCode != 400 && resp.StatusCode != 404 && resp.StatusCode != 405 {
+					t.Errorf("%s %s: %d, want 400 or 404", method, p, resp.StatusCode)
+				}
+				if strings.Contains(body, "SECRET") || strings.HasPrefix(resp.Header.Get("Content-Type"), "image/") {
+					t.Errorf("%s %s served a file", method, p)
+				}
+			}
+		}
+		if resp, _ := get(t, m, "/storage/"+store.NewID().String()); resp.StatusCode != 404 {
+			t.Errorf("unknown id: %d, want 404", resp.StatusCode)
+		}
+		if resp, _ := get(t, m, "/storage/"+real); resp.StatusCode != 200 {
+			t.Errorf("the real image: %d", resp.StatusCode)
+		}
+	})
+}
+
+// exifTIFF is an EXIF block like a phone's (big-endian TIFF): IFD0 with the
+// camera make, the orientation, an EXIF sub-IFD with a maker note and a GPS
+// IFD with a position. Every "SECRET" string must be gone after upload.
+func exifTIFF(orientation int) []byte {
+	b := make([]byte, 164)
+	bo := binary.BigEndian
+	copy(b, "MM\x00*")
+	bo.PutUint32(b[4:], 8)
+	entry := func(p int, tag, typ uint16, count, value uint32) {
+		bo.PutUint16(b[p:], tag)
+		bo.PutUint16(b[p+2:], typ)
+		bo.PutUint32(b[p+4:], count)
+		bo.PutUint32(b[p+8:], value)
+	}
+	bo.PutUint16(b[8:], 4)
+	entry(10, 0x010F, 2, 10, 62) // Make
+	entry(22, 0x0112, 3, 1, 0)   // Orientation
+	bo.PutUint16(b[30:], uint16(orientation))
+	entry(34, 0x8769, 4, 1, 72)  // EXIF IFD
+	entry(46, 0x8825, 4, 1, 114) // GPS IFD
+	copy(b[62:], "SecretCam\x00")
+	bo.PutUint16(b[72:], 1)
+	entry(74, 0x927C, 7, 22, 90) // MakerNote
+	copy(b[90:], "SECRET-MAKERNOTE-1234")
+	bo.PutUint16(b[114:], 2)
+	entry(116, 0x0001, 2, 2, 0) // GPSLatitudeRef "N"
+	copy(b[124:], "N\x00")
+	entry(128, 0x001B, 7, 20, 144) // GPSProcessingMethod
+	copy(b[144:], "ASCII\x00\x00\x00SECRET-GPS!!")
+	return b
+}
+
+const xmpPacket = `<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">` +
+	`<rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude="41,24.2028N SECRET-XMP"/></rdf:RDF></x:xmpmeta><?xpacket end="w"?>`
+
+// iccProfile is a stand-in ICC profile: the header fields a reader checks
+// first (size, "acsp"), and a marker to find it by.
+func iccProfile() []byte {
+	p := make([]byte, 160)
+	binary.BigEndian.PutUint32(p, uint32(len(p)))
+	copy(p[36:], "acsp")
+	copy(p[128:], "KEEP-THIS-ICC-PROFILE")
+	return p
+}
+
+func jpegSeg(marker byte, payload ...[]byte) []byte {
+	body := bytes.Join(payload, nil)
+	n := len(body) + 2
+	return append([]byte{0xFF, marker, byte(n >> 8), byte(n)}, body...)
+}
+
+// jpegSegments lists the marker segments before the first scan.
+func jpegSegments(t *testing.T, b []byte) (markers []byte, payloads [][]byte) {
+	t.Helper()
+	for pos := 2; pos+4 <= len(b); {
+		if b[pos] != 0xFF {
+			t.Fatalf("no marker at %d", pos)
+		}
+		m := b[pos+1]
+		n := int(binary.BigEndian.Uint16(b[pos+2:]))
+		markers = append(markers, m)
+		payloads = append(payloads, b[pos+4:pos+2+n])
+		if m == 0xDA {
+			break
+		}
+		pos += 2 + n
+	}
+	return markers, payloads
+}
+
+// ifd0 reads the tags and SHORT values of a TIFF block's first IFD.
+func ifd0(t *testing.T, tiff []byte) map[uint16]uint16 {
+	t.Helper()
+	var bo binary.ByteOrder = binary.BigEndian
+	if string(tiff[:2]) == "II" {
+		bo = binary.LittleEndian
+	}
+	off := bo.Uint32(tiff[4:])
+	n := int(bo.Uint16(tiff[off:]))
+	tags := map[uint16]uint16{}
+	for i := range n {
+		e := tiff[int(off)+2+12*i:]
+		tags[bo.Uint16(e)] = bo.Uint16(e[8:])
+	}
+	return tags
+}
+
+func samePixels(t *testing.T, a, b image.Image) {
+	t.Helper()
+	if a.Bounds() != b.Bounds() {
+		t.Fatalf("bounds %v, want %v", b.Bounds(), a.Bounds())
+	}
+	for y := a.Bounds().Min.Y; y < a.Bounds().Max.Y; y++ {
+		for x := a.Bounds().Min.X; x < a.Bounds().Max.X; x++ {
+			r1, g1, b1, a1 := a.At(x, y).RGBA()
+			r2, g2, b2, a2 := b.At(x, y).RGBA()
+			if r1 != r2 || g1 != g2 || b1 != b2 || a1 != a2 {
+				t.Fatalf("pixel (%d,%d) differs", x, y)
+			}
+		}
+	}
+}
+
+func noSecrets(t *testing.T, b []byte) {
+	t.Helper()
+	for _, s := range []string{"SECRET", "SecretCam", "ns.adobe.com/xap", "xmpmeta"} {
+		if bytes.Contains(b, []byte(s)) {
+			t.Errorf("the served file still contains %q", s)
+		}
+	}
+}
+
+// TestPrivacyMetadata uploads photos full of metadata through the edge and
+// reads them back from /storage/: no EXIF but the orientation, no GPS, no
+// XMP, no maker note, no comments or text chunks; the colour profile kept;
+// the same pixels.
+func TestPrivacyMetadata(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		m := testmesh.Start(t, testmesh.Options{Store: st})
+		icc := iccProfile()
+		fetch := func(t *testing.T, text string, f *formFile) []byte {
+			t.Helper()
+			uploadPhoto(t, m, text, f)
+			img := listAPI(t, m, "").Posts[0].Image
+			resp, body := get(t, m, "/storage/"+img.ID)
+			if resp.StatusCode != 200 {
+				t.Fatalf("GET /storage/%s: %d", img.ID, resp.StatusCode)
+			}
+			disk, err := os.ReadFile(uploadsFile(m, img.ID))
+			if err != nil || !bytes.Equal(disk, []byte(body)) {
+				t.Fatalf("the file on disk is not what is served: %v", err)
+			}
+			_, dbCopy, err := m.Store.ImageData(t.Context(), mustID(t, img.ID))
+			if err != nil || !bytes.Equal(dbCopy, disk) {
+				t.Fatalf("the database copy is not what is served: %v", err)
+			}
+			noSecrets(t, disk)
+			return disk
+		}
+
+		t.Run("JPEG", func(t *testing.T) {
+			plain := jpegBytes(t, 64, 48)
+			rich := append([]byte{0xFF, 0xD8}, bytes.Join([][]byte{
+				jpegSeg(0xE1, []byte("Exif\x00\x00"), exifTIFF(6)),
+				jpegSeg(0xE1, []byte("http://ns.adobe.com/xap/1.0/\x00"), []byte(xmpPacket)),
+				jpegSeg(0xE2, []byte("ICC_PROFILE\x00\x01\x01"), icc),
+				jpegSeg(0xFE, []byte("SECRET-COMMENT")),
+				jpegSeg(0xED, []byte("Photoshop 3.0\x00SECRET-IPTC")),
+			}, nil)...)
+			rich = append(rich, plain[2:]...)
+			got := fetch(t, "jpeg with metadata", &formFile{"IMG_0001.JPG", "image/jpeg", rich})
+
+			markers, payloads := jpegSegments(t, got)
+			var exif, iccFound int
+			for i, mk := range markers {
+				p := payloads[i]
+				switch {
+				case mk == 0xE1 && bytes.HasPrefix(p, []byte("Exif\x00\x00")):
+					exif++
+					tags := ifd0(t, p[6:])
+					if len(tags) != 1 || tags[0x0112] != 6 {
+						t.Errorf("EXIF IFD0 = %v, want only Orientation = 6", tags)
+					}
+					if _, ok := tags[0x8825]; ok {
+						t.Error("GPS IFD pointer (0x8825) kept")
+					}
+				case mk == 0xE1:
+					t.Errorf("APP1 %q kept", p[:min(len(p), 30)])
+				case mk == 0xE2 && bytes.HasPrefix(p, []byte("ICC_PROFILE\x00")):
+					iccFound++
+					if !bytes.Equal(p[14:], icc) {
+						t.Error("ICC profile changed")
+					}
+				case mk == 0xFE, mk == 0xED:
+					t.Errorf("segment %#x kept", mk)
+				}
+			}
+			if exif != 1 || iccFound != 1 {
+				t.Errorf("%d EXIF and %d ICC segments, want one each", exif, iccFound)
+			}
+			a, err := jpeg.Decode(bytes.NewReader(plain))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := jpeg.Decode(bytes.NewReader(got))
+			if err != nil {
+				t.Fatal(err)
+			}
+			samePixels(t, a, b)
+		})
+
+		t.Run("PNG", func(t *testing.T) {
+			plain := pngBytes(t, 40, 30)
+			var z bytes.Buffer
+			zw := zlib.NewWriter(&z)
+			_, _ = zw.Write(icc)
+			_ = zw.Close()
+			iccp := pngChunk("iCCP", []byte("ICC profile\x00\x00"), z.Bytes())
+			le := exifTIFF(6) // stored big-endian; PNG's eXIf allows either
+			rich := bytes.Join([][]byte{
+				plain[:33], // signature and IHDR
+				iccp,
+				pngChunk("eXIf", le),
+				pngChunk("tEXt", []byte("Comment\x00SECRET-TEXT GPS 41.40338, 2.17403")),
+				pngChunk("iTXt", []byte("XML:com.adobe.xmp\x00\x00\x00\x00\x00"), []byte(xmpPacket)),
+				pngChunk("zTXt", []byte("Author\x00\x00"), zlibBytes(t, []byte("SECRET-AUTHOR"))),
+				pngChunk("tIME", []byte{0x07, 0xE8, 1, 2, 3, 4, 5}),
+				plain[33:],
+			}, nil)
+			got := fetch(t, "png with metadata", &formFile{"shot.png", "image/png", rich})
+
+			var types []string
+			for pos := 8; pos+12 <= len(got); {
+				n := int(binary.BigEndian.Uint32(got[pos:]))
+				typ := string(got[pos+4 : pos+8])
+				body := got[pos+8 : pos+8+n]
+				types = append(types, typ)
+				switch typ {
+				case "tEXt", "iTXt", "zTXt", "tIME":
+					t.Errorf("%s chunk kept", typ)
+				case "eXIf":
+					if tags := ifd0(t, body); len(tags) != 1 || tags[0x0112] != 6 {
+						t.Errorf("eXIf IFD0 = %v, want only Orientation = 6", tags)
+					}
+				case "iCCP":
+					if !bytes.Equal(got[pos:pos+12+n], iccp) {
+						t.Error("iCCP changed")
+					}
+				}
+				pos += 12 + n
+			}
+			if !slices.Contains(types, "iCCP") || !slices.Contains(types, "eXIf") {
+				t.Errorf("chunks %v: want iCCP and eXIf kept", types)
+			}
+			a, _ := png.Decode(bytes.NewReader(plain))
+			b, err := png.Decode(bytes.NewReader(got))
+			if err != nil {
+				t.Fatal(err)
+			}
+			samePixels(t, a, b)
+		})
+
+		t.Run("WebP", func(t *testing.T) {
+			src, err := os.ReadFile(filepath.Join("..", "imaging", "testdata", "metadata.webp"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := fetch(t, "webp with metadata", &formFile{"a.webp", "image/webp", src})
+			if !bytes.Contains(got, []byte("ICCP")) || bytes.Contains(got, []byte("XMP ")) {
+				t.Errorf("WebP: ICCP kept %v, XMP chunk gone %v", bytes.Contains(got, []byte("ICCP")), !bytes.Contains(got, []byte("XMP ")))
+			}
+			a, _ := webp.Decode(bytes.NewReader(src))
+			b, err := webp.Decode(bytes.NewReader(got))
+			if err != nil {
+				t.Fatal(err)
+			}
+			samePixels(t, a, b)
+		})
+	})
+}
+
+func pngChunk(typ string, body ...[]byte) []byte {
+	data := bytes.Join(body, nil)
+	c := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
+	c = append(c, typ...)
+	c = append(c, data...)
+	return binary.BigEndian.AppendUint32(c, crc32.ChecksumIEEE(append([]byte(typ), data...)))
+}
+
+func zlibBytes(t testing.TB, b []byte) []byte {
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	_, _ = zw.Write(b)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return z.Bytes()
+}
+
+func mustID(t testing.TB, s string) store.ID {
+	t.Helper()
+	id, err := store.ParseID(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// TestUploadRateLimit: past its budget a client gets 429 with Retry-After
+// and nothing is stored; scripted clients (curl -F: no Origin, no
+// Sec-Fetch-* headers) and same-origin browsers pass CSRF protection.
+func TestUploadRateLimit(t *testing.T) {
+	m := testmesh.Start(t, testmesh.Options{Store: storeEmbedded(t), UploadRate: 2})
+	png := pngBytes(t, 8, 8)
+	send := func(text string, browser bool) (*http.Response, string) {
+		body, ct := form(t, [][2]string{{"post", text}}, &formFile{"a.png", "image/png", png})
+		req, _ := http.NewRequest(http.MethodPost, m.URL+"/upload.php", bytes.NewReader(body))
+		req.Header.Set("Content-Type", ct)
+		req.Header.Set("User-Agent", "curl/8.5.0")
+		if browser {
+			req.Header.Set("Origin", m.URL)
+			req.Header.Set("Sec-Fetch-Site", "same-origin")
+			req.Header.Set("User-Agent", "Mozilla/5.0")
+		}
+		return do(t, m, req)
+	}
+	if resp, page := send("curl style", false); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("curl-style upload: %d\n%.500s", resp.StatusCode, page)
+	}
+	if resp, page := send("same-origin browser", true); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("same-origin upload: %d\n%.500s", resp.StatusCode, page)
+	}
+	before := snap(t, m)
+	for i := range 3 {
+		resp, page := send(fmt.Sprintf("over the limit %d", i), i%2 == 0)
+		if resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("upload past the limit: %d, want 429", resp.StatusCode)
+		}
+		if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
+			t.Fatalf("Retry-After %q, want 1 to 60 seconds", resp.Header.Get("Retry-After"))
+		}
+		if !strings.Contains(page, "Too many posts") || !strings.Contains(page, `role="alert"`) {
+			t.Fatalf("429 page does not explain:\n%.2000s", page)
+		}
+	}
+	if after := snap(t, m); after.String() != before.String() || after.posts != 2 {
+		t.Fatalf("refused uploads stored something:\nbefore %s\nafter  %s", before, after)
+	}
+}
