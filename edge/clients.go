@@ -1,40 +1,53 @@
 package edge
 
 import (
+	"context"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/balancer/endpointsharding"
+	"google.golang.org/grpc/balancer/roundrobin"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health" // enables healthCheckConfig: without it client-side health checks are silently skipped
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/dns"
 	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
-// Service configs. Every connection balances round_robin over all the
+// Service configs. Every connection balances round robin over all the
 // addresses of its target and watches each backend's health, so a replica
 // that dies or reports NOT_SERVING leaves the rotation at once.
 //
-// Feed reads are idempotent: they are hedged. A call that has no answer
-// after hedgingDelay, or fails with UNAVAILABLE, is sent again (to the next
-// replica in the rotation), and the first answer wins; so one dead, frozen
-// or draining replica costs no failed page. Blob reads are retried before
-// their first byte. Uploads are never retried.
+// Feed reads are idempotent: they are hedged (see hedgedServices; grpc-go
+// does not implement the service config's hedgingPolicy and ignores it). A
+// call that has no answer after 250ms, or fails with UNAVAILABLE, is sent
+// again to a replica it has not tried, and the first answer wins; so one
+// dead, frozen or draining replica costs no failed page. Blob reads are
+// retried before their first byte. Uploads are never retried.
 const (
 	feedServiceConfig = `{
-  "loadBalancingConfig": [{"round_robin": {}}],
+  "loadBalancingConfig": [{"` + spreadName + `": {}}],
   "healthCheckConfig": {"serviceName": "extagram.feed.v1.FeedService"},
   "methodConfig": [{
     "name": [{"service": "extagram.feed.v1.FeedService"}],
-    "timeout": "2s",
-    "hedgingPolicy": {"maxAttempts": 3, "hedgingDelay": "0.25s", "nonFatalStatusCodes": ["UNAVAILABLE"]}
-  }],
-  "retryThrottling": {"maxTokens": 100, "tokenRatio": 0.2}
+    "timeout": "2s"
+  }]
 }`
 	blobServiceConfig = `{
   "loadBalancingConfig": [{"round_robin": {}}],
@@ -84,6 +97,8 @@ func dial(target, serviceConfig string, metrics *grpcprom.ClientMetrics) (*grpc.
 			grpc.WithChainUnaryInterceptor(metrics.UnaryClientInterceptor()),
 			grpc.WithChainStreamInterceptor(metrics.StreamClientInterceptor()))
 	}
+	// Inside the metrics interceptor: a hedged call counts once.
+	opts = append(opts, grpc.WithChainUnaryInterceptor(hedge))
 	if !strings.Contains(target, "://") && !strings.HasPrefix(target, "dns:") && !strings.HasPrefix(target, "unix:") {
 		addrs, err := splitAddrs(target)
 		if err != nil {
@@ -122,4 +137,223 @@ func splitAddrs(list string) ([]string, error) {
 		return nil, fmt.Errorf("no address in %q", list)
 	}
 	return out, nil
+}
+
+// dnsMinResolutionInterval is how often, at most, a dns:/// target is
+// resolved again. grpc-go re-resolves when a connection closes, which the
+// servers' max connection age (30s by default) makes happen regularly, but
+// by default no sooner than 30s after the previous resolution; 5s lets new
+// replicas be found within about one connection age.
+const dnsMinResolutionInterval = 5 * time.Second
+
+func init() {
+	// Must be set before any channel resolves: the resolver reads it
+	// without locking.
+	dns.SetMinResolutionInterval(dnsMinResolutionInterval)
+	balancer.Register(spreadBuilder{})
+}
+
+// hedgePolicy sends a unary call again when it has no answer after delay,
+// or at once when an attempt fails with UNAVAILABLE, up to maxAttempts
+// attempts in all; the first answer wins and the others are cancelled.
+// With the spread balancer each attempt goes to a replica the call has not
+// tried yet, so a frozen replica (which TCP and the health stream cannot
+// tell from a slow one) costs a page delay, never the page.
+type hedgePolicy struct {
+	delay       time.Duration
+	maxAttempts int
+}
+
+// hedgedServices maps method prefixes to their policy. Only idempotent
+// reads belong here. No token-bucket throttling: a replica that loses its
+// database answers UNAVAILABLE to every call for up to a second (until its
+// health check notices), and those calls must all go elsewhere; attempts
+// are bounded by maxAttempts and the 2s deadline instead.
+var hedgedServices = map[string]hedgePolicy{
+	"/extagram.feed.v1.FeedService/": {delay: 250 * time.Millisecond, maxAttempts: 3},
+}
+
+func hedgePolicyFor(method string) (hedgePolicy, bool) {
+	if i := strings.LastIndexByte(method, '/'); i >= 0 {
+		p, ok := hedgedServices[method[:i+1]]
+		return p, ok
+	}
+	return hedgePolicy{}, false
+}
+
+// triedKey carries a hedged call's *triedBackends to the picker.
+type triedKey struct{}
+
+// triedBackends are the addresses a call's attempts were sent to.
+type triedBackends struct {
+	mu    sync.Mutex
+	addrs []string
+}
+
+func (t *triedBackends) has(addr string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Contains(t.addrs, addr)
+}
+
+func (t *triedBackends) add(addr string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.addrs = append(t.addrs, addr)
+}
+
+// hedge is the unary client interceptor that applies hedgedServices.
+func hedge(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	pol, ok := hedgePolicyFor(method)
+	out, isMsg := reply.(proto.Message)
+	if !ok || !isMsg {
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // the attempts that lost
+	ctx = context.WithValue(ctx, triedKey{}, &triedBackends{})
+	done := make(chan *attempt, pol.maxAttempts)
+	sent := 0
+	send := func() {
+		sent++
+		a := newAttempt(out, opts)
+		go func() {
+			a.err = invoker(ctx, method, req, a.reply, cc, a.opts...)
+			done <- a
+		}()
+	}
+	send()
+	timer := time.NewTimer(pol.delay)
+	defer timer.Stop()
+	var last *attempt
+	for running := 1; running > 0; {
+		select {
+		case <-timer.C:
+			if sent < pol.maxAttempts {
+				send()
+				running++
+				timer.Reset(pol.delay)
+			}
+		case a := <-done:
+			running--
+			last = a
+			if a.err == nil || status.Code(a.err) != codes.Unavailable {
+				a.deliver(out, opts)
+				return a.err
+			}
+			if sent < pol.maxAttempts {
+				send()
+				running++
+				timer.Reset(pol.delay)
+			}
+		}
+	}
+	last.deliver(out, opts)
+	return last.err
+}
+
+// attempt is one try of a hedged call, with its own reply and its own
+// header, trailer and peer (the caller's are filled from the winner).
+type attempt struct {
+	reply           proto.Message
+	opts            []grpc.CallOption
+	header, trailer metadata.MD
+	peer            peer.Peer
+	err             error
+}
+
+func newAttempt(out proto.Message, opts []grpc.CallOption) *attempt {
+	a := &attempt{reply: out.ProtoReflect().New().Interface(), opts: make([]grpc.CallOption, 0, len(opts))}
+	for _, o := range opts {
+		switch o.(type) {
+		case grpc.HeaderCallOption:
+			o = grpc.Header(&a.header)
+		case grpc.TrailerCallOption:
+			o = grpc.Trailer(&a.trailer)
+		case grpc.PeerCallOption:
+			o = grpc.Peer(&a.peer)
+		}
+		a.opts = append(a.opts, o)
+	}
+	return a
+}
+
+func (a *attempt) deliver(out proto.Message, opts []grpc.CallOption) {
+	if a.err == nil {
+		proto.Reset(out)
+		proto.Merge(out, a.reply)
+	}
+	for _, o := range opts {
+		switch o := o.(type) {
+		case grpc.HeaderCallOption:
+			*o.HeaderAddr = a.header
+		case grpc.TrailerCallOption:
+			*o.TrailerAddr = a.trailer
+		case grpc.PeerCallOption:
+			*o.PeerAddr = a.peer
+		}
+	}
+}
+
+// spreadName is round_robin (with its health checks) whose picker sends
+// the attempts of one hedged call to different backends. Plain round_robin
+// cannot: under concurrent calls its next pick is as likely as not the
+// replica the first attempt is stuck on.
+const spreadName = "extagram_spread_round_robin"
+
+type spreadBuilder struct{}
+
+func (spreadBuilder) Name() string { return spreadName }
+
+func (spreadBuilder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
+	return balancer.Get(roundrobin.Name).Build(&spreadCC{ClientConn: cc}, opts)
+}
+
+// spreadCC wraps every picker round_robin publishes.
+type spreadCC struct{ balancer.ClientConn }
+
+func (c *spreadCC) UpdateState(s balancer.State) {
+	p := &spreadPicker{fallback: s.Picker}
+	for _, cs := range endpointsharding.ChildStatesFromPicker(s.Picker) {
+		if cs.State.ConnectivityState == connectivity.Ready && len(cs.Endpoint.Addresses) > 0 {
+			p.ready = append(p.ready, readyBackend{addr: cs.Endpoint.Addresses[0].Addr, picker: cs.State.Picker})
+		}
+	}
+	if n := len(p.ready); n > 0 {
+		p.next.Store(uint32(rand.IntN(n)))
+	}
+	s.Picker = p
+	c.ClientConn.UpdateState(s)
+}
+
+type readyBackend struct {
+	addr   string
+	picker balancer.Picker
+}
+
+// spreadPicker picks in turn among the ready (and healthy) backends,
+// skipping those the call has tried; calls that are not hedged, and picks
+// while no backend is ready, go to round_robin's own picker.
+type spreadPicker struct {
+	ready    []readyBackend
+	next     atomic.Uint32
+	fallback balancer.Picker
+}
+
+func (p *spreadPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
+	tried, _ := info.Ctx.Value(triedKey{}).(*triedBackends)
+	if tried == nil || len(p.ready) == 0 {
+		return p.fallback.Pick(info)
+	}
+	n := uint32(len(p.ready))
+	start := p.next.Add(1)
+	b := p.ready[start%n] // every one tried: start again
+	for i := range n {
+		if c := p.ready[(start+i)%n]; !tried.has(c.addr) {
+			b = c
+			break
+		}
+	}
+	tried.add(b.addr)
+	return b.picker.Pick(info)
 }
