@@ -1,0 +1,331 @@
+// Package hatest runs Extagram the way it is deployed: every role as its
+// own process of the extagram binary on loopback, over one MySQL database,
+// and drives the feed page through the edge with concurrent clients while
+// feed replicas are killed, frozen, drained, cut from their database or
+// added behind a DNS name. Its tests check the design's failure rules;
+// bench/failover uses the same harness to print latency and balance
+// figures.
+package hatest
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/extagram/extagram/store"
+)
+
+// Options configures a cluster.
+type Options struct {
+	// Bin is the extagram binary (see Build).
+	Bin string
+	// Dir holds the processes' logs, data folders and the shared uploads.
+	Dir string
+	// DSN is the MySQL database every role uses; it must exist. Start
+	// migrates it and seeds Posts posts.
+	DSN string
+	// Replicas is the number of feed replicas (default 2).
+	Replicas int
+	// FeedAddrs are the replicas' gRPC listen addresses (default: free
+	// ports on 127.0.0.1).
+	FeedAddrs []string
+	// FeedDSNs, when set, gives each replica its own DSN (a proxy in front
+	// of the database, say).
+	FeedDSNs []string
+	// FeedTarget is the edge's --feed-target (default: the replicas'
+	// addresses, comma-separated).
+	FeedTarget string
+	// DrainPeriod is every role's --drain-period (default 1s).
+	DrainPeriod time.Duration
+	// MaxConnectionAge, when set, is the services' --max-connection-age.
+	MaxConnectionAge time.Duration
+	// Posts is the number of posts seeded (default 30).
+	Posts int
+}
+
+// Cluster is a running mesh of processes.
+type Cluster struct {
+	URL    string       // https://127.0.0.1:PORT of the edge
+	Client *http.Client // for checks; load uses its own (see NewClient)
+	Edge   *Proc
+	Upload *Proc
+	Blob   *Proc
+	Feeds  []*Proc
+
+	opts    Options
+	uploads string
+	procs   []*Proc
+}
+
+// Start migrates and seeds the database, starts upload, blob, the feed
+// replicas and the edge, and waits until the edge is ready and every
+// replica has served a page through it.
+func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
+	if opts.Replicas <= 0 {
+		opts.Replicas = 2
+	}
+	if opts.DrainPeriod == 0 {
+		opts.DrainPeriod = time.Second
+	}
+	if opts.Posts == 0 {
+		opts.Posts = 30
+	}
+	if err := Seed(ctx, opts.DSN, opts.Posts); err != nil {
+		return nil, err
+	}
+	c = &Cluster{opts: opts, uploads: filepath.Join(opts.Dir, "uploads"), Client: NewClient(4)}
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("%w\n%s", err, c.Logs(2000))
+			c.Close()
+		}
+	}()
+	if c.Upload, err = c.startService(ctx, "upload", "upload", "127.0.0.1:0", opts.DSN); err != nil {
+		return c, err
+	}
+	if c.Blob, err = c.startService(ctx, "blob", "blob", "127.0.0.1:0", opts.DSN); err != nil {
+		return c, err
+	}
+	var addrs []string
+	for i := range opts.Replicas {
+		addr, dsn := "127.0.0.1:0", opts.DSN
+		if i < len(opts.FeedAddrs) {
+			addr = opts.FeedAddrs[i]
+		}
+		if i < len(opts.FeedDSNs) {
+			dsn = opts.FeedDSNs[i]
+		}
+		p, err := c.startService(ctx, fmt.Sprintf("feed-%d", i+1), "feed", addr, dsn)
+		if err != nil {
+			return c, err
+		}
+		c.Feeds = append(c.Feeds, p)
+		addrs = append(addrs, p.Addr)
+	}
+	target := opts.FeedTarget
+	if target == "" {
+		target = strings.Join(addrs, ",")
+	}
+	httpsAddr, err := FreePort("127.0.0.1")
+	if err != nil {
+		return c, err
+	}
+	metricsAddr, err := FreePort("127.0.0.1")
+	if err != nil {
+		return c, err
+	}
+	c.Edge = c.add(newProc(opts.Bin, "edge", httpsAddr, metricsAddr, opts.Dir, childEnv(), []string{
+		"edge", "--https-addr", httpsAddr, "--metrics-addr", metricsAddr,
+		"--data-dir", c.dataDir("edge"), "--drain-period", opts.DrainPeriod.String(),
+		"--feed-target", target, "--upload-target", c.Upload.Addr, "--blob-target", c.Blob.Addr,
+	}))
+	c.URL = "https://" + httpsAddr
+	if err := c.Edge.Start(); err != nil {
+		return c, err
+	}
+	if err := c.WaitReady(ctx, 30*time.Second); err != nil {
+		return c, err
+	}
+	for _, f := range c.Feeds {
+		if err := c.WaitServes(ctx, f, 30*time.Second); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+func (c *Cluster) add(p *Proc) *Proc {
+	c.procs = append(c.procs, p)
+	return p
+}
+
+func (c *Cluster) dataDir(name string) string { return filepath.Join(c.opts.Dir, "data-"+name) }
+
+// startService starts a gRPC role listening on addr (a port of 0 picks a
+// free one) and waits until it reports SERVING.
+func (c *Cluster) startService(ctx context.Context, name, role, addr, dsn string) (*Proc, error) {
+	p, err := c.NewService(name, role, addr, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Start(); err != nil {
+		return p, err
+	}
+	if err := WaitHealth(ctx, p.Addr, 30*time.Second); err != nil {
+		return p, fmt.Errorf("%s: %w", name, err)
+	}
+	return p, nil
+}
+
+// NewService prepares a gRPC role on addr (port 0: a free one) over dsn,
+// without starting it. The process is killed by Close.
+func (c *Cluster) NewService(name, role, addr, dsn string) (*Proc, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("hatest: %s: %w", name, err)
+	}
+	if port == "0" {
+		if addr, err = FreePort(host); err != nil {
+			return nil, err
+		}
+	}
+	metricsAddr, err := FreePort("127.0.0.1")
+	if err != nil {
+		return nil, err
+	}
+	args := []string{
+		role, "--grpc-addr", addr, "--metrics-addr", metricsAddr,
+		"--data-dir", c.dataDir(name), "--uploads-dir", c.uploads,
+		"--drain-period", c.opts.DrainPeriod.String(), "--auto-migrate=false",
+	}
+	if c.opts.MaxConnectionAge > 0 {
+		args = append(args, "--max-connection-age", c.opts.MaxConnectionAge.String())
+	}
+	return c.add(newProc(c.opts.Bin, name, addr, metricsAddr, c.opts.Dir, childEnv("EXTAGRAM_MYSQL_DSN="+dsn), args)), nil
+}
+
+// AddFeed starts one more feed replica on addr and waits until it reports
+// SERVING (the edge finds it by itself, or not: that is for the caller to
+// check).
+func (c *Cluster) AddFeed(ctx context.Context, name, addr string) (*Proc, error) {
+	p, err := c.startService(ctx, name, "feed", addr, c.opts.DSN)
+	if p != nil {
+		c.Feeds = append(c.Feeds, p)
+	}
+	return p, err
+}
+
+// Close kills every process (continuing stopped ones first).
+func (c *Cluster) Close() {
+	for _, p := range c.procs {
+		_ = p.Kill()
+	}
+	c.Client.CloseIdleConnections()
+}
+
+// Logs returns the tail of every process's log, for a failure message.
+func (c *Cluster) Logs(n int) string {
+	var b strings.Builder
+	for _, p := range c.procs {
+		fmt.Fprintf(&b, "==== %s (%s)\n%s\n", p.Name, p.Addr, p.Log(n))
+	}
+	return b.String()
+}
+
+// WaitReady polls the edge's /readyz until it answers 200.
+func (c *Cluster) WaitReady(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last string
+	for {
+		code, body, _, err := get(ctx, c.Client, c.URL+"/readyz")
+		if err == nil && code == http.StatusOK {
+			return nil
+		}
+		last = fmt.Sprintf("%d %s %v", code, strings.TrimSpace(body), err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("hatest: edge not ready after %s: %s", timeout, last)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// WaitServes loads pages through the edge until replica p's ListPosts
+// counter has grown, that is until the edge sends it calls.
+func (c *Cluster) WaitServes(ctx context.Context, p *Proc, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	first, err := ListPostsHandled(ctx, p.MetricsAddr)
+	for err != nil {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("hatest: %s metrics: %w", p.Name, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		first, err = ListPostsHandled(ctx, p.MetricsAddr)
+	}
+	for {
+		for range 4 {
+			_, _, _, _ = get(ctx, c.Client, c.URL+"/")
+		}
+		if n, err := ListPostsHandled(ctx, p.MetricsAddr); err == nil && n > first {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("hatest: the edge sent %s no call within %s", p.Name, timeout)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Seed migrates the database and adds n text posts.
+func Seed(ctx context.Context, dsn string, n int) error {
+	st, err := store.Open(ctx, store.Config{MySQLDSN: dsn})
+	if err != nil {
+		return fmt.Errorf("hatest: open store: %w", err)
+	}
+	defer st.Close()
+	for i := range n {
+		if _, err := st.CreatePost(ctx, store.NewPost{ID: store.NewID(), Text: "post " + strconv.Itoa(i+1) + " of the failover test"}); err != nil {
+			return fmt.Errorf("hatest: seed: %w", err)
+		}
+	}
+	return nil
+}
+
+// FreePort returns host:port with a port free on host at the time of the
+// call.
+func FreePort(host string) (string, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", fmt.Errorf("hatest: free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// NewClient returns an HTTP/1.1 client for the edge's self-signed
+// certificate that keeps up to conns connections open and follows no
+// redirect.
+func NewClient(conns int) *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			TLSClientConfig:     &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the edge's own self-signed certificate
+			MaxIdleConnsPerHost: conns,
+			IdleConnTimeout:     time.Minute,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       10 * time.Second,
+	}
+}
+
+// get returns the status, body and Retry-After header of a GET.
+func get(ctx context.Context, client *http.Client, url string) (int, string, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", "", err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(b), resp.Header.Get("Retry-After"), err
+}
+
+// Get is one GET of url: its status, Retry-After header and latency.
+func Get(ctx context.Context, client *http.Client, url string) (code int, retryAfter string, latency time.Duration, err error) {
+	start := time.Now()
+	code, _, retryAfter, err = get(ctx, client, url)
+	return code, retryAfter, time.Since(start), err
+}

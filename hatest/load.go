@@ -1,0 +1,142 @@
+package hatest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Sample is one page load.
+type Sample struct {
+	Start   time.Duration // since the load began
+	Latency time.Duration
+	Status  int    // 0 when no answer came
+	Err     string // the client's error, if any
+}
+
+// Failed reports whether the page load did not answer 200.
+func (s Sample) Failed() bool { return s.Status != http.StatusOK }
+
+func (s Sample) String() string {
+	if s.Err != "" {
+		return fmt.Sprintf("at %s after %s: %s", s.Start.Round(time.Millisecond), s.Latency.Round(time.Millisecond), s.Err)
+	}
+	return fmt.Sprintf("at %s after %s: status %d", s.Start.Round(time.Millisecond), s.Latency.Round(time.Millisecond), s.Status)
+}
+
+// Load is a set of clients each loading a page in a loop, one request
+// after the other, as fast as the answers come.
+type Load struct {
+	began time.Time
+	stop  atomic.Bool
+	left  atomic.Int64 // page loads still to send when limited
+	wg    sync.WaitGroup
+
+	mu      sync.Mutex
+	samples []Sample
+}
+
+// StartLoad starts clients loading url with client until Stop. When limit
+// is above 0, the clients stop by themselves after limit page loads.
+func StartLoad(client *http.Client, url string, clients int, limit int64) *Load {
+	l := &Load{began: time.Now()}
+	if limit > 0 {
+		l.left.Store(limit)
+	} else {
+		l.left.Store(1 << 62)
+	}
+	for range clients {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			var mine []Sample
+			for !l.stop.Load() && l.left.Add(-1) >= 0 {
+				start := time.Now()
+				// The request's own context: stopping the load lets running
+				// requests finish rather than counting them as failed.
+				code, _, _, err := get(context.Background(), client, url)
+				s := Sample{Start: start.Sub(l.began), Latency: time.Since(start), Status: code}
+				if err != nil {
+					s.Err = err.Error()
+				}
+				mine = append(mine, s)
+			}
+			l.mu.Lock()
+			l.samples = append(l.samples, mine...)
+			l.mu.Unlock()
+		}()
+	}
+	return l
+}
+
+// Elapsed is the time since the load began.
+func (l *Load) Elapsed() time.Duration { return time.Since(l.began) }
+
+// SleepUntil sleeps until the load has run for d.
+func (l *Load) SleepUntil(d time.Duration) { time.Sleep(time.Until(l.began.Add(d))) }
+
+// Wait waits for a limited load to finish and returns its samples.
+func (l *Load) Wait() []Sample {
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	slices.SortFunc(l.samples, func(a, b Sample) int { return int(a.Start - b.Start) })
+	return l.samples
+}
+
+// Stop lets every client finish its running request and returns all the
+// samples, in the order they started.
+func (l *Load) Stop() []Sample {
+	l.stop.Store(true)
+	return l.Wait()
+}
+
+// Stats summarizes page loads.
+type Stats struct {
+	Sent, Failed   int
+	P50, P99, Max  time.Duration
+	FirstFailures  []Sample // up to 5
+	FailedStatuses map[int]int
+}
+
+// Summarize summarizes the samples that started in [from, to); to <= 0
+// means until the end.
+func Summarize(samples []Sample, from, to time.Duration) Stats {
+	var st Stats
+	var lat []time.Duration
+	for _, s := range samples {
+		if s.Start < from || (to > 0 && s.Start >= to) {
+			continue
+		}
+		st.Sent++
+		lat = append(lat, s.Latency)
+		if s.Failed() {
+			st.Failed++
+			if st.FailedStatuses == nil {
+				st.FailedStatuses = map[int]int{}
+			}
+			st.FailedStatuses[s.Status]++
+			if len(st.FirstFailures) < 5 {
+				st.FirstFailures = append(st.FirstFailures, s)
+			}
+		}
+	}
+	if len(lat) == 0 {
+		return st
+	}
+	slices.Sort(lat)
+	st.P50 = percentile(lat, 0.50)
+	st.P99 = percentile(lat, 0.99)
+	st.Max = lat[len(lat)-1]
+	return st
+}
+
+// percentile is the nearest-rank percentile of sorted values.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	i := int(float64(len(sorted))*q+0.999999) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}

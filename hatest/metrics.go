@@ -1,0 +1,221 @@
+package hatest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+var metricsClient = &http.Client{Timeout: 2 * time.Second}
+
+// ListPostsHandled reads grpc_server_handled_total{grpc_method="ListPosts"}
+// (all codes) from the /metrics of a feed replica at metricsAddr.
+func ListPostsHandled(ctx context.Context, metricsAddr string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+metricsAddr+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := metricsClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("hatest: %s/metrics: %s", metricsAddr, resp.Status)
+	}
+	var sum float64
+	found := false
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "grpc_server_handled_total{") || !strings.Contains(line, `grpc_method="ListPosts"`) {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			return 0, fmt.Errorf("hatest: %s/metrics: %q: %w", metricsAddr, line, err)
+		}
+		sum += v
+		found = true
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	if !found {
+		return 0, fmt.Errorf("hatest: %s/metrics has no ListPosts counter", metricsAddr)
+	}
+	return sum, nil
+}
+
+// Health returns the gRPC health status of the whole server at addr.
+func Health(ctx context.Context, addr string) (healthpb.HealthCheckResponse_ServingStatus, error) {
+	cc, err := grpc.NewClient("passthrough:///"+addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.5, MaxDelay: 200 * time.Millisecond}, MinConnectTimeout: time.Second}))
+	if err != nil {
+		return 0, err
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+	if err != nil {
+		return 0, err
+	}
+	return resp.GetStatus(), nil
+}
+
+// WaitHealth polls the service at addr until it reports SERVING.
+func WaitHealth(ctx context.Context, addr string, timeout time.Duration) error {
+	return WaitStatus(ctx, addr, healthpb.HealthCheckResponse_SERVING, timeout)
+}
+
+// WaitStatus polls the service at addr until it reports want.
+func WaitStatus(ctx context.Context, addr string, want healthpb.HealthCheckResponse_ServingStatus, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last string
+	for {
+		st, err := Health(ctx, addr)
+		if err == nil && st == want {
+			return nil
+		}
+		last = fmt.Sprintf("%v %v", st, err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("hatest: %s not %v after %s: %s", addr, want, timeout, last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Calls follows the ListPosts counters of feed replicas through restarts
+// (a restarted process counts from 0 again), by polling their metrics.
+type Calls struct {
+	procs  []*Proc
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu    sync.Mutex
+	last  map[string]float64
+	total map[string]float64
+	// first is when a process's counter was first seen to grow after
+	// MarkRestart.
+	mark  map[string]time.Time
+	first map[string]time.Time
+}
+
+// FollowCalls starts polling the replicas' metrics every interval.
+func FollowCalls(procs []*Proc, interval time.Duration) *Calls {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Calls{
+		procs: procs, cancel: cancel, done: make(chan struct{}),
+		last: map[string]float64{}, total: map[string]float64{},
+		mark: map[string]time.Time{}, first: map[string]time.Time{},
+	}
+	c.poll(ctx)
+	go func() {
+		defer close(c.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				c.poll(ctx)
+			}
+		}
+	}()
+	return c
+}
+
+func (c *Calls) poll(ctx context.Context) {
+	for _, p := range c.procs {
+		v, err := ListPostsHandled(ctx, p.MetricsAddr)
+		if err != nil {
+			continue // down, frozen or not up yet
+		}
+		c.mu.Lock()
+		last, seen := c.last[p.Name]
+		grew := 0.0
+		switch {
+		case !seen:
+		case v >= last:
+			grew = v - last
+		default: // restarted: the new process counts from 0
+			grew = v
+		}
+		c.total[p.Name] += grew
+		if _, marked := c.mark[p.Name]; marked && grew > 0 {
+			if _, done := c.first[p.Name]; !done {
+				c.first[p.Name] = time.Now()
+			}
+		}
+		c.last[p.Name] = v
+		c.mu.Unlock()
+	}
+}
+
+// Mark notes that p was restarted or resumed now: ServedAgain then tells
+// how long it took until its counter grew.
+func (c *Calls) Mark(p *Proc) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mark[p.Name] = time.Now()
+	delete(c.first, p.Name)
+}
+
+// ServedAgain returns the time from Mark(p) to the first growth of its
+// counter seen after it, and whether there was one.
+func (c *Calls) ServedAgain(p *Proc) (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f, ok := c.first[p.Name]
+	if !ok {
+		return 0, false
+	}
+	return f.Sub(c.mark[p.Name]), true
+}
+
+// Stop polls one last time and returns the calls each replica handled
+// since FollowCalls.
+func (c *Calls) Stop() map[string]float64 {
+	c.cancel()
+	<-c.done
+	c.poll(context.Background())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]float64, len(c.total))
+	for _, p := range c.procs {
+		out[p.Name] = c.total[p.Name]
+	}
+	return out
+}
+
+// Shares returns each replica's fraction of the calls.
+func Shares(calls map[string]float64) map[string]float64 {
+	var sum float64
+	for _, v := range calls {
+		sum += v
+	}
+	out := make(map[string]float64, len(calls))
+	for k, v := range calls {
+		if sum > 0 {
+			out[k] = v / sum
+		}
+	}
+	return out
+}
