@@ -79,6 +79,18 @@ func (l *Load) Elapsed() time.Duration { return time.Since(l.began) }
 // SleepUntil sleeps until the load has run for d.
 func (l *Load) SleepUntil(d time.Duration) { time.Sleep(time.Until(l.began.Add(d))) }
 
+// WaitUntil waits until the load has run for d, or ctx is done.
+func (l *Load) WaitUntil(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(time.Until(l.began.Add(d)))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 // Wait waits for a limited load to finish and returns its samples.
 func (l *Load) Wait() []Sample {
 	l.wg.Wait()
