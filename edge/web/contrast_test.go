@@ -91,6 +91,7 @@ func TestCSSContrast(t *testing.T) {
 		{"error", cssDecl(t, ".error", "color"), cssDecl(t, ".error", "background-color"), 4.5},
 		{"post time", cssDecl(t, ".post .meta", "color"), card, 4.5},
 		{"empty feed", cssDecl(t, ".empty", "color"), page, 4.5},
+		{"photo note", cssDecl(t, ".photo-note", "color"), cssDecl(t, ".bar", "background-color"), 4.5},
 		{"focus ring on the bar", strings.Fields(cssDecl(t, ":focus-visible", "outline"))[2], cssDecl(t, ".bar", "background-color"), 3},
 		{"focus ring on the page", strings.Fields(cssDecl(t, ":focus-visible", "outline"))[2], page, 3},
 	}

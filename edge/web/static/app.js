@@ -9,6 +9,8 @@
   var preview = document.getElementById("preview");
   var remove = document.getElementById("remove");
   var publish = document.getElementById("publish");
+  // Optional: where the page says that a chosen file cannot be shown.
+  var note = document.getElementById("photo-note");
   if (!form || !file || !preview || !remove || !publish) {
     return;
   }
@@ -16,12 +18,26 @@
   var placeholderSrc = preview.getAttribute("src");
   var placeholderAlt = preview.getAttribute("alt");
   var objectURL = "";
+  var chosenName = "";
 
-  function showPreview(chosen) {
+  function revoke() {
     if (objectURL) {
       URL.revokeObjectURL(objectURL);
       objectURL = "";
     }
+  }
+
+  function showNote(text) {
+    if (note) {
+      note.textContent = text;
+      note.hidden = !text;
+    }
+  }
+
+  function showPreview(chosen) {
+    revoke();
+    showNote("");
+    chosenName = chosen ? chosen.name : "";
     if (chosen) {
       objectURL = URL.createObjectURL(chosen);
       preview.src = objectURL;
@@ -42,6 +58,21 @@
     publish.disabled = false;
     publish.removeAttribute("aria-busy");
   }
+
+  // The browser could not decode the chosen file (not an image, or a format
+  // it does not show): keep the placeholder rather than a broken image, and
+  // say why. The file stays chosen; the server gives the final answer.
+  preview.addEventListener("error", function () {
+    // Only the current preview: an error of the placeholder, or of a file
+    // already replaced by another, is not about the chosen file.
+    if (!objectURL || preview.src !== objectURL) {
+      return;
+    }
+    revoke();
+    preview.src = placeholderSrc;
+    preview.alt = "Chosen file: " + chosenName + " (no preview). Choose another photo";
+    showNote("No preview: " + chosenName + " may not be a photo.");
+  });
 
   file.addEventListener("change", function () {
     showPreview(chosenFile());

@@ -41,10 +41,13 @@ function setup(present) {
   const preview = element("preview", { src: "/static/preview.svg", alt: "Choose a photo" });
   preview.src = preview.attrs.src;
   preview.alt = preview.attrs.alt;
+  const note = element("photo-note", { hidden: "" });
+  note.textContent = "";
   const elements = {
     upload: element("upload", {}),
     file,
     preview,
+    "photo-note": note,
     remove: element("remove", { hidden: "" }),
     publish: element("publish", {}),
   };
@@ -69,7 +72,7 @@ function setup(present) {
     },
   };
   vm.runInNewContext(source, context, { filename: "app.js" });
-  return Object.assign({ doc, win, blobs }, elements);
+  return Object.assign({ doc, win, blobs, note }, elements);
 }
 
 function dispatch(target, type, init) {
@@ -78,7 +81,7 @@ function dispatch(target, type, init) {
   return ev;
 }
 
-const all = ["upload", "file", "preview", "remove", "publish"];
+const all = ["upload", "file", "preview", "photo-note", "remove", "publish"];
 
 check("choosing a file previews it", () => {
   const p = setup(all);
@@ -152,6 +155,45 @@ check("a file restored by history navigation is previewed", () => {
   dispatch(p.win, "pageshow", { persisted: false });
   assert.strictEqual(p.preview.src, "blob:1");
   assert.strictEqual(p.remove.hidden, false);
+});
+
+check("a file the browser cannot show keeps the placeholder and says so", () => {
+  const p = setup(all);
+  p.file.choose([{ name: "notes.txt" }]);
+  dispatch(p.preview, "error");
+  assert.strictEqual(p.preview.src, "/static/preview.svg");
+  assert.match(p.preview.alt, /notes\.txt/);
+  assert.strictEqual(p.note.hidden, false);
+  assert.match(p.note.textContent, /notes\.txt/);
+  assert.strictEqual(p.remove.hidden, false, "the file is still chosen and can be removed");
+  assert.strictEqual(p.file.files.length, 1);
+  assert.strictEqual(p.blobs.live.size, 0);
+  // Another choice, or Remove photo, clears the note.
+  p.file.choose([{ name: "cat.jpg" }]);
+  assert.strictEqual(p.note.hidden, true);
+  assert.strictEqual(p.note.textContent, "");
+  assert.strictEqual(p.preview.src, "blob:2");
+  dispatch(p.preview, "error");
+  dispatch(p.remove, "click");
+  assert.strictEqual(p.note.hidden, true);
+});
+
+check("an error of the placeholder or of a replaced preview is ignored", () => {
+  const p = setup(all);
+  dispatch(p.preview, "error");
+  assert.strictEqual(p.note.hidden, true);
+  p.file.choose([{ name: "a.png" }]);
+  p.preview.src = "blob:stale"; // as if an old load reported late
+  dispatch(p.preview, "error");
+  assert.strictEqual(p.note.hidden, true);
+  assert.strictEqual(p.blobs.live.size, 1);
+});
+
+check("the note is optional", () => {
+  const p = setup(["upload", "file", "preview", "remove", "publish"]);
+  p.file.choose([{ name: "notes.txt" }]);
+  dispatch(p.preview, "error");
+  assert.strictEqual(p.preview.src, "/static/preview.svg");
 });
 
 check("a page without the form is left alone", () => {
