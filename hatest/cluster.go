@@ -12,11 +12,13 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/extagram/extagram/store"
@@ -282,15 +284,33 @@ func Seed(ctx context.Context, dsn string, n int) error {
 	return nil
 }
 
+var (
+	portsMu sync.Mutex
+	ports   = map[int]bool{} // handed out by FreePort
+)
+
 // FreePort returns host:port with a port free on host at the time of the
-// call.
+// call and not returned before. Ports come from below Linux's ephemeral
+// range (32768 and up): a port the kernel picks for an outgoing connection
+// could otherwise be taken while a killed replica is down, and its
+// restart would fail.
 func FreePort(host string) (string, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return "", fmt.Errorf("hatest: free port: %w", err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		port := 20000 + rand.IntN(12000)
+		if ports[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		ports[port] = true
+		return net.JoinHostPort(host, strconv.Itoa(port)), nil
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return "", fmt.Errorf("hatest: no free port on %s", host)
 }
 
 // NewClient returns an HTTP/1.1 client for the edge's self-signed
