@@ -1,0 +1,171 @@
+package browsertest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// defaultAxeJS is where `npm install --prefix /opt/extagram-tools axe-core`
+// puts axe-core.
+const defaultAxeJS = "/opt/extagram-tools/node_modules/axe-core/axe.min.js"
+
+// The one Chromium of the package, started by the first test that needs it
+// and stopped by TestMain. Each test opens its own tab in its own browser
+// context (a fresh profile: no shared cookies or cache).
+var shared struct {
+	once    sync.Once
+	ctx     context.Context // a chromedp context with the browser
+	stop    func()
+	dataDir string
+	skip    string // why there is no browser, when a tool is missing
+	err     error  // why the browser did not start
+	output  syncBuffer
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.stop != nil {
+		shared.stop()
+	}
+	if shared.dataDir != "" {
+		_ = os.RemoveAll(shared.dataDir)
+	}
+	os.Exit(code)
+}
+
+// needTool skips a test whose external tool is missing, except in CI
+// (CI=true), where a missing tool must fail the run rather than hide a check.
+func needTool(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// chromiumPath finds the browser: EXTAGRAM_CHROMIUM, else the usual names on
+// PATH.
+func chromiumPath() (string, error) {
+	if p := os.Getenv("EXTAGRAM_CHROMIUM"); p != "" {
+		if _, err := exec.LookPath(p); err != nil {
+			return "", fmt.Errorf("EXTAGRAM_CHROMIUM=%s: %w", p, err)
+		}
+		return p, nil
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("chromium not found: install Debian's chromium package, or set EXTAGRAM_CHROMIUM to the browser")
+}
+
+// browser returns the context of the shared browser, starting it on first
+// use.
+func browser(t testing.TB) context.Context {
+	t.Helper()
+	shared.once.Do(startBrowser)
+	if shared.skip != "" {
+		needTool(t, "%s", shared.skip)
+	}
+	if shared.err != nil {
+		t.Fatalf("start chromium: %v\n%s", shared.err, shared.output.String())
+	}
+	return shared.ctx
+}
+
+func startBrowser() {
+	path, err := chromiumPath()
+	if err != nil {
+		shared.skip = err.Error()
+		return
+	}
+	dir, err := os.MkdirTemp("", "extagram-chromium-")
+	if err != nil {
+		shared.err = err
+		return
+	}
+	shared.dataDir = dir
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-features", "Translate,MediaRouter,OptimizationHints"),
+		chromedp.Flag("force-color-profile", "srgb"),
+		chromedp.Flag("password-store", "basic"),
+		chromedp.Flag("use-mock-keychain", true),
+		// The edge's certificate is self-signed.
+		chromedp.IgnoreCertErrors,
+		chromedp.UserDataDir(dir),
+		chromedp.WindowSize(1280, 900),
+		chromedp.CombinedOutput(&shared.output),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	shared.stop = func() {
+		cancel()
+		cancelAlloc()
+	}
+	// Starts the browser; the browser lives as long as ctx, so no timeout
+	// here (go test's own timeout stops a hung start).
+	if err := chromedp.Do(ctx); err != nil {
+		shared.err = err
+		return
+	}
+	shared.ctx = ctx
+}
+
+// syncBuffer collects the browser's output, shown when it fails to start.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buf.Len() > 64<<10 {
+		return len(p), nil
+	}
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// axeSource returns axe.min.js: EXTAGRAM_AXE_JS, else the default path.
+func axeSource(t testing.TB) string {
+	t.Helper()
+	p := os.Getenv("EXTAGRAM_AXE_JS")
+	if p == "" {
+		p = defaultAxeJS
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		if os.Getenv("EXTAGRAM_AXE_JS") != "" {
+			t.Fatalf("EXTAGRAM_AXE_JS: %v", err)
+		}
+		needTool(t, "axe-core not found (%v): install it with `npm install --prefix /opt/extagram-tools --ignore-scripts axe-core@4.11.0` or set EXTAGRAM_AXE_JS to axe.min.js", err)
+	}
+	return string(b)
+}
