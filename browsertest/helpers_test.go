@@ -34,9 +34,12 @@ import (
 // shared with other test runs.
 const testTimeout = 2 * time.Minute
 
-// startMesh starts a whole mesh on an embedded store.
+// startMesh starts a whole mesh on an embedded store. It starts the browser
+// first, so that a test without one skips (or fails, in CI) before it
+// builds anything.
 func startMesh(t *testing.T) *testmesh.Mesh {
 	t.Helper()
+	browser(t)
 	return testmesh.Start(t, testmesh.Options{Store: storetest.Embedded(t)})
 }
 

@@ -3,6 +3,7 @@ package browsertest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -50,8 +51,11 @@ func needTool(t testing.TB, format string, args ...any) {
 	t.Skipf(format, args...)
 }
 
-// chromiumPath finds the browser: EXTAGRAM_CHROMIUM, else the usual names on
-// PATH.
+// errNoChromium says how to get a browser when none is found on PATH.
+var errNoChromium = errors.New("no Chromium found (chromium, chromium-browser or google-chrome on PATH): install Debian's chromium package, or set EXTAGRAM_CHROMIUM to the browser")
+
+// chromiumPath finds the browser: EXTAGRAM_CHROMIUM (which must then work),
+// else the usual names on PATH.
 func chromiumPath() (string, error) {
 	if p := os.Getenv("EXTAGRAM_CHROMIUM"); p != "" {
 		if _, err := exec.LookPath(p); err != nil {
@@ -64,7 +68,7 @@ func chromiumPath() (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("chromium not found: install Debian's chromium package, or set EXTAGRAM_CHROMIUM to the browser")
+	return "", errNoChromium
 }
 
 // browser returns the context of the shared browser, starting it on first
@@ -83,8 +87,12 @@ func browser(t testing.TB) context.Context {
 
 func startBrowser() {
 	path, err := chromiumPath()
-	if err != nil {
+	if errors.Is(err, errNoChromium) {
 		shared.skip = err.Error()
+		return
+	}
+	if err != nil {
+		shared.err = err
 		return
 	}
 	dir, err := os.MkdirTemp("", "extagram-chromium-")
