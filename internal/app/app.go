@@ -95,7 +95,9 @@ type ServiceConfig struct {
 	// start-up and then every ReconcileInterval (0: every 10 minutes;
 	// negative: never). Files with no database record are removed once
 	// older than ReconcileGrace (0: an hour), temp files left by a crash
-	// once older than ReconcileTempGrace (0: 15 minutes). See
+	// once older than ReconcileTempGrace (0: 15 minutes), which also
+	// bounds how long an upload may take to write its file: missing files
+	// of younger images are left to their upload. See
 	// uploads.Dir.Reconcile.
 	ReconcileInterval  time.Duration
 	ReconcileGrace     time.Duration

@@ -89,7 +89,9 @@ func TestBlobRoleReconciles(t *testing.T) {
 	runBlob(t, app.ServiceConfig{
 		Role: "blob", Listener: listen(t), Store: st, UploadsDir: dir, MetricsListener: ml,
 		Logger: storetest.Logger(t), ReconcileInterval: 20 * time.Millisecond,
-		ReconcileGrace: time.Minute, ReconcileTempGrace: time.Minute,
+		// The temp file is an hour old; the image, created just above,
+		// is past a millisecond's write grace by the first run.
+		ReconcileGrace: time.Minute, ReconcileTempGrace: time.Millisecond,
 	})
 	waitFor(t, "start-up reconciliation", func() bool { return exists(missing) && !exists(orphan) && !exists(temp) })
 

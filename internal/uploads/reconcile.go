@@ -51,7 +51,12 @@ type ReconcileOptions struct {
 	// OrphanGrace: files with no database record older than this are
 	// removed.
 	OrphanGrace time.Duration
-	Logger      *slog.Logger
+	// WriteGrace: an image this young whose file is missing is left to
+	// the upload that is writing it (default: TempGrace). Without it a
+	// run could restore, at the same moment, a file the upload service
+	// writes right after its commit.
+	WriteGrace time.Duration
+	Logger     *slog.Logger
 	// Metrics, when set, counts what runs do.
 	Metrics *ReconcileMetrics
 }
@@ -62,6 +67,9 @@ func (o ReconcileOptions) withDefaults() ReconcileOptions {
 	}
 	if o.OrphanGrace <= 0 {
 		o.OrphanGrace = DefaultOrphanGrace
+	}
+	if o.WriteGrace <= 0 {
+		o.WriteGrace = o.TempGrace
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -75,6 +83,7 @@ type Report struct {
 	RemovedTemp    int // temp files left by a crash, removed
 	RemovedOrphans int // files with no database record, removed
 	Restored       int // missing files written from the database copy
+	Pending        int // missing files of images younger than WriteGrace, left to their upload
 	Unknown        int // entries that are neither ids nor temp files, left alone
 	Failed         int // removals or restores that failed
 }
@@ -87,7 +96,8 @@ type Report struct {
 //     OrphanGrace, are removed (each one confirmed NotFound by the database
 //     just before);
 //   - images the database holds whose file is missing are written from the
-//     database copy, after checking its SHA-256;
+//     database copy, after checking its SHA-256 (unless younger than
+//     WriteGrace: their upload is writing the file);
 //   - anything else in the folder (names that are not ids, folders,
 //     links) is left alone and logged.
 //
@@ -193,6 +203,19 @@ func (d *Dir) Reconcile(ctx context.Context, src ImageSource, opts ReconcileOpti
 		if _, serr := d.Stat(id); serr == nil {
 			continue // written since the folder was read (a new upload)
 		}
+		info, ierr := src.ImageInfo(ctx, id)
+		switch {
+		case errors.Is(ierr, store.ErrNotFound):
+			continue
+		case ierr != nil:
+			return rep, fmt.Errorf("uploads: reconcile: check %s: %w", id, ierr)
+		}
+		// CreatedAt is the upload service's clock; the grace also covers
+		// a small skew between hosts.
+		if info.CreatedAt.After(now.Add(-opts.WriteGrace)) {
+			rep.Pending++
+			continue
+		}
 		img, data, derr := src.ImageData(ctx, id)
 		switch {
 		case errors.Is(derr, store.ErrNotFound):
@@ -241,7 +264,7 @@ func (d *Dir) ReconcileEvery(ctx context.Context, src ImageSource, interval time
 				lvl = slog.LevelInfo
 			}
 			opts.Logger.Log(ctx, lvl, "uploads folder reconciled", "files", rep.Files, "removed_temp", rep.RemovedTemp,
-				"removed_orphans", rep.RemovedOrphans, "restored", rep.Restored, "unknown", rep.Unknown,
+				"removed_orphans", rep.RemovedOrphans, "restored", rep.Restored, "pending", rep.Pending, "unknown", rep.Unknown,
 				"failed", rep.Failed, "took", time.Since(start))
 		}
 		t := time.NewTimer(wait)

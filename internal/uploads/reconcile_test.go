@@ -93,7 +93,10 @@ func TestReconcile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts := uploads.ReconcileOptions{TempGrace: time.Minute, OrphanGrace: time.Hour, Logger: storetest.Logger(t), Metrics: metrics}
+		// The images below are seconds old: WriteGrace lets the run
+		// restore them.
+		opts := uploads.ReconcileOptions{TempGrace: time.Minute, OrphanGrace: time.Hour, WriteGrace: time.Nanosecond,
+			Logger: storetest.Logger(t), Metrics: metrics}
 
 		kept, keptData := createImage(t, st, 1)
 		if err := d.Write(kept, keptData); err != nil {
@@ -142,6 +145,21 @@ func TestReconcile(t *testing.T) {
 			t.Errorf("folder holds %v", got)
 		}
 
+		// An image whose upload may still be writing its file is left
+		// alone.
+		young, _ := createImage(t, st, 3)
+		rep, err = d.Reconcile(t.Context(), st, uploads.ReconcileOptions{Logger: storetest.Logger(t)})
+		if err != nil || rep.Pending != 1 || rep.Restored != 0 {
+			t.Errorf("run with a young image: %+v, %v; want it pending", rep, err)
+		}
+		if _, err := d.Stat(young); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("young image's file written by the run: %v", err)
+		}
+		opts.WriteGrace = time.Nanosecond
+		if rep, err := d.Reconcile(t.Context(), st, opts); err != nil || rep.Restored != 1 {
+			t.Errorf("run after the grace: %+v, %v", rep, err)
+		}
+
 		// A second run finds nothing to do.
 		rep, err = d.Reconcile(t.Context(), st, opts)
 		if err != nil || rep.RemovedTemp+rep.RemovedOrphans+rep.Restored+rep.Failed != 0 {
@@ -150,7 +168,7 @@ func TestReconcile(t *testing.T) {
 		for name, want := range map[string]float64{
 			"extagram_reconcile_removed_temp_total":    1,
 			"extagram_reconcile_removed_orphans_total": 1,
-			"extagram_reconcile_restored_total":        1,
+			"extagram_reconcile_restored_total":        2,
 			"extagram_reconcile_failed_total":          0,
 			"extagram_reconcile_unknown_entries":       4,
 		} {
@@ -158,8 +176,8 @@ func TestReconcile(t *testing.T) {
 				t.Errorf("%s = %v, want %v", name, got, want)
 			}
 		}
-		if got := metricValue(t, reg, "extagram_reconcile_runs_total", "ok"); got != 2 {
-			t.Errorf("runs_total{result=ok} = %v, want 2", got)
+		if got := metricValue(t, reg, "extagram_reconcile_runs_total", "ok"); got != 3 {
+			t.Errorf("runs_total{result=ok} = %v, want 3", got)
 		}
 	})
 }
@@ -233,7 +251,7 @@ func TestReconcileDatabaseUnreachable(t *testing.T) {
 	if err := proxy.Restore(); err != nil {
 		t.Fatal(err)
 	}
-	rep, err = d.Reconcile(ctx, st, uploads.ReconcileOptions{Logger: storetest.Logger(t)})
+	rep, err = d.Reconcile(ctx, st, uploads.ReconcileOptions{Logger: storetest.Logger(t), WriteGrace: time.Nanosecond})
 	if err != nil || rep.RemovedTemp != 1 || rep.RemovedOrphans != 1 || rep.Restored != 1 {
 		t.Fatalf("after restore: %+v, %v", rep, err)
 	}
