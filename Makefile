@@ -35,12 +35,17 @@ test:
 bench:
 	go test -run '^$$' -bench . -benchtime 200x ./store/
 
-# Each fuzz target for FUZZTIME; the seed corpora in testdata/fuzz also run
-# as plain tests in make test.
+# Each fuzz target for FUZZTIME; the seed corpora (f.Add and testdata/fuzz)
+# also run as plain tests in make test. Minimizing a new input may take
+# FUZZMINIMIZE at most, so that short runs keep fuzzing.
 FUZZTIME ?= 30s
+FUZZMINIMIZE ?= 2s
+FUZZ = go test -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE)
 fuzz:
-	go test -run '^$$' -fuzz '^FuzzParseID$$' -fuzztime $(FUZZTIME) ./store/
-	go test -run '^$$' -fuzz '^FuzzInspect$$' -fuzztime $(FUZZTIME) ./imaging/
+	$(FUZZ) -fuzz '^FuzzParseID$$' ./store/
+	$(FUZZ) -fuzz '^FuzzInspect$$' ./imaging/
+	$(FUZZ) -fuzz '^FuzzUploadForm$$' ./edge/
+	$(FUZZ) -fuzz '^FuzzUpload$$' ./uploadsvc/
 
 up:
 	go run ./cmd/extagram up
