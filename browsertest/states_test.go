@@ -81,23 +81,16 @@ func forEachState(t *testing.T, states []pageState, vp viewport, check func(t *t
 	}
 }
 
-// No horizontal scroll on a 360px phone, whatever the page shows.
-func TestPhoneNoHorizontalScroll(t *testing.T) {
-	t.Parallel()
-	forEachState(t, pageStates(t), phone, func(t *testing.T, tb *tab) {
-		tb.noHorizontalScroll(t.Name(), phone.width)
-	})
-}
-
-// axe-core finds no accessibility violation in any state, on a desktop and
-// on a phone.
-func TestAxe(t *testing.T) {
+// Every state of the page, on a desktop and on a 360px phone: axe-core finds
+// no accessibility violation, and the page does not scroll sideways.
+func TestPageStates(t *testing.T) {
 	t.Parallel()
 	axe := axeSource(t)
 	states := pageStates(t)
 	for _, vp := range []viewport{desktop, phone} {
 		t.Run(vp.name, func(t *testing.T) {
 			forEachState(t, states, vp, func(t *testing.T, tb *tab) {
+				tb.noHorizontalScroll(t.Name(), vp.width)
 				for _, v := range runAxe(t, tb, axe) {
 					for _, n := range v.Nodes {
 						t.Errorf("axe %s (%s): %s\n\t%s %s\n\t%s", v.ID, v.Impact, v.Help, strings.Join(n.Target, " "), n.HTML, strings.ReplaceAll(n.Summary, "\n", "\n\t"))
