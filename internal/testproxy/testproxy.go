@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -28,7 +30,7 @@ type Proxy struct {
 
 // New starts a proxy to target on 127.0.0.1, on a port of its own.
 func New(target string) (*Proxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := listen()
 	if err != nil {
 		return nil, fmt.Errorf("testproxy: %w", err)
 	}
@@ -171,6 +173,31 @@ func (p *Proxy) forward(ln net.Listener, c net.Conn) {
 	delete(p.conns, c)
 	delete(p.conns, up)
 	p.mu.Unlock()
+}
+
+// Ports the proxy listens on: below the kernel's ephemeral range (32768
+// and up on Linux), which 127.0.0.1:0 listeners and outgoing connections
+// use. While the proxy is cut its port is free; were it an ephemeral port,
+// an outgoing connection could take it and Restore could not listen again
+// (or a client dialling the proxy could even connect to itself). The
+// range also stays clear of other test helpers' fixed-port picks
+// (20000 and up).
+const (
+	portLow  = 10000
+	portHigh = 20000
+)
+
+func listen() (net.Listener, error) {
+	var err error
+	for range 200 {
+		port := portLow + rand.IntN(portHigh-portLow)
+		var ln net.Listener
+		ln, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			return ln, nil
+		}
+	}
+	return nil, fmt.Errorf("no free port in %d-%d: %w", portLow, portHigh, err)
 }
 
 // closeHard closes a connection with a reset rather than a FIN, the way a
