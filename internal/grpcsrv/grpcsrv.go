@@ -40,6 +40,12 @@ type Config struct {
 	Check         func(ctx context.Context) error
 	CheckInterval time.Duration // default 1s
 	CheckTimeout  time.Duration // default 1s
+	// FailureThreshold is how many checks in a row must fail before a
+	// serving server reports NOT_SERVING (one success reports SERVING
+	// again). Default 2: a single ping slower than CheckTimeout on a loaded
+	// database must not take a replica, perhaps the last one, out of
+	// rotation; a database that is really gone is noticed a second later.
+	FailureThreshold int
 	// DrainPeriod is how long the server reports NOT_SERVING before it
 	// stops accepting calls, so that health-checking clients move away
 	// first. Default 0.
@@ -78,6 +84,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.CheckTimeout <= 0 {
 		cfg.CheckTimeout = time.Second
+	}
+	if cfg.FailureThreshold <= 0 {
+		cfg.FailureThreshold = 2
 	}
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = 10 * time.Second
@@ -203,8 +212,8 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 
 func (s *Server) checkLoop(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
-	var last error
-	first := true
+	serving := false // New starts NOT_SERVING
+	fails := 0       // checks failed in a row
 	t := time.NewTicker(s.cfg.CheckInterval)
 	defer t.Stop()
 	for {
@@ -212,25 +221,36 @@ func (s *Server) checkLoop(ctx context.Context, done chan<- struct{}) {
 		if ctx.Err() != nil {
 			return
 		}
-		if first || (err == nil) != (last == nil) {
-			st := healthpb.HealthCheckResponse_SERVING
-			if err != nil {
-				st = healthpb.HealthCheckResponse_NOT_SERVING
-				s.cfg.Logger.Warn("not serving: dependency check failed", "err", err)
-			} else {
-				s.cfg.Logger.Info("serving")
-			}
-			s.Health.SetServingStatus("", st)
-			for _, name := range s.cfg.Services {
-				s.Health.SetServingStatus(name, st)
-			}
+		if err == nil {
+			fails = 0
+		} else {
+			fails++
 		}
-		first, last = false, err
+		switch {
+		case err == nil && !serving:
+			serving = true
+			s.cfg.Logger.Info("serving")
+			s.setStatus(healthpb.HealthCheckResponse_SERVING)
+		case err != nil && serving && fails >= s.cfg.FailureThreshold:
+			serving = false
+			s.cfg.Logger.Warn("not serving: dependency check failed", "err", err, "checks_failed", fails)
+			s.setStatus(healthpb.HealthCheckResponse_NOT_SERVING)
+		case err != nil && fails == 1:
+			// The first failure of a run: still serving if it was.
+			s.cfg.Logger.Warn("dependency check failed", "err", err, "serving", serving)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+func (s *Server) setStatus(st healthpb.HealthCheckResponse_ServingStatus) {
+	s.Health.SetServingStatus("", st)
+	for _, name := range s.cfg.Services {
+		s.Health.SetServingStatus(name, st)
 	}
 }
 
