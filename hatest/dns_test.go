@@ -126,15 +126,14 @@ func TestDNSScaleOut(t *testing.T) {
 		FeedTarget:       "dns://" + d.addr + "/" + name + ":" + port,
 		MaxConnectionAge: 2 * time.Second,
 	})
-	load := hatest.StartLoad(hatest.NewClient(8), c.URL+"/", 8, 0)
+	load := startLoad(t, c, 8, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	added, err := c.AddFeed(ctx, "feed-2", net.JoinHostPort(hostB, port))
 	if err != nil {
-		load.Stop()
 		t.Fatal(err)
 	}
-	calls := hatest.FollowCalls([]*hatest.Proc{added}, 100*time.Millisecond)
+	calls := followCalls(t, []*hatest.Proc{added}, 100*time.Millisecond)
 	d.set(name, hostA, hostB)
 	calls.Mark(added)
 	checkNoFailures(t, runUntilServed(t, load, calls, added, 30*time.Second))

@@ -61,6 +61,22 @@ func startCluster(t *testing.T, opts hatest.Options) *hatest.Cluster {
 	return c
 }
 
+// startLoad starts clients loading the page (limit: see hatest.StartLoad),
+// stopped when the test ends if the test has not stopped it.
+func startLoad(t *testing.T, c *hatest.Cluster, clients int, limit int64) *hatest.Load {
+	load := hatest.StartLoad(hatest.NewClient(clients), c.URL+"/", clients, limit)
+	t.Cleanup(func() { load.Stop() })
+	return load
+}
+
+// followCalls follows the replicas' ListPosts counters until the test
+// ends, or Stop.
+func followCalls(t *testing.T, procs []*hatest.Proc, interval time.Duration) *hatest.Calls {
+	calls := hatest.FollowCalls(procs, interval)
+	t.Cleanup(func() { calls.Stop() })
+	return calls
+}
+
 // checkNoFailures fails the test if any page load did not answer 200, and
 // logs the figures of the run.
 func checkNoFailures(t *testing.T, samples []hatest.Sample) {
@@ -102,8 +118,8 @@ func runUntilServed(t *testing.T, load *hatest.Load, calls *hatest.Calls, p *hat
 func TestKillRestart(t *testing.T) {
 	c := startCluster(t, hatest.Options{})
 	victim := c.Feeds[0]
-	calls := hatest.FollowCalls(c.Feeds, 100*time.Millisecond)
-	load := hatest.StartLoad(hatest.NewClient(clients), c.URL+"/", clients, 0)
+	calls := followCalls(t, c.Feeds, 100*time.Millisecond)
+	load := startLoad(t, c, clients, 0)
 	load.SleepUntil(2 * time.Second)
 	if err := victim.Kill(); err != nil {
 		t.Fatal(err)
@@ -159,11 +175,10 @@ func TestAllDown(t *testing.T) {
 func TestSIGTERM(t *testing.T) {
 	c := startCluster(t, hatest.Options{DrainPeriod: time.Second})
 	victim, other := c.Feeds[0], c.Feeds[1]
-	calls := hatest.FollowCalls(c.Feeds, 100*time.Millisecond)
-	load := hatest.StartLoad(hatest.NewClient(clients), c.URL+"/", clients, 0)
+	calls := followCalls(t, c.Feeds, 100*time.Millisecond)
+	load := startLoad(t, c, clients, 0)
 	load.SleepUntil(2 * time.Second)
 	if err := victim.Terminate(20 * time.Second); err != nil {
-		load.Stop()
 		t.Fatal(err)
 	}
 	calls.Mark(other)
@@ -183,8 +198,8 @@ func TestSIGTERM(t *testing.T) {
 func TestSIGSTOP(t *testing.T) {
 	c := startCluster(t, hatest.Options{})
 	victim := c.Feeds[0]
-	calls := hatest.FollowCalls(c.Feeds, 100*time.Millisecond)
-	load := hatest.StartLoad(hatest.NewClient(clients), c.URL+"/", clients, 0)
+	calls := followCalls(t, c.Feeds, 100*time.Millisecond)
+	load := startLoad(t, c, clients, 0)
 	const stopAt, contAt = 2 * time.Second, 8 * time.Second
 	load.SleepUntil(stopAt)
 	if err := victim.Signal(syscall.SIGSTOP); err != nil {
@@ -205,8 +220,8 @@ func TestSIGSTOP(t *testing.T) {
 // ListPosts calls, as their own metrics count them.
 func TestShare(t *testing.T) {
 	c := startCluster(t, hatest.Options{})
-	calls := hatest.FollowCalls(c.Feeds, time.Hour) // read at the start and at Stop
-	samples := hatest.StartLoad(hatest.NewClient(clients), c.URL+"/", clients, 1000).Wait()
+	calls := followCalls(t, c.Feeds, time.Hour) // read at the start and at Stop
+	samples := startLoad(t, c, clients, 1000).Wait()
 	handled := calls.Stop()
 	checkNoFailures(t, samples)
 	for name, share := range hatest.Shares(handled) {

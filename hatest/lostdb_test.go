@@ -132,10 +132,8 @@ func TestLostDatabase(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	calls := hatest.FollowCalls(c.Feeds, 100*time.Millisecond)
-	load := hatest.StartLoad(hatest.NewClient(clients), c.URL+"/", clients, 0)
-	stopLoad := sync.OnceValue(load.Stop)
-	defer stopLoad()
+	calls := followCalls(t, c.Feeds, 100*time.Millisecond)
+	load := startLoad(t, c, clients, 0)
 	load.SleepUntil(2 * time.Second)
 	px.cut()
 	if err := hatest.WaitStatus(ctx, sick.Addr, healthpb.HealthCheckResponse_NOT_SERVING, 10*time.Second); err != nil {
@@ -174,7 +172,7 @@ func TestLostDatabase(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	samples := stopLoad()
+	samples := load.Stop()
 	calls.Stop()
 	if d, ok := calls.ServedAgain(sick); ok {
 		t.Logf("%s served again %s after reporting SERVING", sick.Name, d.Round(time.Millisecond))
