@@ -156,13 +156,14 @@ func (s *Server) describeFile(id store.ID, data []byte) (store.Image, bool) {
 	if err != nil {
 		return store.Image{}, false
 	}
+	w, h := res.DisplaySize()
 	img := store.Image{
 		ID:          id,
 		ContentType: res.ContentType,
 		Size:        int64(len(data)),
 		SHA256:      sha256.Sum256(data),
-		Width:       res.Width,
-		Height:      res.Height,
+		Width:       w,
+		Height:      h,
 	}
 	if fi, err := s.uploads.Stat(id); err == nil {
 		img.CreatedAt = fi.ModTime().UTC()

@@ -785,6 +785,11 @@ func TestPrivacyMetadata(t *testing.T) {
 			}, nil)...)
 			rich = append(rich, plain[2:]...)
 			got := fetch(t, "jpeg with metadata", &formFile{"IMG_0001.JPG", "image/jpeg", rich})
+			// Orientation 6 turns the 64x48 photo a quarter: the page must
+			// reserve a 48x64 box for it.
+			if img := listAPI(t, m, "").Posts[0].Image; img.Width != 48 || img.Height != 64 {
+				t.Errorf("turned photo listed as %dx%d, want 48x64 (as displayed)", img.Width, img.Height)
+			}
 
 			markers, payloads := jpegSegments(t, got)
 			var exif, iccFound int

@@ -39,6 +39,17 @@ func DefaultLimits() Limits {
 	return Limits{MaxPixels: DefaultMaxPixels, MaxSide: DefaultMaxSide}
 }
 
+// DisplaySize is the size the photo shows at once its EXIF orientation is
+// applied: orientations 5 to 8 turn it a quarter, swapping the sides. Pages
+// use it for the <img> width and height, so a turned photo reserves the
+// right box.
+func (r Result) DisplaySize() (width, height int) {
+	if r.Orientation >= 5 && r.Orientation <= 8 {
+		return r.Height, r.Width
+	}
+	return r.Width, r.Height
+}
+
 func (l Limits) orDefaults() Limits {
 	if l.MaxPixels <= 0 {
 		l.MaxPixels = DefaultMaxPixels

@@ -116,11 +116,12 @@ func (s *Server) Upload(stream uploadv1.UploadService_UploadServer) error {
 			return imageError(err)
 		}
 		removed = res.Removed
+		w, h := res.DisplaySize()
 		np.Image = &store.NewImage{
 			ID:          store.NewID(),
 			ContentType: res.ContentType,
-			Width:       res.Width,
-			Height:      res.Height,
+			Width:       w,
+			Height:      h,
 			Data:        res.Data,
 		}
 	} else if msg, err := stream.Recv(); err != io.EOF {

@@ -34,9 +34,9 @@ type BlobMetadata struct {
 	SizeBytes int64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	// SHA-256 of the whole image (32 bytes).
 	Sha256 []byte `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	// Width in pixels.
+	// Width in pixels as displayed (after EXIF orientation).
 	Width int32 `protobuf:"varint,5,opt,name=width,proto3" json:"width,omitempty"`
-	// Height in pixels.
+	// Height in pixels as displayed (after EXIF orientation).
 	Height int32 `protobuf:"varint,6,opt,name=height,proto3" json:"height,omitempty"`
 	// When the image was stored.
 	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`

@@ -110,9 +110,10 @@ type Image struct {
 	ContentType string `protobuf:"bytes,2,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	// Size of the stored bytes.
 	SizeBytes int64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
-	// Width in pixels, read from the image header.
+	// Width in pixels as displayed: read from the image header, with the
+	// sides swapped when the kept EXIF orientation turns the photo a quarter.
 	Width int32 `protobuf:"varint,4,opt,name=width,proto3" json:"width,omitempty"`
-	// Height in pixels, read from the image header.
+	// Height in pixels as displayed (see width).
 	Height        int32 `protobuf:"varint,5,opt,name=height,proto3" json:"height,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
