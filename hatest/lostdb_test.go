@@ -2,118 +2,15 @@ package hatest_test
 
 import (
 	"context"
-	"io"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/extagram/extagram/hatest"
+	"github.com/extagram/extagram/internal/testproxy"
 	"github.com/extagram/extagram/store/storetest"
 	"github.com/go-sql-driver/mysql"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
-
-// proxy forwards TCP connections to a target until it is cut: then open
-// connections are closed and new ones refused, as when a database host
-// goes away, without stopping the database other tests share.
-type proxy struct {
-	target string
-	addr   string
-
-	mu    sync.Mutex
-	ln    net.Listener // nil while cut
-	conns map[net.Conn]bool
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	p := &proxy{target: target, conns: map[net.Conn]bool{}}
-	// Not a port of the ephemeral range, which an outgoing connection
-	// could take while the proxy is cut.
-	addr, err := hatest.FreePort("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *proxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.forward(c)
-		}
-	}()
-}
-
-func (p *proxy) forward(c net.Conn) {
-	up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	if p.ln == nil { // cut meanwhile
-		p.mu.Unlock()
-		c.Close()
-		up.Close()
-		return
-	}
-	p.conns[c], p.conns[up] = true, true
-	p.mu.Unlock()
-	var wg sync.WaitGroup
-	wg.Add(2)
-	pipe := func(dst, src net.Conn) {
-		defer wg.Done()
-		_, _ = io.Copy(dst, src)
-		dst.Close()
-		src.Close()
-	}
-	go pipe(up, c)
-	go pipe(c, up)
-	wg.Wait()
-	p.mu.Lock()
-	delete(p.conns, c)
-	delete(p.conns, up)
-	p.mu.Unlock()
-}
-
-// cut closes the listener and every open connection.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-}
-
-// restore listens on the same address again.
-func (p *proxy) restore(t *testing.T) {
-	t.Helper()
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.serve(ln)
-}
 
 // A replica whose database becomes unreachable reports NOT_SERVING and
 // leaves the rotation while the other serves every page; when the database
@@ -124,9 +21,9 @@ func TestLostDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	px := startProxy(t, cfg.Addr)
+	px := testproxy.Start(t, cfg.Addr)
 	viaProxy := cfg.Clone()
-	viaProxy.Addr = px.addr
+	viaProxy.Addr = px.Addr()
 	c := startCluster(t, hatest.Options{DSN: dsn, FeedDSNs: []string{viaProxy.FormatDSN(), dsn}})
 	sick, healthy := c.Feeds[0], c.Feeds[1]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -135,7 +32,7 @@ func TestLostDatabase(t *testing.T) {
 	calls := followCalls(t, c.Feeds, 100*time.Millisecond)
 	load := startLoad(t, c, clients, 0)
 	load.SleepUntil(2 * time.Second)
-	px.cut()
+	px.Cut()
 	if err := hatest.WaitStatus(ctx, sick.Addr, healthpb.HealthCheckResponse_NOT_SERVING, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +57,9 @@ func TestLostDatabase(t *testing.T) {
 		t.Errorf("%s served nothing while %s was out", healthy.Name, sick.Name)
 	}
 
-	px.restore(t)
+	if err := px.Restore(); err != nil {
+		t.Fatal(err)
+	}
 	if err := hatest.WaitHealth(ctx, sick.Addr, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
