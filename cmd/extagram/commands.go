@@ -100,6 +100,16 @@ func (e *edgeFlags) register(fs *flag.FlagSet, httpsDefault string) {
 	fs.Int64Var(&e.maxUploadBytes, "max-upload-bytes", uploadsvc.DefaultMaxBytes, "largest photo accepted, in bytes")
 }
 
+// options are the edge's options from its flags; the caller sets the
+// targets.
+func (e *edgeFlags) options(dataDir string, drain time.Duration, logger *slog.Logger) edge.Options {
+	return edge.Options{
+		HTTPSAddr: e.httpsAddr, HTTPAddr: e.httpAddr, RedirectPort: e.redirectPort,
+		TLSCert: e.tlsCert, TLSKey: e.tlsKey, DataDir: dataDir,
+		MaxUploadBytes: e.maxUploadBytes, UploadRate: e.uploadRate, DrainPeriod: drain, Logger: logger,
+	}
+}
+
 func listen(addr string) (net.Listener, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -172,12 +182,8 @@ func cmdEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	opts := edge.Options{
-		HTTPSAddr: ef.httpsAddr, HTTPAddr: ef.httpAddr, RedirectPort: ef.redirectPort,
-		TLSCert: ef.tlsCert, TLSKey: ef.tlsKey, DataDir: *dataDir,
-		FeedTarget: *feedTarget, UploadTarget: *uploadTarget, BlobTarget: *blobTarget,
-		MaxUploadBytes: ef.maxUploadBytes, UploadRate: ef.uploadRate, DrainPeriod: c.drainPeriod, Logger: logger,
-	}
+	opts := ef.options(*dataDir, c.drainPeriod, logger)
+	opts.FeedTarget, opts.UploadTarget, opts.BlobTarget = *feedTarget, *uploadTarget, *blobTarget
 	ml, err := listenMetrics(*metricsAddr)
 	if err != nil {
 		return err
@@ -192,15 +198,7 @@ func runEdge(ctx context.Context, opts edge.Options, ml net.Listener, logger *sl
 	}
 	reg := metrics.NewRegistry()
 	opts.Registry = reg
-	mctx, stop := context.WithCancel(context.Background())
-	merr := make(chan error, 1)
-	go func() { merr <- metrics.Serve(mctx, ml, reg, logger.With("service", "edge")) }()
-	err := edge.Run(ctx, opts)
-	stop()
-	if e := <-merr; err == nil {
-		err = e
-	}
-	return err
+	return metrics.During(ml, reg, logger.With("service", "edge"), func() error { return edge.Run(ctx, opts) })
 }
 
 func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -279,13 +277,9 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		g.Go(func() error { return app.RunService(gctx, cfg) })
 	}
 	ready := make(chan string, 1)
-	opts := edge.Options{
-		HTTPSAddr: ef.httpsAddr, HTTPAddr: ef.httpAddr, RedirectPort: ef.redirectPort,
-		TLSCert: ef.tlsCert, TLSKey: ef.tlsKey, DataDir: sf.dataDir,
-		FeedTarget: strings.Join(feedTargets, ","), UploadTarget: bound["upload"], BlobTarget: bound["blob"],
-		MaxUploadBytes: ef.maxUploadBytes, UploadRate: ef.uploadRate, DrainPeriod: c.drainPeriod, Logger: logger,
-		Ready: ready,
-	}
+	opts := ef.options(sf.dataDir, c.drainPeriod, logger)
+	opts.FeedTarget, opts.UploadTarget, opts.BlobTarget = strings.Join(feedTargets, ","), bound["upload"], bound["blob"]
+	opts.Ready = ready
 	g.Go(func() error { return runEdge(gctx, opts, edgeMetrics, logger) })
 	select {
 	case url := <-ready:

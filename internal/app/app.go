@@ -216,16 +216,9 @@ func RunService(ctx context.Context, cfg ServiceConfig) error {
 	if reg == nil {
 		return srv.Serve(ctx, cfg.Listener)
 	}
-	// Metrics stay up through the drain and stop with the role.
-	mctx, stopMetrics := context.WithCancel(context.Background())
-	merr := make(chan error, 1)
-	go func() { merr <- metrics.Serve(mctx, cfg.MetricsListener, reg, logger.With("service", cfg.Role)) }()
-	err = srv.Serve(ctx, cfg.Listener)
-	stopMetrics()
-	if e := <-merr; err == nil {
-		err = e
-	}
-	return err
+	return metrics.During(cfg.MetricsListener, reg, logger.With("service", cfg.Role), func() error {
+		return srv.Serve(ctx, cfg.Listener)
+	})
 }
 
 // DefaultUploadsDir is <data-dir>/uploads.

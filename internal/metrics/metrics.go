@@ -44,3 +44,17 @@ func Serve(ctx context.Context, lis net.Listener, reg *prometheus.Registry, logg
 	}
 	return nil
 }
+
+// During serves reg on lis while run runs, so the metrics stay up through a
+// drain and stop with it; it returns run's error, else the server's.
+func During(lis net.Listener, reg *prometheus.Registry, logger *slog.Logger, run func() error) error {
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, lis, reg, logger) }()
+	err := run()
+	stop()
+	if serr := <-served; err == nil {
+		err = serr
+	}
+	return err
+}
