@@ -229,8 +229,9 @@ func TestGRPCContracts(t *testing.T) {
 	})
 }
 
-// handled reads grpc_server_handled_total for a method from a /metrics URL.
-func handled(t testing.TB, url, method string) int {
+// counter sums a gRPC server counter (grpc_server_handled_total,
+// grpc_server_started_total, ...) for a method, from a /metrics URL.
+func counter(t testing.TB, url, metric, method string) int {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -241,7 +242,7 @@ func handled(t testing.TB, url, method string) int {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, "grpc_server_handled_total{") && strings.Contains(line, `grpc_method="`+method+`"`) {
+		if strings.HasPrefix(line, metric+"{") && strings.Contains(line, `grpc_method="`+method+`"`) {
 			f := strings.Fields(line)
 			n, _ := strconv.ParseFloat(f[len(f)-1], 64)
 			total += int(n)
@@ -259,7 +260,7 @@ func TestFeedSpreadOverReplicas(t *testing.T) {
 			t.Fatalf("GET /: %d", resp.StatusCode)
 		}
 	}
-	a, b := handled(t, m.Metrics["feed-1"], "ListPosts"), handled(t, m.Metrics["feed-2"], "ListPosts")
+	a, b := counter(t, m.Metrics["feed-1"], "grpc_server_handled_total", "ListPosts"), counter(t, m.Metrics["feed-2"], "grpc_server_handled_total", "ListPosts")
 	t.Logf("ListPosts served: feed-1 %d, feed-2 %d", a, b)
 	if a+b < loads || a < loads/4 || b < loads/4 {
 		t.Fatalf("feed-1 served %d and feed-2 %d of %d page loads: want both in rotation", a, b, loads)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -14,7 +13,6 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -135,27 +133,6 @@ func countPosts(t *testing.T, st store.Store) int {
 	return len(ps)
 }
 
-// started reads grpc_server_started_total for a method from a /metrics URL.
-func started(t *testing.T, url, method string) int {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	total := 0
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "grpc_server_started_total{") && strings.Contains(line, `grpc_method="`+method+`"`) {
-			f := strings.Fields(line)
-			n, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			total += int(n)
-		}
-	}
-	return total
-}
-
 // TestUploadWhileDatabaseUnreachable cuts the link to MySQL, before an
 // upload and in the middle of one: 503 with a message and Retry-After,
 // nothing in the database, nothing on disk. Once the link is back, uploads
@@ -217,7 +194,7 @@ func TestUploadWhileDatabaseUnreachable(t *testing.T) {
 			resp.Body.Close()
 			answers <- answer{resp, string(b), err}
 		}()
-		before := started(t, m.Metrics["upload"], "Upload")
+		before := counter(t, m.Metrics["upload"], "grpc_server_started_total", "Upload")
 		_ = mw.WriteField("post", "cut mid-upload")
 		fw, _ := mw.CreateFormFile("photo", "c.png")
 		// More than the edge's first 64 KiB chunk, so the stream opens.
@@ -226,7 +203,7 @@ func TestUploadWhileDatabaseUnreachable(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The edge has opened the upload stream and is sending chunks.
-		eventually(t, "upload stream started", func() bool { return started(t, m.Metrics["upload"], "Upload") > before })
+		eventually(t, "upload stream started", func() bool { return counter(t, m.Metrics["upload"], "grpc_server_started_total", "Upload") > before })
 		proxy.Cut()
 		_, _ = fw.Write(photo[half:])
 		_ = mw.Close()
