@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/extagram/extagram/internal/grpcsrv"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -492,6 +493,14 @@ func TestKubernetesWorkloadsAreHardened(t *testing.T) {
 					if p.GRPC == nil || p.GRPC.Port != addrPort(t, addr) {
 						t.Errorf("%s: want native gRPC probes on --grpc-addr %s", name, addr)
 					}
+				}
+				// Readiness follows the database (the server's overall
+				// status); liveness must not, or an outage restarts every pod.
+				if g := c.ReadinessProbe.GRPC; g != nil && g.Service != nil && *g.Service != "" {
+					t.Errorf("%s: readiness probe checks service %q, want the server's overall status", name, *g.Service)
+				}
+				if g := c.LivenessProbe.GRPC; g != nil && (g.Service == nil || *g.Service != grpcsrv.LivenessService) {
+					t.Errorf("%s: liveness probe must check the %q health service", name, grpcsrv.LivenessService)
 				}
 			}
 		}

@@ -28,6 +28,11 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// LivenessService is the health service name that reports SERVING for as
+// long as the server runs (until its drain), for liveness probes; "" and
+// the role's own service names follow the dependency check (readiness).
+const LivenessService = "liveness"
+
 // Config configures a server.
 type Config struct {
 	// Name is the role, for logs ("feed", "upload", "blob").
@@ -159,6 +164,10 @@ func New(cfg Config) (*Server, error) {
 	reflection.Register(gs)
 	// Until the first check has run the service is not ready.
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	// Liveness is the process answering, whatever its dependencies say:
+	// an orchestrator must not restart every replica because the database
+	// is away.
+	hs.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
 	for _, s := range cfg.Services {
 		hs.SetServingStatus(s, healthpb.HealthCheckResponse_NOT_SERVING)
 	}

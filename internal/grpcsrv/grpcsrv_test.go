@@ -86,6 +86,9 @@ func TestHealthFollowsChecks(t *testing.T) {
 
 	failing.Store(true)
 	waitFor(healthpb.HealthCheckResponse_NOT_SERVING)
+	if s := status(LivenessService); s != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("liveness follows the dependency: %v", s)
+	}
 	failing.Store(false)
 	waitFor(healthpb.HealthCheckResponse_SERVING)
 
