@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 
@@ -210,29 +209,39 @@ type snapshot struct {
 
 func snap(t testing.TB, m *testmesh.Mesh) snapshot {
 	t.Helper()
+	return snapshot{posts: countPosts(t, m.Store), files: folder(t, m)}
+}
+
+// countPosts counts every post in the store, a page at a time.
+func countPosts(t testing.TB, st store.Store) int {
+	t.Helper()
 	n := 0
 	var before int64
 	for {
-		ps, err := m.Store.ListPosts(t.Context(), store.ListOptions{Before: before, Limit: 1000})
+		ps, err := st.ListPosts(t.Context(), store.ListOptions{Before: before, Limit: store.MaxListLimit})
 		if err != nil {
 			t.Fatal(err)
 		}
 		n += len(ps)
-		if len(ps) < 1000 {
-			break
+		if len(ps) < store.MaxListLimit {
+			return n
 		}
 		before = ps[len(ps)-1].Key
 	}
-	var files []string
+}
+
+// folder lists the uploads folder, sorted by name.
+func folder(t testing.TB, m *testmesh.Mesh) []string {
+	t.Helper()
 	entries, err := os.ReadDir(m.UploadsDir)
-	if err != nil && !os.IsNotExist(err) {
+	if err != nil {
 		t.Fatal(err)
 	}
+	var out []string
 	for _, e := range entries {
-		files = append(files, e.Name())
+		out = append(out, e.Name())
 	}
-	sort.Strings(files)
-	return snapshot{posts: n, files: files}
+	return out
 }
 
 func (s snapshot) String() string {

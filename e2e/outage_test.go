@@ -110,29 +110,6 @@ func waitReady(t *testing.T, m *testmesh.Mesh) {
 	})
 }
 
-// folder lists the uploads folder.
-func folder(t *testing.T, m *testmesh.Mesh) []string {
-	t.Helper()
-	entries, err := os.ReadDir(m.UploadsDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range entries {
-		out = append(out, e.Name())
-	}
-	return out
-}
-
-func countPosts(t *testing.T, st store.Store) int {
-	t.Helper()
-	ps, err := st.ListPosts(t.Context(), store.ListOptions{Limit: store.MaxListLimit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ps)
-}
-
 // TestUploadWhileDatabaseUnreachable cuts the link to MySQL, before an
 // upload and in the middle of one: 503 with a message and Retry-After,
 // nothing in the database, nothing on disk. Once the link is back, uploads
@@ -223,11 +200,7 @@ func TestUploadWhileDatabaseUnreachable(t *testing.T) {
 	if n := countPosts(t, direct); n != 2 {
 		t.Fatalf("%d posts after the outage, want 2", n)
 	}
-	for _, name := range folder(t, m) {
-		if uploads.IsTemp(name) {
-			t.Errorf("temp file left: %s", name)
-		}
-	}
+	noTempFiles(t, m)
 }
 
 // TestDatabaseDownBlobsStillServed cuts the link to MySQL: images whose
@@ -337,11 +310,7 @@ func TestUploadsFolderUnwritable(t *testing.T) {
 		if disk, err := os.ReadFile(uploadsFile(m, img.ID)); err != nil || !bytes.Equal(disk, photo) {
 			t.Fatalf("file not rewritten: %v", err)
 		}
-		for _, name := range folder(t, m) {
-			if uploads.IsTemp(name) {
-				t.Errorf("temp file left: %s", name)
-			}
-		}
+		noTempFiles(t, m)
 	})
 }
 
@@ -460,6 +429,13 @@ func TestStopDatabaseDuringUploads(t *testing.T) {
 			}
 		}
 	}
+	noTempFiles(t, m)
+}
+
+// noTempFiles fails the test when a temp file was left in the uploads
+// folder.
+func noTempFiles(t *testing.T, m *testmesh.Mesh) {
+	t.Helper()
 	for _, name := range folder(t, m) {
 		if uploads.IsTemp(name) {
 			t.Errorf("temp file left: %s", name)
