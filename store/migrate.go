@@ -21,7 +21,7 @@ import (
 //go:embed migrations/mysql/*.sql migrations/sqlite/*.sql
 var migrations embed.FS
 
-// migrate brings the schema up to date. When it already is, Up only reads
+// migrate brings the schema up to date. When it already is, it only reads
 // goose's version table (and, for MySQL, takes a named lock, which needs no
 // privilege), so services running with data-only rights can call it safely.
 func migrate(ctx context.Context, db *sql.DB, dialect goose.Dialect, dir string, locker *mysqlLocker, logger *slog.Logger) error {
@@ -41,6 +41,17 @@ func migrate(ctx context.Context, db *sql.DB, dialect goose.Dialect, dir string,
 	p, err := goose.NewProvider(dialect, db, fsys, opts...)
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
+	}
+	// Up starts with HasPending, which never takes the session lock and
+	// creates goose's version table when it is missing. On MySQL that
+	// CREATE TABLE commits at once, before the version-0 row is inserted,
+	// so a migrator holding the lock could find the table without its
+	// first row and fail with "missing zero version migration". Reading
+	// the version first does the same creation under the lock, and the
+	// provider creates its version table once, so by the time HasPending
+	// runs, the table and its first row are there.
+	if _, err := p.GetDBVersion(ctx); err != nil {
+		return err
 	}
 	// Not p.Close: it would close db, which belongs to the caller. Goose
 	// logs each migration it applies through logger.
