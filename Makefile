@@ -43,7 +43,7 @@ bench:
 FUZZTIME ?= 30s
 FUZZ = go test -run '^$$' -fuzztime $(FUZZTIME)
 fuzz:
-	$(FUZZ) -fuzz '^FuzzParseID$$' ./store/
+	$(FUZZ) -fuzz '^FuzzParseID$$' ./internal/contract/
 	$(FUZZ) -fuzz '^FuzzInspect$$' ./imaging/
 	$(FUZZ) -fuzzminimizetime 0 -fuzz '^FuzzUploadForm$$' ./edge/
 	$(FUZZ) -fuzzminimizetime 0 -fuzz '^FuzzUpload$$' ./uploadsvc/

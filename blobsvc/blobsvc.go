@@ -16,6 +16,7 @@ import (
 
 	blobv1 "github.com/extagram/extagram/gen/extagram/blob/v1"
 	"github.com/extagram/extagram/imaging"
+	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/convert"
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
@@ -23,9 +24,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
-
-// ServiceName is the fully qualified name, for health checks.
-const ServiceName = "extagram.blob.v1.BlobService"
 
 // ChunkSize is the most image bytes sent in one stream message.
 const ChunkSize = 64 << 10
@@ -107,7 +105,7 @@ func (s *Server) GetBlob(req *blobv1.GetBlobRequest, stream blobv1.BlobService_G
 }
 
 // load returns an image's metadata and verified bytes.
-func (s *Server) load(ctx context.Context, id store.ID) (store.Image, []byte, error) {
+func (s *Server) load(ctx context.Context, id contract.ID) (store.Image, []byte, error) {
 	img, err := s.store.ImageInfo(ctx, id)
 	if errors.Is(err, store.ErrUnavailable) {
 		if data, ferr := s.uploads.Read(id); ferr == nil {
@@ -151,7 +149,7 @@ func (s *Server) load(ctx context.Context, id store.ID) (store.Image, []byte, er
 
 // describeFile derives metadata from a file alone, for when the database
 // cannot be reached; ok is false when the file is not a valid image.
-func (s *Server) describeFile(id store.ID, data []byte) (store.Image, bool) {
+func (s *Server) describeFile(id contract.ID, data []byte) (store.Image, bool) {
 	res, err := imaging.Inspect(data, imaging.Limits{MaxPixels: 1 << 62, MaxSide: 1 << 30})
 	if err != nil {
 		return store.Image{}, false

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testmesh"
 	"github.com/extagram/extagram/store"
 )
@@ -65,7 +66,7 @@ func TestConcurrentUploads(t *testing.T) {
 		if len(ps) != n {
 			t.Fatalf("%d posts, want %d", len(ps), n)
 		}
-		ids := map[store.ID]bool{}
+		ids := map[contract.ID]bool{}
 		byText := map[string]store.Post{}
 		for _, p := range ps {
 			if p.Image == nil {

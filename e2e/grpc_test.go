@@ -14,6 +14,7 @@ import (
 	blobv1 "github.com/extagram/extagram/gen/extagram/blob/v1"
 	feedv1 "github.com/extagram/extagram/gen/extagram/feed/v1"
 	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
+	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testmesh"
 	"github.com/extagram/extagram/store"
 	"google.golang.org/grpc/codes"
@@ -101,7 +102,7 @@ func TestGRPCContracts(t *testing.T) {
 			t.Fatalf("GetBlobMetadata = %v, %v", md, err)
 		}
 
-		unknown := store.NewID().String()
+		unknown := contract.NewID().String()
 		for _, c := range []struct {
 			name string
 			call func() error
@@ -315,7 +316,7 @@ func TestStorageRoutes(t *testing.T) {
 				t.Errorf("GET %s leaked a file", bad)
 			}
 		}
-		if resp, _ := get(t, m, "/storage/"+store.NewID().String()); resp.StatusCode != 404 {
+		if resp, _ := get(t, m, "/storage/"+contract.NewID().String()); resp.StatusCode != 404 {
 			t.Errorf("unknown id: %d, want 404", resp.StatusCode)
 		}
 
@@ -357,7 +358,7 @@ func TestEdgeHeadersAndRedirect(t *testing.T) {
 	if resp, _ := get(t, m, "/readyz"); resp.StatusCode != 200 {
 		t.Errorf("/readyz: %d", resp.StatusCode)
 	}
-	if resp, _ := get(t, m, "/api/v1/posts/"+store.NewID().String()); resp.StatusCode != 404 {
+	if resp, _ := get(t, m, "/api/v1/posts/"+contract.NewID().String()); resp.StatusCode != 404 {
 		t.Errorf("API unknown post: %d", resp.StatusCode)
 	}
 	if resp, _ := get(t, m, "/api/v1/posts/bad"); resp.StatusCode != 400 {

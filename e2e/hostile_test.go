@@ -27,9 +27,10 @@ import (
 	"testing"
 
 	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
+	"github.com/extagram/extagram/internal/apierr"
+	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testmesh"
 	"github.com/extagram/extagram/store"
-	"github.com/extagram/extagram/uploadsvc"
 	"golang.org/x/image/webp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -94,8 +95,8 @@ type badFile struct {
 	name, fileName, contentType string
 	data                        []byte
 	status                      int
-	msg                         string // in the page
-	reason                      string // uploadsvc.Reason of the gRPC error
+	msg                         string                     // in the page
+	reason                      uploadv1.UploadErrorReason // of the gRPC error
 }
 
 func badFiles(t testing.TB) []badFile {
@@ -106,18 +107,18 @@ func badFiles(t testing.TB) []badFile {
 	}
 	for kind, data := range kinds {
 		out = append(out,
-			badFile{kind + " named .jpg", "photo.jpg", "image/jpeg", data, 415, "not a JPEG, PNG, GIF or WebP", uploadsvc.ReasonUnsupportedType},
-			badFile{kind + " sent as PNG", "photo.png", "image/png", data, 415, "not a JPEG, PNG, GIF or WebP", uploadsvc.ReasonUnsupportedType})
+			badFile{kind + " named .jpg", "photo.jpg", "image/jpeg", data, 415, "not a JPEG, PNG, GIF or WebP", uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_UNSUPPORTED_TYPE},
+			badFile{kind + " sent as PNG", "photo.png", "image/png", data, 415, "not a JPEG, PNG, GIF or WebP", uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_UNSUPPORTED_TYPE})
 	}
 	png, jpg, gif, webp := pngBytes(t, 64, 64), jpegBytes(t, 64, 64), gifBytes(t, 64, 64), webpBytes(t)
 	out = append(out,
-		badFile{"truncated JPEG", "a.jpg", "image/jpeg", jpg[:len(jpg)*2/3], 400, "JPEG file is truncated", uploadsvc.ReasonMalformedImage},
-		badFile{"truncated PNG", "a.png", "image/png", png[:len(png)*2/3], 400, "PNG file is truncated", uploadsvc.ReasonMalformedImage},
-		badFile{"truncated GIF", "a.gif", "image/gif", gif[:len(gif)*2/3], 400, "GIF file is truncated", uploadsvc.ReasonMalformedImage},
-		badFile{"truncated WebP", "a.webp", "image/webp", webp[:len(webp)*2/3], 400, "WebP file is truncated", uploadsvc.ReasonMalformedImage},
-		badFile{"JPEG cut after its first marker", "a.jpg", "image/jpeg", jpg[:20], 400, "JPEG file is truncated", uploadsvc.ReasonMalformedImage},
-		badFile{"GIF header then HTML", "a.gif", "image/gif", []byte("GIF89a" + polyglotHTML), 400, "GIF", uploadsvc.ReasonMalformedImage},
-		badFile{"PNG of 100,000 x 100,000", "a.png", "image/png", hugePNG(100000, 100000), 413, "100000 x 100000", uploadsvc.ReasonTooLarge},
+		badFile{"truncated JPEG", "a.jpg", "image/jpeg", jpg[:len(jpg)*2/3], 400, "JPEG file is truncated", uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_MALFORMED_IMAGE},
+		badFile{"truncated PNG", "a.png", "image/png", png[:len(png)*2/3], 400, "PNG file is truncated", uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_MALFORMED_IMAGE},
+		badFile{"truncated GIF", "a.gif", "image/gif", gif[:len(gif)*2/3], 400, "GIF file is truncated", uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_MALFORMED_IMAGE},
+		badFile{"truncated WebP", "a.webp", "image/webp", webp[:len(webp)*2/3], 400, "WebP file is truncated", uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_MALFORMED_IMAGE},
+		badFile{"JPEG cut after its first marker", "a.jpg", "image/jpeg", jpg[:20], 400, "JPEG file is truncated", uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_MALFORMED_IMAGE},
+		badFile{"GIF header then HTML", "a.gif", "image/gif", []byte("GIF89a" + polyglotHTML), 400, "GIF", uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_MALFORMED_IMAGE},
+		badFile{"PNG of 100,000 x 100,000", "a.png", "image/png", hugePNG(100000, 100000), 413, "100000 x 100000", uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_TOO_LARGE},
 	)
 	return out
 }
@@ -473,30 +474,30 @@ func TestHostileUploadsGRPC(t *testing.T) {
 			name   string
 			call   func() error
 			code   codes.Code
-			reason string
+			reason uploadv1.UploadErrorReason // UNSPECIFIED: no reason expected
 		}
 		cases := []tc{
-			{"empty text", func() error { _, err := upload(ctx, up, "", nil, 1); return err }, codes.InvalidArgument, uploadsvc.ReasonBadText},
-			{"white space text", func() error { _, err := upload(ctx, up, " \t\r\n\u00a0", png, 1000); return err }, codes.InvalidArgument, uploadsvc.ReasonBadText},
-			{"2,201 characters", func() error { _, err := upload(ctx, up, strings.Repeat("ü", 2201), nil, 1); return err }, codes.InvalidArgument, uploadsvc.ReasonBadText},
-			{"NUL in text", func() error { _, err := upload(ctx, up, "a\x00b", png, 1000); return err }, codes.InvalidArgument, uploadsvc.ReasonBadText},
+			{"empty text", func() error { _, err := upload(ctx, up, "", nil, 1); return err }, codes.InvalidArgument, uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_BAD_TEXT},
+			{"white space text", func() error { _, err := upload(ctx, up, " \t\r\n\u00a0", png, 1000); return err }, codes.InvalidArgument, uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_BAD_TEXT},
+			{"2,201 characters", func() error { _, err := upload(ctx, up, strings.Repeat("ü", 2201), nil, 1); return err }, codes.InvalidArgument, uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_BAD_TEXT},
+			{"NUL in text", func() error { _, err := upload(ctx, up, "a\x00b", png, 1000); return err }, codes.InvalidArgument, uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_BAD_TEXT},
 			// A message the protobuf library cannot decode (invalid UTF-8
 			// in a string field, broken wire format) is answered by
 			// grpc-go itself, Internal, before the service sees it; the
 			// edge never sends one (it checks the text and cleans names).
-			{"invalid UTF-8 text", func() error { return rawUpload(ctx, cc, rawHeader("caf\xe9", "", false)) }, codes.Internal, ""},
+			{"invalid UTF-8 text", func() error { return rawUpload(ctx, cc, rawHeader("caf\xe9", "", false)) }, codes.Internal, 0},
 			{"invalid UTF-8 file name", func() error {
 				chunk := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), png)
 				return rawUpload(ctx, cc, rawHeader("x", "a\xff.png", true), chunk)
-			}, codes.Internal, ""},
-			{"garbage message", func() error { return rawUpload(ctx, cc, []byte{0xff, 0xff, 0xff}) }, codes.Internal, ""},
+			}, codes.Internal, 0},
+			{"garbage message", func() error { return rawUpload(ctx, cc, []byte{0xff, 0xff, 0xff}) }, codes.Internal, 0},
 			{"NUL in the file name", func() error {
 				s, _ := up.Upload(ctx)
 				_ = s.Send(&uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Header{Header: &uploadv1.UploadHeader{Text: "x", Photo: &uploadv1.PhotoInfo{FileName: "shell.php\x00.png"}}}})
 				_ = s.Send(&uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Chunk{Chunk: png}})
 				_, err := s.CloseAndRecv()
 				return err
-			}, codes.InvalidArgument, ""},
+			}, codes.InvalidArgument, uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_BAD_REQUEST},
 			{"hundreds of headers", func() error {
 				s, _ := up.Upload(ctx)
 				for range 300 {
@@ -506,13 +507,13 @@ func TestHostileUploadsGRPC(t *testing.T) {
 				}
 				_, err := s.CloseAndRecv()
 				return err
-			}, codes.InvalidArgument, ""},
+			}, codes.InvalidArgument, uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_BAD_REQUEST},
 			{"empty photo", func() error {
 				s, _ := up.Upload(ctx)
 				_ = s.Send(&uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Header{Header: &uploadv1.UploadHeader{Text: "x", Photo: &uploadv1.PhotoInfo{}}}})
 				_, err := s.CloseAndRecv()
 				return err
-			}, codes.InvalidArgument, uploadsvc.ReasonMalformedImage},
+			}, codes.InvalidArgument, uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_MALFORMED_IMAGE},
 		}
 		for _, f := range badFiles(t) {
 			code := codes.InvalidArgument
@@ -527,8 +528,8 @@ func TestHostileUploadsGRPC(t *testing.T) {
 				if status.Code(err) != c.code {
 					t.Fatalf("%v, want %v", err, c.code)
 				}
-				if c.reason != "" && uploadsvc.Reason(err) != c.reason {
-					t.Fatalf("reason %q, want %q (%v)", uploadsvc.Reason(err), c.reason, err)
+				if got := apierr.UploadReason(err); got != c.reason {
+					t.Fatalf("reason %v, want %v (%v)", got, c.reason, err)
 				}
 				if msg := status.Convert(err).Message(); len(msg) < 10 {
 					t.Fatalf("message %q does not explain", msg)
@@ -555,7 +556,7 @@ func TestHostileUploadsGRPC(t *testing.T) {
 			}
 			_, err = s.CloseAndRecv()
 			t.Logf("sent %d bytes of an endless photo before %v", sent, status.Code(err))
-			if status.Code(err) != codes.ResourceExhausted || uploadsvc.Reason(err) != uploadsvc.ReasonTooLarge {
+			if status.Code(err) != codes.ResourceExhausted || apierr.UploadReason(err) != uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_TOO_LARGE {
 				t.Fatalf("%v, want ResourceExhausted TOO_LARGE", err)
 			}
 			if sent > limit+32<<20 {
@@ -594,7 +595,7 @@ func TestStoragePaths(t *testing.T) {
 		real := listAPI(t, m, "").Posts[0].Image.ID
 
 		// A file named like an id, beside the uploads folder.
-		secretID := store.NewID().String()
+		secretID := contract.NewID().String()
 		secret := []byte("SECRET-OUTSIDE-UPLOADS")
 		if err := os.WriteFile(filepath.Join(filepath.Dir(m.UploadsDir), secretID), secret, 0o600); err != nil {
 			t.Fatal(err)
@@ -607,7 +608,7 @@ func TestStoragePaths(t *testing.T) {
 			"/storage/" + real[:21] + "+", "/storage/" + real[:21] + "/", "/storage/" + real[:21] + ".",
 			"/storage/" + strings.Repeat("%41", 22), "/storage/" + strings.Repeat("A", 1000),
 			"/storage/" + strings.Repeat("é", 11), "/storage/", "/storage",
-			"/storage/" + store.NewID().String(), // unknown id
+			"/storage/" + contract.NewID().String(), // unknown id
 		}
 		for _, p := range paths {
 			for _, method := range []string{http.MethodGet, http.MethodHead} {
@@ -625,7 +626,7 @@ func TestStoragePaths(t *testing.T) {
 				}
 			}
 		}
-		if resp, _ := get(t, m, "/storage/"+store.NewID().String()); resp.StatusCode != 404 {
+		if resp, _ := get(t, m, "/storage/"+contract.NewID().String()); resp.StatusCode != 404 {
 			t.Errorf("unknown id: %d, want 404", resp.StatusCode)
 		}
 		if resp, _ := get(t, m, "/storage/"+real); resp.StatusCode != 200 {
@@ -918,9 +919,9 @@ func zlibBytes(t testing.TB, b []byte) []byte {
 	return z.Bytes()
 }
 
-func mustID(t testing.TB, s string) store.ID {
+func mustID(t testing.TB, s string) contract.ID {
 	t.Helper()
-	id, err := store.ParseID(s)
+	id, err := contract.ParseID(s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,13 +16,9 @@ import (
 	"strconv"
 	"time"
 
-	blobv1 "github.com/extagram/extagram/gen/extagram/blob/v1"
-	feedv1 "github.com/extagram/extagram/gen/extagram/feed/v1"
-	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
+	"github.com/extagram/extagram/internal/contract"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/connectivity"
 )
 
 // Options configures the edge.
@@ -41,7 +37,8 @@ type Options struct {
 	// Targets of the services: "dns:///name:port" or "host:port,host:port".
 	FeedTarget, UploadTarget, BlobTarget string
 	// MaxUploadBytes is the photo size limit (the request body may exceed it
-	// by the form's overhead). Default 10 MiB.
+	// by the form's overhead). Default contract.DefaultMaxPhotoBytes, as
+	// the upload service's.
 	MaxUploadBytes int64
 	// UploadRate is the number of uploads a client may make per minute; 0
 	// turns the limit off.
@@ -58,17 +55,14 @@ type Options struct {
 	Ready chan<- string
 }
 
-// Edge holds the service clients and the HTTP handler.
+// Edge holds the service connections and the HTTP handler.
 type Edge struct {
-	opts    Options
-	logger  *slog.Logger
-	feed    feedv1.FeedServiceClient
-	upload  uploadv1.UploadServiceClient
-	blob    blobv1.BlobServiceClient
-	conns   map[string]*grpc.ClientConn
-	lim     *rateLimiter
-	metrics *httpMetrics
-	mux     http.Handler
+	opts     Options
+	logger   *slog.Logger
+	backends *backends
+	lim      *rateLimiter
+	metrics  *httpMetrics
+	mux      http.Handler
 }
 
 // New connects to the services (lazily: grpc.NewClient does not block) and
@@ -78,12 +72,12 @@ func New(opts Options) (*Edge, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.MaxUploadBytes <= 0 {
-		opts.MaxUploadBytes = 10 << 20
+		opts.MaxUploadBytes = contract.DefaultMaxPhotoBytes
 	}
 	if opts.FeedTarget == "" || opts.UploadTarget == "" || opts.BlobTarget == "" {
 		return nil, errors.New("edge: --feed-target, --upload-target and --blob-target are required")
 	}
-	e := &Edge{opts: opts, logger: opts.Logger.With("service", "edge"), conns: map[string]*grpc.ClientConn{}}
+	e := &Edge{opts: opts, logger: opts.Logger.With("service", "edge")}
 	var cm *grpcprom.ClientMetrics
 	if opts.Registry != nil {
 		cm = grpcprom.NewClientMetrics(grpcprom.WithClientHandlingTimeHistogram())
@@ -96,21 +90,11 @@ func New(opts Options) (*Edge, error) {
 		}
 		e.metrics = hm
 	}
-	for _, c := range []struct{ name, target, config string }{
-		{"feed", opts.FeedTarget, feedServiceConfig},
-		{"upload", opts.UploadTarget, uploadServiceConfig},
-		{"blob", opts.BlobTarget, blobServiceConfig},
-	} {
-		cc, err := dial(c.target, c.config, cm)
-		if err != nil {
-			e.Close()
-			return nil, fmt.Errorf("edge: %s: %w", c.name, err)
-		}
-		e.conns[c.name] = cc
+	b, err := dialBackends(opts, cm)
+	if err != nil {
+		return nil, err
 	}
-	e.feed = feedv1.NewFeedServiceClient(e.conns["feed"])
-	e.upload = uploadv1.NewUploadServiceClient(e.conns["upload"])
-	e.blob = blobv1.NewBlobServiceClient(e.conns["blob"])
+	e.backends = b
 	if opts.UploadRate > 0 {
 		e.lim = newRateLimiter(opts.UploadRate, time.Minute)
 	}
@@ -127,26 +111,7 @@ func New(opts Options) (*Edge, error) {
 func (e *Edge) Handler() http.Handler { return e.mux }
 
 // Close closes the service connections.
-func (e *Edge) Close() {
-	for _, cc := range e.conns {
-		_ = cc.Close()
-	}
-}
-
-// ready reports which services have no ready connection. It also asks idle
-// connections to connect, so the next check can succeed.
-func (e *Edge) notReady() []string {
-	var out []string
-	for _, name := range []string{"feed", "upload", "blob"} {
-		cc := e.conns[name]
-		st := cc.GetState()
-		if st != connectivity.Ready {
-			cc.Connect()
-			out = append(out, name+": "+st.String())
-		}
-	}
-	return out
-}
+func (e *Edge) Close() { e.backends.close() }
 
 // Run serves until ctx is done, then stops accepting and waits for running
 // requests (at most DrainPeriod, 10s when unset).

@@ -8,21 +8,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/extagram/extagram/uploadsvc"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
+	"github.com/extagram/extagram/internal/apierr"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
 func TestHTTPStatusTable(t *testing.T) {
-	unsupported, _ := status.New(codes.InvalidArgument, "not an image").WithDetails(&errdetails.ErrorInfo{Reason: uploadsvc.ReasonUnsupportedType, Domain: uploadsvc.ErrorDomain})
+	unsupported := apierr.Upload(codes.InvalidArgument, uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_UNSUPPORTED_TYPE, "not an image")
 	for _, c := range []struct {
 		err  error
 		want int
 	}{
 		{nil, 200},
 		{status.Error(codes.InvalidArgument, "x"), 400},
-		{unsupported.Err(), 415},
+		{unsupported, 415},
 		{status.Error(codes.NotFound, "x"), 404},
 		{status.Error(codes.ResourceExhausted, "x"), 413},
 		{status.Error(codes.OutOfRange, "x"), 416},

@@ -7,21 +7,10 @@ import (
 	"time"
 
 	"github.com/extagram/extagram/edge/web"
-	feedv1 "github.com/extagram/extagram/gen/extagram/feed/v1"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"google.golang.org/grpc/grpclog"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
-)
-
-// Deadlines of the calls a page makes. They are short because every page
-// must answer quickly, even when every replica is down.
-const (
-	feedTimeout   = 2 * time.Second
-	uploadTimeout = 2 * time.Minute
-	blobTimeout   = time.Minute
 )
 
 func (e *Edge) routes() (http.Handler, error) {
@@ -44,7 +33,7 @@ func (e *Edge) routes() (http.Handler, error) {
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}),
 	)
-	if err := feedv1.RegisterFeedServiceHandlerClient(context.Background(), gw, e.feed); err != nil {
+	if err := e.backends.registerAPI(context.Background(), gw); err != nil {
 		return nil, err
 	}
 	mux.Handle("/api/", e.instrument("api", gw))
@@ -55,7 +44,7 @@ func (e *Edge) routes() (http.Handler, error) {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if bad := e.notReady(); len(bad) > 0 {
+		if bad := e.backends.notReady(); len(bad) > 0 {
 			retryAfter(w, time.Second)
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("not ready: " + strings.Join(bad, ", ") + "\n"))
@@ -88,38 +77,4 @@ func (e *Edge) instrument(name string, h http.Handler) http.Handler {
 	labels := prometheus.Labels{"handler": name}
 	return promhttp.InstrumentHandlerDuration(e.metrics.duration.MustCurryWith(labels),
 		promhttp.InstrumentHandlerCounter(e.metrics.requests.MustCurryWith(labels), h))
-}
-
-// apiError writes a failed API call as JSON (google.rpc.Status) with the
-// status from the one table.
-func (e *Edge) apiError(ctx context.Context, _ *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	st := status.Convert(err)
-	code := HTTPStatus(err)
-	pb := st.Proto()
-	if code >= 500 {
-		pb.Message = userMessage(err)
-		pb.Details = nil
-	}
-	body, merr := m.Marshal(pb)
-	if merr != nil {
-		grpclog.Errorf("edge: marshal error: %v", merr)
-		body = []byte(`{"code":13,"message":"internal error"}`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	if code == http.StatusServiceUnavailable {
-		retryAfter(w, 2*time.Second)
-	}
-	w.WriteHeader(code)
-	_, _ = w.Write(body)
-}
-
-func (e *Edge) apiRoutingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
-	msg := http.StatusText(httpStatus)
-	if httpStatus == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", "GET, HEAD")
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(httpStatus)
-	body, _ := m.Marshal(map[string]any{"code": httpStatus, "message": msg})
-	_, _ = w.Write(body)
 }

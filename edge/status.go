@@ -3,7 +3,9 @@ package edge
 import (
 	"net/http"
 
-	"github.com/extagram/extagram/uploadsvc"
+	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
+
+	"github.com/extagram/extagram/internal/apierr"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -18,7 +20,7 @@ func HTTPStatus(err error) int {
 	case codes.OK:
 		return http.StatusOK
 	case codes.InvalidArgument, codes.FailedPrecondition:
-		if uploadsvc.Reason(err) == uploadsvc.ReasonUnsupportedType {
+		if apierr.UploadReason(err) == uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_UNSUPPORTED_TYPE {
 			return http.StatusUnsupportedMediaType
 		}
 		return http.StatusBadRequest

@@ -7,7 +7,6 @@ import (
 	"image/color"
 	"image/png"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/extagram/extagram/edge"
 	"github.com/extagram/extagram/internal/testmesh"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
@@ -25,21 +23,12 @@ import (
 // over-limit bodies are within the fuzzer's reach.
 const fuzzLimit = 16 << 10
 
-// inProcessEdge starts the services (over real TCP, on the embedded store)
-// and an edge whose handler the test calls directly, without TLS or a
-// socket in between: the fuzzer gets thousands of requests a second.
-func inProcessEdge(t testing.TB) (http.Handler, *testmesh.Mesh) {
+// inProcessMesh starts a mesh (over real TCP, on the embedded store) whose
+// edge handler the test calls directly, without TLS or a socket in
+// between: the fuzzer gets thousands of requests a second.
+func inProcessMesh(t testing.TB) *testmesh.Mesh {
 	t.Helper()
-	m := testmesh.Start(t, testmesh.Options{Store: storetest.Embedded(t), MaxUploadBytes: fuzzLimit, FeedReplicas: 1})
-	e, err := edge.New(edge.Options{
-		DataDir: t.TempDir(), FeedTarget: strings.Join(m.FeedAddrs, ","), UploadTarget: m.UploadAddr, BlobTarget: m.BlobAddr,
-		MaxUploadBytes: fuzzLimit, Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	return e.Handler(), m
+	return testmesh.Start(t, testmesh.Options{Store: storetest.Embedded(t), MaxUploadBytes: fuzzLimit, FeedReplicas: 1})
 }
 
 func postForm(h http.Handler, contentType string, body io.Reader) *httptest.ResponseRecorder {
@@ -103,7 +92,8 @@ func FuzzUploadForm(f *testing.F) {
 	f.Add("application/x-www-form-urlencoded", []byte("post=hello"))
 	f.Add("multipart/form-data; boundary=\"\"", []byte("----\r\n"))
 
-	h, m := inProcessEdge(f)
+	m := inProcessMesh(f)
+	h := m.Handler
 	// The upload path works before fuzzing starts.
 	if rec := postForm(h, ct, bytes.NewReader(fuzzForm(textPart, photoPart+string(tinyPNG)))); rec.Code != http.StatusSeeOther {
 		f.Fatalf("a valid upload: %d\n%s", rec.Code, rec.Body)
@@ -165,7 +155,7 @@ func (c *countingBody) Read(p []byte) (int, error) {
 // handler and counts what it reads: never more than the body limit (the
 // photo limit plus the form's allowance), whichever field never ends.
 func TestUploadStopsReadingAtLimit(t *testing.T) {
-	h, _ := inProcessEdge(t)
+	h := inProcessMesh(t).Handler
 	const formAllowance = 64 << 10 // edge.formOverhead
 	for name, prefix := range map[string]string{
 		"photo":         "--b\r\n" + textPart + "\r\n--b\r\n" + photoPart + string(tinyPNG),

@@ -23,9 +23,6 @@ const (
 	MaxPageSize = 100
 )
 
-// ServiceName is the fully qualified name, for health checks.
-const ServiceName = "extagram.feed.v1.FeedService"
-
 // Server serves FeedService over a store.
 type Server struct {
 	feedv1.UnimplementedFeedServiceServer

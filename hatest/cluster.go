@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/store"
 )
 
@@ -277,7 +278,7 @@ func Seed(ctx context.Context, dsn string, n int) error {
 	}
 	defer st.Close()
 	for i := range n {
-		if _, err := st.CreatePost(ctx, store.NewPost{ID: store.NewID(), Text: "post " + strconv.Itoa(i+1) + " of the failover test"}); err != nil {
+		if _, err := st.CreatePost(ctx, store.NewPost{ID: contract.NewID(), Text: "post " + strconv.Itoa(i+1) + " of the failover test"}); err != nil {
 			return fmt.Errorf("hatest: seed: %w", err)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/extagram/extagram/internal/contract"
 )
 
 // BulkFill adds n posts to s in one transaction with multi-row inserts,
@@ -24,10 +26,10 @@ func BulkFill(ctx context.Context, s Store, n int) error {
 		for start := 0; start < n; start += batch {
 			var imageArgs, postArgs []any
 			for i := start; i < min(start+batch, n); i++ {
-				postID := NewID()
+				postID := contract.NewID()
 				var imageID any
 				if i%2 == 0 {
-					id := NewID()
+					id := contract.NewID()
 					data := make([]byte, 1024)
 					_, _ = rand.Read(data)
 					sum := sha256.Sum256(data)

@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/extagram/extagram/internal/contract"
 )
 
 // sqlStore is the Store over database/sql. MySQL and SQLite share it: they
@@ -47,14 +47,10 @@ func validateNewPost(p NewPost) error {
 	if p.ID.IsZero() {
 		return invalid("post id is zero")
 	}
-	if !utf8.ValidString(p.Text) {
-		return invalid("post text is not valid UTF-8")
-	}
-	if strings.TrimSpace(p.Text) == "" {
-		return invalid("post text is empty")
-	}
-	if n := utf8.RuneCountInString(p.Text); n > MaxTextLen {
-		return invalid("post text has %d characters, more than %d", n, MaxTextLen)
+	// The upload service applies the text rule; the store only guards the
+	// invariant that what it keeps is text the rule has already accepted.
+	if !contract.IsStoredText(p.Text) {
+		return invalid("post text is not what contract.CheckText accepts (empty, untrimmed, over %d characters, invalid UTF-8 or control characters)", contract.MaxTextLen)
 	}
 	im := p.Image
 	if im == nil {
@@ -173,7 +169,7 @@ const (
 )
 
 // GetPost implements Store.
-func (s *sqlStore) GetPost(ctx context.Context, id ID) (Post, error) {
+func (s *sqlStore) GetPost(ctx context.Context, id contract.ID) (Post, error) {
 	if id.IsZero() {
 		return Post{}, fmt.Errorf("store: get post %s: %w", id, ErrNotFound)
 	}
@@ -221,7 +217,7 @@ func (s *sqlStore) ListPosts(ctx context.Context, opts ListOptions) ([]Post, err
 }
 
 // ImageInfo implements Store.
-func (s *sqlStore) ImageInfo(ctx context.Context, id ID) (Image, error) {
+func (s *sqlStore) ImageInfo(ctx context.Context, id contract.ID) (Image, error) {
 	if id.IsZero() {
 		return Image{}, fmt.Errorf("store: image %s: %w", id, ErrNotFound)
 	}
@@ -237,7 +233,7 @@ func (s *sqlStore) ImageInfo(ctx context.Context, id ID) (Image, error) {
 }
 
 // ImageData implements Store.
-func (s *sqlStore) ImageData(ctx context.Context, id ID) (Image, []byte, error) {
+func (s *sqlStore) ImageData(ctx context.Context, id contract.ID) (Image, []byte, error) {
 	if id.IsZero() {
 		return Image{}, nil, fmt.Errorf("store: image data %s: %w", id, ErrNotFound)
 	}
@@ -259,7 +255,7 @@ func (s *sqlStore) ImageData(ctx context.Context, id ID) (Image, []byte, error) 
 }
 
 // ImageIDs implements Store.
-func (s *sqlStore) ImageIDs(ctx context.Context, after ID, limit int) ([]ID, error) {
+func (s *sqlStore) ImageIDs(ctx context.Context, after contract.ID, limit int) ([]contract.ID, error) {
 	if err := validateLimit(limit); err != nil {
 		return nil, fmt.Errorf("store: image ids: %w", err)
 	}
@@ -268,7 +264,7 @@ func (s *sqlStore) ImageIDs(ctx context.Context, after ID, limit int) ([]ID, err
 		return nil, s.fail("image ids", err)
 	}
 	defer rows.Close()
-	ids := make([]ID, 0, min(limit, 256))
+	ids := make([]contract.ID, 0, min(limit, 256))
 	for rows.Next() {
 		var b []byte
 		if err := rows.Scan(&b); err != nil {
@@ -374,8 +370,8 @@ func scanImage(row scanner, im *Image, extra ...any) error {
 	return nil
 }
 
-func idFromBytes(b []byte) (ID, error) {
-	var id ID
+func idFromBytes(b []byte) (contract.ID, error) {
+	var id contract.ID
 	if len(b) != len(id) {
 		return id, fmt.Errorf("stored id has %d bytes, want %d", len(b), len(id))
 	}

@@ -10,6 +10,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/extagram/extagram/internal/contract"
 )
 
 // Errors returned by every Store; callers test them with errors.Is.
@@ -23,12 +25,9 @@ var (
 	ErrUnavailable = errors.New("store: database unavailable")
 )
 
-// MaxTextLen is the longest post text, in characters (runes).
-const MaxTextLen = 2200
-
 // Image is the metadata of a stored image.
 type Image struct {
-	ID          ID
+	ID          contract.ID
 	ContentType string // image/jpeg, image/png, image/gif or image/webp
 	Size        int64  // bytes
 	SHA256      [32]byte
@@ -42,7 +41,7 @@ type Post struct {
 	// Key orders the feed: a later post has a larger key. It is the cursor
 	// for keyset pagination and is not shown to users.
 	Key       int64
-	ID        ID
+	ID        contract.ID
 	Text      string
 	CreatedAt time.Time
 	Image     *Image
@@ -50,7 +49,7 @@ type Post struct {
 
 // NewPost is what CreatePost stores.
 type NewPost struct {
-	ID    ID
+	ID    contract.ID
 	Text  string
 	Image *NewImage // nil for a text-only post
 }
@@ -58,7 +57,7 @@ type NewPost struct {
 // NewImage is an image to store with its post. The store computes the size
 // and the SHA-256 from Data.
 type NewImage struct {
-	ID          ID
+	ID          contract.ID
 	ContentType string
 	Width       int
 	Height      int
@@ -82,18 +81,18 @@ type Store interface {
 	// and SHA-256 filled in).
 	CreatePost(ctx context.Context, p NewPost) (Post, error)
 	// GetPost returns one post, or ErrNotFound.
-	GetPost(ctx context.Context, id ID) (Post, error)
+	GetPost(ctx context.Context, id contract.ID) (Post, error)
 	// ListPosts returns up to opts.Limit posts, newest first, with
 	// Key < opts.Before when opts.Before is not 0.
 	ListPosts(ctx context.Context, opts ListOptions) ([]Post, error)
 	// ImageInfo returns an image's metadata, or ErrNotFound.
-	ImageInfo(ctx context.Context, id ID) (Image, error)
+	ImageInfo(ctx context.Context, id contract.ID) (Image, error)
 	// ImageData returns an image's metadata and its bytes, or ErrNotFound.
-	ImageData(ctx context.Context, id ID) (Image, []byte, error)
+	ImageData(ctx context.Context, id contract.ID) (Image, []byte, error)
 	// ImageIDs returns up to limit image ids greater than after (in byte
 	// order), smallest first; after's zero value starts at the beginning.
 	// It lets the uploads folder be reconciled with the database.
-	ImageIDs(ctx context.Context, after ID, limit int) ([]ID, error)
+	ImageIDs(ctx context.Context, after contract.ID, limit int) ([]contract.ID, error)
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the database.

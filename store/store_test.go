@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
 )
@@ -155,7 +156,7 @@ func TestMySQLServerGone(t *testing.T) {
 		t.Fatalf("Open through the proxy: %v", err)
 	}
 	defer s.Close()
-	p, err := s.CreatePost(t.Context(), store.NewPost{ID: store.NewID(), Text: "before the outage"})
+	p, err := s.CreatePost(t.Context(), store.NewPost{ID: contract.NewID(), Text: "before the outage"})
 	if err != nil {
 		t.Fatalf("CreatePost: %v", err)
 	}
@@ -173,7 +174,7 @@ func TestMySQLServerGone(t *testing.T) {
 		{"GetPost", func() error { _, err := s.GetPost(ctx, p.ID); return err }},
 		{"ListPosts", func() error { _, err := s.ListPosts(ctx, store.ListOptions{Limit: 5}); return err }},
 		{"CreatePost", func() error {
-			_, err := s.CreatePost(ctx, store.NewPost{ID: store.NewID(), Text: "during the outage"})
+			_, err := s.CreatePost(ctx, store.NewPost{ID: contract.NewID(), Text: "during the outage"})
 			return err
 		}},
 	}
@@ -257,7 +258,7 @@ func TestMySQLMigrationStep(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open with SkipMigrations: %v", err)
 	}
-	if _, err := skip.CreatePost(ctx, store.NewPost{ID: store.NewID(), Text: "no table yet"}); err == nil {
+	if _, err := skip.CreatePost(ctx, store.NewPost{ID: contract.NewID(), Text: "no table yet"}); err == nil {
 		t.Error("CreatePost before migrating succeeded: Open with SkipMigrations must not create tables")
 	}
 	skip.Close()
@@ -272,7 +273,7 @@ func TestMySQLMigrationStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := openSQL(t, dsn)
-	user, password := "extagram_app_"+cfg.DBName[len(cfg.DBName)-8:], "pw-"+store.NewID().String()
+	user, password := "extagram_app_"+cfg.DBName[len(cfg.DBName)-8:], "pw-"+contract.NewID().String()
 	// Both hosts: an anonymous ''@'localhost' account, where one exists,
 	// would otherwise shadow user@'%' for connections from 127.0.0.1.
 	for _, host := range []string{"%", "localhost"} {
@@ -304,7 +305,7 @@ func TestMySQLMigrationStep(t *testing.T) {
 		t.Fatalf("Open as a data-only user, with migrations already applied: %v", err)
 	}
 	defer s.Close()
-	p, err := s.CreatePost(ctx, store.NewPost{ID: store.NewID(), Text: "posted with data rights"})
+	p, err := s.CreatePost(ctx, store.NewPost{ID: contract.NewID(), Text: "posted with data rights"})
 	if err != nil {
 		t.Fatalf("CreatePost as a data-only user: %v", err)
 	}
@@ -325,8 +326,8 @@ func TestEmbeddedReopen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	p, err := s.CreatePost(ctx, store.NewPost{ID: store.NewID(), Text: "kept across restarts", Image: &store.NewImage{
-		ID: store.NewID(), ContentType: "image/png", Width: 2, Height: 3, Data: []byte("not really a png"),
+	p, err := s.CreatePost(ctx, store.NewPost{ID: contract.NewID(), Text: "kept across restarts", Image: &store.NewImage{
+		ID: contract.NewID(), ContentType: "image/png", Width: 2, Height: 3, Data: []byte("not really a png"),
 	}})
 	if err != nil {
 		t.Fatalf("CreatePost: %v", err)

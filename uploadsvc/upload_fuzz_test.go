@@ -18,6 +18,8 @@ import (
 
 	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
 	"github.com/extagram/extagram/imaging"
+	"github.com/extagram/extagram/internal/apierr"
+	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
@@ -100,7 +102,7 @@ func TestReadsNoFurtherThanLimit(t *testing.T) {
 		return chunk(buf) // never ends
 	}}
 	err := srv.Upload(s)
-	if status.Code(err) != codes.ResourceExhausted || Reason(err) != ReasonTooLarge {
+	if status.Code(err) != codes.ResourceExhausted || apierr.UploadReason(err) != uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_TOO_LARGE {
 		t.Fatalf("%v, want ResourceExhausted TOO_LARGE", err)
 	}
 	if s.received > limit+int64(len(buf)) {
@@ -132,7 +134,7 @@ func hugePNG(w, h uint32) []byte {
 // (40 GB decoded) is answered from its header, with a few kilobytes
 // allocated for the whole call.
 func TestHugeDimensionsNotAllocated(t *testing.T) {
-	srv, _, _ := newServer(t, DefaultMaxBytes)
+	srv, _, _ := newServer(t, contract.DefaultMaxPhotoBytes)
 	huge := hugePNG(100000, 100000)
 	var err error
 	var before, after runtime.MemStats
@@ -227,7 +229,7 @@ func FuzzUpload(f *testing.F) {
 		default:
 			t.Fatalf("unexpected answer %v", err)
 		}
-		want, terr := CheckText(text)
+		want, terr := contract.CheckText(text)
 		if terr != nil {
 			t.Fatalf("accepted text %q that CheckText refuses: %v", text, terr)
 		}
@@ -245,7 +247,7 @@ func FuzzUpload(f *testing.F) {
 		if ierr != nil {
 			t.Fatalf("accepted a photo Inspect refuses: %v", ierr)
 		}
-		id, perr := store.ParseID(post.GetImage().GetId())
+		id, perr := contract.ParseID(post.GetImage().GetId())
 		if perr != nil {
 			t.Fatal(perr)
 		}

@@ -12,38 +12,22 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
 	"github.com/extagram/extagram/imaging"
+	"github.com/extagram/extagram/internal/apierr"
+	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/convert"
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
-// ServiceName is the fully qualified name, for health checks.
-const ServiceName = "extagram.upload.v1.UploadService"
-
-// DefaultMaxBytes is the default photo size limit.
-const DefaultMaxBytes = 10 << 20
-
-// Reasons attached to errors (google.rpc.ErrorInfo, domain "extagram") so
-// that the edge can tell an unsupported type (415) from other bad input.
-const (
-	ErrorDomain           = "extagram"
-	ReasonUnsupportedType = "UNSUPPORTED_MEDIA_TYPE"
-	ReasonMalformedImage  = "MALFORMED_IMAGE"
-	ReasonTooLarge        = "TOO_LARGE"
-	ReasonBadText         = "BAD_TEXT"
-)
-
 // Options configures the service.
 type Options struct {
-	// MaxBytes is the photo size limit; 0 means DefaultMaxBytes.
+	// MaxBytes is the photo size limit; 0 means
+	// contract.DefaultMaxPhotoBytes.
 	MaxBytes int64
 	// Limits are the pixel limits; zero values mean imaging.DefaultLimits.
 	Limits imaging.Limits
@@ -67,7 +51,7 @@ func New(st store.Store, opts Options) (*Server, error) {
 		return nil, errors.New("uploadsvc: no uploads folder")
 	}
 	if opts.MaxBytes <= 0 {
-		opts.MaxBytes = DefaultMaxBytes
+		opts.MaxBytes = contract.DefaultMaxPhotoBytes
 	}
 	def := imaging.DefaultLimits()
 	if opts.Limits.MaxPixels <= 0 {
@@ -87,24 +71,24 @@ func (s *Server) Upload(stream uploadv1.UploadService_UploadServer) error {
 	ctx := stream.Context()
 	first, err := stream.Recv()
 	if err == io.EOF {
-		return status.Error(codes.InvalidArgument, "empty upload: the first message must carry the header")
+		return badRequest("empty upload: the first message must carry the header")
 	}
 	if err != nil {
 		return recvError(err)
 	}
 	hdr := first.GetHeader()
 	if hdr == nil {
-		return status.Error(codes.InvalidArgument, "the first message must carry the header (text and photo description)")
+		return badRequest("the first message must carry the header (text and photo description)")
 	}
-	text, err := CheckText(hdr.GetText())
+	text, err := contract.CheckText(hdr.GetText())
 	if err != nil {
-		return withReason(codes.InvalidArgument, ReasonBadText, err.Error())
+		return apierr.Upload(codes.InvalidArgument, uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_BAD_TEXT, err.Error())
 	}
 	if err := checkClaims(hdr.GetPhoto()); err != nil {
-		return status.Error(codes.InvalidArgument, err.Error())
+		return badRequest(err.Error())
 	}
 
-	np := store.NewPost{ID: store.NewID(), Text: text}
+	np := store.NewPost{ID: contract.NewID(), Text: text}
 	var removed []string
 	if hdr.GetPhoto() != nil {
 		data, err := s.readPhoto(stream)
@@ -118,7 +102,7 @@ func (s *Server) Upload(stream uploadv1.UploadService_UploadServer) error {
 		removed = res.Removed
 		w, h := res.DisplaySize()
 		np.Image = &store.NewImage{
-			ID:          store.NewID(),
+			ID:          contract.NewID(),
 			ContentType: res.ContentType,
 			Width:       w,
 			Height:      h,
@@ -129,9 +113,9 @@ func (s *Server) Upload(stream uploadv1.UploadService_UploadServer) error {
 			return recvError(err)
 		}
 		if msg.GetHeader() != nil {
-			return status.Error(codes.InvalidArgument, "the header must be sent only once")
+			return badRequest("the header must be sent only once")
 		}
-		return status.Error(codes.InvalidArgument, "photo bytes were sent but the header announced no photo")
+		return badRequest("photo bytes were sent but the header announced no photo")
 	}
 
 	post, err := s.store.CreatePost(ctx, np)
@@ -142,7 +126,7 @@ func (s *Server) Upload(stream uploadv1.UploadService_UploadServer) error {
 	if post.Image != nil {
 		attrs = append(attrs, "image", post.Image.ID.String(), "type", post.Image.ContentType,
 			"bytes", post.Image.Size, "width", post.Image.Width, "height", post.Image.Height,
-			"client_name", truncate(hdr.GetPhoto().GetFileName(), 80), "client_type", truncate(hdr.GetPhoto().GetContentType(), 80))
+			"client_name", contract.Truncate(hdr.GetPhoto().GetFileName(), 80), "client_type", contract.Truncate(hdr.GetPhoto().GetContentType(), 80))
 		if len(removed) > 0 {
 			attrs = append(attrs, "metadata_removed", removed)
 		}
@@ -169,12 +153,12 @@ func (s *Server) readPhoto(stream uploadv1.UploadService_UploadServer) ([]byte, 
 			return nil, recvError(err)
 		}
 		if msg.GetHeader() != nil {
-			return nil, status.Error(codes.InvalidArgument, "the header must be sent only once")
+			return nil, badRequest("the header must be sent only once")
 		}
 		chunk := msg.GetChunk()
 		if int64(len(buf))+int64(len(chunk)) > s.opts.MaxBytes {
-			return nil, withReason(codes.ResourceExhausted, ReasonTooLarge,
-				fmt.Sprintf("the photo is larger than the %s limit", FormatBytes(s.opts.MaxBytes)))
+			return nil, apierr.Upload(codes.ResourceExhausted, uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_TOO_LARGE,
+				fmt.Sprintf("the photo is larger than the %s limit", contract.FormatBytes(s.opts.MaxBytes)))
 		}
 		if buf == nil {
 			// Most photos are far below the limit; start small.
@@ -183,34 +167,9 @@ func (s *Server) readPhoto(stream uploadv1.UploadService_UploadServer) ([]byte, 
 		buf = append(buf, chunk...)
 	}
 	if len(buf) == 0 {
-		return nil, withReason(codes.InvalidArgument, ReasonMalformedImage, "the photo is empty (0 bytes)")
+		return nil, apierr.Upload(codes.InvalidArgument, uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_MALFORMED_IMAGE, "the photo is empty (0 bytes)")
 	}
 	return buf, nil
-}
-
-// CheckText trims the text and checks it: required, valid UTF-8, no control
-// characters other than tab and line breaks, at most store.MaxTextLen
-// characters. The returned error's message is meant for the user.
-func CheckText(raw string) (string, error) {
-	if !utf8.ValidString(raw) {
-		return "", errors.New("the text is not valid UTF-8")
-	}
-	text := strings.TrimSpace(raw)
-	if text == "" {
-		return "", errors.New("write something: the text is required")
-	}
-	if n := utf8.RuneCountInString(text); n > store.MaxTextLen {
-		return "", fmt.Errorf("the text is %d characters long; the limit is %d", n, store.MaxTextLen)
-	}
-	for _, r := range text {
-		if r == 0 {
-			return "", errors.New("the text contains a NUL character")
-		}
-		if unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r' {
-			return "", fmt.Errorf("the text contains the control character U+%04X", r)
-		}
-	}
-	return text, nil
 }
 
 // checkClaims checks what the client says of its photo. The name and type
@@ -229,12 +188,18 @@ func checkClaims(p *uploadv1.PhotoInfo) error {
 func imageError(err error) error {
 	switch {
 	case errors.Is(err, imaging.ErrTooLarge):
-		return withReason(codes.ResourceExhausted, ReasonTooLarge, err.Error())
+		return apierr.Upload(codes.ResourceExhausted, uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_TOO_LARGE, err.Error())
 	case errors.Is(err, imaging.ErrUnsupported):
-		return withReason(codes.InvalidArgument, ReasonUnsupportedType, err.Error())
+		return apierr.Upload(codes.InvalidArgument, uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_UNSUPPORTED_TYPE, err.Error())
 	default:
-		return withReason(codes.InvalidArgument, ReasonMalformedImage, err.Error())
+		return apierr.Upload(codes.InvalidArgument, uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_MALFORMED_IMAGE, err.Error())
 	}
+}
+
+// badRequest refuses a stream that is not one header followed by chunks,
+// or a header whose claims are unusable.
+func badRequest(msg string) error {
+	return apierr.Upload(codes.InvalidArgument, uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_BAD_REQUEST, msg)
 }
 
 func recvError(err error) error {
@@ -245,51 +210,4 @@ func recvError(err error) error {
 		return status.Error(codes.Canceled, "upload cancelled")
 	}
 	return status.Errorf(codes.Unknown, "receiving the upload: %v", err)
-}
-
-func withReason(c codes.Code, reason, msg string) error {
-	st := status.New(c, msg)
-	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}); err == nil {
-		st = d
-	}
-	return st.Err()
-}
-
-// Reason returns the ErrorInfo reason of an error from this service, or "".
-func Reason(err error) string {
-	st, ok := status.FromError(err)
-	if !ok {
-		return ""
-	}
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ErrorDomain {
-			return info.GetReason()
-		}
-	}
-	return ""
-}
-
-// FormatBytes writes a size the way users read it ("10 MiB").
-func FormatBytes(n int64) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%d KiB", n>>10)
-	default:
-		return fmt.Sprintf("%d bytes", n)
-	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	// Cut on a rune boundary so logs stay valid UTF-8.
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "..."
 }

@@ -17,9 +17,7 @@ import (
 	"github.com/extagram/extagram/edge"
 	"github.com/extagram/extagram/internal/app"
 	"github.com/extagram/extagram/internal/buildinfo"
-	"github.com/extagram/extagram/internal/metrics"
-	"github.com/extagram/extagram/uploadsvc"
-	"golang.org/x/sync/errgroup"
+	"github.com/extagram/extagram/internal/contract"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -97,7 +95,7 @@ func (e *edgeFlags) register(fs *flag.FlagSet, httpsDefault string) {
 	fs.StringVar(&e.tlsCert, "tls-cert", "", "TLS certificate (PEM); without it and --tls-key a self-signed certificate for localhost is kept in <data-dir>/tls")
 	fs.StringVar(&e.tlsKey, "tls-key", "", "TLS private key (PEM)")
 	fs.Float64Var(&e.uploadRate, "upload-rate", 30, "uploads per client address per minute; 0 turns the limit off")
-	fs.Int64Var(&e.maxUploadBytes, "max-upload-bytes", uploadsvc.DefaultMaxBytes, "largest photo accepted, in bytes")
+	fs.Int64Var(&e.maxUploadBytes, "max-upload-bytes", contract.DefaultMaxPhotoBytes, "largest photo accepted, in bytes")
 }
 
 // options are the edge's options from its flags; the caller sets the
@@ -136,7 +134,7 @@ func cmdService(role string) func(context.Context, []string, io.Writer, io.Write
 		grpcAddr := fs.String("grpc-addr", defaults[role], "gRPC listen address")
 		metricsAddr := fs.String("metrics-addr", "", "Prometheus /metrics listen address; empty turns metrics off")
 		maxAge := fs.Duration("max-connection-age", 30*time.Second, "close client connections after this age so clients re-resolve dns:/// targets and find new replicas")
-		maxBytes := fs.Int64("max-upload-bytes", uploadsvc.DefaultMaxBytes, "largest photo accepted, in bytes (upload)")
+		maxBytes := fs.Int64("max-upload-bytes", contract.DefaultMaxPhotoBytes, "largest photo accepted, in bytes (upload)")
 		if err := parse(fs, args); err != nil {
 			return err
 		}
@@ -149,6 +147,13 @@ func cmdService(role string) func(context.Context, []string, io.Writer, io.Write
 			return err
 		}
 		defer st.Close()
+		svc, err := app.Roles[role](app.ServiceConfig{
+			Store: st, UploadsDir: sf.uploads(), MaxUploadBytes: *maxBytes,
+			DrainPeriod: c.drainPeriod, MaxConnectionAge: *maxAge, Logger: logger,
+		})
+		if err != nil {
+			return err
+		}
 		lis, err := listen(*grpcAddr)
 		if err != nil {
 			return err
@@ -157,10 +162,7 @@ func cmdService(role string) func(context.Context, []string, io.Writer, io.Write
 		if err != nil {
 			return err
 		}
-		return app.RunService(ctx, app.ServiceConfig{
-			Role: role, Listener: lis, Store: st, UploadsDir: sf.uploads(), MaxUploadBytes: *maxBytes,
-			DrainPeriod: c.drainPeriod, MaxConnectionAge: *maxAge, MetricsListener: ml, Logger: logger,
-		})
+		return svc.Serve(ctx, lis, ml)
 	}
 }
 
@@ -188,17 +190,11 @@ func cmdEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	return runEdge(ctx, opts, ml, logger)
-}
-
-// runEdge runs the edge, with its metrics when ml is not nil.
-func runEdge(ctx context.Context, opts edge.Options, ml net.Listener, logger *slog.Logger) error {
-	if ml == nil {
-		return edge.Run(ctx, opts)
+	e, err := app.NewEdge(opts)
+	if err != nil {
+		return err
 	}
-	reg := metrics.NewRegistry()
-	opts.Registry = reg
-	return metrics.During(ml, reg, logger.With("service", "edge"), func() error { return edge.Run(ctx, opts) })
+	return e.Serve(ctx, ml)
 }
 
 func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -226,75 +222,67 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer st.Close()
 
-	type role struct{ name, addr string }
-	var roles []role
-	for _, a := range strings.Split(*feedAddrs, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			roles = append(roles, role{"feed", a})
-		}
+	cfg := app.UpConfig{
+		Service: app.ServiceConfig{
+			Store: st, UploadsDir: sf.uploads(), MaxUploadBytes: ef.maxUploadBytes,
+			DrainPeriod: c.drainPeriod, Logger: logger,
+		},
+		Edge: ef.options(sf.dataDir, c.drainPeriod, logger),
 	}
-	if len(roles) == 0 {
+	for _, a := range strings.Split(*feedAddrs, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		l, err := listen(a)
+		if err != nil {
+			return err
+		}
+		cfg.FeedListeners = append(cfg.FeedListeners, l)
+	}
+	if len(cfg.FeedListeners) == 0 {
 		return usageError{errors.New("--feed-addrs names no address")}
 	}
-	roles = append(roles, role{"upload", *uploadAddr}, role{"blob", *blobAddr})
-
+	if cfg.UploadListener, err = listen(*uploadAddr); err != nil {
+		return err
+	}
+	if cfg.BlobListener, err = listen(*blobAddr); err != nil {
+		return err
+	}
 	nextMetrics, err := metricsAddrs(*metricsAddr)
 	if err != nil {
 		return usageError{err}
 	}
+	// The edge gets the first metrics port, each service the next one.
 	edgeMetrics, err := listenMetrics(nextMetrics())
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	var feedTargets []string
-	bound := map[string]string{}
-	lines := []string{}
-	for i, r := range roles {
-		lis, err := listen(r.addr)
-		if err != nil {
-			return err
+	cfg.MetricsListener = func(role string) (net.Listener, error) {
+		if role == "edge" {
+			return edgeMetrics, nil
 		}
-		ml, err := listenMetrics(nextMetrics())
-		if err != nil {
-			return err
-		}
-		name := r.name
-		if r.name == "feed" {
-			name = fmt.Sprintf("feed-%d", i+1)
-			feedTargets = append(feedTargets, lis.Addr().String())
-		}
-		bound[r.name] = lis.Addr().String()
-		line := fmt.Sprintf("  %-8s grpc://%s", name, lis.Addr())
-		if ml != nil {
-			line += "  metrics http://" + ml.Addr().String() + "/metrics"
+		return listenMetrics(nextMetrics())
+	}
+	m, err := app.Up(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	var lines []string
+	for _, r := range m.Roles {
+		line := fmt.Sprintf("  %-8s grpc://%s", r.Name, r.Addr)
+		if r.Metrics != "" {
+			line += "  metrics http://" + r.Metrics + "/metrics"
 		}
 		lines = append(lines, line)
-		cfg := app.ServiceConfig{
-			Role: r.name, Listener: lis, Store: st, UploadsDir: sf.uploads(), MaxUploadBytes: ef.maxUploadBytes,
-			DrainPeriod: c.drainPeriod, MetricsListener: ml, Logger: logger.With("replica", name),
-		}
-		g.Go(func() error { return app.RunService(gctx, cfg) })
 	}
-	ready := make(chan string, 1)
-	opts := ef.options(sf.dataDir, c.drainPeriod, logger)
-	opts.FeedTarget, opts.UploadTarget, opts.BlobTarget = strings.Join(feedTargets, ","), bound["upload"], bound["blob"]
-	opts.Ready = ready
-	g.Go(func() error { return runEdge(gctx, opts, edgeMetrics, logger) })
-	select {
-	case url := <-ready:
-		storeDesc := "embedded store in " + sf.dataDir
-		if sf.mysqlDSN != "" {
-			storeDesc = "MySQL"
-		}
-		fmt.Fprintf(stdout, "Extagram is up (%s, uploads in %s).\n\nservices:\n%s\n  %-8s %s", storeDesc, sf.uploads(), strings.Join(lines, "\n"), "edge", url)
-		if edgeMetrics != nil {
-			fmt.Fprintf(stdout, "  metrics http://%s/metrics", edgeMetrics.Addr())
-		}
-		fmt.Fprintf(stdout, "\n\nOpen %s/ in a browser (the certificate is self-signed unless --tls-cert is given).\nPress Ctrl-C to stop.\n", url)
-	case <-gctx.Done():
+	line := fmt.Sprintf("  %-8s %s", "edge", m.URL)
+	if m.EdgeMetrics != "" {
+		line += "  metrics http://" + m.EdgeMetrics + "/metrics"
 	}
-	return g.Wait()
+	lines = append(lines, line)
+	fmt.Fprintf(stdout, "Extagram is up (%s, uploads in %s).\n\nservices:\n%s\n\nOpen %s/ in a browser (the certificate is self-signed unless --tls-cert is given).\nPress Ctrl-C to stop.\n",
+		sf.config().Describe(), sf.uploads(), strings.Join(lines, "\n"), m.URL)
+	return m.Wait()
 }
 
 // metricsAddrs returns successive addresses from a first host:port.

@@ -1,18 +1,19 @@
-// Package app wires Extagram's roles together: it opens the store, builds
-// a role's gRPC server or the edge, serves metrics, and runs until its
-// context ends. The command and the end-to-end tests both use it.
+// Package app builds and runs Extagram's roles: one constructor per role
+// (Feed, Upload, Blob, Edge) and Up, which runs a whole mesh in one
+// process. The command, the tests and the fuzz targets all start roles
+// through it, so a mesh is wired in one place.
 package app
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
 	"time"
 
 	"github.com/extagram/extagram/blobsvc"
+	"github.com/extagram/extagram/edge"
 	"github.com/extagram/extagram/feedsvc"
 	blobv1 "github.com/extagram/extagram/gen/extagram/blob/v1"
 	feedv1 "github.com/extagram/extagram/gen/extagram/feed/v1"
@@ -23,11 +24,7 @@ import (
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/uploadsvc"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
 )
-
-// Roles are the gRPC service roles.
-var Roles = []string{"feed", "upload", "blob"}
 
 // StoreConfig selects the store.
 type StoreConfig struct {
@@ -55,11 +52,7 @@ func OpenStore(ctx context.Context, cfg StoreConfig, logger *slog.Logger) (store
 		})
 		cancel()
 		if err == nil {
-			kind := "embedded store in " + cfg.DataDir
-			if cfg.MySQLDSN != "" {
-				kind = "MySQL"
-			}
-			logger.Info("store open", "store", kind)
+			logger.Info("store open", "store", cfg.Describe())
 			return st, nil
 		}
 		if !errors.Is(err, store.ErrUnavailable) || time.Now().Add(delay).After(deadline) {
@@ -75,21 +68,30 @@ func OpenStore(ctx context.Context, cfg StoreConfig, logger *slog.Logger) (store
 	}
 }
 
-// ServiceConfig configures one gRPC role.
+// Describe names the store for people: "MySQL" or the embedded store's
+// folder (never the DSN, which may hold a password).
+func (c StoreConfig) Describe() string {
+	if c.MySQLDSN != "" {
+		return "MySQL"
+	}
+	return "embedded store in " + c.DataDir
+}
+
+// DefaultUploadsDir is <data-dir>/uploads.
+func DefaultUploadsDir(dataDir string) string { return filepath.Join(dataDir, "uploads") }
+
+// ServiceConfig configures a gRPC role.
 type ServiceConfig struct {
-	Role     string // "feed", "upload" or "blob"
-	Listener net.Listener
-	Store    store.Store
+	Store store.Store
 	// UploadsDir is the uploads folder (upload and blob).
-	UploadsDir     string
+	UploadsDir string
+	// MaxUploadBytes is the photo size limit (upload); 0 is the default.
 	MaxUploadBytes int64
 	DrainPeriod    time.Duration
 	// MaxConnectionAge makes clients reconnect (and re-resolve) now and
 	// then; see grpcsrv.Config.
 	MaxConnectionAge time.Duration
-	// MetricsListener, when set, serves /metrics for this role.
-	MetricsListener net.Listener
-	Logger          *slog.Logger
+	Logger           *slog.Logger
 
 	// The blob role reconciles the uploads folder with the database at
 	// start-up and then every ReconcileInterval (0: every 10 minutes;
@@ -104,122 +106,170 @@ type ServiceConfig struct {
 	ReconcileTempGrace time.Duration
 }
 
-// RunService serves one role until ctx ends, then drains.
-func RunService(ctx context.Context, cfg ServiceConfig) error {
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.Default()
+func (c ServiceConfig) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.Default()
 	}
-	var reg *prometheus.Registry
-	if cfg.MetricsListener != nil {
-		reg = metrics.NewRegistry()
-	}
-	var registerer prometheus.Registerer
-	if reg != nil {
-		registerer = reg
-	}
-	scfg := grpcsrv.Config{
-		Name:             cfg.Role,
-		Check:            cfg.Store.Ping,
+	return c.Logger
+}
+
+// Service is a gRPC role, built and ready to serve.
+type Service struct {
+	Name string
+	srv  *grpcsrv.Server
+	reg  *prometheus.Registry
+	// background runs beside the server and stops with it.
+	background func(ctx context.Context)
+	logger     *slog.Logger
+}
+
+// Roles are the constructors of the gRPC roles, by name.
+var Roles = map[string]func(ServiceConfig) (*Service, error){
+	"feed":   Feed,
+	"upload": Upload,
+	"blob":   Blob,
+}
+
+// newService builds the gRPC server of a role whose health follows check.
+func newService(name, service string, cfg ServiceConfig, check func(context.Context) error) (*Service, error) {
+	reg := metrics.NewRegistry()
+	logger := cfg.logger()
+	srv, err := grpcsrv.New(grpcsrv.Config{
+		Name:             name,
+		Services:         []string{service},
+		Check:            check,
 		DrainPeriod:      cfg.DrainPeriod,
 		MaxConnectionAge: cfg.MaxConnectionAge,
-		Registry:         registerer,
+		Registry:         reg,
 		Logger:           logger,
-	}
-	var (
-		register func(*grpc.Server) error
-		// background runs beside the server and stops with it.
-		background func(ctx context.Context)
-	)
-	switch cfg.Role {
-	case "feed":
-		scfg.Services = []string{feedsvc.ServiceName}
-		register = func(s *grpc.Server) error {
-			feedv1.RegisterFeedServiceServer(s, feedsvc.New(cfg.Store, logger.With("service", "feed")))
-			return nil
-		}
-	case "upload":
-		dir, err := uploads.Open(cfg.UploadsDir)
-		if err != nil {
-			return err
-		}
-		scfg.Services = []string{uploadsvc.ServiceName}
-		register = func(s *grpc.Server) error {
-			srv, err := uploadsvc.New(cfg.Store, uploadsvc.Options{MaxBytes: cfg.MaxUploadBytes, Uploads: dir, Logger: logger.With("service", "upload")})
-			if err != nil {
-				return err
-			}
-			uploadv1.RegisterUploadServiceServer(s, srv)
-			return nil
-		}
-	case "blob":
-		dir, err := uploads.Open(cfg.UploadsDir)
-		if err != nil {
-			return err
-		}
-		scfg.Services = []string{blobsvc.ServiceName}
-		// The blob service still serves the files on disk when the
-		// database is down, so it stays in rotation while either works.
-		scfg.Check = func(ctx context.Context) error {
-			serr := cfg.Store.Ping(ctx)
-			if serr == nil {
-				return nil
-			}
-			if derr := dir.Check(); derr != nil {
-				return errors.Join(serr, derr)
-			}
-			return nil
-		}
-		register = func(s *grpc.Server) error {
-			srv, err := blobsvc.New(cfg.Store, dir, logger.With("service", "blob"))
-			if err != nil {
-				return err
-			}
-			blobv1.RegisterBlobServiceServer(s, srv)
-			return nil
-		}
-		if cfg.ReconcileInterval >= 0 {
-			ropts := uploads.ReconcileOptions{
-				OrphanGrace: cfg.ReconcileGrace,
-				TempGrace:   cfg.ReconcileTempGrace,
-				Logger:      logger.With("service", "blob", "task", "reconcile"),
-			}
-			if reg != nil {
-				m, err := uploads.NewReconcileMetrics(reg)
-				if err != nil {
-					return err
-				}
-				ropts.Metrics = m
-			}
-			background = func(ctx context.Context) {
-				dir.ReconcileEvery(ctx, cfg.Store, cfg.ReconcileInterval, ropts)
-			}
-		}
-	default:
-		return fmt.Errorf("unknown role %q", cfg.Role)
-	}
-	srv, err := grpcsrv.New(scfg)
+	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := register(srv.GRPC); err != nil {
-		return err
+	return &Service{Name: name, srv: srv, reg: reg, logger: logger}, nil
+}
+
+// Feed builds a FeedService replica.
+func Feed(cfg ServiceConfig) (*Service, error) {
+	s, err := newService("feed", feedv1.FeedService_ServiceDesc.ServiceName, cfg, cfg.Store.Ping)
+	if err != nil {
+		return nil, err
 	}
-	if background != nil {
+	feedv1.RegisterFeedServiceServer(s.srv.GRPC, feedsvc.New(cfg.Store, s.logger.With("service", "feed")))
+	return s, nil
+}
+
+// Upload builds the UploadService.
+func Upload(cfg ServiceConfig) (*Service, error) {
+	dir, err := uploads.Open(cfg.UploadsDir)
+	if err != nil {
+		return nil, err
+	}
+	up, err := uploadsvc.New(cfg.Store, uploadsvc.Options{MaxBytes: cfg.MaxUploadBytes, Uploads: dir, Logger: cfg.logger().With("service", "upload")})
+	if err != nil {
+		return nil, err
+	}
+	s, err := newService("upload", uploadv1.UploadService_ServiceDesc.ServiceName, cfg, cfg.Store.Ping)
+	if err != nil {
+		return nil, err
+	}
+	uploadv1.RegisterUploadServiceServer(s.srv.GRPC, up)
+	return s, nil
+}
+
+// Blob builds the BlobService, with the reconciliation of its folder.
+func Blob(cfg ServiceConfig) (*Service, error) {
+	dir, err := uploads.Open(cfg.UploadsDir)
+	if err != nil {
+		return nil, err
+	}
+	blob, err := blobsvc.New(cfg.Store, dir, cfg.logger().With("service", "blob"))
+	if err != nil {
+		return nil, err
+	}
+	// The blob service still serves the files on disk when the database
+	// is down, so it stays in rotation while either works.
+	check := func(ctx context.Context) error {
+		serr := cfg.Store.Ping(ctx)
+		if serr == nil {
+			return nil
+		}
+		if derr := dir.Check(); derr != nil {
+			return errors.Join(serr, derr)
+		}
+		return nil
+	}
+	s, err := newService("blob", blobv1.BlobService_ServiceDesc.ServiceName, cfg, check)
+	if err != nil {
+		return nil, err
+	}
+	blobv1.RegisterBlobServiceServer(s.srv.GRPC, blob)
+	if cfg.ReconcileInterval >= 0 {
+		m, err := uploads.NewReconcileMetrics(s.reg)
+		if err != nil {
+			return nil, err
+		}
+		ropts := uploads.ReconcileOptions{
+			OrphanGrace: cfg.ReconcileGrace,
+			TempGrace:   cfg.ReconcileTempGrace,
+			Logger:      s.logger.With("service", "blob", "task", "reconcile"),
+			Metrics:     m,
+		}
+		s.background = func(ctx context.Context) {
+			dir.ReconcileEvery(ctx, cfg.Store, cfg.ReconcileInterval, ropts)
+		}
+	}
+	return s, nil
+}
+
+// Serve serves the role on lis, and its metrics on ml when ml is not nil,
+// until ctx ends; then it drains and returns.
+func (s *Service) Serve(ctx context.Context, lis, ml net.Listener) error {
+	if s.background != nil {
 		bctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
-		go func() { defer close(done); background(bctx) }()
+		go func() { defer close(done); s.background(bctx) }()
 		// Stopped and waited for on the way out, so nothing touches the
-		// uploads folder after RunService returns.
+		// uploads folder after Serve returns.
 		defer func() { stop(); <-done }()
 	}
-	if reg == nil {
-		return srv.Serve(ctx, cfg.Listener)
-	}
-	return metrics.During(cfg.MetricsListener, reg, logger.With("service", cfg.Role), func() error {
-		return srv.Serve(ctx, cfg.Listener)
+	return withMetrics(ml, s.reg, s.logger.With("service", s.Name), func() error {
+		return s.srv.Serve(ctx, lis)
 	})
 }
 
-// DefaultUploadsDir is <data-dir>/uploads.
-func DefaultUploadsDir(dataDir string) string { return filepath.Join(dataDir, "uploads") }
+// Edge is the edge role.
+type Edge struct {
+	*edge.Edge
+	reg    *prometheus.Registry
+	logger *slog.Logger
+}
+
+// NewEdge builds the edge.
+func NewEdge(opts edge.Options) (*Edge, error) {
+	reg := metrics.NewRegistry()
+	opts.Registry = reg
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	e, err := edge.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Edge{Edge: e, reg: reg, logger: opts.Logger}, nil
+}
+
+// Serve serves the edge, and its metrics on ml when ml is not nil, until
+// ctx ends; then it finishes running requests, closes its connections and
+// returns.
+func (e *Edge) Serve(ctx context.Context, ml net.Listener) error {
+	defer e.Close()
+	return withMetrics(ml, e.reg, e.logger.With("service", "edge"), func() error { return e.Edge.Serve(ctx) })
+}
+
+func withMetrics(ml net.Listener, reg *prometheus.Registry, logger *slog.Logger, run func() error) error {
+	if ml == nil {
+		return run()
+	}
+	return metrics.During(ml, reg, logger, run)
+}

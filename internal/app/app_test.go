@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/extagram/extagram/internal/app"
+	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
@@ -31,12 +32,17 @@ func listen(t *testing.T) net.Listener {
 	return l
 }
 
-// runBlob runs the blob role until the test ends.
-func runBlob(t *testing.T, cfg app.ServiceConfig) {
+// runBlob runs the blob role on lis (and its metrics on ml, when not nil)
+// until the test ends.
+func runBlob(t *testing.T, cfg app.ServiceConfig, lis, ml net.Listener) {
 	t.Helper()
+	blob, err := app.Blob(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- app.RunService(ctx, cfg) }()
+	go func() { done <- blob.Serve(ctx, lis, ml) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -69,13 +75,13 @@ func TestBlobRoleReconciles(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	post, err := st.CreatePost(t.Context(), store.NewPost{ID: store.NewID(), Text: "x",
-		Image: &store.NewImage{ID: store.NewID(), ContentType: "image/gif", Width: 1, Height: 1, Data: []byte("GIF89a...")}})
+	post, err := st.CreatePost(t.Context(), store.NewPost{ID: contract.NewID(), Text: "x",
+		Image: &store.NewImage{ID: contract.NewID(), ContentType: "image/gif", Width: 1, Height: 1, Data: []byte("GIF89a...")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, post.Image.ID.String())
-	orphan := filepath.Join(dir, store.NewID().String())
+	orphan := filepath.Join(dir, contract.NewID().String())
 	temp := filepath.Join(dir, uploads.TempPrefix+"crash")
 	old := time.Now().Add(-time.Hour)
 	for _, p := range []string{orphan, temp} {
@@ -87,12 +93,11 @@ func TestBlobRoleReconciles(t *testing.T) {
 
 	ml := listen(t)
 	runBlob(t, app.ServiceConfig{
-		Role: "blob", Listener: listen(t), Store: st, UploadsDir: dir, MetricsListener: ml,
-		Logger: storetest.Logger(t), ReconcileInterval: 20 * time.Millisecond,
+		Store: st, UploadsDir: dir, Logger: storetest.Logger(t), ReconcileInterval: 20 * time.Millisecond,
 		// The temp file is an hour old; the image, created just above,
 		// is past a millisecond's write grace by the first run.
 		ReconcileGrace: time.Minute, ReconcileTempGrace: time.Millisecond,
-	})
+	}, listen(t), ml)
 	waitFor(t, "start-up reconciliation", func() bool { return exists(missing) && !exists(orphan) && !exists(temp) })
 
 	// A file deleted later is restored by a later run.
@@ -143,7 +148,7 @@ func (d *downStore) Ping(ctx context.Context) error {
 	return d.Store.Ping(ctx)
 }
 
-func (d *downStore) ImageIDs(ctx context.Context, after store.ID, limit int) ([]store.ID, error) {
+func (d *downStore) ImageIDs(ctx context.Context, after contract.ID, limit int) ([]contract.ID, error) {
 	if d.down.Load() {
 		return nil, fmt.Errorf("store: image ids: %w", store.ErrUnavailable)
 	}
@@ -157,7 +162,7 @@ func TestBlobRoleHealth(t *testing.T) {
 	st := &downStore{Store: storetest.Embedded(t)}
 	dir := filepath.Join(t.TempDir(), "uploads")
 	lis := listen(t)
-	runBlob(t, app.ServiceConfig{Role: "blob", Listener: lis, Store: st, UploadsDir: dir, Logger: storetest.Logger(t)})
+	runBlob(t, app.ServiceConfig{Store: st, UploadsDir: dir, Logger: storetest.Logger(t)}, lis, nil)
 	cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	feedv1 "github.com/extagram/extagram/gen/extagram/feed/v1"
+	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -35,10 +36,10 @@ func Post(p store.Post) *feedv1.Post {
 }
 
 // ParseID parses a client-supplied id; a malformed one is InvalidArgument.
-func ParseID(field, s string) (store.ID, error) {
-	id, err := store.ParseID(s)
+func ParseID(field, s string) (contract.ID, error) {
+	id, err := contract.ParseID(s)
 	if err != nil {
-		return id, status.Errorf(codes.InvalidArgument, "%s %q is not a valid id: ids are 22 characters of A-Z, a-z, 0-9, '-' and '_'", field, truncate(s, 40))
+		return id, status.Errorf(codes.InvalidArgument, "%s %q is not a valid id: %s", field, contract.Truncate(s, 40), contract.IDForm)
 	}
 	return id, nil
 }
@@ -64,11 +65,4 @@ func StoreError(ctx context.Context, logger *slog.Logger, what string, err error
 		logger.ErrorContext(ctx, "store error", "err", err)
 		return status.Error(codes.Internal, "internal error reading the store")
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

@@ -7,18 +7,14 @@ package testmesh
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/extagram/extagram/edge"
 	"github.com/extagram/extagram/internal/app"
-	"github.com/extagram/extagram/internal/metrics"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
 	"google.golang.org/grpc"
@@ -45,13 +41,13 @@ type Mesh struct {
 	BlobAddr   string
 	// Metrics maps "feed-1", "feed-2", ..., "upload", "blob" and "edge" to
 	// their /metrics URLs.
-	Metrics    map[string]string
+	Metrics map[string]string
+	// Handler is the edge's handler, for in-process requests without TLS
+	// or a socket (fuzz targets).
+	Handler    http.Handler
 	Store      store.Store
 	UploadsDir string
 	DataDir    string
-
-	mu    sync.Mutex
-	stops map[string]func()
 }
 
 // Start starts a mesh and registers its shutdown with t.Cleanup.
@@ -61,72 +57,55 @@ func Start(t testing.TB, opts Options) *Mesh {
 		opts.FeedReplicas = 2
 	}
 	dataDir := t.TempDir()
-	m := &Mesh{
-		Metrics:    map[string]string{},
-		Store:      opts.Store,
-		DataDir:    dataDir,
-		UploadsDir: app.DefaultUploadsDir(dataDir),
-		stops:      map[string]func(){},
-	}
 	logger := storetest.Logger(t)
-	start := func(name, role string) string {
-		lis := listen(t)
-		ml := listen(t)
-		m.Metrics[name] = "http://" + ml.Addr().String() + "/metrics"
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() {
-			done <- app.RunService(ctx, app.ServiceConfig{
-				Role: role, Listener: lis, Store: opts.Store, UploadsDir: m.UploadsDir,
-				MaxUploadBytes: opts.MaxUploadBytes, DrainPeriod: opts.DrainPeriod,
-				MetricsListener: ml, Logger: logger.With("replica", name),
-			})
-		}()
-		var once sync.Once
-		stop := func() {
-			once.Do(func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("%s: %v", name, err)
-				}
-			})
-		}
-		m.stops[name] = stop
-		t.Cleanup(stop)
-		return lis.Addr().String()
+	cfg := app.UpConfig{
+		Service: app.ServiceConfig{
+			Store: opts.Store, UploadsDir: app.DefaultUploadsDir(dataDir),
+			MaxUploadBytes: opts.MaxUploadBytes, DrainPeriod: opts.DrainPeriod, Logger: logger,
+		},
+		UploadListener: listen(t),
+		BlobListener:   listen(t),
+		Edge: edge.Options{
+			DataDir: dataDir, MaxUploadBytes: opts.MaxUploadBytes, UploadRate: opts.UploadRate,
+			Logger: logger, HTTPSListener: listen(t), HTTPListener: listen(t),
+		},
+		MetricsListener: func(string) (net.Listener, error) { return listen(t), nil },
 	}
-	for i := range opts.FeedReplicas {
-		m.FeedAddrs = append(m.FeedAddrs, start(fmt.Sprintf("feed-%d", i+1), "feed"))
-	}
-	m.UploadAddr = start("upload", "upload")
-	m.BlobAddr = start("blob", "blob")
-
-	hl, pl, ml := listen(t), listen(t), listen(t)
-	reg := metrics.NewRegistry()
-	m.Metrics["edge"] = "http://" + ml.Addr().String() + "/metrics"
-	e, err := edge.New(edge.Options{
-		DataDir: dataDir, FeedTarget: strings.Join(m.FeedAddrs, ","), UploadTarget: m.UploadAddr, BlobTarget: m.BlobAddr,
-		MaxUploadBytes: opts.MaxUploadBytes, UploadRate: opts.UploadRate, Registry: reg, Logger: logger.With("service", "edge"),
-		HTTPSListener: hl, HTTPListener: pl,
-	})
-	if err != nil {
-		t.Fatalf("edge: %v", err)
+	for range opts.FeedReplicas {
+		cfg.FeedListeners = append(cfg.FeedListeners, listen(t))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 2)
-	go func() { done <- e.Serve(ctx) }()
-	go func() { done <- metrics.Serve(ctx, ml, reg, logger) }()
+	up, err := app.Up(ctx, cfg)
+	if err != nil {
+		cancel()
+		t.Fatalf("mesh: %v", err)
+	}
 	t.Cleanup(func() {
 		cancel()
-		for range 2 {
-			if err := <-done; err != nil {
-				t.Errorf("edge: %v", err)
-			}
+		if err := up.Wait(); err != nil {
+			t.Errorf("mesh: %v", err)
 		}
-		e.Close()
 	})
-	m.URL = "https://" + hl.Addr().String()
-	m.HTTPURL = "http://" + pl.Addr().String()
+	m := &Mesh{
+		URL:        up.URL,
+		HTTPURL:    "http://" + cfg.Edge.HTTPListener.Addr().String(),
+		Handler:    up.Edge.Handler(),
+		Metrics:    map[string]string{"edge": "http://" + up.EdgeMetrics + "/metrics"},
+		Store:      opts.Store,
+		DataDir:    dataDir,
+		UploadsDir: cfg.Service.UploadsDir,
+	}
+	for _, r := range up.Roles {
+		m.Metrics[r.Name] = "http://" + r.Metrics + "/metrics"
+		switch r.Role {
+		case "feed":
+			m.FeedAddrs = append(m.FeedAddrs, r.Addr)
+		case "upload":
+			m.UploadAddr = r.Addr
+		case "blob":
+			m.BlobAddr = r.Addr
+		}
+	}
 	m.Client = &http.Client{
 		Transport: &http.Transport{
 			TLSClientConfig:     &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the mesh's own self-signed certificate
@@ -139,14 +118,6 @@ func Start(t testing.TB, opts Options) *Mesh {
 	t.Cleanup(m.Client.CloseIdleConnections)
 	m.waitReady(t)
 	return m
-}
-
-// StopReplica drains and stops one role ("feed-1", "upload", ...).
-func (m *Mesh) StopReplica(name string) {
-	m.mu.Lock()
-	stop := m.stops[name]
-	m.mu.Unlock()
-	stop()
 }
 
 // waitReady polls /readyz until every backend has a ready connection.

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -39,9 +40,9 @@ const imageIDsPage = store.MaxListLimit
 // ImageSource is what reconciliation reads from the database; a
 // store.Store is one.
 type ImageSource interface {
-	ImageIDs(ctx context.Context, after store.ID, limit int) ([]store.ID, error)
-	ImageInfo(ctx context.Context, id store.ID) (store.Image, error)
-	ImageData(ctx context.Context, id store.ID) (store.Image, []byte, error)
+	ImageIDs(ctx context.Context, after contract.ID, limit int) ([]contract.ID, error)
+	ImageInfo(ctx context.Context, id contract.ID) (store.Image, error)
+	ImageData(ctx context.Context, id contract.ID) (store.Image, []byte, error)
 }
 
 // ReconcileOptions configures Reconcile. Zero values take the defaults.
@@ -115,7 +116,7 @@ func (d *Dir) Reconcile(ctx context.Context, src ImageSource, opts ReconcileOpti
 	if err != nil {
 		return rep, fmt.Errorf("uploads: reconcile: read folder: %w", err)
 	}
-	onDisk := make(map[store.ID]time.Time, len(entries))
+	onDisk := make(map[contract.ID]time.Time, len(entries))
 	var temps []string
 	for _, e := range entries {
 		name := e.Name()
@@ -130,7 +131,7 @@ func (d *Dir) Reconcile(ctx context.Context, src ImageSource, opts ReconcileOpti
 			}
 			continue
 		}
-		if id, perr := store.ParseID(name); perr == nil && regular {
+		if id, perr := contract.ParseID(name); perr == nil && regular {
 			onDisk[id] = info.ModTime()
 			continue
 		}
@@ -141,8 +142,8 @@ func (d *Dir) Reconcile(ctx context.Context, src ImageSource, opts ReconcileOpti
 
 	// Every image the database holds, a page at a time; whatever is left
 	// in onDisk afterwards has no record.
-	var missing []store.ID
-	var after store.ID
+	var missing []contract.ID
+	var after contract.ID
 	for {
 		ids, lerr := src.ImageIDs(ctx, after, imageIDsPage)
 		if lerr != nil {

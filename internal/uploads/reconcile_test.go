@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testproxy"
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
@@ -41,11 +42,11 @@ func openDir(t *testing.T) *uploads.Dir {
 }
 
 // createImage stores a post with an image whose bytes are unique to it.
-func createImage(t *testing.T, st store.Store, n int) (store.ID, []byte) {
+func createImage(t *testing.T, st store.Store, n int) (contract.ID, []byte) {
 	t.Helper()
 	data := append(append([]byte{}, pixel...), fmt.Sprintf("#%d", n)...)
-	p, err := st.CreatePost(t.Context(), store.NewPost{ID: store.NewID(), Text: fmt.Sprint("post ", n),
-		Image: &store.NewImage{ID: store.NewID(), ContentType: "image/png", Width: 1, Height: 1, Data: data}})
+	p, err := st.CreatePost(t.Context(), store.NewPost{ID: contract.NewID(), Text: fmt.Sprint("post ", n),
+		Image: &store.NewImage{ID: contract.NewID(), ContentType: "image/png", Width: 1, Height: 1, Data: data}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,14 +106,14 @@ func TestReconcile(t *testing.T) {
 		missing, missingData := createImage(t, st, 2)
 		oldTemp := writeAged(t, d, uploads.TempPrefix+kept.String()+"-123", []byte("half"), 2*time.Minute)
 		newTemp := writeAged(t, d, uploads.TempPrefix+missing.String()+"-456", []byte("being written"), 0)
-		oldOrphan := writeAged(t, d, store.NewID().String(), pixel, 2*time.Hour)
-		newOrphan := writeAged(t, d, store.NewID().String(), pixel, 10*time.Minute)
+		oldOrphan := writeAged(t, d, contract.NewID().String(), pixel, 2*time.Hour)
+		newOrphan := writeAged(t, d, contract.NewID().String(), pixel, 10*time.Minute)
 		strangers := []string{
 			writeAged(t, d, "README.txt", []byte("hello"), 48*time.Hour),
 			writeAged(t, d, kept.String()+".jpg", pixel, 48*time.Hour),
 			writeAged(t, d, "aaaaaaaaaaaaaaaaaaaaaB", pixel, 48*time.Hour), // 22 characters, not canonical
 		}
-		sub := filepath.Join(d.Path(), store.NewID().String()) // a folder named like an id
+		sub := filepath.Join(d.Path(), contract.NewID().String()) // a folder named like an id
 		if err := os.Mkdir(sub, 0o750); err != nil {
 			t.Fatal(err)
 		}
@@ -136,7 +137,7 @@ func TestReconcile(t *testing.T) {
 				t.Errorf("%s was removed; it is not ours to remove", filepath.Base(p))
 			}
 		}
-		for id, data := range map[store.ID][]byte{kept: keptData, missing: missingData} {
+		for id, data := range map[contract.ID][]byte{kept: keptData, missing: missingData} {
 			if got, err := d.Read(id); err != nil || !bytes.Equal(got, data) {
 				t.Errorf("%s: %v", id, err)
 			}
@@ -233,7 +234,7 @@ func TestReconcileDatabaseUnreachable(t *testing.T) {
 	d := openDir(t)
 	id, data := createImage(t, st, 1)
 	temp := writeAged(t, d, uploads.TempPrefix+"x", nil, 24*time.Hour)
-	orphan := writeAged(t, d, store.NewID().String(), pixel, 24*time.Hour)
+	orphan := writeAged(t, d, contract.NewID().String(), pixel, 24*time.Hour)
 	proxy.Cut()
 	reg := prometheus.NewRegistry()
 	metrics, _ := uploads.NewReconcileMetrics(reg)
@@ -262,19 +263,19 @@ func TestReconcileDatabaseUnreachable(t *testing.T) {
 
 // fakeSource is an ImageSource with faults to order.
 type fakeSource struct {
-	images  map[store.ID][]byte
+	images  map[contract.ID][]byte
 	listErr error // from ImageIDs after the first page
 	infoErr error
 	corrupt bool // ImageData returns bytes that do not match the checksum
 	pages   int
 }
 
-func (f *fakeSource) ImageIDs(_ context.Context, after store.ID, limit int) ([]store.ID, error) {
+func (f *fakeSource) ImageIDs(_ context.Context, after contract.ID, limit int) ([]contract.ID, error) {
 	f.pages++
 	if f.listErr != nil && f.pages > 1 {
 		return nil, f.listErr
 	}
-	var ids []store.ID
+	var ids []contract.ID
 	for id := range f.images {
 		if bytes.Compare(id[:], after[:]) > 0 {
 			ids = append(ids, id)
@@ -284,7 +285,7 @@ func (f *fakeSource) ImageIDs(_ context.Context, after store.ID, limit int) ([]s
 	return ids[:min(limit, len(ids))], nil
 }
 
-func (f *fakeSource) ImageInfo(_ context.Context, id store.ID) (store.Image, error) {
+func (f *fakeSource) ImageInfo(_ context.Context, id contract.ID) (store.Image, error) {
 	if f.infoErr != nil {
 		return store.Image{}, f.infoErr
 	}
@@ -295,7 +296,7 @@ func (f *fakeSource) ImageInfo(_ context.Context, id store.ID) (store.Image, err
 	return store.Image{ID: id, Size: int64(len(data)), SHA256: sha256.Sum256(data)}, nil
 }
 
-func (f *fakeSource) ImageData(ctx context.Context, id store.ID) (store.Image, []byte, error) {
+func (f *fakeSource) ImageData(ctx context.Context, id contract.ID) (store.Image, []byte, error) {
 	img, err := f.ImageInfo(ctx, id)
 	if err != nil {
 		return img, nil, err
@@ -309,14 +310,14 @@ func (f *fakeSource) ImageData(ctx context.Context, id store.ID) (store.Image, [
 
 func TestReconcileFaults(t *testing.T) {
 	unavailable := fmt.Errorf("store: image ids: %w: connection refused", store.ErrUnavailable)
-	many := map[store.ID][]byte{}
+	many := map[contract.ID][]byte{}
 	for i := range 2500 {
-		many[store.NewID()] = []byte(fmt.Sprint(i))
+		many[contract.NewID()] = []byte(fmt.Sprint(i))
 	}
 
 	t.Run("listing fails on a later page", func(t *testing.T) {
 		d := openDir(t)
-		orphan := writeAged(t, d, store.NewID().String(), pixel, 24*time.Hour)
+		orphan := writeAged(t, d, contract.NewID().String(), pixel, 24*time.Hour)
 		temp := writeAged(t, d, uploads.TempPrefix+"x", nil, 24*time.Hour)
 		src := &fakeSource{images: many, listErr: unavailable}
 		if _, err := d.Reconcile(t.Context(), src, uploads.ReconcileOptions{}); !errors.Is(err, store.ErrUnavailable) {
@@ -340,8 +341,8 @@ func TestReconcileFaults(t *testing.T) {
 	})
 	t.Run("confirming an orphan fails", func(t *testing.T) {
 		d := openDir(t)
-		orphan := writeAged(t, d, store.NewID().String(), pixel, 24*time.Hour)
-		src := &fakeSource{images: map[store.ID][]byte{}, infoErr: unavailable}
+		orphan := writeAged(t, d, contract.NewID().String(), pixel, 24*time.Hour)
+		src := &fakeSource{images: map[contract.ID][]byte{}, infoErr: unavailable}
 		if _, err := d.Reconcile(t.Context(), src, uploads.ReconcileOptions{}); !errors.Is(err, store.ErrUnavailable) {
 			t.Fatalf("err %v", err)
 		}
@@ -351,8 +352,8 @@ func TestReconcileFaults(t *testing.T) {
 	})
 	t.Run("database copy damaged", func(t *testing.T) {
 		d := openDir(t)
-		id := store.NewID()
-		src := &fakeSource{images: map[store.ID][]byte{id: pixel}, corrupt: true}
+		id := contract.NewID()
+		src := &fakeSource{images: map[contract.ID][]byte{id: pixel}, corrupt: true}
 		rep, err := d.Reconcile(t.Context(), src, uploads.ReconcileOptions{})
 		if err != nil || rep.Failed != 1 || rep.Restored != 0 {
 			t.Fatalf("%+v, %v", rep, err)
@@ -363,7 +364,7 @@ func TestReconcileFaults(t *testing.T) {
 	})
 	t.Run("folder unwritable", func(t *testing.T) {
 		d := openDir(t)
-		src := &fakeSource{images: map[store.ID][]byte{store.NewID(): pixel, store.NewID(): pixel}}
+		src := &fakeSource{images: map[contract.ID][]byte{contract.NewID(): pixel, contract.NewID(): pixel}}
 		// Root ignores permissions; nobody can create a file inside a
 		// regular file.
 		if err := os.Remove(d.Path()); err != nil {
@@ -382,8 +383,8 @@ func TestReconcileFaults(t *testing.T) {
 // its context.
 func TestReconcileEvery(t *testing.T) {
 	d := openDir(t)
-	id := store.NewID()
-	src := &fakeSource{images: map[store.ID][]byte{id: pixel}}
+	id := contract.NewID()
+	src := &fakeSource{images: map[contract.ID][]byte{id: pixel}}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { defer close(done); d.ReconcileEvery(ctx, src, 10*time.Millisecond, uploads.ReconcileOptions{}) }()

@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/extagram/extagram/store"
+	"github.com/extagram/extagram/internal/contract"
 )
 
 // TempPrefix starts the names of files being written; anything with it
@@ -42,13 +42,13 @@ func Open(path string) (*Dir, error) {
 // Path is the folder's absolute path.
 func (d *Dir) Path() string { return d.path }
 
-// file is the path of an image's file. Only a parsed store.ID gets here,
+// file is the path of an image's file. Only a parsed contract.ID gets here,
 // so nothing a client sends becomes part of a path.
-func (d *Dir) file(id store.ID) string { return filepath.Join(d.path, id.String()) }
+func (d *Dir) file(id contract.ID) string { return filepath.Join(d.path, id.String()) }
 
 // Read returns the bytes of an image's file; errors.Is(err, fs.ErrNotExist)
 // when there is none.
-func (d *Dir) Read(id store.ID) ([]byte, error) {
+func (d *Dir) Read(id contract.ID) ([]byte, error) {
 	b, err := os.ReadFile(d.file(id))
 	if err != nil {
 		return nil, fmt.Errorf("uploads: read %s: %w", id, err)
@@ -57,7 +57,7 @@ func (d *Dir) Read(id store.ID) ([]byte, error) {
 }
 
 // Write stores data as the image's file atomically and durably.
-func (d *Dir) Write(id store.ID, data []byte) (err error) {
+func (d *Dir) Write(id contract.ID, data []byte) (err error) {
 	f, err := os.CreateTemp(d.path, TempPrefix+id.String()+"-*")
 	if err != nil {
 		return fmt.Errorf("uploads: write %s: %w", id, err)
@@ -93,7 +93,7 @@ func (d *Dir) Write(id store.ID, data []byte) (err error) {
 }
 
 // Remove deletes an image's file; a missing file is not an error.
-func (d *Dir) Remove(id store.ID) error {
+func (d *Dir) Remove(id contract.ID) error {
 	if err := os.Remove(d.file(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("uploads: remove %s: %w", id, err)
 	}
@@ -101,7 +101,7 @@ func (d *Dir) Remove(id store.ID) error {
 }
 
 // Stat returns the file info of an image's file.
-func (d *Dir) Stat(id store.ID) (fs.FileInfo, error) {
+func (d *Dir) Stat(id contract.ID) (fs.FileInfo, error) {
 	return os.Stat(d.file(id))
 }
 

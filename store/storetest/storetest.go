@@ -21,6 +21,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/store"
 )
 
@@ -65,7 +66,7 @@ func randomBytes(n int) []byte {
 
 func newImage(size int) *store.NewImage {
 	return &store.NewImage{
-		ID:          store.NewID(),
+		ID:          contract.NewID(),
 		ContentType: "image/jpeg",
 		Width:       640,
 		Height:      480,
@@ -115,7 +116,7 @@ func checkImage(t *testing.T, what string, got, want store.Image) {
 
 func testCreateGet(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	np := store.NewPost{ID: store.NewID(), Text: "first light over the harbour", Image: newImage(64 << 10)}
+	np := store.NewPost{ID: contract.NewID(), Text: "first light over the harbour", Image: newImage(64 << 10)}
 	p := mustCreate(t, s, np)
 	if p.Key <= 0 {
 		t.Errorf("Key = %d, want > 0", p.Key)
@@ -136,7 +137,7 @@ func testCreateGet(t *testing.T, s store.Store) {
 	checkPost(t, "GetPost", got, p)
 
 	// A later post has a larger key.
-	p2 := mustCreate(t, s, store.NewPost{ID: store.NewID(), Text: "second"})
+	p2 := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: "second"})
 	if p2.Key <= p.Key {
 		t.Errorf("second post has key %d, first %d: want it larger", p2.Key, p.Key)
 	}
@@ -144,7 +145,7 @@ func testCreateGet(t *testing.T, s store.Store) {
 
 func testTextOnly(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	p := mustCreate(t, s, store.NewPost{ID: store.NewID(), Text: "no picture today"})
+	p := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: "no picture today"})
 	if p.Image != nil {
 		t.Errorf("text-only post came back with image %s", formatImage(*p.Image))
 	}
@@ -161,7 +162,7 @@ func testTextOnly(t *testing.T, s store.Store) {
 		t.Fatalf("ListPosts returned %d posts, want 1", len(list))
 	}
 	checkPost(t, "ListPosts", list[0], p)
-	ids, err := s.ImageIDs(ctx, store.ID{}, 10)
+	ids, err := s.ImageIDs(ctx, contract.ID{}, 10)
 	if err != nil {
 		t.Fatalf("ImageIDs: %v", err)
 	}
@@ -176,7 +177,7 @@ func testImageRoundTrip(t *testing.T, s store.Store) {
 			t.Parallel()
 			ctx := t.Context()
 			ni := newImage(size)
-			p := mustCreate(t, s, store.NewPost{ID: store.NewID(), Text: "bytes", Image: ni})
+			p := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: "bytes", Image: ni})
 			im, data, err := s.ImageData(ctx, ni.ID)
 			if err != nil {
 				t.Fatalf("ImageData: %v", err)
@@ -208,8 +209,8 @@ func testImageMetadata(t *testing.T, s store.Store) {
 		t.Run(strings.TrimPrefix(c.contentType, "image/"), func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
-			ni := &store.NewImage{ID: store.NewID(), ContentType: c.contentType, Width: c.width, Height: c.height, Data: randomBytes(c.size)}
-			p := mustCreate(t, s, store.NewPost{ID: store.NewID(), Text: c.contentType, Image: ni})
+			ni := &store.NewImage{ID: contract.NewID(), ContentType: c.contentType, Width: c.width, Height: c.height, Data: randomBytes(c.size)}
+			p := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: c.contentType, Image: ni})
 			want := store.Image{
 				ID:          ni.ID,
 				ContentType: c.contentType,
@@ -252,7 +253,7 @@ func createMany(t *testing.T, s store.Store, n int) []store.Post {
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < n; i += workers {
-				np := store.NewPost{ID: store.NewID(), Text: fmt.Sprintf("post %d", i)}
+				np := store.NewPost{ID: contract.NewID(), Text: fmt.Sprintf("post %d", i)}
 				if i%3 == 0 {
 					np.Image = newImage(512)
 				}
@@ -280,7 +281,7 @@ func testListKeyset(t *testing.T, s store.Store) {
 	}
 	var p []store.Post // oldest first
 	for i := range 5 {
-		p = append(p, mustCreate(t, s, store.NewPost{ID: store.NewID(), Text: fmt.Sprint("keyset ", i)}))
+		p = append(p, mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: fmt.Sprint("keyset ", i)}))
 	}
 	cases := []struct {
 		name string
@@ -321,7 +322,7 @@ func testListKeyset(t *testing.T, s store.Store) {
 func testListPagesWhileInserting(t *testing.T, s store.Store) {
 	const existing, pageSize = 300, 7
 	before := createMany(t, s, existing)
-	want := make(map[store.ID]store.Post, existing)
+	want := make(map[contract.ID]store.Post, existing)
 	for _, p := range before {
 		want[p.ID] = p
 	}
@@ -330,13 +331,13 @@ func testListPagesWhileInserting(t *testing.T, s store.Store) {
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
-		during   = map[store.ID]bool{}
+		during   = map[contract.ID]bool{}
 		inserted = make(chan struct{}, 1) // a post was made since the last page
 	)
 	for range 3 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				id := store.NewID()
+				id := contract.NewID()
 				mu.Lock()
 				during[id] = true // before the insert: the walk may see it at once
 				mu.Unlock()
@@ -359,7 +360,7 @@ func testListPagesWhileInserting(t *testing.T, s store.Store) {
 		wg.Wait()
 	}()
 
-	seen := map[store.ID]int{}
+	seen := map[contract.ID]int{}
 	cursor, pages := int64(0), 0
 	lastKey := int64(math.MaxInt64)
 	short := false
@@ -421,20 +422,20 @@ func testListPagesWhileInserting(t *testing.T, s store.Store) {
 }
 
 func testNotFound(t *testing.T, s store.Store) {
-	p := mustCreate(t, s, store.NewPost{ID: store.NewID(), Text: "exists", Image: newImage(10)})
-	missing := store.NewID()
+	p := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: "exists", Image: newImage(10)})
+	missing := contract.NewID()
 	cases := []struct {
 		name string
 		call func(ctx context.Context) error
 	}{
 		{"GetPost", func(ctx context.Context) error { _, err := s.GetPost(ctx, missing); return err }},
-		{"GetPost zero id", func(ctx context.Context) error { _, err := s.GetPost(ctx, store.ID{}); return err }},
+		{"GetPost zero id", func(ctx context.Context) error { _, err := s.GetPost(ctx, contract.ID{}); return err }},
 		{"GetPost of an image id", func(ctx context.Context) error { _, err := s.GetPost(ctx, p.Image.ID); return err }},
 		{"ImageInfo", func(ctx context.Context) error { _, err := s.ImageInfo(ctx, missing); return err }},
-		{"ImageInfo zero id", func(ctx context.Context) error { _, err := s.ImageInfo(ctx, store.ID{}); return err }},
+		{"ImageInfo zero id", func(ctx context.Context) error { _, err := s.ImageInfo(ctx, contract.ID{}); return err }},
 		{"ImageInfo of a post id", func(ctx context.Context) error { _, err := s.ImageInfo(ctx, p.ID); return err }},
 		{"ImageData", func(ctx context.Context) error { _, _, err := s.ImageData(ctx, missing); return err }},
-		{"ImageData zero id", func(ctx context.Context) error { _, _, err := s.ImageData(ctx, store.ID{}); return err }},
+		{"ImageData zero id", func(ctx context.Context) error { _, _, err := s.ImageData(ctx, contract.ID{}); return err }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -451,12 +452,12 @@ func testNotFound(t *testing.T, s store.Store) {
 // the same transaction, must be rolled back.
 func testDuplicate(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	orig := mustCreate(t, s, store.NewPost{ID: store.NewID(), Text: "original", Image: newImage(1000)})
+	orig := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: "original", Image: newImage(1000)})
 	_, origData, err := s.ImageData(ctx, orig.Image.ID)
 	if err != nil {
 		t.Fatalf("ImageData: %v", err)
 	}
-	withImageID := func(id store.ID) *store.NewImage {
+	withImageID := func(id contract.ID) *store.NewImage {
 		im := newImage(2000)
 		im.ID = id
 		return im
@@ -467,7 +468,7 @@ func testDuplicate(t *testing.T, s store.Store) {
 	}{
 		{"post id, text only", store.NewPost{ID: orig.ID, Text: "again"}},
 		{"post id, with a new image", store.NewPost{ID: orig.ID, Text: "again", Image: newImage(3000)}},
-		{"image id, new post", store.NewPost{ID: store.NewID(), Text: "again", Image: withImageID(orig.Image.ID)}},
+		{"image id, new post", store.NewPost{ID: contract.NewID(), Text: "again", Image: withImageID(orig.Image.ID)}},
 		{"both ids", store.NewPost{ID: orig.ID, Text: "again", Image: withImageID(orig.Image.ID)}},
 	}
 	// Not parallel: the final counts must see every attempt.
@@ -505,7 +506,7 @@ func testDuplicate(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatalf("ListPosts: %v", err)
 	}
-	ids, err := s.ImageIDs(ctx, store.ID{}, 100)
+	ids, err := s.ImageIDs(ctx, contract.ID{}, 100)
 	if err != nil {
 		t.Fatalf("ImageIDs: %v", err)
 	}
@@ -535,14 +536,14 @@ func testUnicode(t *testing.T, s store.Store) {
 		{"decomposed and composed differ", "\u0041\u030a \u00c5 \u212b"},
 		{"supplementary planes", "𠜎𠜱𠝹 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𓂀"},
 		{"whitespace and invisibles", "line one\nline two\r\n\tindented\u00a0nbsp\u200bzwsp\ufeffbom"},
-		{"max length emoji", strings.Repeat("😀", store.MaxTextLen)},
-		{"max length mixed emoji", mixedEmoji(store.MaxTextLen)},
+		{"max length emoji", strings.Repeat("😀", contract.MaxTextLen)},
+		{"max length mixed emoji", mixedEmoji(contract.MaxTextLen)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
-			p := mustCreate(t, s, store.NewPost{ID: store.NewID(), Text: c.text})
+			p := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: c.text})
 			got, err := s.GetPost(ctx, p.ID)
 			if err != nil {
 				t.Fatalf("GetPost: %v", err)
@@ -557,9 +558,9 @@ func testUnicode(t *testing.T, s store.Store) {
 	}
 	t.Run("one character too long", func(t *testing.T) {
 		t.Parallel()
-		_, err := s.CreatePost(t.Context(), store.NewPost{ID: store.NewID(), Text: strings.Repeat("😀", store.MaxTextLen+1)})
+		_, err := s.CreatePost(t.Context(), store.NewPost{ID: contract.NewID(), Text: strings.Repeat("😀", contract.MaxTextLen+1)})
 		if !errors.Is(err, store.ErrInvalid) {
-			t.Errorf("CreatePost of %d characters = %v, want ErrInvalid", store.MaxTextLen+1, err)
+			t.Errorf("CreatePost of %d characters = %v, want ErrInvalid", contract.MaxTextLen+1, err)
 		}
 	})
 }
@@ -575,17 +576,17 @@ func testInvalid(t *testing.T, s store.Store) {
 		post store.NewPost
 	}{
 		{"zero post id", store.NewPost{Text: "x"}},
-		{"empty text", store.NewPost{ID: store.NewID()}},
-		{"blank text", store.NewPost{ID: store.NewID(), Text: " \t\n "}},
-		{"too long text", store.NewPost{ID: store.NewID(), Text: strings.Repeat("a", store.MaxTextLen+1)}},
-		{"invalid UTF-8", store.NewPost{ID: store.NewID(), Text: "caf\xe9"}},
-		{"zero image id", store.NewPost{ID: store.NewID(), Text: "x", Image: with(func(im *store.NewImage) { im.ID = store.ID{} })}},
-		{"no image bytes", store.NewPost{ID: store.NewID(), Text: "x", Image: with(func(im *store.NewImage) { im.Data = nil })}},
-		{"unknown content type", store.NewPost{ID: store.NewID(), Text: "x", Image: with(func(im *store.NewImage) { im.ContentType = "text/html" })}},
-		{"empty content type", store.NewPost{ID: store.NewID(), Text: "x", Image: with(func(im *store.NewImage) { im.ContentType = "" })}},
-		{"zero width", store.NewPost{ID: store.NewID(), Text: "x", Image: with(func(im *store.NewImage) { im.Width = 0 })}},
-		{"negative height", store.NewPost{ID: store.NewID(), Text: "x", Image: with(func(im *store.NewImage) { im.Height = -1 })}},
-		{"huge width", store.NewPost{ID: store.NewID(), Text: "x", Image: with(func(im *store.NewImage) { im.Width = int(int64(math.MaxInt32) + int64(im.Height)) })}},
+		{"empty text", store.NewPost{ID: contract.NewID()}},
+		{"blank text", store.NewPost{ID: contract.NewID(), Text: " \t\n "}},
+		{"too long text", store.NewPost{ID: contract.NewID(), Text: strings.Repeat("a", contract.MaxTextLen+1)}},
+		{"invalid UTF-8", store.NewPost{ID: contract.NewID(), Text: "caf\xe9"}},
+		{"zero image id", store.NewPost{ID: contract.NewID(), Text: "x", Image: with(func(im *store.NewImage) { im.ID = contract.ID{} })}},
+		{"no image bytes", store.NewPost{ID: contract.NewID(), Text: "x", Image: with(func(im *store.NewImage) { im.Data = nil })}},
+		{"unknown content type", store.NewPost{ID: contract.NewID(), Text: "x", Image: with(func(im *store.NewImage) { im.ContentType = "text/html" })}},
+		{"empty content type", store.NewPost{ID: contract.NewID(), Text: "x", Image: with(func(im *store.NewImage) { im.ContentType = "" })}},
+		{"zero width", store.NewPost{ID: contract.NewID(), Text: "x", Image: with(func(im *store.NewImage) { im.Width = 0 })}},
+		{"negative height", store.NewPost{ID: contract.NewID(), Text: "x", Image: with(func(im *store.NewImage) { im.Height = -1 })}},
+		{"huge width", store.NewPost{ID: contract.NewID(), Text: "x", Image: with(func(im *store.NewImage) { im.Width = int(int64(math.MaxInt32) + int64(im.Height)) })}},
 	}
 	for _, c := range posts {
 		t.Run(c.name, func(t *testing.T) {
@@ -609,9 +610,9 @@ func testInvalid(t *testing.T, s store.Store) {
 			_, err := s.ListPosts(ctx, store.ListOptions{Before: -1, Limit: 1})
 			return err
 		}},
-		{"ImageIDs limit 0", func(ctx context.Context) error { _, err := s.ImageIDs(ctx, store.ID{}, 0); return err }},
+		{"ImageIDs limit 0", func(ctx context.Context) error { _, err := s.ImageIDs(ctx, contract.ID{}, 0); return err }},
 		{"ImageIDs limit too large", func(ctx context.Context) error {
-			_, err := s.ImageIDs(ctx, store.ID{}, store.MaxListLimit+1)
+			_, err := s.ImageIDs(ctx, contract.ID{}, store.MaxListLimit+1)
 			return err
 		}},
 	}
@@ -631,7 +632,7 @@ func testInvalid(t *testing.T, s store.Store) {
 			t.Errorf("ListPosts: %v", err)
 			return
 		}
-		ids, err := s.ImageIDs(ctx, store.ID{}, 10)
+		ids, err := s.ImageIDs(ctx, contract.ID{}, 10)
 		if err != nil {
 			t.Errorf("ImageIDs: %v", err)
 			return
@@ -643,21 +644,21 @@ func testInvalid(t *testing.T, s store.Store) {
 }
 
 func testImageIDs(t *testing.T, s store.Store) {
-	var want []store.ID
+	var want []contract.ID
 	for i := range 23 {
-		p := mustCreate(t, s, store.NewPost{ID: store.NewID(), Text: fmt.Sprint("picture ", i), Image: newImage(16)})
+		p := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: fmt.Sprint("picture ", i), Image: newImage(16)})
 		want = append(want, p.Image.ID)
 		if i%4 == 0 {
-			mustCreate(t, s, store.NewPost{ID: store.NewID(), Text: "words only"})
+			mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: "words only"})
 		}
 	}
-	slices.SortFunc(want, func(a, b store.ID) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(want, func(a, b contract.ID) int { return bytes.Compare(a[:], b[:]) })
 
 	for _, limit := range []int{1, 4, 23, 100} {
 		t.Run(fmt.Sprint("limit ", limit), func(t *testing.T) {
 			t.Parallel()
-			var got []store.ID
-			after := store.ID{}
+			var got []contract.ID
+			after := contract.ID{}
 			for page := 1; ; page++ {
 				ids, err := s.ImageIDs(t.Context(), after, limit)
 				if err != nil {
@@ -711,7 +712,7 @@ func testImageIDs(t *testing.T, s store.Store) {
 	})
 	t.Run("after the largest id", func(t *testing.T) {
 		t.Parallel()
-		var last store.ID
+		var last contract.ID
 		for i := range last {
 			last[i] = 0xff
 		}
@@ -730,12 +731,12 @@ func testConcurrentCreate(t *testing.T, s store.Store) {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
-		keys = map[int64]store.ID{}
+		keys = map[int64]contract.ID{}
 	)
 	for w := range workers {
 		wg.Go(func() {
 			for i := range each {
-				np := store.NewPost{ID: store.NewID(), Text: fmt.Sprintf("worker %d post %d", w, i)}
+				np := store.NewPost{ID: contract.NewID(), Text: fmt.Sprintf("worker %d post %d", w, i)}
 				if i%2 == 0 {
 					np.Image = newImage(4096)
 				}
@@ -778,8 +779,8 @@ func testPing(t *testing.T, s store.Store) {
 // and that a CreatePost given up on stores nothing. A deadline that passed
 // also counts as the database being unavailable: the service answers 503.
 func testContextDone(t *testing.T, s store.Store) {
-	existing := mustCreate(t, s, store.NewPost{ID: store.NewID(), Text: "already here", Image: newImage(100)})
-	np := store.NewPost{ID: store.NewID(), Text: "too late", Image: newImage(100)}
+	existing := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: "already here", Image: newImage(100)})
+	np := store.NewPost{ID: contract.NewID(), Text: "too late", Image: newImage(100)}
 	calls := []struct {
 		name string
 		call func(ctx context.Context) error
@@ -789,7 +790,7 @@ func testContextDone(t *testing.T, s store.Store) {
 		{"ListPosts", func(ctx context.Context) error { _, err := s.ListPosts(ctx, store.ListOptions{Limit: 5}); return err }},
 		{"ImageInfo", func(ctx context.Context) error { _, err := s.ImageInfo(ctx, existing.Image.ID); return err }},
 		{"ImageData", func(ctx context.Context) error { _, _, err := s.ImageData(ctx, existing.Image.ID); return err }},
-		{"ImageIDs", func(ctx context.Context) error { _, err := s.ImageIDs(ctx, store.ID{}, 5); return err }},
+		{"ImageIDs", func(ctx context.Context) error { _, err := s.ImageIDs(ctx, contract.ID{}, 5); return err }},
 		{"Ping", func(ctx context.Context) error { return s.Ping(ctx) }},
 	}
 	for _, c := range calls {

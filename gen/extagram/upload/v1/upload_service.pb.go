@@ -22,6 +22,80 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// UploadErrorReason says why an upload was refused. A refused Upload's error
+// status carries it in a google.rpc.ErrorInfo detail: reason is the value's
+// name (for example "UPLOAD_ERROR_REASON_UNSUPPORTED_TYPE") and domain is
+// the service's full name, "extagram.upload.v1.UploadService". The status
+// message says the same thing in words, for people.
+type UploadErrorReason int32
+
+const (
+	// Not sent.
+	UploadErrorReason_UPLOAD_ERROR_REASON_UNSPECIFIED UploadErrorReason = 0
+	// The text is empty after trimming, longer than 2,200 characters, not
+	// valid UTF-8 or holds control characters (INVALID_ARGUMENT).
+	UploadErrorReason_UPLOAD_ERROR_REASON_BAD_TEXT UploadErrorReason = 1
+	// The photo's bytes are not JPEG, PNG, GIF or WebP, whatever its name or
+	// claimed type say (INVALID_ARGUMENT). Web clients answer it with HTTP 415.
+	UploadErrorReason_UPLOAD_ERROR_REASON_UNSUPPORTED_TYPE UploadErrorReason = 2
+	// The photo is empty, truncated or damaged (INVALID_ARGUMENT).
+	UploadErrorReason_UPLOAD_ERROR_REASON_MALFORMED_IMAGE UploadErrorReason = 3
+	// The photo is over the size limit or over the pixel limits
+	// (RESOURCE_EXHAUSTED).
+	UploadErrorReason_UPLOAD_ERROR_REASON_TOO_LARGE UploadErrorReason = 4
+	// The stream is not one header followed by chunks, chunks came without a
+	// photo in the header, or the photo's file name or claimed type holds a
+	// NUL character (INVALID_ARGUMENT).
+	UploadErrorReason_UPLOAD_ERROR_REASON_BAD_REQUEST UploadErrorReason = 5
+)
+
+// Enum value maps for UploadErrorReason.
+var (
+	UploadErrorReason_name = map[int32]string{
+		0: "UPLOAD_ERROR_REASON_UNSPECIFIED",
+		1: "UPLOAD_ERROR_REASON_BAD_TEXT",
+		2: "UPLOAD_ERROR_REASON_UNSUPPORTED_TYPE",
+		3: "UPLOAD_ERROR_REASON_MALFORMED_IMAGE",
+		4: "UPLOAD_ERROR_REASON_TOO_LARGE",
+		5: "UPLOAD_ERROR_REASON_BAD_REQUEST",
+	}
+	UploadErrorReason_value = map[string]int32{
+		"UPLOAD_ERROR_REASON_UNSPECIFIED":      0,
+		"UPLOAD_ERROR_REASON_BAD_TEXT":         1,
+		"UPLOAD_ERROR_REASON_UNSUPPORTED_TYPE": 2,
+		"UPLOAD_ERROR_REASON_MALFORMED_IMAGE":  3,
+		"UPLOAD_ERROR_REASON_TOO_LARGE":        4,
+		"UPLOAD_ERROR_REASON_BAD_REQUEST":      5,
+	}
+)
+
+func (x UploadErrorReason) Enum() *UploadErrorReason {
+	p := new(UploadErrorReason)
+	*p = x
+	return p
+}
+
+func (x UploadErrorReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UploadErrorReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_extagram_upload_v1_upload_service_proto_enumTypes[0].Descriptor()
+}
+
+func (UploadErrorReason) Type() protoreflect.EnumType {
+	return &file_extagram_upload_v1_upload_service_proto_enumTypes[0]
+}
+
+func (x UploadErrorReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UploadErrorReason.Descriptor instead.
+func (UploadErrorReason) EnumDescriptor() ([]byte, []int) {
+	return file_extagram_upload_v1_upload_service_proto_rawDescGZIP(), []int{0}
+}
+
 // UploadRequest is one message of the upload stream.
 type UploadRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -285,7 +359,14 @@ const file_extagram_upload_v1_upload_service_proto_rawDesc = "" +
 	"\tfile_name\x18\x01 \x01(\tR\bfileName\x12!\n" +
 	"\fcontent_type\x18\x02 \x01(\tR\vcontentType\"<\n" +
 	"\x0eUploadResponse\x12*\n" +
-	"\x04post\x18\x01 \x01(\v2\x16.extagram.feed.v1.PostR\x04post2b\n" +
+	"\x04post\x18\x01 \x01(\v2\x16.extagram.feed.v1.PostR\x04post*\xf5\x01\n" +
+	"\x11UploadErrorReason\x12#\n" +
+	"\x1fUPLOAD_ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cUPLOAD_ERROR_REASON_BAD_TEXT\x10\x01\x12(\n" +
+	"$UPLOAD_ERROR_REASON_UNSUPPORTED_TYPE\x10\x02\x12'\n" +
+	"#UPLOAD_ERROR_REASON_MALFORMED_IMAGE\x10\x03\x12!\n" +
+	"\x1dUPLOAD_ERROR_REASON_TOO_LARGE\x10\x04\x12#\n" +
+	"\x1fUPLOAD_ERROR_REASON_BAD_REQUEST\x10\x052b\n" +
 	"\rUploadService\x12Q\n" +
 	"\x06Upload\x12!.extagram.upload.v1.UploadRequest\x1a\".extagram.upload.v1.UploadResponse(\x01B>Z<github.com/extagram/extagram/gen/extagram/upload/v1;uploadv1b\x06proto3"
 
@@ -301,20 +382,22 @@ func file_extagram_upload_v1_upload_service_proto_rawDescGZIP() []byte {
 	return file_extagram_upload_v1_upload_service_proto_rawDescData
 }
 
+var file_extagram_upload_v1_upload_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_extagram_upload_v1_upload_service_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_extagram_upload_v1_upload_service_proto_goTypes = []any{
-	(*UploadRequest)(nil),  // 0: extagram.upload.v1.UploadRequest
-	(*UploadHeader)(nil),   // 1: extagram.upload.v1.UploadHeader
-	(*PhotoInfo)(nil),      // 2: extagram.upload.v1.PhotoInfo
-	(*UploadResponse)(nil), // 3: extagram.upload.v1.UploadResponse
-	(*v1.Post)(nil),        // 4: extagram.feed.v1.Post
+	(UploadErrorReason)(0), // 0: extagram.upload.v1.UploadErrorReason
+	(*UploadRequest)(nil),  // 1: extagram.upload.v1.UploadRequest
+	(*UploadHeader)(nil),   // 2: extagram.upload.v1.UploadHeader
+	(*PhotoInfo)(nil),      // 3: extagram.upload.v1.PhotoInfo
+	(*UploadResponse)(nil), // 4: extagram.upload.v1.UploadResponse
+	(*v1.Post)(nil),        // 5: extagram.feed.v1.Post
 }
 var file_extagram_upload_v1_upload_service_proto_depIdxs = []int32{
-	1, // 0: extagram.upload.v1.UploadRequest.header:type_name -> extagram.upload.v1.UploadHeader
-	2, // 1: extagram.upload.v1.UploadHeader.photo:type_name -> extagram.upload.v1.PhotoInfo
-	4, // 2: extagram.upload.v1.UploadResponse.post:type_name -> extagram.feed.v1.Post
-	0, // 3: extagram.upload.v1.UploadService.Upload:input_type -> extagram.upload.v1.UploadRequest
-	3, // 4: extagram.upload.v1.UploadService.Upload:output_type -> extagram.upload.v1.UploadResponse
+	2, // 0: extagram.upload.v1.UploadRequest.header:type_name -> extagram.upload.v1.UploadHeader
+	3, // 1: extagram.upload.v1.UploadHeader.photo:type_name -> extagram.upload.v1.PhotoInfo
+	5, // 2: extagram.upload.v1.UploadResponse.post:type_name -> extagram.feed.v1.Post
+	1, // 3: extagram.upload.v1.UploadService.Upload:input_type -> extagram.upload.v1.UploadRequest
+	4, // 4: extagram.upload.v1.UploadService.Upload:output_type -> extagram.upload.v1.UploadResponse
 	4, // [4:5] is the sub-list for method output_type
 	3, // [3:4] is the sub-list for method input_type
 	3, // [3:3] is the sub-list for extension type_name
@@ -336,13 +419,14 @@ func file_extagram_upload_v1_upload_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_extagram_upload_v1_upload_service_proto_rawDesc), len(file_extagram_upload_v1_upload_service_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_extagram_upload_v1_upload_service_proto_goTypes,
 		DependencyIndexes: file_extagram_upload_v1_upload_service_proto_depIdxs,
+		EnumInfos:         file_extagram_upload_v1_upload_service_proto_enumTypes,
 		MessageInfos:      file_extagram_upload_v1_upload_service_proto_msgTypes,
 	}.Build()
 	File_extagram_upload_v1_upload_service_proto = out.File

@@ -39,6 +39,8 @@ type UploadServiceClient interface {
 	// missing header, an empty, truncated or unrecognised photo;
 	// RESOURCE_EXHAUSTED for a photo over the size limit or over the pixel
 	// limits; UNAVAILABLE when the store cannot be reached (nothing is stored).
+	// Every refusal of the upload itself (INVALID_ARGUMENT, RESOURCE_EXHAUSTED)
+	// carries a google.rpc.ErrorInfo detail naming an UploadErrorReason.
 	Upload(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadRequest, UploadResponse], error)
 }
 
@@ -80,6 +82,8 @@ type UploadServiceServer interface {
 	// missing header, an empty, truncated or unrecognised photo;
 	// RESOURCE_EXHAUSTED for a photo over the size limit or over the pixel
 	// limits; UNAVAILABLE when the store cannot be reached (nothing is stored).
+	// Every refusal of the upload itself (INVALID_ARGUMENT, RESOURCE_EXHAUSTED)
+	// carries a google.rpc.ErrorInfo detail naming an UploadErrorReason.
 	Upload(grpc.ClientStreamingServer[UploadRequest, UploadResponse]) error
 	mustEmbedUnimplementedUploadServiceServer()
 }

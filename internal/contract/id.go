@@ -1,4 +1,4 @@
-package store
+package contract
 
 import (
 	"crypto/rand"
@@ -16,8 +16,11 @@ type ID [16]byte
 // idLen is the length of an ID's text form.
 const idLen = 22
 
+// IDForm says what an id looks like, for messages refusing one.
+const IDForm = "ids are 22 characters of A-Z, a-z, 0-9, '-' and '_'"
+
 // ErrInvalidID is returned by ParseID for anything that is not an id.
-var ErrInvalidID = errors.New("store: invalid id")
+var ErrInvalidID = errors.New("invalid id")
 
 var idEncoding = base64.RawURLEncoding.Strict()
 

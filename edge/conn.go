@@ -1,0 +1,147 @@
+package edge
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	blobv1 "github.com/extagram/extagram/gen/extagram/blob/v1"
+	feedv1 "github.com/extagram/extagram/gen/extagram/feed/v1"
+	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/credentials/insecure"
+	_ "google.golang.org/grpc/health" // enables healthCheckConfig: without it client-side health checks are silently skipped
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/dns"
+	"google.golang.org/grpc/resolver/manual"
+)
+
+// Service names, from the generated descriptors.
+var (
+	feedService   = feedv1.FeedService_ServiceDesc.ServiceName
+	uploadService = uploadv1.UploadService_ServiceDesc.ServiceName
+	blobService   = blobv1.BlobService_ServiceDesc.ServiceName
+)
+
+// Service configs. Every connection balances over all the addresses of
+// its target and watches each backend's health, so a replica that dies or
+// reports NOT_SERVING leaves the rotation at once.
+//
+// Feed reads are idempotent and hedged by the edge itself (hedge.go;
+// grpc-go ignores the service config's hedgingPolicy), over the spread
+// balancer (balancer.go) that sends each attempt of a call to another
+// replica. Blob reads are retried before their first byte. Uploads are
+// never retried.
+var (
+	feedServiceConfig = fmt.Sprintf(`{
+  "loadBalancingConfig": [{%q: {}}],
+  "healthCheckConfig": {"serviceName": %q}
+}`, spreadName, feedService)
+	blobServiceConfig = fmt.Sprintf(`{
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "healthCheckConfig": {"serviceName": %q},
+  "methodConfig": [{
+    "name": [{"service": %q}],
+    "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "0.5s", "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}
+  }],
+  "retryThrottling": {"maxTokens": 100, "tokenRatio": 0.2}
+}`, blobService, blobService)
+	uploadServiceConfig = fmt.Sprintf(`{
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "healthCheckConfig": {"serviceName": %q}
+}`, uploadService)
+)
+
+var staticScheme atomic.Int64
+
+// dial makes the one long-lived connection to a service. target is either
+// a gRPC target with a scheme (dns:///feed:50051, dns://127.0.0.1:53/feed:50051)
+// or a comma-separated list of host:port addresses.
+func dial(target, serviceConfig string, metrics *grpcprom.ClientMetrics) (*grpc.ClientConn, error) {
+	target = strings.TrimSpace(target)
+	if target == "" {
+		return nil, fmt.Errorf("empty target")
+	}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(serviceConfig),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			// grpc-go's lower bound; the servers permit it.
+			Time:                10 * time.Second,
+			Timeout:             2 * time.Second,
+			PermitWithoutStream: true,
+		}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8 << 20)),
+		// Reconnect quickly: a replica that comes back is in rotation again
+		// within about a second, however long it was down (the default
+		// backoff grows to two minutes).
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		}),
+	}
+	if metrics != nil {
+		opts = append(opts,
+			grpc.WithChainUnaryInterceptor(metrics.UnaryClientInterceptor()),
+			grpc.WithChainStreamInterceptor(metrics.StreamClientInterceptor()))
+	}
+	// Inside the metrics interceptor: a hedged call counts once.
+	opts = append(opts, grpc.WithChainUnaryInterceptor(hedge))
+	if !strings.Contains(target, "://") && !strings.HasPrefix(target, "dns:") && !strings.HasPrefix(target, "unix:") {
+		addrs, err := splitAddrs(target)
+		if err != nil {
+			return nil, err
+		}
+		scheme := fmt.Sprintf("extagram-static-%d", staticScheme.Add(1))
+		r := manual.NewBuilderWithScheme(scheme)
+		state := resolver.State{}
+		for _, a := range addrs {
+			state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}})
+		}
+		r.InitialState(state)
+		opts = append(opts, grpc.WithResolvers(r))
+		target = scheme + ":///" + strings.Join(addrs, ",")
+	}
+	cc, err := grpc.NewClient(target, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("target %q: %w", target, err)
+	}
+	return cc, nil
+}
+
+func splitAddrs(list string) ([]string, error) {
+	var out []string
+	for _, a := range strings.Split(list, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		if !strings.Contains(a, ":") {
+			return nil, fmt.Errorf("address %q has no port", a)
+		}
+		out = append(out, a)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no address in %q", list)
+	}
+	return out, nil
+}
+
+// dnsMinResolutionInterval is how often, at most, a dns:/// target is
+// resolved again. grpc-go re-resolves when a connection closes, which the
+// servers' max connection age (30s by default) makes happen regularly, but
+// by default no sooner than 30s after the previous resolution; 5s lets new
+// replicas be found within about one connection age.
+const dnsMinResolutionInterval = 5 * time.Second
+
+func init() {
+	// Must be set before any channel resolves: the resolver reads it
+	// without locking.
+	dns.SetMinResolutionInterval(dnsMinResolutionInterval)
+	balancer.Register(spreadBuilder{})
+}
