@@ -1,4 +1,6 @@
-// Package metrics serves a process's Prometheus registry over HTTP.
+// Package metrics serves a process's Prometheus registry over HTTP, with
+// the Go profiler (net/http/pprof) beside it: both are on the listener of
+// --metrics-addr, and off unless it is set.
 package metrics
 
 import (
@@ -7,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,16 +24,23 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// Serve serves reg at /metrics on lis until ctx is done.
+// Serve serves reg at /metrics and the profiler at /debug/pprof/ on lis
+// until ctx is done.
 func Serve(ctx context.Context, lis net.Listener, reg *prometheus.Registry, logger *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // also serves heap, goroutine, allocs, block, mutex
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+		// Room for a CPU profile or trace of a minute or two.
+		WriteTimeout:   3 * time.Minute,
+		MaxHeaderBytes: 16 << 10,
 	}
 	go func() {
 		<-ctx.Done()
