@@ -1,9 +1,15 @@
 // Package blobsvc implements extagram.blob.v1.BlobService (S5 of the seed
-// design). It serves an image from its file in the uploads folder after
-// checking the file against the SHA-256 recorded in the database; when the
-// file is missing or differs, it serves the database copy (verified too)
-// and rewrites the file. When the database cannot be reached, files
-// already on disk are still served.
+// design). It serves an image from its file in the uploads folder, which
+// it checks against the SHA-256 recorded in the database; when the file is
+// missing or differs, it serves the database copy (verified too) and
+// rewrites the file. When the database cannot be reached, files already on
+// disk are still served.
+//
+// Images never change, so what the database says of one is kept by id,
+// and a file is hashed only when its identity (size, modification time,
+// inode) is new: once when first read, again only if it is replaced. A
+// stream reads the file as it sends, a chunk at a time, and a range reads
+// only its bytes.
 package blobsvc
 
 import (
@@ -11,8 +17,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"io"
 	"io/fs"
 	"log/slog"
+	"os"
+	"sync"
 
 	blobv1 "github.com/extagram/extagram/gen/extagram/blob/v1"
 	"github.com/extagram/extagram/imaging"
@@ -20,6 +29,7 @@ import (
 	"github.com/extagram/extagram/internal/convert"
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
+	"github.com/maypok86/otter/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -28,15 +38,42 @@ import (
 // ChunkSize is the most image bytes sent in one stream message.
 const ChunkSize = 64 << 10
 
+// knownImages bounds how many images' metadata and verified file
+// identities are kept (about 250 bytes each).
+const knownImages = 20000
+
 // Server serves BlobService.
 type Server struct {
 	blobv1.UnimplementedBlobServiceServer
 	store   store.Store
 	uploads *uploads.Dir
 	logger  *slog.Logger
+	known   *otter.Cache[contract.ID, *known]
 }
 
 var _ blobv1.BlobServiceServer = (*Server)(nil)
+
+// known is what the service knows of an image: its record and the
+// identity of its file when the file last matched the record.
+type known struct {
+	img store.Image
+	mu  sync.Mutex
+	// verified is the identity of the file when it was last hashed and
+	// found to match; the zero Identity when it never was.
+	verified uploads.Identity
+}
+
+func (k *known) isVerified(id uploads.Identity) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.verified == id && id != uploads.Identity{}
+}
+
+func (k *known) setVerified(id uploads.Identity) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.verified = id
+}
 
 // New returns a BlobService over st and the uploads folder.
 func New(st store.Store, dir *uploads.Dir, logger *slog.Logger) (*Server, error) {
@@ -46,7 +83,11 @@ func New(st store.Store, dir *uploads.Dir, logger *slog.Logger) (*Server, error)
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Server{store: st, uploads: dir, logger: logger}, nil
+	known, err := otter.New(&otter.Options[contract.ID, *known]{MaximumSize: knownImages})
+	if err != nil {
+		return nil, err
+	}
+	return &Server{store: st, uploads: dir, logger: logger, known: known}, nil
 }
 
 // GetBlobMetadata returns an image's metadata.
@@ -55,7 +96,7 @@ func (s *Server) GetBlobMetadata(ctx context.Context, req *blobv1.GetBlobMetadat
 	if err != nil {
 		return nil, err
 	}
-	img, err := s.store.ImageInfo(ctx, id)
+	k, err := s.lookup(ctx, id)
 	if errors.Is(err, store.ErrUnavailable) {
 		// The file alone can still describe the image.
 		if data, ferr := s.uploads.Read(id); ferr == nil {
@@ -67,7 +108,7 @@ func (s *Server) GetBlobMetadata(ctx context.Context, req *blobv1.GetBlobMetadat
 	if err != nil {
 		return nil, convert.StoreError(ctx, s.logger, "image", err)
 	}
-	return &blobv1.GetBlobMetadataResponse{Metadata: metadata(img)}, nil
+	return &blobv1.GetBlobMetadataResponse{Metadata: metadata(k.img)}, nil
 }
 
 // GetBlob streams an image's metadata, then the requested bytes.
@@ -77,65 +118,115 @@ func (s *Server) GetBlob(req *blobv1.GetBlobRequest, stream blobv1.BlobService_G
 	if err != nil {
 		return err
 	}
-	if req.GetReadOffset() < 0 || req.GetReadLimit() < 0 {
+	off, limit := req.GetReadOffset(), req.GetReadLimit()
+	if off < 0 || limit < 0 {
 		return status.Error(codes.InvalidArgument, "read_offset and read_limit must not be negative")
 	}
-	img, data, err := s.load(ctx, id)
+	img, r, err := s.open(ctx, id)
 	if err != nil {
 		return err
 	}
-	off, n := req.GetReadOffset(), req.GetReadLimit()
-	if off > int64(len(data)) {
-		return status.Errorf(codes.OutOfRange, "read_offset %d is past the end of the %d-byte image", off, len(data))
+	defer r.Close()
+	if off > img.Size {
+		return status.Errorf(codes.OutOfRange, "read_offset %d is past the end of the %d-byte image", off, img.Size)
 	}
-	end := int64(len(data))
-	if n > 0 && off+n < end {
-		end = off + n
+	end := img.Size
+	// Compared without adding, so that no limit can overflow.
+	if limit > 0 && limit < end-off {
+		end = off + limit
 	}
 	if err := stream.Send(&blobv1.GetBlobResponse{Payload: &blobv1.GetBlobResponse_Metadata{Metadata: metadata(img)}}); err != nil {
 		return err
 	}
-	for p := off; p < end; p += ChunkSize {
-		q := min(p+ChunkSize, end)
-		if err := stream.Send(&blobv1.GetBlobResponse{Payload: &blobv1.GetBlobResponse_Chunk{Chunk: data[p:q]}}); err != nil {
-			return err
+	bp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bp)
+	buf := *bp
+	for p := off; p < end; {
+		n, err := r.ReadAt(buf[:min(int64(len(buf)), end-p)], p)
+		if n > 0 {
+			// Send has marshalled the message when it returns, so buf can
+			// be read into again.
+			if serr := stream.Send(&blobv1.GetBlobResponse{Payload: &blobv1.GetBlobResponse_Chunk{Chunk: buf[:n]}}); serr != nil {
+				return serr
+			}
+			p += int64(n)
+		}
+		if err != nil && !(errors.Is(err, io.EOF) && p == end) {
+			s.logger.ErrorContext(ctx, "reading a verified image failed", "image", id.String(), "offset", p, "err", err)
+			return status.Error(codes.Internal, "the image could not be read")
 		}
 	}
 	return nil
 }
 
-// load returns an image's metadata and verified bytes.
-func (s *Server) load(ctx context.Context, id contract.ID) (store.Image, []byte, error) {
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, ChunkSize); return &b }}
+
+// readerAtCloser is an image's verified bytes: its file, or the database
+// copy in memory.
+type readerAtCloser interface {
+	io.ReaderAt
+	io.Closer
+}
+
+type memImage struct{ *bytes.Reader }
+
+func (memImage) Close() error { return nil }
+
+// lookup returns what is known of an image, asking the database the first
+// time.
+func (s *Server) lookup(ctx context.Context, id contract.ID) (*known, error) {
+	if k, ok := s.known.GetIfPresent(id); ok {
+		return k, nil
+	}
 	img, err := s.store.ImageInfo(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	k, _ := s.known.SetIfAbsent(id, &known{img: img})
+	return k, nil
+}
+
+// open returns an image's metadata and its verified bytes. The file is
+// used when it matches the record: at once when its identity was verified
+// before, after hashing it otherwise. Else the database copy is served and
+// the file rewritten from it.
+func (s *Server) open(ctx context.Context, id contract.ID) (store.Image, readerAtCloser, error) {
+	k, err := s.lookup(ctx, id)
 	if errors.Is(err, store.ErrUnavailable) {
 		if data, ferr := s.uploads.Read(id); ferr == nil {
 			if fimg, ok := s.describeFile(id, data); ok {
 				s.logger.WarnContext(ctx, "database unavailable; serving the file unverified", "image", id.String())
-				return fimg, data, nil
+				return fimg, memImage{bytes.NewReader(data)}, nil
 			}
 		}
 	}
 	if err != nil {
-		return img, nil, convert.StoreError(ctx, s.logger, "image", err)
+		return store.Image{}, nil, convert.StoreError(ctx, s.logger, "image", err)
+	}
+	img := k.img
+
+	f, ident, ferr := s.uploads.Open(id)
+	if ferr == nil {
+		if k.isVerified(ident) {
+			return img, f, nil
+		}
+		if ident.Size == img.Size && hashOf(f) == img.SHA256 {
+			k.setVerified(ident)
+			return img, f, nil
+		}
+		f.Close()
+		s.logger.WarnContext(ctx, "file does not match its checksum; serving the database copy", "image", id.String(), "file_bytes", ident.Size)
+	} else if errors.Is(ferr, fs.ErrNotExist) {
+		s.logger.WarnContext(ctx, "file missing; serving the database copy", "image", id.String())
+	} else {
+		s.logger.WarnContext(ctx, "file unreadable; serving the database copy", "image", id.String(), "err", ferr)
 	}
 
-	data, ferr := s.uploads.Read(id)
-	if ferr == nil && int64(len(data)) == img.Size && sha256.Sum256(data) == img.SHA256 {
-		return img, data, nil
-	}
-	switch {
-	case errors.Is(ferr, fs.ErrNotExist):
-		s.logger.WarnContext(ctx, "file missing; serving the database copy", "image", id.String())
-	case ferr != nil:
-		s.logger.WarnContext(ctx, "file unreadable; serving the database copy", "image", id.String(), "err", ferr)
-	default:
-		s.logger.WarnContext(ctx, "file does not match its checksum; serving the database copy", "image", id.String(), "file_bytes", len(data))
-	}
-	img, data, err = s.store.ImageData(ctx, id)
+	img, data, err := s.store.ImageData(ctx, id)
 	if err != nil {
 		return img, nil, convert.StoreError(ctx, s.logger, "image", err)
 	}
-	if sum := sha256.Sum256(data); int64(len(data)) != img.Size || !bytes.Equal(sum[:], img.SHA256[:]) {
+	if int64(len(data)) != img.Size || sha256.Sum256(data) != img.SHA256 {
 		s.logger.ErrorContext(ctx, "database copy does not match its checksum", "image", id.String())
 		return img, nil, status.Error(codes.DataLoss, "the stored image is damaged")
 	}
@@ -143,8 +234,23 @@ func (s *Server) load(ctx context.Context, id contract.ID) (store.Image, []byte,
 		s.logger.WarnContext(ctx, "could not rewrite the file", "image", id.String(), "err", err)
 	} else {
 		s.logger.InfoContext(ctx, "file restored from the database copy", "image", id.String())
+		if fi, err := s.uploads.Stat(id); err == nil {
+			k.setVerified(uploads.IdentityOf(fi))
+		}
 	}
-	return img, data, nil
+	return img, memImage{bytes.NewReader(data)}, nil
+}
+
+// hashOf returns the SHA-256 of a file, read from its start; the zero sum
+// when it cannot be read.
+func hashOf(f *os.File) [32]byte {
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, 1<<62)); err != nil {
+		return [32]byte{}
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 // describeFile derives metadata from a file alone, for when the database

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"os"
@@ -268,45 +270,44 @@ func TestFeedSpreadOverReplicas(t *testing.T) {
 	}
 }
 
+// TestStorageRoutes checks /storage/{id} for an image the edge's cache
+// keeps and for one too large for it (streamed from the blob service):
+// GET, HEAD, conditional and range requests, bad ids; then that the cached
+// image was read from the blob service once, and that a damaged file of
+// the streamed one is repaired from the database copy.
 func TestStorageRoutes(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
-		m := testmesh.Start(t, testmesh.Options{Store: st})
-		photo := jpegBytes(t, 200, 100)
-		uploadPhoto(t, m, "storage", &formFile{"x.jpg", "image/jpeg", photo})
-		img := listAPI(t, m, "").Posts[0].Image
-		url := "/storage/" + img.ID
-		resp, body := get(t, m, url)
-		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/jpeg" {
-			t.Fatalf("GET: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		// A 64 KiB cache keeps images of up to 8 KiB.
+		m := testmesh.Start(t, testmesh.Options{Store: st, ImageCacheBytes: 64 << 10})
+		small, large := jpegBytes(t, 48, 48), jpegBytes(t, 400, 300)
+		if len(small) < 200 || len(small) > 8<<10 || len(large) <= 8<<10 {
+			t.Fatalf("test images of %d and %d bytes do not straddle the 8 KiB cache limit", len(small), len(large))
 		}
-		stored := []byte(body)
-		etag := resp.Header.Get("ETag")
+		uploadPhoto(t, m, "cached", &formFile{"s.jpg", "image/jpeg", small})
+		uploadPhoto(t, m, "streamed", &formFile{"l.jpg", "image/jpeg", large})
+		posts := listAPI(t, m, "").Posts
+		cached, streamed := posts[1].Image.ID, posts[0].Image.ID
+		for id, want := range map[string]struct {
+			data []byte
+			typ  string
+		}{cached: {small, "image/jpeg"}, streamed: {large, "image/jpeg"}} {
+			storageRequests(t, m, id, want.data, want.typ)
+		}
+		if n := counter(t, m.Metrics["blob"], "grpc_server_handled_total", "GetBlob"); n < 3 {
+			t.Fatalf("GetBlob served %d calls; the streamed image alone needs several", n)
+		}
+		before := counter(t, m.Metrics["blob"], "grpc_server_handled_total", "GetBlob") +
+			counter(t, m.Metrics["blob"], "grpc_server_handled_total", "GetBlobMetadata")
+		for range 5 {
+			storageRequests(t, m, cached, small, "image/jpeg")
+		}
+		after := counter(t, m.Metrics["blob"], "grpc_server_handled_total", "GetBlob") +
+			counter(t, m.Metrics["blob"], "grpc_server_handled_total", "GetBlobMetadata")
+		if after != before {
+			t.Fatalf("the cached image still reached the blob service: %d calls for 5 more rounds", after-before)
+		}
 
-		req, _ := http.NewRequest(http.MethodHead, m.URL+url, nil)
-		resp, body = do(t, m, req)
-		if resp.StatusCode != 200 || body != "" || resp.Header.Get("Content-Length") != strconv.Itoa(len(stored)) || resp.Header.Get("ETag") != etag {
-			t.Fatalf("HEAD: %d, %d body bytes, length %q", resp.StatusCode, len(body), resp.Header.Get("Content-Length"))
-		}
-		req, _ = http.NewRequest(http.MethodGet, m.URL+url, nil)
-		req.Header.Set("If-None-Match", etag)
-		if resp, body = do(t, m, req); resp.StatusCode != http.StatusNotModified || body != "" {
-			t.Fatalf("If-None-Match: %d", resp.StatusCode)
-		}
-		req, _ = http.NewRequest(http.MethodGet, m.URL+url, nil)
-		req.Header.Set("Range", "bytes=100-199")
-		if resp, body = do(t, m, req); resp.StatusCode != http.StatusPartialContent || body != string(stored[100:200]) ||
-			resp.Header.Get("Content-Range") != "bytes 100-199/"+strconv.Itoa(len(stored)) {
-			t.Fatalf("Range: %d %q, %d bytes", resp.StatusCode, resp.Header.Get("Content-Range"), len(body))
-		}
-		req.Header.Set("Range", "bytes=-10")
-		if resp, body = do(t, m, req); resp.StatusCode != http.StatusPartialContent || body != string(stored[len(stored)-10:]) {
-			t.Fatalf("suffix Range: %d, %d bytes", resp.StatusCode, len(body))
-		}
-		req.Header.Set("Range", "bytes=999999-")
-		if resp, _ = do(t, m, req); resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
-			t.Fatalf("Range past the end: %d", resp.StatusCode)
-		}
-		for _, bad := range []string{"/storage/abc", "/storage/" + img.ID + "x", "/storage/%2e%2e", "/storage/..%2f..%2fetc%2fpasswd",
+		for _, bad := range []string{"/storage/abc", "/storage/" + cached + "x", "/storage/%2e%2e", "/storage/..%2f..%2fetc%2fpasswd",
 			"/storage/%00", "/storage/" + strings.Repeat("A", 21) + "%00", "/storage/" + strings.Repeat("*", 22), "/storage/../../etc/passwd"} {
 			resp, body := get(t, m, bad)
 			if resp.StatusCode != 400 && resp.StatusCode != 404 {
@@ -320,26 +321,72 @@ func TestStorageRoutes(t *testing.T) {
 			t.Errorf("unknown id: %d, want 404", resp.StatusCode)
 		}
 
-		// The file copy deleted, then corrupted: the database copy is served
-		// and the file restored.
-		path := uploadsFile(m, img.ID)
-		for name, damage := range map[string]func() error{
-			"deleted":   func() error { return os.Remove(path) },
-			"corrupted": func() error { return os.WriteFile(path, append([]byte("junk"), stored...), 0o640) },
-			"truncated": func() error { return os.WriteFile(path, stored[:10], 0o640) },
+		// The streamed image's file deleted, then corrupted, then
+		// truncated: the database copy is served and the file restored.
+		path := uploadsFile(m, streamed)
+		for _, c := range []struct {
+			name   string
+			damage func() error
+		}{
+			{"deleted", func() error { return os.Remove(path) }},
+			{"corrupted", func() error { return os.WriteFile(path, append([]byte("junk"), large...), 0o640) }},
+			{"truncated", func() error { return os.WriteFile(path, large[:10], 0o640) }},
 		} {
-			if err := damage(); err != nil {
+			if err := c.damage(); err != nil {
 				t.Fatal(err)
 			}
-			resp, body := get(t, m, url)
-			if resp.StatusCode != 200 || body != string(stored) {
-				t.Fatalf("%s file: %d, %d bytes; want the stored bytes", name, resp.StatusCode, len(body))
+			resp, body := get(t, m, "/storage/"+streamed)
+			if resp.StatusCode != 200 || body != string(large) {
+				t.Fatalf("%s file: %d, %d bytes; want the stored bytes", c.name, resp.StatusCode, len(body))
 			}
-			if disk, err := os.ReadFile(path); err != nil || !bytes.Equal(disk, stored) {
-				t.Fatalf("%s file not restored: %v", name, err)
+			if disk, err := os.ReadFile(path); err != nil || !bytes.Equal(disk, large) {
+				t.Fatalf("%s file not restored: %v", c.name, err)
 			}
 		}
 	})
+}
+
+// storageRequests checks GET, HEAD, conditional and range requests of one
+// image.
+func storageRequests(t *testing.T, m *testmesh.Mesh, id string, stored []byte, contentType string) {
+	t.Helper()
+	url := "/storage/" + id
+	resp, body := get(t, m, url)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != contentType || body != string(stored) {
+		t.Fatalf("GET %s: %d %s, %d bytes", url, resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
+	}
+	if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "immutable") || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("GET %s: Cache-Control %q, X-Content-Type-Options %q", url, cc, resp.Header.Get("X-Content-Type-Options"))
+	}
+	etag := resp.Header.Get("ETag")
+	if sum := sha256.Sum256(stored); etag != `"`+hex.EncodeToString(sum[:])+`"` {
+		t.Fatalf("ETag %s is not the SHA-256", etag)
+	}
+
+	req, _ := http.NewRequest(http.MethodHead, m.URL+url, nil)
+	resp, body = do(t, m, req)
+	if resp.StatusCode != 200 || body != "" || resp.Header.Get("Content-Length") != strconv.Itoa(len(stored)) || resp.Header.Get("ETag") != etag {
+		t.Fatalf("HEAD: %d, %d body bytes, length %q", resp.StatusCode, len(body), resp.Header.Get("Content-Length"))
+	}
+	req, _ = http.NewRequest(http.MethodGet, m.URL+url, nil)
+	req.Header.Set("If-None-Match", etag)
+	if resp, body = do(t, m, req); resp.StatusCode != http.StatusNotModified || body != "" {
+		t.Fatalf("If-None-Match: %d", resp.StatusCode)
+	}
+	req, _ = http.NewRequest(http.MethodGet, m.URL+url, nil)
+	req.Header.Set("Range", "bytes=100-199")
+	if resp, body = do(t, m, req); resp.StatusCode != http.StatusPartialContent || body != string(stored[100:200]) ||
+		resp.Header.Get("Content-Range") != "bytes 100-199/"+strconv.Itoa(len(stored)) {
+		t.Fatalf("Range: %d %q, %d bytes", resp.StatusCode, resp.Header.Get("Content-Range"), len(body))
+	}
+	req.Header.Set("Range", "bytes=-10")
+	if resp, body = do(t, m, req); resp.StatusCode != http.StatusPartialContent || body != string(stored[len(stored)-10:]) {
+		t.Fatalf("suffix Range: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	req.Header.Set("Range", "bytes=999999-")
+	if resp, _ = do(t, m, req); resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
+		t.Fatalf("Range past the end: %d", resp.StatusCode)
+	}
 }
 
 func TestEdgeHeadersAndRedirect(t *testing.T) {

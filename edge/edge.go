@@ -40,6 +40,9 @@ type Options struct {
 	// by the form's overhead). Default contract.DefaultMaxPhotoBytes, as
 	// the upload service's.
 	MaxUploadBytes int64
+	// ImageCacheBytes bounds the memory of the cache of hot images; 0
+	// means DefaultImageCacheBytes, negative turns the cache off.
+	ImageCacheBytes int64
 	// UploadRate is the number of uploads a client may make per minute; 0
 	// turns the limit off.
 	UploadRate float64
@@ -60,6 +63,7 @@ type Edge struct {
 	opts     Options
 	logger   *slog.Logger
 	backends *backends
+	images   *imageCache // nil: no cache
 	lim      *rateLimiter
 	metrics  *httpMetrics
 	mux      http.Handler
@@ -90,6 +94,14 @@ func New(opts Options) (*Edge, error) {
 		}
 		e.metrics = hm
 	}
+	if opts.ImageCacheBytes == 0 {
+		opts.ImageCacheBytes = DefaultImageCacheBytes
+	}
+	images, err := newImageCache(opts.ImageCacheBytes)
+	if err != nil {
+		return nil, err
+	}
+	e.images = images
 	b, err := dialBackends(opts, cm)
 	if err != nil {
 		return nil, err

@@ -1,7 +1,7 @@
 package edge
 
 import (
-	"encoding/hex"
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -13,46 +13,71 @@ import (
 
 // handleStorage serves GET and HEAD /storage/{id}: the image's bytes with
 // their true type, the SHA-256 as ETag, conditional and range requests and
-// immutable caching.
+// immutable caching. Hot images come from the edge's cache; an image too
+// large for it is streamed from the blob service.
 func (e *Edge) handleStorage(w http.ResponseWriter, r *http.Request) {
 	id, err := contract.ParseID(r.PathValue("id"))
 	if err != nil {
 		http.Error(w, "bad image id: "+contract.IDForm, http.StatusBadRequest)
 		return
 	}
-	br := &blobReader{r: r, backends: e.backends, id: id.String()}
-	defer br.close()
-
 	var meta *blobv1.BlobMetadata
-	// A plain GET takes the metadata from the stream's first message: one
-	// call. HEAD, conditional and range requests ask for it alone first.
-	if r.Method == http.MethodGet && r.Header.Get("Range") == "" && r.Header.Get("If-None-Match") == "" && r.Header.Get("If-Modified-Since") == "" {
+	if e.images != nil {
+		img, err := e.images.get(r.Context(), e.backends, id.String())
+		if err == nil {
+			img.setHeaders(w.Header())
+			http.ServeContent(w, r, "", img.modTime, bytes.NewReader(img.data))
+			return
+		}
+		var nc errNotCached
+		if !errors.As(err, &nc) {
+			storageError(w, err)
+			return
+		}
+		meta = nc.meta
+	}
+	e.streamImage(w, r, id.String(), meta)
+}
+
+// streamImage serves an image through GetBlob streams, for images the
+// cache does not keep. meta, when known, saves asking for it.
+func (e *Edge) streamImage(w http.ResponseWriter, r *http.Request, id string, meta *blobv1.BlobMetadata) {
+	br := &blobReader{r: r, backends: e.backends, id: id}
+	defer br.close()
+	var err error
+	switch {
+	case meta != nil:
+	case r.Method == http.MethodGet && r.Header.Get("Range") == "" && r.Header.Get("If-None-Match") == "" && r.Header.Get("If-Modified-Since") == "":
+		// A plain GET takes the metadata from the stream's first message:
+		// one call.
 		meta, err = br.openAt(0)
-	} else {
-		meta, err = e.backends.blobMetadata(r.Context(), id.String())
+	default:
+		// HEAD, conditional and range requests ask for it alone first.
+		meta, err = e.backends.blobMetadata(r.Context(), id)
 	}
 	if err != nil {
-		code := HTTPStatus(err)
-		if code == http.StatusServiceUnavailable {
-			retryAfter(w, 2*time.Second)
-		}
-		msg := userMessage(err)
-		if code == http.StatusNotFound {
-			msg = "no image has this id"
-		}
-		http.Error(w, msg, code)
+		storageError(w, err)
 		return
 	}
 	br.size = meta.GetSizeBytes()
-	h := w.Header()
-	h.Set("Content-Type", meta.GetContentType())
-	h.Set("ETag", `"`+hex.EncodeToString(meta.GetSha256())+`"`)
-	h.Set("Cache-Control", "public, max-age=31536000, immutable")
-	h.Set("X-Content-Type-Options", "nosniff")
+	newCachedImage(meta, nil).setHeaders(w.Header())
 	http.ServeContent(w, r, "", meta.GetCreateTime().AsTime(), br)
 	if br.err != nil {
-		e.logger.WarnContext(r.Context(), "image stream failed mid-response", "image", id.String(), "err", br.err, "request_id", requestID(r.Context()))
+		e.logger.WarnContext(r.Context(), "image stream failed mid-response", "image", id, "err", br.err, "request_id", requestID(r.Context()))
 	}
+}
+
+// storageError answers a failed image request.
+func storageError(w http.ResponseWriter, err error) {
+	code := HTTPStatus(err)
+	if code == http.StatusServiceUnavailable {
+		retryAfter(w, 2*time.Second)
+	}
+	msg := userMessage(err)
+	if code == http.StatusNotFound {
+		msg = "no image has this id"
+	}
+	http.Error(w, msg, code)
 }
 
 // blobReader is an io.ReadSeeker over an image's GetBlob streams, for

@@ -86,6 +86,7 @@ type edgeFlags struct {
 	tlsCert, tlsKey     string
 	uploadRate          float64
 	maxUploadBytes      int64
+	imageCacheBytes     int64
 }
 
 func (e *edgeFlags) register(fs *flag.FlagSet, httpsDefault string) {
@@ -96,6 +97,7 @@ func (e *edgeFlags) register(fs *flag.FlagSet, httpsDefault string) {
 	fs.StringVar(&e.tlsKey, "tls-key", "", "TLS private key (PEM)")
 	fs.Float64Var(&e.uploadRate, "upload-rate", 30, "uploads per client address per minute; 0 turns the limit off")
 	fs.Int64Var(&e.maxUploadBytes, "max-upload-bytes", contract.DefaultMaxPhotoBytes, "largest photo accepted, in bytes")
+	fs.Int64Var(&e.imageCacheBytes, "image-cache-bytes", edge.DefaultImageCacheBytes, "memory for hot images at the edge, in bytes; 0 turns the cache off")
 }
 
 // options are the edge's options from its flags; the caller sets the
@@ -105,7 +107,17 @@ func (e *edgeFlags) options(dataDir string, drain time.Duration, logger *slog.Lo
 		HTTPSAddr: e.httpsAddr, HTTPAddr: e.httpAddr, RedirectPort: e.redirectPort,
 		TLSCert: e.tlsCert, TLSKey: e.tlsKey, DataDir: dataDir,
 		MaxUploadBytes: e.maxUploadBytes, UploadRate: e.uploadRate, DrainPeriod: drain, Logger: logger,
+		ImageCacheBytes: cacheBytes(e.imageCacheBytes),
 	}
+}
+
+// cacheBytes turns a size flag, where 0 means off, into an option, where 0
+// means the default and a negative size off.
+func cacheBytes(flag int64) int64 {
+	if flag <= 0 {
+		return -1
+	}
+	return flag
 }
 
 func listen(addr string) (net.Listener, error) {

@@ -27,6 +27,9 @@ type Options struct {
 	FeedReplicas   int // default 2
 	MaxUploadBytes int64
 	UploadRate     float64
+	// ImageCacheBytes is the edge's image cache (0: the default, negative:
+	// none, so that every image request reaches the blob service).
+	ImageCacheBytes int64
 	// DrainPeriod of the services (default 0: tests stop fast).
 	DrainPeriod time.Duration
 }
@@ -66,7 +69,7 @@ func Start(t testing.TB, opts Options) *Mesh {
 		UploadListener: listen(t),
 		BlobListener:   listen(t),
 		Edge: edge.Options{
-			DataDir: dataDir, MaxUploadBytes: opts.MaxUploadBytes, UploadRate: opts.UploadRate,
+			DataDir: dataDir, MaxUploadBytes: opts.MaxUploadBytes, UploadRate: opts.UploadRate, ImageCacheBytes: opts.ImageCacheBytes,
 			Logger: logger, HTTPSListener: listen(t), HTTPListener: listen(t),
 		},
 		MetricsListener: func(string) (net.Listener, error) { return listen(t), nil },

@@ -1,7 +1,11 @@
 // Package uploads is the uploads folder: one file per image, named by its
-// id, written after the database commit as a fast copy of the BLOB (the
-// database stays the record). Writes are atomic (temp file, fsync, rename,
-// directory fsync), so a reader never sees half a file under an id's name.
+// id, written after the database commit as a fast copy of the BLOB. The
+// database is the record and the commit is what makes an upload durable;
+// the folder is a cache that the blob service checks and repairs from the
+// database copy. Writes are atomic (temp file, rename), so a reader never
+// sees half a file under an id's name, and not synced to disk: after a
+// crash a file may be missing or damaged, and is repaired when it is read
+// or reconciled.
 package uploads
 
 import (
@@ -11,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/extagram/extagram/internal/contract"
 )
@@ -56,7 +61,9 @@ func (d *Dir) Read(id contract.ID) ([]byte, error) {
 	return b, nil
 }
 
-// Write stores data as the image's file atomically and durably.
+// Write stores data as the image's file atomically. It does not wait for
+// the disk (no fsync): the file is a copy that the blob service verifies
+// and repairs, and the upload is already durable in the database.
 func (d *Dir) Write(id contract.ID, data []byte) (err error) {
 	f, err := os.CreateTemp(d.path, TempPrefix+id.String()+"-*")
 	if err != nil {
@@ -75,21 +82,52 @@ func (d *Dir) Write(id contract.ID, data []byte) (err error) {
 	if err = f.Chmod(0o640); err != nil {
 		return fmt.Errorf("uploads: write %s: %w", id, err)
 	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("uploads: sync %s: %w", id, err)
-	}
 	if err = f.Close(); err != nil {
 		return fmt.Errorf("uploads: close %s: %w", id, err)
 	}
 	if err = os.Rename(tmp, d.file(id)); err != nil {
 		return fmt.Errorf("uploads: rename %s: %w", id, err)
 	}
-	// The rename is durable only once the directory entry is.
-	if dir, derr := os.Open(d.path); derr == nil {
-		_ = dir.Sync()
-		_ = dir.Close()
-	}
 	return nil
+}
+
+// Identity tells one version of a file from another without reading it:
+// a file rewritten or replaced gets another inode, size or modification
+// time. A verified file whose identity has not changed need not be
+// verified again.
+type Identity struct {
+	Size    int64
+	ModTime int64 // nanoseconds
+	Inode   uint64
+	Device  uint64
+}
+
+// IdentityOf returns the identity of a file from its FileInfo.
+func IdentityOf(fi fs.FileInfo) Identity {
+	id := Identity{Size: fi.Size(), ModTime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.Inode, id.Device = uint64(st.Ino), uint64(st.Dev)
+	}
+	return id
+}
+
+// Open opens an image's file for reading and returns its identity;
+// errors.Is(err, fs.ErrNotExist) when there is none.
+func (d *Dir) Open(id contract.ID) (*os.File, Identity, error) {
+	f, err := os.Open(d.file(id))
+	if err != nil {
+		return nil, Identity{}, fmt.Errorf("uploads: open %s: %w", id, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, Identity{}, fmt.Errorf("uploads: stat %s: %w", id, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, Identity{}, fmt.Errorf("uploads: %s is not a regular file", id)
+	}
+	return f, IdentityOf(fi), nil
 }
 
 // Remove deletes an image's file; a missing file is not an error.
