@@ -6,12 +6,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	blobv1 "github.com/extagram/extagram/gen/extagram/blob/v1"
 	feedv1 "github.com/extagram/extagram/gen/extagram/feed/v1"
@@ -254,20 +257,84 @@ func counter(t testing.TB, url, metric, method string) int {
 	return total
 }
 
+// TestFeedSpreadOverReplicas: the calls the edge makes per request (here
+// GetPost, behind /api/v1/posts/{id}) are spread over both replicas.
 func TestFeedSpreadOverReplicas(t *testing.T) {
 	m := testmesh.Start(t, testmesh.Options{Store: storeEmbedded(t)})
 	uploadPhoto(t, m, "spread", nil)
+	id := listAPI(t, m, "").Posts[0].ID
 	const loads = 200
 	for range loads {
-		if resp, _ := get(t, m, "/"); resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET /: %d", resp.StatusCode)
+		if resp, _ := get(t, m, "/api/v1/posts/"+id); resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /api/v1/posts/%s: %d", id, resp.StatusCode)
 		}
 	}
-	a, b := counter(t, m.Metrics["feed-1"], "grpc_server_handled_total", "ListPosts"), counter(t, m.Metrics["feed-2"], "grpc_server_handled_total", "ListPosts")
-	t.Logf("ListPosts served: feed-1 %d, feed-2 %d", a, b)
+	a, b := counter(t, m.Metrics["feed-1"], "grpc_server_handled_total", "GetPost"), counter(t, m.Metrics["feed-2"], "grpc_server_handled_total", "GetPost")
+	t.Logf("GetPost served: feed-1 %d, feed-2 %d", a, b)
 	if a+b < loads || a < loads/4 || b < loads/4 {
-		t.Fatalf("feed-1 served %d and feed-2 %d of %d page loads: want both in rotation", a, b, loads)
+		t.Fatalf("feed-1 served %d and feed-2 %d of %d loads: want both in rotation", a, b, loads)
 	}
+}
+
+// TestNewestPageWatched: the edge keeps the newest page from WatchFeed.
+// Views of it make no call while the watch speaks; an upload through the
+// edge shows on the page its author is sent to at once; a post made
+// elsewhere (another edge; here straight into the store) reaches the page
+// within the watch's interval. Older pages and the JSON API come from the
+// same cache.
+func TestNewestPageWatched(t *testing.T) {
+	m := testmesh.Start(t, testmesh.Options{Store: storeEmbedded(t)})
+	calls := func() int {
+		return counter(t, m.Metrics["feed-1"], "grpc_server_handled_total", "ListPosts") +
+			counter(t, m.Metrics["feed-2"], "grpc_server_handled_total", "ListPosts")
+	}
+	for i := range 25 {
+		uploadPhoto(t, m, fmt.Sprintf("watched %02d", i), nil)
+		// The page the upload redirects to shows the post at once.
+		if _, page := get(t, m, "/"); !strings.Contains(page, fmt.Sprintf("watched %02d", i)) {
+			t.Fatalf("the page after uploading post %d does not show it", i)
+		}
+	}
+	// Once the watch has pushed the page with the last post, views make no
+	// call.
+	eventually(t, "views served without a call", func() bool {
+		before := calls()
+		for range 20 {
+			get(t, m, "/")
+		}
+		return calls() == before
+	})
+	before := calls()
+	var olderLink string
+	for range 50 {
+		_, page := get(t, m, "/")
+		if !strings.Contains(page, "watched 24") {
+			t.Fatal("the newest page lost its newest post")
+		}
+		i := strings.Index(page, `href="/?page=`)
+		rest := page[i+len(`href="`):]
+		olderLink = html.UnescapeString(rest[:strings.IndexByte(rest, '"')])
+		listAPI(t, m, "")
+	}
+	for range 20 {
+		if _, page := get(t, m, olderLink); !strings.Contains(page, "watched 04") {
+			t.Fatalf("the older page does not show the older posts")
+		}
+	}
+	if n := calls() - before; n > 1 {
+		t.Fatalf("100 views of the newest page and 20 of an older one made %d ListPosts calls; want at most one (the older page's)", n)
+	}
+
+	// A post from elsewhere reaches the page within the watch interval.
+	start := time.Now()
+	if _, err := m.Store.CreatePost(t.Context(), store.NewPost{ID: contract.NewID(), Text: "from another edge"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a post made elsewhere on the newest page", func() bool {
+		_, page := get(t, m, "/")
+		return strings.Contains(page, "from another edge")
+	})
+	t.Logf("a post made elsewhere reached the page in %v", time.Since(start).Round(time.Millisecond))
 }
 
 // TestStorageRoutes checks /storage/{id} for an image the edge's cache

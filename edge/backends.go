@@ -91,10 +91,35 @@ func (b *backends) listPosts(ctx context.Context, token string) (*feedv1.ListPos
 	return b.feed.ListPosts(ctx, &feedv1.ListPostsRequest{PageSize: pageSize, PageToken: token})
 }
 
+// watchFeed opens a WatchFeed stream of the newest page.
+func (b *backends) watchFeed(ctx context.Context) (feedv1.FeedService_WatchFeedClient, error) {
+	return b.feed.WatchFeed(ctx, &feedv1.WatchFeedRequest{PageSize: pageSize})
+}
+
 // registerAPI serves the JSON API on gw over the feed connection, with the
-// same balancing, hedging and deadline as the pages.
-func (b *backends) registerAPI(ctx context.Context, gw *runtime.ServeMux) error {
-	return feedv1.RegisterFeedServiceHandlerClient(ctx, gw, b.feed)
+// same balancing, hedging and deadline as the pages, and pages of the
+// pages' size from the feed cache.
+func (b *backends) registerAPI(ctx context.Context, gw *runtime.ServeMux, pages *feedCache) error {
+	return feedv1.RegisterFeedServiceHandlerClient(ctx, gw, apiFeedClient{FeedServiceClient: b.feed, pages: pages})
+}
+
+// apiFeedClient is the FeedService client of the JSON API: ListPosts of the
+// default page size comes from the feed cache, as the pages do.
+type apiFeedClient struct {
+	feedv1.FeedServiceClient
+	pages *feedCache
+}
+
+func (c apiFeedClient) ListPosts(ctx context.Context, req *feedv1.ListPostsRequest, opts ...grpc.CallOption) (*feedv1.ListPostsResponse, error) {
+	// The API defines 0 as the default size, 20, the pages' size.
+	if size := req.GetPageSize(); size != 0 && size != pageSize {
+		return c.FeedServiceClient.ListPosts(ctx, req, opts...)
+	}
+	p, err := c.pages.page(ctx, req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	return p.resp, nil
 }
 
 // photoUpload is a photo on its way to UploadService.
@@ -109,14 +134,15 @@ type photoUpload struct {
 }
 
 // createPost streams a post into UploadService: the header, then the
-// photo's bytes in chunks. The post is stored only when every byte has
-// been read and sent; any error before that cancels the stream.
-func (b *backends) createPost(ctx context.Context, text string, photo *photoUpload) error {
+// photo's bytes in chunks, and returns the post created. The post is
+// stored only when every byte has been read and sent; any error before
+// that cancels the stream.
+func (b *backends) createPost(ctx context.Context, text string, photo *photoUpload) (*feedv1.Post, error) {
 	ctx, cancel := context.WithTimeout(ctx, uploadTimeout)
 	defer cancel()
 	stream, err := b.upload.Upload(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	hdr := &uploadv1.UploadHeader{Text: text}
 	if photo != nil {
@@ -132,10 +158,10 @@ func (b *backends) createPost(ctx context.Context, text string, photo *photoUplo
 		err = nil
 	}
 	if err != nil {
-		return err // cancel() abandons the stream
+		return nil, err // cancel() abandons the stream
 	}
-	_, err = stream.CloseAndRecv()
-	return err
+	resp, err := stream.CloseAndRecv()
+	return resp.GetPost(), err
 }
 
 // sendChunks sends r's bytes in chunkSize messages. A send that fails

@@ -43,6 +43,10 @@ type Options struct {
 	// ImageCacheBytes bounds the memory of the cache of hot images; 0
 	// means DefaultImageCacheBytes, negative turns the cache off.
 	ImageCacheBytes int64
+	// AskFeedPerView makes every view of the newest page ask FeedService
+	// for it, instead of keeping it up to date with WatchFeed (for
+	// measuring the path without the cache).
+	AskFeedPerView bool
 	// UploadRate is the number of uploads a client may make per minute; 0
 	// turns the limit off.
 	UploadRate float64
@@ -64,6 +68,7 @@ type Edge struct {
 	logger   *slog.Logger
 	backends *backends
 	images   *imageCache // nil: no cache
+	feed     *feedCache
 	lim      *rateLimiter
 	metrics  *httpMetrics
 	mux      http.Handler
@@ -107,6 +112,10 @@ func New(opts Options) (*Edge, error) {
 		return nil, err
 	}
 	e.backends = b
+	if e.feed, err = newFeedCache(b, e.logger); err != nil {
+		b.close()
+		return nil, err
+	}
 	if opts.UploadRate > 0 {
 		e.lim = newRateLimiter(opts.UploadRate, time.Minute)
 	}
@@ -148,6 +157,11 @@ func (e *Edge) Serve(ctx context.Context) error {
 		if lis, err = net.Listen("tcp", opts.HTTPSAddr); err != nil {
 			return fmt.Errorf("edge: listen %s: %w", opts.HTTPSAddr, err)
 		}
+	}
+	if !opts.AskFeedPerView {
+		wctx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		go e.feed.watch(wctx)
 	}
 	srv := newServer(e.mux)
 	srv.TLSConfig = &tls.Config{

@@ -11,21 +11,25 @@ import (
 )
 
 // handleFeed serves GET / and GET /extagram.php: a page of the feed;
-// ?page=TOKEN selects an older page.
+// ?page=TOKEN selects an older page. Pages come from the feed cache.
 func (e *Edge) handleFeed(w http.ResponseWriter, r *http.Request) {
 	token := r.URL.Query().Get("page")
-	page := web.Feed{Now: time.Now()}
-	code := http.StatusOK
-	resp, err := e.backends.listPosts(r.Context(), token)
-	if err != nil {
-		code = HTTPStatus(err)
-		page.Error = userMessage(err)
-		if code == http.StatusBadRequest {
-			page.Error = "That page link is not valid. Here are the newest posts instead."
-			page.NewestURL = "/"
+	now := time.Now()
+	p, err := e.feed.page(r.Context(), token)
+	if err == nil {
+		var body []byte
+		if body, err = p.body(now); err == nil {
+			writePage(w, http.StatusOK, body)
+			return
 		}
-	} else {
-		fillPosts(&page, resp)
+		e.logger.ErrorContext(r.Context(), "render feed", "err", err, "request_id", requestID(r.Context()))
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	page := web.Feed{Now: now, Error: userMessage(err)}
+	code := HTTPStatus(err)
+	if code == http.StatusBadRequest {
+		page.Error = "That page link is not valid. Here are the newest posts instead."
 	}
 	if token != "" {
 		page.NewestURL = "/"
@@ -49,7 +53,8 @@ func fillPosts(page *web.Feed, resp *feedv1.ListPostsResponse) {
 	}
 }
 
-// render writes a feed page with status code.
+// render renders and writes a feed page that is not cached: a failure,
+// or a refused upload with its message.
 func (e *Edge) render(w http.ResponseWriter, r *http.Request, code int, page web.Feed) {
 	var buf bytes.Buffer
 	if err := web.RenderFeed(&buf, page); err != nil {
@@ -57,12 +62,23 @@ func (e *Edge) render(w http.ResponseWriter, r *http.Request, code int, page web
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
 	if code == http.StatusServiceUnavailable {
 		retryAfter(w, 5*time.Second)
 	}
+	writePage(w, code, buf.Bytes())
+}
+
+var (
+	htmlType = []string{"text/html; charset=utf-8"}
+	noStore  = []string{"no-store"}
+)
+
+// writePage writes a page of HTML that no cache may keep: it holds
+// relative times and, after an upload, the user's own text.
+func writePage(w http.ResponseWriter, code int, body []byte) {
+	h := w.Header()
+	h["Content-Type"] = htmlType
+	h["Cache-Control"] = noStore
 	w.WriteHeader(code)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(body)
 }

@@ -33,7 +33,7 @@ func (e *Edge) routes() (http.Handler, error) {
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}),
 	)
-	if err := e.backends.registerAPI(context.Background(), gw); err != nil {
+	if err := e.backends.registerAPI(context.Background(), gw, e.feed); err != nil {
 		return nil, err
 	}
 	mux.Handle("/api/", e.instrument("api", gw))

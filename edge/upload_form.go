@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/extagram/extagram/edge/web"
+	feedv1 "github.com/extagram/extagram/gen/extagram/feed/v1"
 )
 
 // handleUpload serves POST /upload.php, the original form (multipart
@@ -23,7 +24,7 @@ func (e *Edge) handleUpload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	text, err := e.upload(r)
+	post, text, err := e.upload(r)
 	if err != nil {
 		var ue *uploadError
 		if !errors.As(err, &ue) {
@@ -37,29 +38,32 @@ func (e *Edge) handleUpload(w http.ResponseWriter, r *http.Request) {
 		e.uploadFailed(w, r, text, ue)
 		return
 	}
+	// The page the author is sent to must show the post.
+	e.feed.posted(post.GetId())
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-// upload reads the form and creates the post. It returns the typed text,
-// for the page shown when the upload fails.
-func (e *Edge) upload(r *http.Request) (string, error) {
+// upload reads the form and creates the post. It also returns the typed
+// text, for the page shown when the upload fails.
+func (e *Edge) upload(r *http.Request) (*feedv1.Post, string, error) {
 	mr, err := multipartReader(r)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	form, err := readUploadForm(mr, e.opts.MaxUploadBytes)
 	if err != nil {
-		return form.text, err
+		return nil, form.text, err
 	}
-	return form.text, e.backends.createPost(r.Context(), form.text, form.photo)
+	post, err := e.backends.createPost(r.Context(), form.text, form.photo)
+	return post, form.text, err
 }
 
 func (e *Edge) uploadFailed(w http.ResponseWriter, r *http.Request, text string, ue *uploadError) {
 	e.logger.InfoContext(r.Context(), "upload refused", "status", ue.code, "reason", ue.msg, "request_id", requestID(r.Context()))
 	page := web.Feed{Now: time.Now(), Error: ue.msg, Text: text}
 	// Best effort: the page shows the newest posts under the message.
-	if resp, err := e.backends.listPosts(r.Context(), ""); err == nil {
-		fillPosts(&page, resp)
+	if p, err := e.feed.page(r.Context(), ""); err == nil {
+		fillPosts(&page, p.resp)
 	}
 	e.render(w, r, ue.code, page)
 }

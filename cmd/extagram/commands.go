@@ -87,6 +87,7 @@ type edgeFlags struct {
 	uploadRate          float64
 	maxUploadBytes      int64
 	imageCacheBytes     int64
+	askFeedPerView      bool
 }
 
 func (e *edgeFlags) register(fs *flag.FlagSet, httpsDefault string) {
@@ -98,6 +99,7 @@ func (e *edgeFlags) register(fs *flag.FlagSet, httpsDefault string) {
 	fs.Float64Var(&e.uploadRate, "upload-rate", 30, "uploads per client address per minute; 0 turns the limit off")
 	fs.Int64Var(&e.maxUploadBytes, "max-upload-bytes", contract.DefaultMaxPhotoBytes, "largest photo accepted, in bytes")
 	fs.Int64Var(&e.imageCacheBytes, "image-cache-bytes", edge.DefaultImageCacheBytes, "memory for hot images at the edge, in bytes; 0 turns the cache off")
+	fs.BoolVar(&e.askFeedPerView, "ask-feed-per-view", false, "ask the feed service for the newest page on every view, instead of keeping it up to date with WatchFeed (to measure the path without the edge's page cache)")
 }
 
 // options are the edge's options from its flags; the caller sets the
@@ -107,7 +109,7 @@ func (e *edgeFlags) options(dataDir string, drain time.Duration, logger *slog.Lo
 		HTTPSAddr: e.httpsAddr, HTTPAddr: e.httpAddr, RedirectPort: e.redirectPort,
 		TLSCert: e.tlsCert, TLSKey: e.tlsKey, DataDir: dataDir,
 		MaxUploadBytes: e.maxUploadBytes, UploadRate: e.uploadRate, DrainPeriod: drain, Logger: logger,
-		ImageCacheBytes: cacheBytes(e.imageCacheBytes),
+		ImageCacheBytes: cacheBytes(e.imageCacheBytes), AskFeedPerView: e.askFeedPerView,
 	}
 }
 

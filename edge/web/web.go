@@ -82,7 +82,7 @@ func RenderFeed(w io.Writer, f Feed) error {
 			t := p.CreatedAt.UTC()
 			pv.Datetime = t.Format(time.RFC3339)
 			pv.Title = t.Format("2 Jan 2006 15:04 UTC")
-			pv.Ago = relativeTime(now, p.CreatedAt)
+			pv.Ago, _ = relativeTime(now, p.CreatedAt)
 		}
 		v.Items[i] = pv
 	}
@@ -97,25 +97,49 @@ func RenderFeed(w io.Writer, f Feed) error {
 	return nil
 }
 
+// LabelsUntil returns when the page rendered for f would first read
+// differently: the moment the relative time of one of its posts moves on
+// ("just now" becomes "1 minute ago"). Until then a rendering of f can be
+// served as it is.
+func LabelsUntil(f Feed) time.Time {
+	now := f.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	until := now.Add(24 * time.Hour)
+	for _, p := range f.Posts {
+		if p.CreatedAt.IsZero() {
+			continue
+		}
+		if _, u := relativeTime(now, p.CreatedAt); u.Before(until) {
+			until = u
+		}
+	}
+	return until
+}
+
 // relativeTime says how long before now t was, the way a feed reader expects:
 // "just now", "5 minutes ago", "2 hours ago", "yesterday", "3 days ago", then
 // the date ("27 Nov 2026", in UTC since the server does not know the reader's
-// zone). Times in the future (clock skew between hosts) are "just now".
-func relativeTime(now, t time.Time) string {
+// zone), and until when it says so. Times in the future (clock skew between
+// hosts) are "just now".
+func relativeTime(now, t time.Time) (label string, until time.Time) {
 	d := now.Sub(t)
+	// next is the end of the current whole number of units.
+	next := func(unit time.Duration) time.Time { return t.Add((d/unit + 1) * unit) }
 	switch {
 	case d < time.Minute:
-		return "just now"
+		return "just now", t.Add(time.Minute)
 	case d < time.Hour:
-		return plural(int(d/time.Minute), "minute")
+		return plural(int(d/time.Minute), "minute"), next(time.Minute)
 	case d < 24*time.Hour:
-		return plural(int(d/time.Hour), "hour")
+		return plural(int(d/time.Hour), "hour"), next(time.Hour)
 	case d < 48*time.Hour:
-		return "yesterday"
+		return "yesterday", t.Add(48 * time.Hour)
 	case d < 7*24*time.Hour:
-		return plural(int(d/(24*time.Hour)), "day")
+		return plural(int(d/(24*time.Hour)), "day"), next(24 * time.Hour)
 	default:
-		return t.UTC().Format("2 Jan 2006")
+		return t.UTC().Format("2 Jan 2006"), now.Add(100 * 365 * 24 * time.Hour)
 	}
 }
 

@@ -269,13 +269,13 @@ func TestRelativeTime(t *testing.T) {
 		{400 * 24 * time.Hour, "23 Oct 2025"},
 	}
 	for _, tt := range tests {
-		if got := relativeTime(testNow, testNow.Add(-tt.ago)); got != tt.want {
+		if got, _ := relativeTime(testNow, testNow.Add(-tt.ago)); got != tt.want {
 			t.Errorf("relativeTime(now-%v) = %q, want %q", tt.ago, got, tt.want)
 		}
 	}
 	// The date is the UTC one, whatever the zone of the stored time.
 	late := time.Date(2026, time.November, 1, 23, 30, 0, 0, time.FixedZone("X", -5*3600))
-	if got := relativeTime(testNow, late); got != "2 Nov 2026" {
+	if got, _ := relativeTime(testNow, late); got != "2 Nov 2026" {
 		t.Errorf("relativeTime of %v = %q, want the UTC date 2 Nov 2026", late, got)
 	}
 }
@@ -330,5 +330,31 @@ func TestCSP(t *testing.T) {
 	}
 	if strings.Contains(CSP, "unsafe") {
 		t.Error("CSP allows something unsafe")
+	}
+}
+
+// TestLabelsUntil: a rendering stays right until LabelsUntil and not a
+// nanosecond longer.
+func TestLabelsUntil(t *testing.T) {
+	for _, ago := range []time.Duration{
+		-time.Hour, 0, 30 * time.Second, 59 * time.Second, time.Minute, 90 * time.Second, 59*time.Minute + 59*time.Second,
+		time.Hour, 5*time.Hour + time.Minute, 23 * time.Hour, 30 * time.Hour, 47 * time.Hour, 2*24*time.Hour + time.Hour, 6*24*time.Hour + 23*time.Hour,
+	} {
+		created := testNow.Add(-ago)
+		until := LabelsUntil(Feed{Now: testNow, Posts: []Post{{CreatedAt: created}, {CreatedAt: testNow.Add(-400 * 24 * time.Hour)}}})
+		if !until.After(testNow) {
+			t.Fatalf("%v ago: until %v is not after now", ago, until)
+		}
+		label, _ := relativeTime(testNow, created)
+		if before, _ := relativeTime(until.Add(-time.Nanosecond), created); before != label {
+			t.Errorf("%v ago: %q changed to %q before %v", ago, label, before, until)
+		}
+		if at, _ := relativeTime(until, created); at == label {
+			t.Errorf("%v ago: %q still unchanged at %v", ago, label, until)
+		}
+	}
+	// Only dates: nothing changes within a day.
+	if until := LabelsUntil(Feed{Now: testNow, Posts: []Post{{CreatedAt: testNow.Add(-400 * 24 * time.Hour)}}}); until.Sub(testNow) < 24*time.Hour {
+		t.Errorf("a page of dates is good until %v", until)
 	}
 }

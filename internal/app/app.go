@@ -120,7 +120,9 @@ type Service struct {
 	reg  *prometheus.Registry
 	// background runs beside the server and stops with it.
 	background func(ctx context.Context)
-	logger     *slog.Logger
+	// onDrain runs when the role starts to drain.
+	onDrain func()
+	logger  *slog.Logger
 }
 
 // Roles are the constructors of the gRPC roles, by name.
@@ -155,7 +157,9 @@ func Feed(cfg ServiceConfig) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	feedv1.RegisterFeedServiceServer(s.srv.GRPC, feedsvc.New(cfg.Store, s.logger.With("service", "feed")))
+	feed := feedsvc.New(cfg.Store, s.logger.With("service", "feed"))
+	feedv1.RegisterFeedServiceServer(s.srv.GRPC, feed)
+	s.onDrain = feed.Close
 	return s, nil
 }
 
@@ -225,6 +229,9 @@ func Blob(cfg ServiceConfig) (*Service, error) {
 // Serve serves the role on lis, and its metrics on ml when ml is not nil,
 // until ctx ends; then it drains and returns.
 func (s *Service) Serve(ctx context.Context, lis, ml net.Listener) error {
+	if s.onDrain != nil {
+		defer context.AfterFunc(ctx, s.onDrain)()
+	}
 	if s.background != nil {
 		bctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})

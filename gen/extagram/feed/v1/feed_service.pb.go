@@ -226,6 +226,99 @@ func (x *GetPostResponse) GetPost() *Post {
 	return nil
 }
 
+// WatchFeedRequest starts watching the newest page.
+type WatchFeedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Number of posts of the page, as in ListPostsRequest.page_size.
+	PageSize      int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchFeedRequest) Reset() {
+	*x = WatchFeedRequest{}
+	mi := &file_extagram_feed_v1_feed_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchFeedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchFeedRequest) ProtoMessage() {}
+
+func (x *WatchFeedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_extagram_feed_v1_feed_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchFeedRequest.ProtoReflect.Descriptor instead.
+func (*WatchFeedRequest) Descriptor() ([]byte, []int) {
+	return file_extagram_feed_v1_feed_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *WatchFeedRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// WatchFeedResponse is one message of the WatchFeed stream.
+type WatchFeedResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The newest page, in the first message and whenever it changed; unset
+	// in heartbeats.
+	FirstPage     *ListPostsResponse `protobuf:"bytes,1,opt,name=first_page,json=firstPage,proto3" json:"first_page,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchFeedResponse) Reset() {
+	*x = WatchFeedResponse{}
+	mi := &file_extagram_feed_v1_feed_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchFeedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchFeedResponse) ProtoMessage() {}
+
+func (x *WatchFeedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_extagram_feed_v1_feed_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchFeedResponse.ProtoReflect.Descriptor instead.
+func (*WatchFeedResponse) Descriptor() ([]byte, []int) {
+	return file_extagram_feed_v1_feed_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *WatchFeedResponse) GetFirstPage() *ListPostsResponse {
+	if x != nil {
+		return x.FirstPage
+	}
+	return nil
+}
+
 var File_extagram_feed_v1_feed_service_proto protoreflect.FileDescriptor
 
 const file_extagram_feed_v1_feed_service_proto_rawDesc = "" +
@@ -241,10 +334,16 @@ const file_extagram_feed_v1_feed_service_proto_rawDesc = "" +
 	"\x0eGetPostRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"=\n" +
 	"\x0fGetPostResponse\x12*\n" +
-	"\x04post\x18\x01 \x01(\v2\x16.extagram.feed.v1.PostR\x04post2\xb3\x01\n" +
+	"\x04post\x18\x01 \x01(\v2\x16.extagram.feed.v1.PostR\x04post\"/\n" +
+	"\x10WatchFeedRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\"W\n" +
+	"\x11WatchFeedResponse\x12B\n" +
+	"\n" +
+	"first_page\x18\x01 \x01(\v2#.extagram.feed.v1.ListPostsResponseR\tfirstPage2\x8b\x02\n" +
 	"\vFeedService\x12T\n" +
 	"\tListPosts\x12\".extagram.feed.v1.ListPostsRequest\x1a#.extagram.feed.v1.ListPostsResponse\x12N\n" +
-	"\aGetPost\x12 .extagram.feed.v1.GetPostRequest\x1a!.extagram.feed.v1.GetPostResponseB:Z8github.com/extagram/extagram/gen/extagram/feed/v1;feedv1b\x06proto3"
+	"\aGetPost\x12 .extagram.feed.v1.GetPostRequest\x1a!.extagram.feed.v1.GetPostResponse\x12V\n" +
+	"\tWatchFeed\x12\".extagram.feed.v1.WatchFeedRequest\x1a#.extagram.feed.v1.WatchFeedResponse0\x01B:Z8github.com/extagram/extagram/gen/extagram/feed/v1;feedv1b\x06proto3"
 
 var (
 	file_extagram_feed_v1_feed_service_proto_rawDescOnce sync.Once
@@ -258,26 +357,31 @@ func file_extagram_feed_v1_feed_service_proto_rawDescGZIP() []byte {
 	return file_extagram_feed_v1_feed_service_proto_rawDescData
 }
 
-var file_extagram_feed_v1_feed_service_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_extagram_feed_v1_feed_service_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_extagram_feed_v1_feed_service_proto_goTypes = []any{
 	(*ListPostsRequest)(nil),  // 0: extagram.feed.v1.ListPostsRequest
 	(*ListPostsResponse)(nil), // 1: extagram.feed.v1.ListPostsResponse
 	(*GetPostRequest)(nil),    // 2: extagram.feed.v1.GetPostRequest
 	(*GetPostResponse)(nil),   // 3: extagram.feed.v1.GetPostResponse
-	(*Post)(nil),              // 4: extagram.feed.v1.Post
+	(*WatchFeedRequest)(nil),  // 4: extagram.feed.v1.WatchFeedRequest
+	(*WatchFeedResponse)(nil), // 5: extagram.feed.v1.WatchFeedResponse
+	(*Post)(nil),              // 6: extagram.feed.v1.Post
 }
 var file_extagram_feed_v1_feed_service_proto_depIdxs = []int32{
-	4, // 0: extagram.feed.v1.ListPostsResponse.posts:type_name -> extagram.feed.v1.Post
-	4, // 1: extagram.feed.v1.GetPostResponse.post:type_name -> extagram.feed.v1.Post
-	0, // 2: extagram.feed.v1.FeedService.ListPosts:input_type -> extagram.feed.v1.ListPostsRequest
-	2, // 3: extagram.feed.v1.FeedService.GetPost:input_type -> extagram.feed.v1.GetPostRequest
-	1, // 4: extagram.feed.v1.FeedService.ListPosts:output_type -> extagram.feed.v1.ListPostsResponse
-	3, // 5: extagram.feed.v1.FeedService.GetPost:output_type -> extagram.feed.v1.GetPostResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	6, // 0: extagram.feed.v1.ListPostsResponse.posts:type_name -> extagram.feed.v1.Post
+	6, // 1: extagram.feed.v1.GetPostResponse.post:type_name -> extagram.feed.v1.Post
+	1, // 2: extagram.feed.v1.WatchFeedResponse.first_page:type_name -> extagram.feed.v1.ListPostsResponse
+	0, // 3: extagram.feed.v1.FeedService.ListPosts:input_type -> extagram.feed.v1.ListPostsRequest
+	2, // 4: extagram.feed.v1.FeedService.GetPost:input_type -> extagram.feed.v1.GetPostRequest
+	4, // 5: extagram.feed.v1.FeedService.WatchFeed:input_type -> extagram.feed.v1.WatchFeedRequest
+	1, // 6: extagram.feed.v1.FeedService.ListPosts:output_type -> extagram.feed.v1.ListPostsResponse
+	3, // 7: extagram.feed.v1.FeedService.GetPost:output_type -> extagram.feed.v1.GetPostResponse
+	5, // 8: extagram.feed.v1.FeedService.WatchFeed:output_type -> extagram.feed.v1.WatchFeedResponse
+	6, // [6:9] is the sub-list for method output_type
+	3, // [3:6] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_extagram_feed_v1_feed_service_proto_init() }
@@ -292,7 +396,7 @@ func file_extagram_feed_v1_feed_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_extagram_feed_v1_feed_service_proto_rawDesc), len(file_extagram_feed_v1_feed_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

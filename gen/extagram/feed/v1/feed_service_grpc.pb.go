@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	FeedService_ListPosts_FullMethodName = "/extagram.feed.v1.FeedService/ListPosts"
 	FeedService_GetPost_FullMethodName   = "/extagram.feed.v1.FeedService/GetPost"
+	FeedService_WatchFeed_FullMethodName = "/extagram.feed.v1.FeedService/WatchFeed"
 )
 
 // FeedServiceClient is the client API for FeedService service.
@@ -28,8 +29,8 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // FeedService reads the feed. It is stateless and safe to replicate: every
-// replica reads the same store. Both calls are idempotent reads and may be
-// retried on another replica.
+// replica reads the same store. ListPosts and GetPost are idempotent reads
+// and may be retried on another replica.
 type FeedServiceClient interface {
 	// ListPosts returns posts newest first, one page at a time. Pages are read
 	// with keyset pagination, so a page costs the same however many posts
@@ -39,6 +40,17 @@ type FeedServiceClient interface {
 	// GetPost returns one post. NOT_FOUND when no post has that id,
 	// INVALID_ARGUMENT when the id is not of the id format.
 	GetPost(ctx context.Context, in *GetPostRequest, opts ...grpc.CallOption) (*GetPostResponse, error)
+	// WatchFeed keeps a client up to date with the newest page of the feed,
+	// so that it can serve that page without asking for it on every view.
+	// The first message carries the page as ListPosts without a page_token
+	// returns it; every later message follows a poll of the store, a few
+	// times a second: it carries the page again when the page changed (a new
+	// post, or one committed late), and nothing otherwise, as a heartbeat. A
+	// new post is in the stream within about 250 ms of its commit. A client
+	// that receives no message for a second must assume it missed a change.
+	// The stream ends with UNAVAILABLE when the store cannot be read or the
+	// replica shuts down; clients then ask ListPosts until they watch again.
+	WatchFeed(ctx context.Context, in *WatchFeedRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchFeedResponse], error)
 }
 
 type feedServiceClient struct {
@@ -69,13 +81,32 @@ func (c *feedServiceClient) GetPost(ctx context.Context, in *GetPostRequest, opt
 	return out, nil
 }
 
+func (c *feedServiceClient) WatchFeed(ctx context.Context, in *WatchFeedRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchFeedResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &FeedService_ServiceDesc.Streams[0], FeedService_WatchFeed_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchFeedRequest, WatchFeedResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FeedService_WatchFeedClient = grpc.ServerStreamingClient[WatchFeedResponse]
+
 // FeedServiceServer is the server API for FeedService service.
 // All implementations must embed UnimplementedFeedServiceServer
 // for forward compatibility.
 //
 // FeedService reads the feed. It is stateless and safe to replicate: every
-// replica reads the same store. Both calls are idempotent reads and may be
-// retried on another replica.
+// replica reads the same store. ListPosts and GetPost are idempotent reads
+// and may be retried on another replica.
 type FeedServiceServer interface {
 	// ListPosts returns posts newest first, one page at a time. Pages are read
 	// with keyset pagination, so a page costs the same however many posts
@@ -85,6 +116,17 @@ type FeedServiceServer interface {
 	// GetPost returns one post. NOT_FOUND when no post has that id,
 	// INVALID_ARGUMENT when the id is not of the id format.
 	GetPost(context.Context, *GetPostRequest) (*GetPostResponse, error)
+	// WatchFeed keeps a client up to date with the newest page of the feed,
+	// so that it can serve that page without asking for it on every view.
+	// The first message carries the page as ListPosts without a page_token
+	// returns it; every later message follows a poll of the store, a few
+	// times a second: it carries the page again when the page changed (a new
+	// post, or one committed late), and nothing otherwise, as a heartbeat. A
+	// new post is in the stream within about 250 ms of its commit. A client
+	// that receives no message for a second must assume it missed a change.
+	// The stream ends with UNAVAILABLE when the store cannot be read or the
+	// replica shuts down; clients then ask ListPosts until they watch again.
+	WatchFeed(*WatchFeedRequest, grpc.ServerStreamingServer[WatchFeedResponse]) error
 	mustEmbedUnimplementedFeedServiceServer()
 }
 
@@ -100,6 +142,9 @@ func (UnimplementedFeedServiceServer) ListPosts(context.Context, *ListPostsReque
 }
 func (UnimplementedFeedServiceServer) GetPost(context.Context, *GetPostRequest) (*GetPostResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPost not implemented")
+}
+func (UnimplementedFeedServiceServer) WatchFeed(*WatchFeedRequest, grpc.ServerStreamingServer[WatchFeedResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchFeed not implemented")
 }
 func (UnimplementedFeedServiceServer) mustEmbedUnimplementedFeedServiceServer() {}
 func (UnimplementedFeedServiceServer) testEmbeddedByValue()                     {}
@@ -158,6 +203,17 @@ func _FeedService_GetPost_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FeedService_WatchFeed_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchFeedRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(FeedServiceServer).WatchFeed(m, &grpc.GenericServerStream[WatchFeedRequest, WatchFeedResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FeedService_WatchFeedServer = grpc.ServerStreamingServer[WatchFeedResponse]
+
 // FeedService_ServiceDesc is the grpc.ServiceDesc for FeedService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -174,6 +230,12 @@ var FeedService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _FeedService_GetPost_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchFeed",
+			Handler:       _FeedService_WatchFeed_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "extagram/feed/v1/feed_service.proto",
 }
