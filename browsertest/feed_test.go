@@ -16,9 +16,11 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/extagram/extagram/edge/web"
 )
 
-const placeholder = "/static/preview.svg"
+// placeholder is the camera image the form shows when no photo is chosen.
+var placeholder = web.AssetURL("preview.svg")
 
 // The main path: type, choose a photo, see it previewed, publish once, see
 // the post first with its photo.

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health" // enables healthCheckConfig: without it client-side health checks are silently skipped
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/dns"
 	"google.golang.org/grpc/resolver/manual"
@@ -91,7 +93,9 @@ func dial(target, serviceConfig string, metrics *grpcprom.ClientMetrics) (*grpc.
 			grpc.WithChainStreamInterceptor(metrics.StreamClientInterceptor()))
 	}
 	// Inside the metrics interceptor: a hedged call counts once.
-	opts = append(opts, grpc.WithChainUnaryInterceptor(hedge))
+	opts = append(opts,
+		grpc.WithChainUnaryInterceptor(sendRequestID, hedge),
+		grpc.WithChainStreamInterceptor(sendRequestIDStream))
 	if !strings.Contains(target, "://") && !strings.HasPrefix(target, "dns:") && !strings.HasPrefix(target, "unix:") {
 		addrs, err := splitAddrs(target)
 		if err != nil {
@@ -144,4 +148,21 @@ func init() {
 	// without locking.
 	dns.SetMinResolutionInterval(dnsMinResolutionInterval)
 	balancer.Register(spreadBuilder{})
+}
+
+// sendRequestID puts the id of the HTTP request a call serves in the call's
+// metadata (x-request-id), for the services' logs.
+func sendRequestID(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return invoker(withRequestIDMetadata(ctx), method, req, reply, cc, opts...)
+}
+
+func sendRequestIDStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return streamer(withRequestIDMetadata(ctx), desc, cc, method, opts...)
+}
+
+func withRequestIDMetadata(ctx context.Context) context.Context {
+	if id := requestID(ctx); id != "" {
+		return metadata.AppendToOutgoingContext(ctx, "x-request-id", id)
+	}
+	return ctx
 }

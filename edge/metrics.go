@@ -1,6 +1,11 @@
 package edge
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // httpMetrics are the edge's HTTP metrics, registered on Options.Registry.
 type httpMetrics struct {
@@ -26,4 +31,10 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// observe counts and times one request.
+func (m *httpMetrics) observe(handler, method string, code int, elapsed time.Duration) {
+	m.requests.WithLabelValues(handler, method, strconv.Itoa(code)).Inc()
+	m.duration.WithLabelValues(handler, method).Observe(elapsed.Seconds())
 }

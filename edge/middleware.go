@@ -1,10 +1,12 @@
 package edge
 
 import (
-	"crypto/rand"
+	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -13,20 +15,30 @@ import (
 
 	"github.com/extagram/extagram/edge/web"
 	"golang.org/x/time/rate"
-	"google.golang.org/grpc/metadata"
 )
+
+// securityHeaderValues are the headers every edge response carries, as
+// header map entries made once.
+var securityHeaderValues = []struct {
+	key   string // canonical
+	value []string
+}{
+	{"Content-Security-Policy", []string{web.CSP}},
+	{"Strict-Transport-Security", []string{"max-age=63072000; includeSubDomains"}},
+	{"Referrer-Policy", []string{"no-referrer"}},
+	{"X-Content-Type-Options", []string{"nosniff"}},
+	{"X-Frame-Options", []string{"DENY"}},
+	{"Cross-Origin-Opener-Policy", []string{"same-origin"}},
+	{"Permissions-Policy", []string{"camera=(), microphone=(), geolocation=()"}},
+}
 
 // securityHeaders sets the headers every edge response carries.
 func securityHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("Content-Security-Policy", web.CSP)
-		hd.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-		hd.Set("Referrer-Policy", "no-referrer")
-		hd.Set("X-Content-Type-Options", "nosniff")
-		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
-		hd.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+		for _, sh := range securityHeaderValues {
+			hd[sh.key] = sh.value
+		}
 		h.ServeHTTP(w, r)
 	})
 }
@@ -35,35 +47,68 @@ type ctxKey int
 
 const requestIDKey ctxKey = iota
 
-// withRequestID gives each request an id: in the response's X-Request-Id,
-// in every log line of the request, and in the gRPC metadata of its calls.
-func (e *Edge) withRequestID(h http.Handler) http.Handler {
+func contextWithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey, id)
+}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+// newRequestID returns 64 random bits in hex.
+func newRequestID() string {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], rand.Uint64())
+	return hex.EncodeToString(b[:])
+}
+
+// observe gives each request an id (in the response's X-Request-Id, in
+// every log line of the request, and, through the connections'
+// interceptor, in the gRPC metadata of its calls), then logs it and counts
+// it under the name its route gave it (see named).
+func (e *Edge) observe(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		id := hex.EncodeToString(b[:])
-		w.Header().Set("X-Request-Id", id)
-		ctx := metadata.AppendToOutgoingContext(r.Context(), "x-request-id", id)
-		ctx = contextWithRequestID(ctx, id)
+		id := newRequestID()
+		w.Header()["X-Request-Id"] = []string{id}
+		ctx := contextWithRequestID(r.Context(), id)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		start := time.Now()
 		h.ServeHTTP(rec, r.WithContext(ctx))
+		elapsed := time.Since(start)
+		if e.metrics != nil && rec.handler != "" {
+			e.metrics.observe(rec.handler, r.Method, rec.status, elapsed)
+		}
 		lvl := slog.LevelDebug
 		if rec.status >= 500 {
 			lvl = slog.LevelWarn
 		}
-		e.logger.Log(ctx, lvl, "request", "request_id", id, "method", r.Method, "path", r.URL.Path,
-			"status", rec.status, "bytes", rec.bytes, "duration", time.Since(start))
+		if e.logger.Enabled(ctx, lvl) {
+			e.logger.LogAttrs(ctx, lvl, "request", slog.String("request_id", id), slog.String("method", r.Method),
+				slog.String("path", r.URL.Path), slog.Int("status", rec.status), slog.Int64("bytes", rec.bytes), slog.Duration("duration", elapsed))
+		}
 	})
 }
 
-// statusRecorder remembers the status for the log line; it passes Flush
-// and ReadFrom through via Unwrap (http.ResponseController).
+// named gives a route's requests their name in the metrics.
+func named(name string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rec, ok := w.(*statusRecorder); ok {
+			rec.handler = name
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// statusRecorder remembers the status and size for the log line and the
+// metrics; it passes Flush and ReadFrom through via Unwrap
+// (http.ResponseController).
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
-	wrote  bool
+	handler string
+	status  int
+	bytes   int64
+	wrote   bool
 }
 
 func (s *statusRecorder) WriteHeader(code int) {

@@ -8,21 +8,19 @@ import (
 
 	"github.com/extagram/extagram/edge/web"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
 func (e *Edge) routes() (http.Handler, error) {
 	mux := http.NewServeMux()
-	page := e.instrument("page", http.HandlerFunc(e.handleFeed))
+	page := named("page", http.HandlerFunc(e.handleFeed))
 	mux.Handle("GET /{$}", page)
 	mux.Handle("GET /extagram.php", page)
 
 	upload := http.NewCrossOriginProtection().Handler(http.HandlerFunc(e.handleUpload))
-	mux.Handle("POST /upload.php", e.instrument("upload", upload))
-	mux.Handle("GET /storage/{id}", e.instrument("storage", http.HandlerFunc(e.handleStorage)))
-	mux.Handle("/static/", e.instrument("static", web.Static()))
+	mux.Handle("POST /upload.php", named("upload", upload))
+	mux.Handle("GET /storage/{id}", named("storage", http.HandlerFunc(e.handleStorage)))
+	mux.Handle("/static/", named("static", web.Static()))
 	mux.Handle("GET /favicon.ico", http.RedirectHandler("/static/favicon.svg", http.StatusMovedPermanently))
 
 	gw := runtime.NewServeMux(
@@ -36,7 +34,7 @@ func (e *Edge) routes() (http.Handler, error) {
 	if err := e.backends.registerAPI(context.Background(), gw, e.feed); err != nil {
 		return nil, err
 	}
-	mux.Handle("/api/", e.instrument("api", gw))
+	mux.Handle("/api/", named("api", gw))
 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -52,7 +50,7 @@ func (e *Edge) routes() (http.Handler, error) {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	return securityHeaders(e.withRequestID(rejectDotSegments(http.MaxBytesHandler(mux, e.opts.MaxUploadBytes+formOverhead)))), nil
+	return securityHeaders(e.observe(rejectDotSegments(http.MaxBytesHandler(mux, e.opts.MaxUploadBytes+formOverhead)))), nil
 }
 
 // rejectDotSegments answers 400 for paths with ".." segments or NUL bytes
@@ -67,14 +65,4 @@ func rejectDotSegments(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-// instrument counts and times requests by handler, when metrics are on.
-func (e *Edge) instrument(name string, h http.Handler) http.Handler {
-	if e.metrics == nil {
-		return h
-	}
-	labels := prometheus.Labels{"handler": name}
-	return promhttp.InstrumentHandlerDuration(e.metrics.duration.MustCurryWith(labels),
-		promhttp.InstrumentHandlerCounter(e.metrics.requests.MustCurryWith(labels), h))
 }

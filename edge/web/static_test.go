@@ -1,11 +1,16 @@
 package web
 
 import (
+	"bytes"
+	"compress/gzip"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/andybalholm/brotli"
 )
 
 func serve(method, target string, header http.Header) *httptest.ResponseRecorder {
@@ -27,8 +32,12 @@ var wantAssets = map[string]string{
 
 func TestStaticAssets(t *testing.T) {
 	t.Parallel()
-	if len(assets) != len(wantAssets) {
-		t.Errorf("%d embedded assets, want %d", len(assets), len(wantAssets))
+	distinct := map[*asset]bool{}
+	for _, a := range assets {
+		distinct[a] = true
+	}
+	if len(distinct) != len(wantAssets) {
+		t.Errorf("%d embedded assets, want %d", len(distinct), len(wantAssets))
 	}
 	etags := map[string]bool{}
 	for path, ctype := range wantAssets {
@@ -178,5 +187,84 @@ func TestSVGsHaveNoScript(t *testing.T) {
 		if !strings.Contains(preview, want) {
 			t.Errorf("preview.svg lacks %s", want)
 		}
+	}
+}
+
+// TestStaticFingerprints: the page links assets by fingerprinted names,
+// served like the plain ones but cached for good.
+func TestStaticFingerprints(t *testing.T) {
+	t.Parallel()
+	for plain := range wantAssets {
+		name := strings.TrimPrefix(plain, "/static/")
+		url := AssetURL(name)
+		if !regexp.MustCompile(`^/static/[a-z]+\.[0-9a-f]{12}\.(css|js|svg)$`).MatchString(url) {
+			t.Fatalf("AssetURL(%q) = %q", name, url)
+		}
+		a, b := serve(http.MethodGet, plain, nil), serve(http.MethodGet, url, nil)
+		if b.Code != http.StatusOK || a.Body.String() != b.Body.String() || a.Header().Get("ETag") != b.Header().Get("ETag") {
+			t.Errorf("%s and %s differ: %d", plain, url, b.Code)
+		}
+		if got := b.Header().Get("Cache-Control"); got != "public, max-age=31536000, immutable" {
+			t.Errorf("%s: Cache-Control %q", url, got)
+		}
+	}
+	// A fingerprint that is not the current one is not served.
+	if rec := serve(http.MethodGet, "/static/style.000000000000.css", nil); rec.Code != http.StatusNotFound {
+		t.Errorf("a stale fingerprint: %d, want 404", rec.Code)
+	}
+}
+
+// TestStaticEncodings: brotli or gzip as the client accepts them, each with
+// its own ETag, Vary: Accept-Encoding, and the same bytes once decoded.
+func TestStaticEncodings(t *testing.T) {
+	t.Parallel()
+	css := assets["style.css"].body
+	for _, c := range []struct{ accept, want string }{
+		{"", ""},
+		{"gzip", "gzip"},
+		{"gzip, deflate, br", "br"},
+		{"br;q=0, gzip", "gzip"},
+		{"BR", "br"},
+		{"*", "br"},
+		{"gzip;q=0, br;q=0", ""},
+		{"identity", ""},
+		{"deflate", ""},
+	} {
+		h := http.Header{}
+		if c.accept != "" {
+			h.Set("Accept-Encoding", c.accept)
+		}
+		rec := serve(http.MethodGet, "/static/style.css", h)
+		if got := rec.Header().Get("Content-Encoding"); got != c.want {
+			t.Errorf("Accept-Encoding %q: Content-Encoding %q, want %q", c.accept, got, c.want)
+			continue
+		}
+		if rec.Header().Get("Vary") != "Accept-Encoding" {
+			t.Errorf("Accept-Encoding %q: Vary %q", c.accept, rec.Header().Get("Vary"))
+		}
+		var body []byte
+		var err error
+		switch c.want {
+		case "gzip":
+			var zr *gzip.Reader
+			if zr, err = gzip.NewReader(rec.Body); err == nil {
+				body, err = io.ReadAll(zr)
+			}
+		case "br":
+			body, err = io.ReadAll(brotli.NewReader(rec.Body))
+		default:
+			body = rec.Body.Bytes()
+		}
+		if err != nil || !bytes.Equal(body, css) {
+			t.Errorf("Accept-Encoding %q: decoded %d bytes (%v), want the %d of style.css", c.accept, len(body), err, len(css))
+		}
+		if c.want != "" && (rec.Body.Len() >= len(css) || !strings.HasSuffix(rec.Header().Get("ETag"), `-`+map[string]string{"gzip": "gz", "br": "br"}[c.want]+`"`)) {
+			t.Errorf("Accept-Encoding %q: %d bytes, ETag %s", c.accept, rec.Body.Len(), rec.Header().Get("ETag"))
+		}
+	}
+	// Revalidating a compressed copy by its ETag.
+	br := serve(http.MethodGet, "/static/style.css", http.Header{"Accept-Encoding": {"br"}})
+	if rec := serve(http.MethodGet, "/static/style.css", http.Header{"Accept-Encoding": {"br"}, "If-None-Match": {br.Header().Get("ETag")}}); rec.Code != http.StatusNotModified {
+		t.Errorf("If-None-Match of the brotli copy: %d, want 304", rec.Code)
 	}
 }

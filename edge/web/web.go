@@ -52,7 +52,7 @@ const eagerImages = 2
 //go:embed templates/feed.html
 var templateFS embed.FS
 
-var feedTemplate = template.Must(template.ParseFS(templateFS, "templates/feed.html"))
+var feedTemplate = template.Must(template.New("feed.html").Funcs(template.FuncMap{"asset": AssetURL}).ParseFS(templateFS, "templates/feed.html"))
 
 type pageView struct {
 	Feed

@@ -67,9 +67,9 @@ func TestRenderHead(t *testing.T) {
 		`<meta charset="utf-8">`,
 		`<meta name="viewport" content="width=device-width, initial-scale=1">`,
 		`<title>Extagram</title>`,
-		`<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">`,
-		`<link rel="stylesheet" href="/static/style.css">`,
-		`<script src="/static/app.js" defer></script>`,
+		`<link rel="icon" href="` + AssetURL("favicon.svg") + `" type="image/svg+xml">`,
+		`<link rel="stylesheet" href="` + AssetURL("style.css") + `">`,
+		`<script src="` + AssetURL("app.js") + `" defer></script>`,
 		`<h1 class="site-name">`,
 	} {
 		if !strings.Contains(page, want) {
@@ -86,7 +86,7 @@ func TestRenderForm(t *testing.T) {
 		`<label for="post" class="visually-hidden">`,
 		`<input id="post" type="text" name="post" placeholder="Write something..." required maxlength="2200" autocomplete="off">`,
 		`<input id="file" class="visually-hidden" type="file" name="photo" accept="image/jpeg,image/png,image/gif,image/webp">`,
-		`<label for="file" class="picker"><img id="preview" src="/static/preview.svg" alt="Choose a photo" width="300" height="300"></label>`,
+		`<label for="file" class="picker"><img id="preview" src="` + AssetURL("preview.svg") + `" alt="Choose a photo" width="300" height="300"></label>`,
 		`<button type="button" id="remove" class="remove" hidden>Remove photo</button>`,
 		`<button type="submit" id="publish" class="publish">Publish</button>`,
 	} {
