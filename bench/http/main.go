@@ -17,9 +17,9 @@
 // whose newest 20 are the same photo posts (same ids, same images), so page
 // 1 shows the same posts at both sizes. Post keys grow with insertion, so the
 // two sizes are two databases: the first holds the 20 photo posts; the
-// second 99,980 text posts and then the same 20 photo posts. The services
-// are restarted on the second database (the edge keeps running) before the
-// 100,000-post paths are measured.
+// second 99,980 text posts and then the same 20 photo posts. The site is
+// started again over the second database before the 100,000-post paths are
+// measured.
 //
 // It needs nginx and wrk (apt-get install -y nginx wrk) and, unless
 // -store embedded, the MySQL server of -mysql-dsn (default

@@ -108,11 +108,7 @@ func startNginx(ctx context.Context, dir string, types contentTypes) (*nginx, er
 			return nil, fmt.Errorf("nginx: unusable Content-Type %q", t)
 		}
 	}
-	addr, err := hatest.FreePort("127.0.0.1")
-	if err != nil {
-		return nil, err
-	}
-	n := &nginx{dir: dir, root: filepath.Join(dir, "root"), url: "https://" + addr, client: hatest.NewClient(2)}
+	n := &nginx{dir: dir, root: filepath.Join(dir, "root"), client: hatest.NewClient(2)}
 	// nginx's workers run as nobody when the benchmark runs as root: they
 	// must be able to read the files.
 	for _, d := range []string{dir, n.root, filepath.Join(dir, "tmp")} {
@@ -126,32 +122,57 @@ func startNginx(ctx context.Context, dir string, types contentTypes) (*nginx, er
 	if err := writeCert(dir); err != nil {
 		return nil, err
 	}
+	// Another program can take the port between FreePort and nginx's
+	// bind: then nginx is started again on another.
+	for attempt := 1; ; attempt++ {
+		err := n.start(ctx, bin, types)
+		if err == nil {
+			return n, nil
+		}
+		if attempt < 3 && ctx.Err() == nil && portTaken(err.Error()) {
+			logf("nginx: its port was taken by another program; trying another")
+			continue
+		}
+		return n, err
+	}
+}
+
+// start writes the configuration for a free port, starts nginx and waits
+// until it answers.
+func (n *nginx) start(ctx context.Context, bin string, types contentTypes) error {
+	addr, err := hatest.FreePort("127.0.0.1")
+	if err != nil {
+		return err
+	}
+	n.url = "https://" + addr
 	var conf strings.Builder
-	if err := nginxConf.Execute(&conf, map[string]any{"Dir": dir, "Root": n.root, "Addr": addr, "Types": types}); err != nil {
-		return nil, err
+	if err := nginxConf.Execute(&conf, map[string]any{"Dir": n.dir, "Root": n.root, "Addr": addr, "Types": types}); err != nil {
+		return err
 	}
-	confPath := filepath.Join(dir, "nginx.conf")
+	confPath := filepath.Join(n.dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf.String()), 0o644); err != nil {
-		return nil, err
+		return err
 	}
-	n.proc, err = startProc("nginx", n.url, "", filepath.Join(dir, "nginx.log"), bin, os.Environ(), []string{
-		"-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;",
+	errorLog := filepath.Join(n.dir, "error.log")
+	logged := fileSize(errorLog)
+	n.proc, err = startProc("nginx", n.url, "", filepath.Join(n.dir, "nginx.log"), bin, os.Environ(), []string{
+		"-p", n.dir, "-c", confPath, "-e", errorLog, "-g", "daemon off;",
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		if !n.proc.running() {
-			return n, fmt.Errorf("nginx did not start: %v\n%s\n%s", n.proc.exitErr(), n.proc.logTail(2000), readTail(filepath.Join(dir, "error.log"), 2000))
+			return fmt.Errorf("nginx did not start: %v\n%s", n.proc.exitErr(), readFrom(errorLog, logged))
 		}
 		code, _, _, err := fetch(ctx, n.client, n.url, "/static/style.css")
 		if err == nil && code != 0 {
-			return n, nil
+			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			n.stop()
-			return n, fmt.Errorf("nginx did not answer on %s within 15s: %v\n%s", addr, err, readTail(filepath.Join(dir, "error.log"), 2000))
+			return fmt.Errorf("nginx did not answer on %s within 15s: %v\n%s", addr, err, readFrom(errorLog, logged))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -239,16 +260,4 @@ func writeCert(dir string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-}
-
-// readTail returns the last n bytes of a file.
-func readTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
 }

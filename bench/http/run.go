@@ -164,21 +164,12 @@ func run(sigCtx context.Context, cfg config) (ok bool, err error) {
 	if cfg.has("feed20") {
 		first = b.small
 	}
-	s, err := newSite(bin, dir)
-	if err != nil {
-		return false, err
-	}
+	s := newSite(bin, dir)
 	b.site = s
 	defer s.close()
 	if err := b.timed("start the site", func() error {
 		logf("starting upload, blob, feed-1, feed-2 and the edge over the database of %s", first.label)
-		if err := s.startServices(ctx, first); err != nil {
-			return err
-		}
-		if err := s.startEdge(); err != nil {
-			return err
-		}
-		return s.waitReady(ctx)
+		return s.start(ctx, first)
 	}); err != nil {
 		return false, err
 	}
@@ -216,8 +207,8 @@ func run(sigCtx context.Context, cfg config) (ok bool, err error) {
 	}
 	if cfg.needLarge() {
 		if first.label != b.large.label {
-			if err := b.timed("restart the services on the large database", func() error {
-				logf("restarting the services over the database of %s", b.large.label)
+			if err := b.timed("restart the site on the large database", func() error {
+				logf("restarting the site over the database of %s", b.large.label)
 				return s.switchTo(ctx, b.large)
 			}); err != nil {
 				return false, err
@@ -665,7 +656,7 @@ func (b *bench) printRSS(w io.Writer) {
 				parts = append(parts, fmt.Sprintf("%s %s", p.name, mib(kb)))
 			}
 		}
-		fmt.Fprintf(w, "  (the services over the database of %s, stopped before the paths of %s: %s)\n", b.small.label, b.large.label, strings.Join(parts, ", "))
+		fmt.Fprintf(w, "  (the processes over the database of %s, stopped before the paths of %s: %s)\n", b.small.label, b.large.label, strings.Join(parts, ", "))
 	}
 	if kb, n, err := b.ng.peakKB(); err == nil {
 		fmt.Fprintf(w, "  for comparison, nginx: %s (%d processes)\n", mib(kb), n)

@@ -18,6 +18,7 @@ import (
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
 	"github.com/go-sql-driver/mysql"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // database is one database of the site: a MySQL database (dsn) or an
@@ -97,8 +98,8 @@ func (s *mysqlServer) close() {
 }
 
 // site is Extagram with every role as its own process: the edge, two feed
-// replicas, upload and blob. The services can be moved to another database
-// (switchTo) on the same addresses while the edge keeps running.
+// replicas, upload and blob. It can be started again over another database
+// (switchTo).
 type site struct {
 	bin, dir string
 	uploads  string // shared by upload and blob, whatever the database
@@ -106,21 +107,69 @@ type site struct {
 	client   *http.Client
 	db       database
 
-	edgeAddr, edgeMetrics string
-	svcs                  []svcAddr
-	edge                  *proc
-	running               []*proc // the services now
-	retired               []*proc // services of an earlier database
+	edge    *proc
+	running []*proc // the services now
+	retired []*proc // the processes over an earlier database
 }
 
-type svcAddr struct {
-	name, role    string
-	addr, metrics string
+func newSite(bin, dir string) *site {
+	return &site{bin: bin, dir: dir, uploads: filepath.Join(dir, "uploads"), client: hatest.NewClient(8)}
 }
 
-func newSite(bin, dir string) (*site, error) {
-	s := &site{bin: bin, dir: dir, uploads: filepath.Join(dir, "uploads"), client: hatest.NewClient(8)}
-	for _, n := range []struct{ name, role string }{{"upload", "upload"}, {"blob", "blob"}, {"feed-1", "feed"}, {"feed-2", "feed"}} {
+// start starts upload, blob and the feed replicas over db, then the edge
+// in front of them (uploads not rate-limited), and waits until the edge is
+// ready and has sent calls to every feed replica.
+func (s *site) start(ctx context.Context, db database) error {
+	s.db = db
+	for _, r := range []struct{ name, role string }{{"upload", "upload"}, {"blob", "blob"}, {"feed-1", "feed"}, {"feed-2", "feed"}} {
+		env := childEnv()
+		dataDir := db.dataDir // every service opens the same SQLite file (WAL mode: one writer, upload)
+		if db.dsn != "" {
+			env = childEnv("EXTAGRAM_MYSQL_DSN=" + db.dsn)
+			dataDir = filepath.Join(s.dir, "data-"+r.name)
+		}
+		p, err := s.launch(ctx, r.name, env, func(addr, metrics string) []string {
+			return []string{
+				r.role, "--grpc-addr", addr, "--metrics-addr", metrics, "--data-dir", dataDir,
+				"--uploads-dir", s.uploads, "--drain-period", "1s", "--auto-migrate=false",
+			}
+		}, waitServing)
+		if err != nil {
+			return err
+		}
+		s.running = append(s.running, p)
+	}
+	var feeds []string
+	target := map[string]string{}
+	for _, p := range s.running {
+		if strings.HasPrefix(p.name, "feed") {
+			feeds = append(feeds, p.addr)
+		} else {
+			target[p.name] = p.addr
+		}
+	}
+	p, err := s.launch(ctx, "edge", childEnv(), func(addr, metrics string) []string {
+		return []string{
+			"edge", "--https-addr", addr, "--metrics-addr", metrics,
+			"--data-dir", filepath.Join(s.dir, "data-edge"), "--drain-period", "1s",
+			"--feed-target", strings.Join(feeds, ","), "--upload-target", target["upload"], "--blob-target", target["blob"],
+			"--upload-rate", "0",
+		}
+	}, waitHTTPS)
+	if err != nil {
+		return err
+	}
+	s.edge = p
+	s.url = "https://" + p.addr
+	return s.waitReady(ctx)
+}
+
+// launch starts a role on free ports (args makes its flags) and waits
+// until ready says it serves. Another program can take a port between
+// FreePort and the role's listen: launch then tries other ports.
+func (s *site) launch(ctx context.Context, name string, env []string, args func(addr, metrics string) []string, ready func(context.Context, *proc) error) (*proc, error) {
+	logPath := filepath.Join(s.dir, name+".log")
+	for attempt := 1; ; attempt++ {
 		addr, err := hatest.FreePort("127.0.0.1")
 		if err != nil {
 			return nil, err
@@ -129,86 +178,76 @@ func newSite(bin, dir string) (*site, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.svcs = append(s.svcs, svcAddr{name: n.name, role: n.role, addr: addr, metrics: metrics})
-	}
-	var err error
-	if s.edgeAddr, err = hatest.FreePort("127.0.0.1"); err != nil {
-		return nil, err
-	}
-	if s.edgeMetrics, err = hatest.FreePort("127.0.0.1"); err != nil {
-		return nil, err
-	}
-	s.url = "https://" + s.edgeAddr
-	return s, nil
-}
-
-// startServices starts upload, blob and the feed replicas over db and
-// waits until each reports SERVING.
-func (s *site) startServices(ctx context.Context, db database) error {
-	s.db = db
-	for _, a := range s.svcs {
-		args := []string{
-			a.role, "--grpc-addr", a.addr, "--metrics-addr", a.metrics,
-			"--uploads-dir", s.uploads, "--drain-period", "1s", "--auto-migrate=false",
-		}
-		env := childEnv()
-		if db.dsn != "" {
-			env = childEnv("EXTAGRAM_MYSQL_DSN=" + db.dsn)
-			args = append(args, "--data-dir", filepath.Join(s.dir, "data-"+a.name))
-		} else {
-			// Every service opens the same SQLite file (WAL mode: one
-			// writer, upload; readers in the other processes).
-			args = append(args, "--data-dir", db.dataDir)
-		}
-		p, err := startProc(a.name, a.addr, a.metrics, filepath.Join(s.dir, a.name+".log"), s.bin, env, args)
+		logged := fileSize(logPath)
+		p, err := startProc(name, addr, metrics, logPath, s.bin, env, args(addr, metrics))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		s.running = append(s.running, p)
-		if err := hatest.WaitHealth(ctx, a.addr, 60*time.Second); err != nil {
-			return fmt.Errorf("%s: %w\n%s", a.name, err, p.logTail(2000))
+		err = ready(ctx, p)
+		if err == nil {
+			return p, nil
 		}
+		p.stop(syscall.SIGKILL, time.Second)
+		if attempt < 3 && ctx.Err() == nil && portTaken(readFrom(logPath, logged)) {
+			logf("%s: a port was taken by another program; trying others", name)
+			continue
+		}
+		return nil, fmt.Errorf("%s: %w\n%s", name, err, p.logTail(3000))
 	}
-	return nil
 }
 
-// startEdge starts the edge in front of the services, with uploads not
-// rate-limited.
-func (s *site) startEdge() error {
-	var feeds []string
-	target := map[string]string{}
-	for _, a := range s.svcs {
-		if a.role == "feed" {
-			feeds = append(feeds, a.addr)
-		} else {
-			target[a.role] = a.addr
+// waitServing waits until the gRPC service p reports SERVING.
+func waitServing(ctx context.Context, p *proc) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		if !p.running() {
+			return fmt.Errorf("exited: %v", p.exitErr())
+		}
+		st, err := hatest.Health(ctx, p.addr)
+		if err == nil && st == healthpb.HealthCheckResponse_SERVING {
+			return nil
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return fmt.Errorf("not SERVING after 60s: %v %v", st, err)
 		}
 	}
-	p, err := startProc("edge", s.url, s.edgeMetrics, filepath.Join(s.dir, "edge.log"), s.bin, childEnv(), []string{
-		"edge", "--https-addr", s.edgeAddr, "--metrics-addr", s.edgeMetrics,
-		"--data-dir", filepath.Join(s.dir, "data-edge"), "--drain-period", "1s",
-		"--feed-target", strings.Join(feeds, ","), "--upload-target", target["upload"], "--blob-target", target["blob"],
-		"--upload-rate", "0",
-	})
-	if err != nil {
-		return err
-	}
-	s.edge = p
-	return nil
 }
 
-// switchTo stops the services and starts them again over db, on the same
-// addresses; the edge reconnects by itself.
+// waitHTTPS waits until the edge p answers its /healthz.
+func waitHTTPS(ctx context.Context, p *proc) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	client := hatest.NewClient(1)
+	defer client.CloseIdleConnections()
+	for {
+		if !p.running() {
+			return fmt.Errorf("exited: %v", p.exitErr())
+		}
+		code, _, _, err := hatest.Get(ctx, client, "https://"+p.addr+"/healthz")
+		if err == nil && code == http.StatusOK {
+			return nil
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return fmt.Errorf("no answer to /healthz after 60s: status %d, %v", code, err)
+		}
+	}
+}
+
+// portTaken reports whether a log says a listen failed for a port in use.
+func portTaken(log string) bool {
+	return strings.Contains(strings.ToLower(log), "address already in use")
+}
+
+// switchTo stops every process of the site and starts them again over db.
 func (s *site) switchTo(ctx context.Context, db database) error {
-	for _, p := range s.running {
+	procs := s.procs()
+	for _, p := range procs {
 		p.stop(syscall.SIGTERM, 10*time.Second)
 	}
-	s.retired = append(s.retired, s.running...)
-	s.running = nil
-	if err := s.startServices(ctx, db); err != nil {
-		return err
-	}
-	return s.waitReady(ctx)
+	s.retired = append(s.retired, procs...)
+	s.edge, s.running = nil, nil
+	return s.start(ctx, db)
 }
 
 // waitReady waits until the edge's /readyz answers 200 and every feed
@@ -308,6 +347,24 @@ func fetch(ctx context.Context, client *http.Client, base, uri string) (int, str
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	return resp.StatusCode, resp.Header.Get("Content-Type"), body, err
+}
+
+// fileSize returns the size of a file, 0 when it does not exist.
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// readFrom returns what a file holds from offset on.
+func readFrom(path string, offset int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil || offset > int64(len(b)) {
+		return ""
+	}
+	return string(b[offset:])
 }
 
 // fileCount returns the number of image files in the uploads folder dir
