@@ -590,20 +590,19 @@ func uploadForm(png []byte) ([]byte, string, error) {
 }
 
 func (b *bench) printHeader(w io.Writer) {
-	store := "MySQL"
+	fmt.Fprintln(w, "\nExtagram HTTP benchmark: every role its own process (edge, feed-1, feed-2, upload, blob).")
 	if b.cfg.store == "embedded" {
-		store = "the embedded store (one SQLite file per database, shared by the four service processes)"
+		fmt.Fprintln(w, "Store: embedded; each database is one SQLite file (WAL mode) that the four service processes share.")
 	}
-	fmt.Fprintf(w, "\nExtagram HTTP benchmark: every role its own process (edge, feed-1, feed-2, upload, blob) over %s,\n", store)
-	fmt.Fprintf(w, "against %s (2 workers, TLS, HTTP/1.1, keep-alive, sendfile) serving the same bodies as files.\n", toolVersion("nginx", "-v"))
-	fmt.Fprintf(w, "Load: %s, wrk -t%d -c%d -d%s --latency after a %s warm-up (uploads: -c%d).\n%d CPUs; load average %s at the start, %s at the end.\n",
-		toolVersion("wrk", "-v"), wrkThreads, b.cfg.conns, b.cfg.duration, b.cfg.warmup, b.cfg.uploadConns, runtime.NumCPU(), b.loadAtStart, loadAverage())
 	for _, n := range b.notes {
 		if strings.HasPrefix(n, "databases") {
-			fmt.Fprintf(w, "%s.\n", strings.ToUpper(n[:1])+n[1:])
+			fmt.Fprintf(w, "Store: MySQL, %s.\n", n)
 		}
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, "nginx: %s, 2 workers, TLS, HTTP/1.1, keep-alive, sendfile, serving as files the bodies the edge served.\n", toolVersion("nginx", "-v"))
+	fmt.Fprintf(w, "Load: %s, -t%d -c%d -d%s --latency after a %s warm-up (uploads: -c%d).\n",
+		toolVersion("wrk", "-v"), wrkThreads, b.cfg.conns, b.cfg.duration, b.cfg.warmup, b.cfg.uploadConns)
+	fmt.Fprintf(w, "Machine: %d CPUs; load average %s at the start, %s at the end.\n\n", runtime.NumCPU(), b.loadAtStart, loadAverage())
 }
 
 func (b *bench) printTable(w io.Writer) {
