@@ -35,6 +35,12 @@ test:
 bench:
 	go test -run '^$$' -bench . -benchtime 200x ./store/
 
+# The site's HTTP performance against nginx serving the same bytes (needs
+# nginx and wrk: apt-get install -y nginx wrk).
+.PHONY: bench-http
+bench-http:
+	go run ./bench/http
+
 # Each fuzz target for FUZZTIME; the seed corpora (f.Add and testdata/fuzz)
 # also run as plain tests in make test. The upload targets run services in
 # the fuzzing process, whose background goroutines (health checks,
