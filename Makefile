@@ -32,8 +32,11 @@ lint: tools
 test:
 	go test -count=1 -v ./...
 
+# The hot paths, one testing.B each: feed pages from the store, the edge's
+# page (cached and per view) and its rendering, an image read, an upload
+# through the service and the store's write.
 bench:
-	go test -run '^$$' -bench . -benchtime 200x ./store/
+	go test -run '^$$' -bench . -benchtime 200x ./store/ ./blobsvc/ ./uploadsvc/ ./edge/ ./edge/web/ ./imaging/
 
 # The site's HTTP performance against nginx serving the same bytes (needs
 # nginx and wrk: apt-get install -y nginx wrk).

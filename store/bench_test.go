@@ -1,9 +1,11 @@
 package store_test
 
 import (
+	"crypto/rand"
 	"fmt"
 	"testing"
 
+	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
 )
@@ -56,6 +58,34 @@ func BenchmarkListPosts(b *testing.B) {
 						}
 					}
 				})
+			}
+		})
+	}
+}
+
+// BenchmarkCreatePost stores posts with a 120 KB image, as an upload does:
+// one transaction with the image's BLOB and the post.
+func BenchmarkCreatePost(b *testing.B) {
+	data := make([]byte, 120<<10)
+	_, _ = rand.Read(data)
+	for _, st := range []struct {
+		name string
+		open func(testing.TB) store.Store
+	}{
+		{"embedded", storetest.Embedded},
+		{"mysql", storetest.MySQL},
+	} {
+		b.Run(st.name, func(b *testing.B) {
+			s := st.open(b)
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				_, err := s.CreatePost(b.Context(), store.NewPost{ID: contract.NewID(), Text: "benchmark", Image: &store.NewImage{
+					ID: contract.NewID(), ContentType: "image/png", Width: 200, Height: 200, Data: data,
+				}})
+				if err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

@@ -108,10 +108,5 @@ func openEmbedded(ctx context.Context, c Config) (Store, error) {
 		return nil, wrap("open "+path, err, classifySQLite)
 	}
 	logger.LogAttrs(ctx, slog.LevelInfo, "store: opened embedded database", slog.String("path", path))
-	return &sqlStore{
-		r:        r,
-		w:        w,
-		timeArg:  func(t time.Time) any { return t.UTC().Format(sqliteTimeLayout) },
-		classify: classifySQLite,
-	}, nil
+	return newSQLStore(r, w, func(t time.Time) any { return t.UTC().Format(sqliteTimeLayout) }, classifySQLite), nil
 }

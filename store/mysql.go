@@ -107,12 +107,7 @@ func openMySQL(ctx context.Context, c Config) (Store, error) {
 	}
 	logger.LogAttrs(ctx, slog.LevelInfo, "store: opened mysql",
 		slog.String("addr", cfg.Addr), slog.String("database", cfg.DBName))
-	return &sqlStore{
-		r:        db,
-		w:        db,
-		timeArg:  func(t time.Time) any { return t },
-		classify: classifyMySQL,
-	}, nil
+	return newSQLStore(db, db, func(t time.Time) any { return t }, classifyMySQL), nil
 }
 
 // driverLogger sends the driver's own messages (a connection that broke

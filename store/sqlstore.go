@@ -20,6 +20,8 @@ type sqlStore struct {
 	// for SQLite it is a pool of one connection, so writers queue in Go
 	// instead of failing with SQLITE_BUSY.
 	r, w *sql.DB
+	// rq and wq are the statements prepared on r and w.
+	rq, wq *statements
 	// timeArg turns a UTC time into a query argument.
 	timeArg func(time.Time) any
 	// classify maps a dialect's server errors to ErrDuplicate or
@@ -28,6 +30,48 @@ type sqlStore struct {
 }
 
 var _ Store = (*sqlStore)(nil)
+
+func newSQLStore(r, w *sql.DB, timeArg func(time.Time) any, classify func(error) error) *sqlStore {
+	s := &sqlStore{r: r, w: w, rq: &statements{db: r}, wq: &statements{db: w}, timeArg: timeArg, classify: classify}
+	if w == r {
+		s.wq = s.rq
+	}
+	return s
+}
+
+// queryRow runs a query that returns one row with a statement prepared on
+// the read pool.
+func (s *sqlStore) queryRow(ctx context.Context, query string, args ...any) (*sql.Row, error) {
+	st, err := s.rq.get(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryRowContext(ctx, args...), nil
+}
+
+// query runs a query with a statement prepared on the read pool.
+func (s *sqlStore) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := s.rq.get(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// writeStatements returns the statements of queries prepared on the write
+// pool. They must be had before the transaction that uses them begins: for
+// SQLite the pool has one connection, which the transaction holds.
+func (s *sqlStore) writeStatements(ctx context.Context, queries ...string) ([]*sql.Stmt, error) {
+	out := make([]*sql.Stmt, len(queries))
+	for i, q := range queries {
+		st, err := s.wq.get(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = st
+	}
+	return out, nil
+}
 
 // contentTypes are the image types the site serves (see Image).
 var contentTypes = map[string]bool{
@@ -105,17 +149,22 @@ func (s *sqlStore) CreatePost(ctx context.Context, np NewPost) (Post, error) {
 		}
 		imageID = post.Image.ID[:]
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	stmts, err := s.writeStatements(ctx, insertImageSQL, insertPostSQL)
+	if err != nil {
+		return Post{}, s.fail("prepare", err)
+	}
+	insertImage, insertPost := stmts[0], stmts[1]
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		// The image goes first so the post's foreign key has something to
 		// point at; a failure anywhere rolls both back.
 		if im := post.Image; im != nil {
-			if _, err := tx.ExecContext(ctx, insertImageSQL,
+			if _, err := tx.StmtContext(ctx, insertImage).ExecContext(ctx,
 				im.ID[:], im.ContentType, im.Size, im.SHA256[:], im.Width, im.Height, np.Image.Data, s.timeArg(now),
 			); err != nil {
 				return s.fail("insert image "+im.ID.String(), err)
 			}
 		}
-		res, err := tx.ExecContext(ctx, insertPostSQL, post.ID[:], post.Text, imageID, s.timeArg(now))
+		res, err := tx.StmtContext(ctx, insertPost).ExecContext(ctx, post.ID[:], post.Text, imageID, s.timeArg(now))
 		if err != nil {
 			return s.fail("insert post "+post.ID.String(), err)
 		}
@@ -173,7 +222,11 @@ func (s *sqlStore) GetPost(ctx context.Context, id contract.ID) (Post, error) {
 	if id.IsZero() {
 		return Post{}, fmt.Errorf("store: get post %s: %w", id, ErrNotFound)
 	}
-	p, err := scanPost(s.r.QueryRowContext(ctx, getPostSQL, id[:]))
+	row, err := s.queryRow(ctx, getPostSQL, id[:])
+	if err != nil {
+		return Post{}, s.fail("get post "+id.String(), err)
+	}
+	p, err := scanPost(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Post{}, fmt.Errorf("store: get post %s: %w", id, ErrNotFound)
 	}
@@ -194,9 +247,9 @@ func (s *sqlStore) ListPosts(ctx context.Context, opts ListOptions) ([]Post, err
 	var rows *sql.Rows
 	var err error
 	if opts.Before == 0 {
-		rows, err = s.r.QueryContext(ctx, listPostsSQL, opts.Limit)
+		rows, err = s.query(ctx, listPostsSQL, opts.Limit)
 	} else {
-		rows, err = s.r.QueryContext(ctx, listPostsBeforeSQL, opts.Before, opts.Limit)
+		rows, err = s.query(ctx, listPostsBeforeSQL, opts.Before, opts.Limit)
 	}
 	if err != nil {
 		return nil, s.fail("list posts", err)
@@ -221,8 +274,12 @@ func (s *sqlStore) ImageInfo(ctx context.Context, id contract.ID) (Image, error)
 	if id.IsZero() {
 		return Image{}, fmt.Errorf("store: image %s: %w", id, ErrNotFound)
 	}
+	row, err := s.queryRow(ctx, imageInfoSQL, id[:])
+	if err != nil {
+		return Image{}, s.fail("image "+id.String(), err)
+	}
 	var im Image
-	err := scanImage(s.r.QueryRowContext(ctx, imageInfoSQL, id[:]), &im)
+	err = scanImage(row, &im)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Image{}, fmt.Errorf("store: image %s: %w", id, ErrNotFound)
 	}
@@ -237,9 +294,13 @@ func (s *sqlStore) ImageData(ctx context.Context, id contract.ID) (Image, []byte
 	if id.IsZero() {
 		return Image{}, nil, fmt.Errorf("store: image data %s: %w", id, ErrNotFound)
 	}
+	row, err := s.queryRow(ctx, imageDataSQL, id[:])
+	if err != nil {
+		return Image{}, nil, s.fail("image data "+id.String(), err)
+	}
 	var im Image
 	var data []byte
-	err := scanImage(s.r.QueryRowContext(ctx, imageDataSQL, id[:]), &im, &data)
+	err = scanImage(row, &im, &data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Image{}, nil, fmt.Errorf("store: image data %s: %w", id, ErrNotFound)
 	}
@@ -259,7 +320,7 @@ func (s *sqlStore) ImageIDs(ctx context.Context, after contract.ID, limit int) (
 	if err := validateLimit(limit); err != nil {
 		return nil, fmt.Errorf("store: image ids: %w", err)
 	}
-	rows, err := s.r.QueryContext(ctx, imageIDsSQL, after[:], limit)
+	rows, err := s.query(ctx, imageIDsSQL, after[:], limit)
 	if err != nil {
 		return nil, s.fail("image ids", err)
 	}
@@ -297,6 +358,10 @@ func (s *sqlStore) Ping(ctx context.Context) error {
 
 // Close implements Store.
 func (s *sqlStore) Close() error {
+	s.rq.close()
+	if s.wq != s.rq {
+		s.wq.close()
+	}
 	err := s.r.Close()
 	if s.w != s.r {
 		err = errors.Join(err, s.w.Close())

@@ -30,6 +30,8 @@ type Options struct {
 	// ImageCacheBytes is the edge's image cache (0: the default, negative:
 	// none, so that every image request reaches the blob service).
 	ImageCacheBytes int64
+	// AskFeedPerView turns the edge's watch of the newest page off.
+	AskFeedPerView bool
 	// DrainPeriod of the services (default 0: tests stop fast).
 	DrainPeriod time.Duration
 }
@@ -69,7 +71,7 @@ func Start(t testing.TB, opts Options) *Mesh {
 		UploadListener: listen(t),
 		BlobListener:   listen(t),
 		Edge: edge.Options{
-			DataDir: dataDir, MaxUploadBytes: opts.MaxUploadBytes, UploadRate: opts.UploadRate, ImageCacheBytes: opts.ImageCacheBytes,
+			DataDir: dataDir, MaxUploadBytes: opts.MaxUploadBytes, UploadRate: opts.UploadRate, ImageCacheBytes: opts.ImageCacheBytes, AskFeedPerView: opts.AskFeedPerView,
 			Logger: logger, HTTPSListener: listen(t), HTTPListener: listen(t),
 		},
 		MetricsListener: func(string) (net.Listener, error) { return listen(t), nil },

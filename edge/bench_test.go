@@ -1,0 +1,55 @@
+package edge_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/extagram/extagram/internal/contract"
+	"github.com/extagram/extagram/internal/testmesh"
+	"github.com/extagram/extagram/store"
+	"github.com/extagram/extagram/store/storetest"
+)
+
+// BenchmarkFeedPage serves the newest page of 20 posts through the edge's
+// whole handler (middleware, the page cache kept by WatchFeed, the
+// response), without TLS or a socket: the edge's own cost per page view.
+// The per-view sub-benchmark asks the feed service every time instead, as
+// the edge does while its watch is down.
+func BenchmarkFeedPage(b *testing.B) {
+	for _, perView := range []bool{false, true} {
+		name := "watched"
+		if perView {
+			name = "per-view"
+		}
+		b.Run(name, func(b *testing.B) {
+			st := storetest.Embedded(b)
+			for i := range 20 {
+				if _, err := st.CreatePost(b.Context(), store.NewPost{ID: contract.NewID(), Text: fmt.Sprintf("post %d, with a line of text as people write them", i)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			m := testmesh.Start(b, testmesh.Options{Store: st, AskFeedPerView: perView})
+			req := httptest.NewRequest(http.MethodGet, "https://extagram.test/", nil)
+			serve := func() *httptest.ResponseRecorder {
+				rec := httptest.NewRecorder()
+				m.Handler.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "post 19,") {
+					b.Fatalf("GET /: %d", rec.Code)
+				}
+				return rec
+			}
+			// Let the watch deliver the page before measuring.
+			for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				serve()
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				serve()
+			}
+		})
+	}
+}
