@@ -45,12 +45,18 @@ type Config struct {
 	Check         func(ctx context.Context) error
 	CheckInterval time.Duration // default 1s
 	CheckTimeout  time.Duration // default 1s
-	// FailureThreshold is how many checks in a row must fail before a
-	// serving server reports NOT_SERVING (one success reports SERVING
-	// again). Default 2: a single ping slower than CheckTimeout on a loaded
-	// database must not take a replica, perhaps the last one, out of
-	// rotation; a database that is really gone is noticed a second later.
+	// FailureThreshold is how many checks in a row must fail with an error
+	// before a serving server reports NOT_SERVING (one success reports
+	// SERVING again). Default 2: a database that is really gone is noticed
+	// within a couple of seconds.
 	FailureThreshold int
+	// SlowThreshold is how many checks in a row must time out (with no
+	// other error among them) before a serving server reports NOT_SERVING.
+	// Default 10: a slow answer is what load looks like, on this replica
+	// and on every other one at once, and load alone must not take every
+	// replica out of rotation; a database that hangs for good is still
+	// noticed, later.
+	SlowThreshold int
 	// DrainPeriod is how long the server reports NOT_SERVING before it
 	// stops accepting calls, so that health-checking clients move away
 	// first. Default 0.
@@ -93,6 +99,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.FailureThreshold <= 0 {
 		cfg.FailureThreshold = 2
 	}
+	if cfg.SlowThreshold <= 0 {
+		cfg.SlowThreshold = 10
+	}
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = 10 * time.Second
 	}
@@ -117,16 +126,7 @@ func New(cfg Config) (*Server, error) {
 	})
 	logOpts := []logging.Option{
 		logging.WithLogOnEvents(logging.FinishCall),
-		logging.WithLevels(func(c codes.Code) logging.Level {
-			switch c {
-			case codes.OK, codes.NotFound, codes.InvalidArgument, codes.Canceled, codes.ResourceExhausted:
-				return logging.LevelDebug
-			case codes.Unavailable, codes.DeadlineExceeded:
-				return logging.LevelWarn
-			default:
-				return logging.LevelError
-			}
-		}),
+		logging.WithLevels(levelFor),
 	}
 	// Health checks are frequent and uninteresting: keep them out of logs.
 	interceptLogger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
@@ -223,6 +223,7 @@ func (s *Server) checkLoop(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	serving := false // New starts NOT_SERVING
 	fails := 0       // checks failed in a row
+	slowOnly := true // every failure of the run was a timeout
 	t := time.NewTicker(s.cfg.CheckInterval)
 	defer t.Stop()
 	for {
@@ -231,16 +232,21 @@ func (s *Server) checkLoop(ctx context.Context, done chan<- struct{}) {
 			return
 		}
 		if err == nil {
-			fails = 0
+			fails, slowOnly = 0, true
 		} else {
 			fails++
+			slowOnly = slowOnly && errors.Is(err, context.DeadlineExceeded)
+		}
+		threshold := s.cfg.FailureThreshold
+		if slowOnly {
+			threshold = s.cfg.SlowThreshold
 		}
 		switch {
 		case err == nil && !serving:
 			serving = true
 			s.cfg.Logger.Info("serving")
 			s.setStatus(healthpb.HealthCheckResponse_SERVING)
-		case err != nil && serving && fails >= s.cfg.FailureThreshold:
+		case err != nil && serving && fails >= threshold:
 			serving = false
 			s.cfg.Logger.Warn("not serving: dependency check failed", "err", err, "checks_failed", fails)
 			s.setStatus(healthpb.HealthCheckResponse_NOT_SERVING)
@@ -270,4 +276,23 @@ func (s *Server) check(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CheckTimeout)
 	defer cancel()
 	return s.cfg.Check(cctx)
+}
+
+// levelFor is the level a finished call is logged at. Answers to a
+// caller's mistake (a bad id, a page past the end, a photo over the limit)
+// are the caller's business, logged for debugging only; refusals of who
+// calls are worth noticing; a replica or the database being away is a
+// warning; anything else is an error of ours.
+func levelFor(c codes.Code) logging.Level {
+	switch c {
+	case codes.OK, codes.Canceled, codes.InvalidArgument, codes.NotFound, codes.AlreadyExists,
+		codes.OutOfRange, codes.FailedPrecondition, codes.ResourceExhausted, codes.Aborted:
+		return logging.LevelDebug
+	case codes.Unauthenticated, codes.PermissionDenied:
+		return logging.LevelInfo
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return logging.LevelWarn
+	default: // Unknown, Internal, DataLoss, Unimplemented
+		return logging.LevelError
+	}
 }
