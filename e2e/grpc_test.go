@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -482,14 +483,21 @@ func TestEdgeHeadersAndRedirect(t *testing.T) {
 		t.Errorf("API page size 500: %d", resp.StatusCode)
 	}
 
-	resp, err := m.Client.Get(m.HTTPURL + "/extagram.php?x=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	want := strings.Replace(m.URL, "https://", "https://", 1) + "/extagram.php?x=1"
-	if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
-		t.Fatalf("HTTP: %d to %q, want 308 to %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	// Plain HTTP is redirected to the name in the certificate, whatever
+	// Host the request names.
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(m.URL, "https://"))
+	want := "https://localhost:" + port + "/extagram.php?x=1"
+	for _, host := range []string{"", "evil.example"} {
+		req, _ := http.NewRequest(http.MethodGet, m.HTTPURL+"/extagram.php?x=1", nil)
+		req.Host = host
+		resp, err := m.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
+			t.Fatalf("HTTP with Host %q: %d to %q, want 308 to %q", host, resp.StatusCode, resp.Header.Get("Location"), want)
+		}
 	}
 
 	// A cross-site form post is refused; a scripted client without browser

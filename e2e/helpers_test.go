@@ -190,7 +190,7 @@ func listAPI(t testing.TB, m *testmesh.Mesh, query string) apiList {
 	return l
 }
 
-var postRE = regexp.MustCompile(`(?s)<div class="post">\s*<p>(.*?)</p>`)
+var postRE = regexp.MustCompile(`(?s)<div class="post">\s*<p dir="auto">(.*?)</p>`)
 
 // pagePosts returns the texts of the posts on a feed page, in order.
 func pagePosts(page string) []string {

@@ -8,6 +8,7 @@ package edge
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,10 @@ type Options struct {
 	// RedirectPort is the HTTPS port named in redirects; 0 means the port of
 	// HTTPSAddr (set it when a proxy or container maps another port).
 	RedirectPort int
+	// PublicHost is the host name redirects to HTTPS name; empty means the
+	// first name in the TLS certificate. A request's own Host header is
+	// never copied into a redirect.
+	PublicHost string
 	// TLSCert and TLSKey name a certificate; without them a self-signed one
 	// for localhost is created in DataDir and reused.
 	TLSCert, TLSKey string
@@ -189,10 +194,14 @@ func (e *Edge) Serve(ctx context.Context) error {
 			_, p, _ := net.SplitHostPort(lis.Addr().String())
 			port, _ = strconv.Atoi(p)
 		}
-		rs := newServer(securityHeaders(redirectHandler(port)))
+		host := opts.PublicHost
+		if host == "" {
+			host = certHost(cert)
+		}
+		rs := newServer(securityHeaders(redirectHandler(host, port)))
 		servers = append(servers, rs)
 		go func() { errc <- rs.Serve(hl) }()
-		e.logger.Info("HTTP redirect listening", "addr", hl.Addr().String(), "to_port", port)
+		e.logger.Info("HTTP redirect listening", "addr", hl.Addr().String(), "to_host", host, "to_port", port)
 	}
 	if opts.Ready != nil {
 		opts.Ready <- base
@@ -235,24 +244,35 @@ func newServer(h http.Handler) *http.Server {
 	}
 }
 
-// redirectHandler sends plain HTTP requests to the same host and path over
-// HTTPS.
-func redirectHandler(port int) http.Handler {
+// redirectHandler sends plain HTTP requests to the same path over HTTPS on
+// the site's own host: whatever Host a request names, the redirect never
+// leads elsewhere.
+func redirectHandler(host string, port int) http.Handler {
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		host = "[" + host + "]"
+	}
+	if port != 443 {
+		host = host + ":" + strconv.Itoa(port)
+	}
+	base := "https://" + host
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		if host == "" || len(host) > 255 {
-			http.Error(w, "missing or bad Host header", http.StatusBadRequest)
-			return
-		}
-		if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
-			host = "[" + host + "]"
-		}
-		if port != 443 {
-			host = host + ":" + strconv.Itoa(port)
-		}
-		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)
+		http.Redirect(w, r, base+r.URL.RequestURI(), http.StatusPermanentRedirect)
 	})
+}
+
+// certHost is the first name a certificate is for: its first DNS name, else
+// its first IP address, else localhost.
+func certHost(cert tls.Certificate) string {
+	leaf := cert.Leaf
+	if leaf == nil && len(cert.Certificate) > 0 {
+		leaf, _ = x509.ParseCertificate(cert.Certificate[0])
+	}
+	switch {
+	case leaf == nil:
+	case len(leaf.DNSNames) > 0:
+		return leaf.DNSNames[0]
+	case len(leaf.IPAddresses) > 0:
+		return leaf.IPAddresses[0].String()
+	}
+	return "localhost"
 }

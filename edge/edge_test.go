@@ -89,22 +89,36 @@ func TestRateLimiter(t *testing.T) {
 	}
 }
 
+// TestRedirectHandler: the redirect names the site's own host and port,
+// never the Host a request sent.
 func TestRedirectHandler(t *testing.T) {
 	for _, c := range []struct {
-		host string
-		port int
-		want string
+		host    string
+		port    int
+		reqHost string
+		want    string
 	}{
-		{"example.org", 443, "https://example.org/p?q=1"},
-		{"example.org:8080", 8443, "https://example.org:8443/p?q=1"},
-		{"[::1]:80", 443, "https://[::1]/p?q=1"},
+		{"example.org", 443, "example.org", "https://example.org/p?q=1"},
+		{"example.org", 8443, "example.org:8080", "https://example.org:8443/p?q=1"},
+		{"example.org", 443, "evil.example", "https://example.org/p?q=1"},
+		{"example.org", 443, "", "https://example.org/p?q=1"},
+		{"::1", 443, "[::1]:80", "https://[::1]/p?q=1"},
+		{"127.0.0.1", 8443, "attacker.test:80", "https://127.0.0.1:8443/p?q=1"},
 	} {
-		r := httptest.NewRequest(http.MethodGet, "http://"+c.host+"/p?q=1", nil)
-		r.Host = c.host
+		r := httptest.NewRequest(http.MethodGet, "http://x/p?q=1", nil)
+		r.Host = c.reqHost
 		w := httptest.NewRecorder()
-		redirectHandler(c.port).ServeHTTP(w, r)
+		redirectHandler(c.host, c.port).ServeHTTP(w, r)
 		if w.Code != http.StatusPermanentRedirect || w.Header().Get("Location") != c.want {
-			t.Errorf("%s: %d %q, want 308 %q", c.host, w.Code, w.Header().Get("Location"), c.want)
+			t.Errorf("Host %q: %d %q, want 308 %q", c.reqHost, w.Code, w.Header().Get("Location"), c.want)
 		}
+	}
+	// Without --public-host: the certificate's first name.
+	cert, err := loadOrCreateCert("", "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := certHost(cert); got != "localhost" {
+		t.Errorf("certHost of the self-signed certificate = %q, want localhost", got)
 	}
 }

@@ -34,7 +34,7 @@ func (e *Edge) routes() (http.Handler, error) {
 	if err := e.backends.registerAPI(context.Background(), gw, e.feed); err != nil {
 		return nil, err
 	}
-	mux.Handle("/api/", named("api", gw))
+	mux.Handle("/api/", named("api", headAsGet(gw)))
 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -52,6 +52,26 @@ func (e *Edge) routes() (http.Handler, error) {
 	})
 	return securityHeaders(e.observe(rejectDotSegments(http.MaxBytesHandler(mux, e.opts.MaxUploadBytes+formOverhead)))), nil
 }
+
+// headAsGet serves HEAD requests as the GET of the same URL, without the
+// body: the gateway routes GET only.
+func headAsGet(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			r = r.Clone(r.Context())
+			r.Method = http.MethodGet
+			w = bodiless{w}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// bodiless drops what is written as a body.
+type bodiless struct{ http.ResponseWriter }
+
+func (b bodiless) Write(p []byte) (int, error) { return len(p), nil }
+
+func (b bodiless) Unwrap() http.ResponseWriter { return b.ResponseWriter }
 
 // rejectDotSegments answers 400 for paths with ".." segments or NUL bytes
 // (also when percent-encoded), instead of the mux's redirect to the

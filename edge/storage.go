@@ -62,7 +62,7 @@ func (e *Edge) streamImage(w http.ResponseWriter, r *http.Request, id string, me
 	br.size = meta.GetSizeBytes()
 	newCachedImage(meta, nil).setHeaders(w.Header())
 	http.ServeContent(w, r, "", meta.GetCreateTime().AsTime(), br)
-	if br.err != nil {
+	if br.err != nil && r.Context().Err() == nil {
 		e.logger.WarnContext(r.Context(), "image stream failed mid-response", "image", id, "err", br.err, "request_id", requestID(r.Context()))
 	}
 }

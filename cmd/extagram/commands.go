@@ -83,6 +83,7 @@ func (s *storeFlags) uploads() string {
 type edgeFlags struct {
 	httpsAddr, httpAddr string
 	redirectPort        int
+	publicHost          string
 	tlsCert, tlsKey     string
 	uploadRate          float64
 	maxUploadBytes      int64
@@ -94,6 +95,7 @@ func (e *edgeFlags) register(fs *flag.FlagSet, httpsDefault string) {
 	fs.StringVar(&e.httpsAddr, "https-addr", httpsDefault, "HTTPS listen address (HTTP/2 and HTTP/1.1)")
 	fs.StringVar(&e.httpAddr, "http-addr", "", "optional plain HTTP listen address that redirects to HTTPS")
 	fs.IntVar(&e.redirectPort, "redirect-port", 0, "HTTPS port named in redirects (default: the port of --https-addr)")
+	fs.StringVar(&e.publicHost, "public-host", "", "host name the HTTP listener redirects to (default: the first name in the TLS certificate); a request's Host is never used")
 	fs.StringVar(&e.tlsCert, "tls-cert", "", "TLS certificate (PEM); without it and --tls-key a self-signed certificate for localhost is kept in <data-dir>/tls")
 	fs.StringVar(&e.tlsKey, "tls-key", "", "TLS private key (PEM)")
 	fs.Float64Var(&e.uploadRate, "upload-rate", 30, "uploads per client address per minute; 0 turns the limit off")
@@ -106,7 +108,7 @@ func (e *edgeFlags) register(fs *flag.FlagSet, httpsDefault string) {
 // targets.
 func (e *edgeFlags) options(dataDir string, drain time.Duration, logger *slog.Logger) edge.Options {
 	return edge.Options{
-		HTTPSAddr: e.httpsAddr, HTTPAddr: e.httpAddr, RedirectPort: e.redirectPort,
+		HTTPSAddr: e.httpsAddr, HTTPAddr: e.httpAddr, RedirectPort: e.redirectPort, PublicHost: e.publicHost,
 		TLSCert: e.tlsCert, TLSKey: e.tlsKey, DataDir: dataDir,
 		MaxUploadBytes: e.maxUploadBytes, UploadRate: e.uploadRate, DrainPeriod: drain, Logger: logger,
 		ImageCacheBytes: cacheBytes(e.imageCacheBytes), AskFeedPerView: e.askFeedPerView,

@@ -48,7 +48,7 @@ func TestRenderEscapesPostText(t *testing.T) {
 	if strings.Contains(page, "<script>alert(1)</script>") {
 		t.Fatal("post text is not escaped")
 	}
-	if !strings.Contains(page, "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>") {
+	if !strings.Contains(page, `<p dir="auto">&lt;script&gt;alert(1)&lt;/script&gt;</p>`) {
 		t.Error("escaped post text missing from its paragraph")
 	}
 	if !strings.Contains(page, `alt="&lt;script&gt;alert(1)&lt;/script&gt;"`) {
@@ -356,5 +356,19 @@ func TestLabelsUntil(t *testing.T) {
 	// Only dates: nothing changes within a day.
 	if until := LabelsUntil(Feed{Now: testNow, Posts: []Post{{CreatedAt: testNow.Add(-400 * 24 * time.Hour)}}}); until.Sub(testNow) < 24*time.Hour {
 		t.Errorf("a page of dates is good until %v", until)
+	}
+}
+
+// TestPostTextIsIsolated: each post's text sets its own direction and is
+// isolated from the page around it, so that right-to-left text (or a
+// direction control in it) cannot turn the rest of its card around.
+func TestPostTextIsIsolated(t *testing.T) {
+	t.Parallel()
+	page := render(t, Feed{Now: testNow, Posts: []Post{{ID: "a", Text: "\u2067مرحبا\u2069 then latin", CreatedAt: testNow}}})
+	if !strings.Contains(page, "<p dir=\"auto\">\u2067مرحبا\u2069 then latin</p>") {
+		t.Errorf("the post's text is not in a paragraph of its own direction:\n%s", page)
+	}
+	if !strings.Contains(string(assets["style.css"].body), "unicode-bidi: isolate") {
+		t.Error("style.css does not isolate post text")
 	}
 }

@@ -22,6 +22,13 @@ func TestCheckText(t *testing.T) {
 		{"invalid UTF-8", "caf\xe9", "", "UTF-8"},
 		{"NUL", "a\x00b", "", "NUL"},
 		{"escape character", "a\x1bb", "", "U+001B"},
+		{"right-to-left override left open", "price \u202E0051$", "", "not closed"},
+		{"isolate left open", "\u2067مرحبا", "", "not closed"},
+		{"override closed on the next line only", "a\u202Eb\nc\u202C", "", "on its line"},
+		{"closing with nothing open", "a\u202Cb", "", "closes nothing"},
+		{"isolate closed by the embedding closer", "\u2066a\u202C", "", "closes nothing"},
+		{"override and isolate nested", "\u202Ea\u2067b\u2069c\u202C", "\u202Ea\u2067b\u2069c\u202C", ""},
+		{"marks alone", "abc\u200Fdef\u200E", "abc\u200Fdef\u200E", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got, err := CheckText(c.in)
