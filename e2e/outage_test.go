@@ -13,6 +13,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -320,6 +321,9 @@ func TestUploadsFolderUnwritable(t *testing.T) {
 // to MySQL part-way through, then restores it. Every answer is 303 or 503,
 // and every post answered 303 is complete: its row, its image row with the
 // uploaded bytes, and its file on disk or restorable from the database.
+// Then every upload answered 503 is sent again, as its user would, with
+// the form's token: each is answered 303, and no post exists twice, not
+// even one whose first try was committed while its answer was lost.
 func TestStopDatabaseDuringUploads(t *testing.T) {
 	through, direct, proxy := proxiedMySQL(t)
 	m := testmesh.Start(t, testmesh.Options{Store: through})
@@ -341,7 +345,7 @@ func TestStopDatabaseDuringUploads(t *testing.T) {
 	for range workers {
 		wg.Go(func() {
 			for i := range jobs {
-				body, ct := form(t, [][2]string{{"post", fmt.Sprintf("outage upload %03d", i)}}, &formFile{"p.png", "image/png", photos[i]})
+				body, ct := outageForm(t, i, photos[i])
 				req, _ := http.NewRequest(http.MethodPost, m.URL+"/upload.php", bytes.NewReader(body))
 				req.Header.Set("Content-Type", ct)
 				resp, err := m.Client.Do(req)
@@ -375,6 +379,7 @@ func TestStopDatabaseDuringUploads(t *testing.T) {
 	}
 
 	var ok, unavailable int
+	retried := slices.Clone(codesSeen)
 	for i, c := range codesSeen {
 		switch c {
 		case http.StatusSeeOther:
@@ -431,7 +436,38 @@ func TestStopDatabaseDuringUploads(t *testing.T) {
 			}
 		}
 	}
+
+	// The users whose upload answered 503 send it again, with the same
+	// token: every one is stored once.
+	for i, c := range retried {
+		if c == http.StatusSeeOther {
+			continue
+		}
+		body, ct := outageForm(t, i, photos[i])
+		if resp, page := post(t, m, body, ct); resp.StatusCode != http.StatusSeeOther {
+			t.Errorf("upload %d sent again: %d\n%s", i, resp.StatusCode, page)
+		}
+	}
+	ps, err = direct.ListPosts(t.Context(), store.ListOptions{Limit: store.MaxListLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	times := map[string]int{}
+	for _, p := range ps {
+		times[p.Text]++
+	}
+	for i := range total {
+		if n := times[fmt.Sprintf("outage upload %03d", i)]; n != 1 {
+			t.Errorf("upload %d is stored %d times after the retries, want once", i, n)
+		}
+	}
 	noTempFiles(t, m)
+}
+
+// outageForm is upload i's form, with the one-time token its page gave it
+// (the same each time it is sent).
+func outageForm(t *testing.T, i int, photo []byte) ([]byte, string) {
+	return form(t, [][2]string{{"idempotency_key", fmt.Sprintf("outage-token-%03d", i)}, {"post", fmt.Sprintf("outage upload %03d", i)}}, &formFile{"p.png", "image/png", photo})
 }
 
 // noTempFiles fails the test when a temp file was left in the uploads

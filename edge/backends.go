@@ -134,17 +134,18 @@ type photoUpload struct {
 }
 
 // createPost streams a post into UploadService: the header, then the
-// photo's bytes in chunks, and returns the post created. The post is
-// stored only when every byte has been read and sent; any error before
-// that cancels the stream.
-func (b *backends) createPost(ctx context.Context, text string, photo *photoUpload) (*feedv1.Post, error) {
+// photo's bytes in chunks, and returns the post created (or, for a repeat
+// of key, the post made the first time). The post is stored only when
+// every byte has been read and sent; any error before that cancels the
+// stream.
+func (b *backends) createPost(ctx context.Context, text, key string, photo *photoUpload) (*feedv1.Post, error) {
 	ctx, cancel := context.WithTimeout(ctx, uploadTimeout)
 	defer cancel()
 	stream, err := b.upload.Upload(ctx)
 	if err != nil {
 		return nil, err
 	}
-	hdr := &uploadv1.UploadHeader{Text: text}
+	hdr := &uploadv1.UploadHeader{Text: text, IdempotencyKey: key}
 	if photo != nil {
 		hdr.Photo = &uploadv1.PhotoInfo{FileName: photo.fileName, ContentType: photo.contentType}
 	}

@@ -23,6 +23,7 @@ func TestHTTPStatusTable(t *testing.T) {
 		{nil, 200},
 		{status.Error(codes.InvalidArgument, "x"), 400},
 		{unsupported, 415},
+		{apierr.Upload(codes.FailedPrecondition, uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_KEY_REUSED, "key reused"), 422},
 		{status.Error(codes.NotFound, "x"), 404},
 		{status.Error(codes.ResourceExhausted, "x"), 413},
 		{status.Error(codes.OutOfRange, "x"), 416},

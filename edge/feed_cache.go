@@ -3,6 +3,7 @@ package edge
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -176,10 +177,19 @@ type cachedPage struct {
 	render sync.Mutex
 }
 
+// renderedPage is a page's HTML, cut where each view's own upload token
+// goes: before + token + after.
 type renderedPage struct {
-	body  []byte
-	until time.Time
+	before, after []byte
+	until         time.Time
 }
+
+// tokenSlot stands for the upload token in a rendered page; it is found
+// with the attribute around it, which no post's text can spell (its quotes
+// are escaped).
+const tokenSlot = "UPLOADTOKENUPLOADTOKEN"
+
+var tokenSlotAttr = []byte(`name="idempotency_key" value="` + tokenSlot + `"`)
 
 func newCachedPage(resp *feedv1.ListPostsResponse, newest bool) *cachedPage {
 	return &cachedPage{resp: resp, newest: newest}
@@ -204,21 +214,30 @@ func (p *cachedPage) feed(now time.Time) web.Feed {
 	return page
 }
 
-// body returns the page's HTML as of now.
-func (p *cachedPage) body(now time.Time) ([]byte, error) {
+// body returns the page's HTML as of now, in the two parts around the
+// upload token.
+func (p *cachedPage) body(now time.Time) (*renderedPage, error) {
 	if r := p.html.Load(); r != nil && now.Before(r.until) {
-		return r.body, nil
+		return r, nil
 	}
 	p.render.Lock()
 	defer p.render.Unlock()
 	if r := p.html.Load(); r != nil && now.Before(r.until) {
-		return r.body, nil
+		return r, nil
 	}
 	page := p.feed(now)
+	page.UploadToken = tokenSlot
 	var buf bytes.Buffer
 	if err := web.RenderFeed(&buf, page); err != nil {
 		return nil, err
 	}
-	p.html.Store(&renderedPage{body: buf.Bytes(), until: web.LabelsUntil(page)})
-	return buf.Bytes(), nil
+	b := buf.Bytes()
+	i := bytes.Index(b, tokenSlotAttr)
+	if i < 0 {
+		return nil, errors.New("render feed: the page has no upload token field")
+	}
+	i += len(tokenSlotAttr) - len(tokenSlot) - 1
+	r := &renderedPage{before: b[:i], after: b[i+len(tokenSlot):], until: web.LabelsUntil(page)}
+	p.html.Store(r)
+	return r, nil
 }

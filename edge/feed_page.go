@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/extagram/extagram/edge/web"
 	feedv1 "github.com/extagram/extagram/gen/extagram/feed/v1"
+	"github.com/extagram/extagram/internal/contract"
 )
 
 // handleFeed serves GET / and GET /extagram.php: a page of the feed;
@@ -17,16 +19,16 @@ func (e *Edge) handleFeed(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	p, err := e.feed.page(r.Context(), token)
 	if err == nil {
-		var body []byte
-		if body, err = p.body(now); err == nil {
-			writePage(w, http.StatusOK, body)
+		var html *renderedPage
+		if html, err = p.body(now); err == nil {
+			writePage(w, http.StatusOK, html.before, []byte(newUploadToken()), html.after)
 			return
 		}
 		e.logger.ErrorContext(r.Context(), "render feed", "err", err, "request_id", requestID(r.Context()))
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	page := web.Feed{Now: now, Error: userMessage(err)}
+	page := web.Feed{Now: now, Error: userMessage(err), UploadToken: newUploadToken()}
 	code := HTTPStatus(err)
 	if code == http.StatusBadRequest {
 		page.Error = "That page link is not valid. Here are the newest posts instead."
@@ -68,17 +70,29 @@ func (e *Edge) render(w http.ResponseWriter, r *http.Request, code int, page web
 	writePage(w, code, buf.Bytes())
 }
 
+// newUploadToken returns a fresh one-time token for a page's upload form:
+// 128 random bits, as an id.
+func newUploadToken() string { return contract.NewID().String() }
+
 var (
 	htmlType = []string{"text/html; charset=utf-8"}
 	noStore  = []string{"no-store"}
 )
 
-// writePage writes a page of HTML that no cache may keep: it holds
-// relative times and, after an upload, the user's own text.
-func writePage(w http.ResponseWriter, code int, body []byte) {
+// writePage writes a page of HTML, given in parts, that no cache may keep:
+// it holds relative times, its own upload token and, after an upload, the
+// user's own text.
+func writePage(w http.ResponseWriter, code int, parts ...[]byte) {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
 	h := w.Header()
 	h["Content-Type"] = htmlType
 	h["Cache-Control"] = noStore
+	h["Content-Length"] = []string{strconv.Itoa(n)}
 	w.WriteHeader(code)
-	_, _ = w.Write(body)
+	for _, p := range parts {
+		_, _ = w.Write(p)
+	}
 }

@@ -25,6 +25,12 @@ const (
 	// maxClaimBytes bounds what a client says of its file (name, type)
 	// before it is passed on to the upload service.
 	maxClaimBytes = 255
+	// maxKeyBytes bounds an idempotency key, with room for the scope the
+	// edge puts in front of it within the upload service's 255 bytes.
+	maxKeyBytes = 128
+	// keyField is the form's hidden field with the page's one-time
+	// upload token, its idempotency key.
+	keyField = "idempotency_key"
 )
 
 // uploadError is a failed upload as the user sees it: the status and the
@@ -53,6 +59,9 @@ type uploadForm struct {
 	// photo is nil when no photo was sent (or the file input was left
 	// empty).
 	photo *photoUpload
+	// key is the idempotency_key field: the one-time token of the page the
+	// form was on; "" without one.
+	key string
 }
 
 // multipartReader returns the reader of an upload form's body.
@@ -73,8 +82,8 @@ func multipartReader(r *http.Request) (*multipart.Reader, error) {
 // browsers send it), photo.body reads the photo's bytes from mr, then the
 // rest of the form: it ends with io.EOF only once the whole form has been
 // read and found good, and with the error otherwise. A photo that comes
-// before the text is held (at most limit bytes) until the text has been
-// read. Either way a photo over limit bytes ends in a 413. The returned
+// before the text is held (at most limit bytes) until the whole form has
+// been read. Either way a photo over limit bytes ends in a 413. The returned
 // form holds the text read so far even with an error.
 func readUploadForm(mr *multipart.Reader, limit int64) (uploadForm, error) {
 	fr := &formReader{mr: mr, limit: limit}
@@ -86,17 +95,15 @@ func readUploadForm(mr *multipart.Reader, limit int64) (uploadForm, error) {
 		if err != nil {
 			return fr.form, err
 		}
+		if part.FormName() == keyField {
+			if err := fr.readKey(part); err != nil {
+				return fr.form, err
+			}
+			continue
+		}
 		if part.FormName() == "post" {
 			if err := fr.readText(part); err != nil {
 				return fr.form, err
-			}
-			if fr.form.photo != nil {
-				// The photo came first and is held: the text was the
-				// last thing missing.
-				if err := fr.rest(); err != nil {
-					return fr.form, err
-				}
-				break
 			}
 			continue
 		}
@@ -138,6 +145,7 @@ type formReader struct {
 	form      uploadForm
 	haveText  bool
 	havePhoto bool
+	haveKey   bool
 }
 
 // next returns the next "post" or "photo" part, reading past (and within
@@ -173,6 +181,11 @@ func (fr *formReader) next() (*multipart.Part, error) {
 				return nil, badForm(http.StatusBadRequest, "The form has more than one \"photo\" field.")
 			}
 			return part, nil
+		case keyField:
+			if fr.haveKey {
+				return nil, badForm(http.StatusBadRequest, "The form has more than one %q field.", keyField)
+			}
+			return part, nil
 		}
 		if _, err := io.Copy(io.Discard, part); err != nil {
 			return nil, formReadError(err, fr.limit)
@@ -197,6 +210,34 @@ func (fr *formReader) readText(part *multipart.Part) error {
 	}
 	fr.form.text, fr.haveText = string(b), true
 	return nil
+}
+
+// readKey reads the idempotency_key field: at most maxKeyBytes of
+// printable ASCII.
+func (fr *formReader) readKey(part *multipart.Part) error {
+	b, err := io.ReadAll(io.LimitReader(part, maxKeyBytes+1))
+	if err != nil {
+		return formReadError(err, fr.limit)
+	}
+	if !validKey(string(b)) {
+		return badForm(http.StatusBadRequest, "The form's %s is not 1 to %d printable ASCII characters.", keyField, maxKeyBytes)
+	}
+	fr.form.key, fr.haveKey = string(b), true
+	return nil
+}
+
+// validKey reports whether k is 1 to maxKeyBytes printable ASCII
+// characters.
+func validKey(k string) bool {
+	if k == "" || len(k) > maxKeyBytes {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // openPhoto starts reading the "photo" field. empty is true for a file
@@ -230,6 +271,8 @@ func (fr *formReader) rest() error {
 		return err
 	case part.FormName() == "post":
 		return badForm(http.StatusBadRequest, "The form has more than one \"post\" field.")
+	case part.FormName() == keyField:
+		return badForm(http.StatusBadRequest, "The form's %s must come before its photo.", keyField)
 	default:
 		return badForm(http.StatusBadRequest, "The form has more than one \"photo\" field.")
 	}

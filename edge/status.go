@@ -20,8 +20,11 @@ func HTTPStatus(err error) int {
 	case codes.OK:
 		return http.StatusOK
 	case codes.InvalidArgument, codes.FailedPrecondition:
-		if apierr.UploadReason(err) == uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_UNSUPPORTED_TYPE {
+		switch apierr.UploadReason(err) {
+		case uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_UNSUPPORTED_TYPE:
 			return http.StatusUnsupportedMediaType
+		case uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_KEY_REUSED:
+			return http.StatusUnprocessableEntity
 		}
 		return http.StatusBadRequest
 	case codes.OutOfRange:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/extagram/extagram/edge/web"
@@ -19,12 +20,12 @@ func (e *Edge) handleUpload(w http.ResponseWriter, r *http.Request) {
 	if e.lim != nil {
 		if ok, wait := e.lim.allow(clientAddr(r), time.Now()); !ok {
 			retryAfter(w, wait)
-			e.uploadFailed(w, r, "", &uploadError{code: http.StatusTooManyRequests,
+			e.uploadFailed(w, r, uploadForm{}, &uploadError{code: http.StatusTooManyRequests,
 				msg: fmt.Sprintf("Too many posts from your address. Please wait %s and try again.", wait.Round(time.Second))})
 			return
 		}
 	}
-	post, text, err := e.upload(r)
+	post, form, err := e.upload(r)
 	if err != nil {
 		var ue *uploadError
 		if !errors.As(err, &ue) {
@@ -35,7 +36,7 @@ func (e *Edge) handleUpload(w http.ResponseWriter, r *http.Request) {
 		if ue.code == http.StatusRequestEntityTooLarge {
 			w.Header().Set("Connection", "close")
 		}
-		e.uploadFailed(w, r, text, ue)
+		e.uploadFailed(w, r, form, ue)
 		return
 	}
 	// The page the author is sent to must show the post.
@@ -43,24 +44,58 @@ func (e *Edge) handleUpload(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-// upload reads the form and creates the post. It also returns the typed
-// text, for the page shown when the upload fails.
-func (e *Edge) upload(r *http.Request) (*feedv1.Post, string, error) {
+// upload reads the form and creates the post. It also returns the form as
+// read, for the page shown when the upload fails.
+func (e *Edge) upload(r *http.Request) (*feedv1.Post, uploadForm, error) {
 	mr, err := multipartReader(r)
 	if err != nil {
-		return nil, "", err
+		return nil, uploadForm{}, err
 	}
 	form, err := readUploadForm(mr, e.opts.MaxUploadBytes)
 	if err != nil {
-		return nil, form.text, err
+		return nil, form, err
 	}
-	post, err := e.backends.createPost(r.Context(), form.text, form.photo)
-	return post, form.text, err
+	key, err := uploadKey(r, form.key)
+	if err != nil {
+		return nil, form, err
+	}
+	post, err := e.backends.createPost(r.Context(), form.text, key, form.photo)
+	return post, form, err
 }
 
-func (e *Edge) uploadFailed(w http.ResponseWriter, r *http.Request, text string, ue *uploadError) {
+// uploadKey is the idempotency key the upload service gets: the
+// Idempotency-Key header of an API client, scoped to its address (keys of
+// different clients must not meet), else the one-time token of the page
+// the form was on, which is random and scoped by itself; "" for none.
+func uploadKey(r *http.Request, formKey string) (string, error) {
+	if h := r.Header.Get("Idempotency-Key"); h != "" {
+		// A structured-field string, "...", or a bare token.
+		k := h
+		if len(k) >= 2 && k[0] == '"' && k[len(k)-1] == '"' {
+			k = k[1 : len(k)-1]
+		}
+		if !validKey(k) || strings.ContainsAny(k, `"\`) {
+			return "", badForm(http.StatusBadRequest, "The Idempotency-Key header is not 1 to %d printable ASCII characters.", maxKeyBytes)
+		}
+		return "header/" + clientAddr(r) + "/" + k, nil
+	}
+	if formKey != "" {
+		return "form/" + formKey, nil
+	}
+	return "", nil
+}
+
+// uploadFailed answers a refused upload with the feed page, the message
+// and the typed text. The form keeps the token it was sent with: the same
+// post sent again is the same upload, stored once even if the first try
+// was stored after all (an answer lost in an outage).
+func (e *Edge) uploadFailed(w http.ResponseWriter, r *http.Request, form uploadForm, ue *uploadError) {
 	e.logger.InfoContext(r.Context(), "upload refused", "status", ue.code, "reason", ue.msg, "request_id", requestID(r.Context()))
-	page := web.Feed{Now: time.Now(), Error: ue.msg, Text: text}
+	token := form.key
+	if token == "" {
+		token = newUploadToken()
+	}
+	page := web.Feed{Now: time.Now(), Error: ue.msg, Text: form.text, UploadToken: token}
 	// Best effort: the page shows the newest posts under the message.
 	if p, err := e.feed.page(r.Context(), ""); err == nil {
 		fillPosts(&page, p.resp)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -125,6 +126,10 @@ func (s *sqlStore) fail(op string, err error) error { return wrap(op, err, s.cla
 const (
 	insertImageSQL = `INSERT INTO images (id, content_type, size_bytes, sha256, width, height, data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	insertPostSQL  = `INSERT INTO posts (id, body, image_id, created_at) VALUES (?, ?, ?, ?)`
+
+	insertRequestKeySQL  = `INSERT INTO upload_keys (key_hash, request_hash, post_id, created_at) VALUES (?, ?, ?, ?)`
+	requestKeySQL        = `SELECT request_hash, post_id FROM upload_keys WHERE key_hash = ?`
+	deleteRequestKeysSQL = `DELETE FROM upload_keys WHERE created_at < ?`
 )
 
 // CreatePost implements Store.
@@ -149,14 +154,24 @@ func (s *sqlStore) CreatePost(ctx context.Context, np NewPost) (Post, error) {
 		}
 		imageID = post.Image.ID[:]
 	}
-	stmts, err := s.writeStatements(ctx, insertImageSQL, insertPostSQL)
+	stmts, err := s.writeStatements(ctx, insertImageSQL, insertPostSQL, insertRequestKeySQL)
 	if err != nil {
 		return Post{}, s.fail("prepare", err)
 	}
-	insertImage, insertPost := stmts[0], stmts[1]
+	insertImage, insertPost, insertKey := stmts[0], stmts[1], stmts[2]
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		// The image goes first so the post's foreign key has something to
-		// point at; a failure anywhere rolls both back.
+		// The request key goes first: a retry running at the same time
+		// waits on it until this transaction ends, then finds it taken.
+		if rk := np.Request; rk != nil {
+			if _, err := tx.StmtContext(ctx, insertKey).ExecContext(ctx, rk.Key[:], rk.Hash[:], post.ID[:], s.timeArg(now)); err != nil {
+				if err := s.fail("insert request key", err); !errors.Is(err, ErrDuplicate) {
+					return err
+				}
+				return errKeyTaken
+			}
+		}
+		// The image goes before the post so the post's foreign key has
+		// something to point at; a failure anywhere rolls all back.
 		if im := post.Image; im != nil {
 			if _, err := tx.StmtContext(ctx, insertImage).ExecContext(ctx,
 				im.ID[:], im.ContentType, im.Size, im.SHA256[:], im.Width, im.Height, np.Image.Data, s.timeArg(now),
@@ -173,10 +188,60 @@ func (s *sqlStore) CreatePost(ctx context.Context, np NewPost) (Post, error) {
 		}
 		return nil
 	})
+	if errors.Is(err, errKeyTaken) {
+		return s.repeated(ctx, *np.Request)
+	}
 	if err != nil {
 		return Post{}, err
 	}
 	return post, nil
+}
+
+// errKeyTaken says, inside CreatePost, that the request key is taken.
+var errKeyTaken = errors.New("request key taken")
+
+// repeated answers an upload whose request key is taken: with the post
+// stored under it (ErrRepeated), or ErrKeyReused.
+func (s *sqlStore) repeated(ctx context.Context, rk RequestKey) (Post, error) {
+	row, err := s.queryRow(ctx, requestKeySQL, rk.Key[:])
+	if err != nil {
+		return Post{}, s.fail("request key", err)
+	}
+	var hash, postID []byte
+	if err := row.Scan(&hash, &postID); err != nil {
+		// The key was taken a moment ago: the row cannot be gone, unless
+		// it expired in between.
+		return Post{}, s.fail("request key", err)
+	}
+	if !bytes.Equal(hash, rk.Hash[:]) {
+		return Post{}, fmt.Errorf("store: create post: %w", ErrKeyReused)
+	}
+	id, err := idFromBytes(postID)
+	if err != nil {
+		return Post{}, fmt.Errorf("store: request key: %w", err)
+	}
+	p, err := s.GetPost(ctx, id)
+	if err != nil {
+		return Post{}, err
+	}
+	return p, fmt.Errorf("store: create post: %w", ErrRepeated)
+}
+
+// DeleteRequestKeys implements Store.
+func (s *sqlStore) DeleteRequestKeys(ctx context.Context, before time.Time) (int64, error) {
+	stmts, err := s.writeStatements(ctx, deleteRequestKeysSQL)
+	if err != nil {
+		return 0, s.fail("prepare", err)
+	}
+	res, err := stmts[0].ExecContext(ctx, s.timeArg(before.UTC()))
+	if err != nil {
+		return 0, s.fail("delete request keys", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, s.fail("delete request keys", err)
+	}
+	return n, nil
 }
 
 // inTx runs fn in a write transaction and commits it, or rolls it back when

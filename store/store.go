@@ -23,6 +23,12 @@ var (
 	// ErrUnavailable wraps failures to reach the database (connection
 	// refused, timeouts, server gone): the caller may try again later.
 	ErrUnavailable = errors.New("store: database unavailable")
+	// ErrRepeated: the post's request key was used before for the same
+	// request; CreatePost returns the post stored then.
+	ErrRepeated = errors.New("store: request already stored")
+	// ErrKeyReused: the post's request key was used before for another
+	// request.
+	ErrKeyReused = errors.New("store: request key used for another request")
 )
 
 // Image is the metadata of a stored image.
@@ -52,7 +58,21 @@ type NewPost struct {
 	ID    contract.ID
 	Text  string
 	Image *NewImage // nil for a text-only post
+	// Request, when set, names the upload this post comes from, so that a
+	// retry of it stores nothing (see CreatePost).
+	Request *RequestKey
 }
+
+// RequestKey names an upload: Key is the SHA-256 of its idempotency key,
+// Hash the SHA-256 of what it asked to store. Both are the caller's to
+// compute; the store compares them.
+type RequestKey struct {
+	Key, Hash [32]byte
+}
+
+// RequestKeyLifetime is how long an idempotency key is remembered, at
+// least: keys older than it may be forgotten (DeleteRequestKeys).
+const RequestKeyLifetime = 24 * time.Hour
 
 // NewImage is an image to store with its post. The store computes the size
 // and the SHA-256 from Data.
@@ -78,8 +98,14 @@ type ListOptions struct {
 type Store interface {
 	// CreatePost stores a post and its image (if any) in one transaction
 	// and returns the stored post (with Key, CreatedAt and the image's size
-	// and SHA-256 filled in).
+	// and SHA-256 filled in). When p.Request names a key stored before, it
+	// stores nothing: with the same Hash it returns the post stored then
+	// and ErrRepeated, with another Hash ErrKeyReused. A retry that runs
+	// while the first attempt's transaction is still open waits for it.
 	CreatePost(ctx context.Context, p NewPost) (Post, error)
+	// DeleteRequestKeys forgets the request keys stored before t and
+	// returns how many it removed.
+	DeleteRequestKeys(ctx context.Context, before time.Time) (int64, error)
 	// GetPost returns one post, or ErrNotFound.
 	GetPost(ctx context.Context, id contract.ID) (Post, error)
 	// ListPosts returns up to opts.Limit posts, newest first, with

@@ -7,11 +7,13 @@ package uploadsvc
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
 	"github.com/extagram/extagram/imaging"
@@ -87,12 +89,16 @@ func (s *Server) Upload(stream uploadv1.UploadService_UploadServer) error {
 	if err := checkClaims(hdr.GetPhoto()); err != nil {
 		return badRequest(err.Error())
 	}
+	key := hdr.GetIdempotencyKey()
+	if len(key) > MaxIdempotencyKey {
+		return badRequest(fmt.Sprintf("the idempotency key is %d bytes long; the limit is %d", len(key), MaxIdempotencyKey))
+	}
 
 	np := store.NewPost{ID: contract.NewID(), Text: text}
 	var removed []string
+	var data []byte // the photo as received
 	if hdr.GetPhoto() != nil {
-		data, err := s.readPhoto(stream)
-		if err != nil {
+		if data, err = s.readPhoto(stream); err != nil {
 			return err
 		}
 		res, err := imaging.Inspect(data, s.opts.Limits)
@@ -118,8 +124,19 @@ func (s *Server) Upload(stream uploadv1.UploadService_UploadServer) error {
 		return badRequest("photo bytes were sent but the header announced no photo")
 	}
 
+	if key != "" {
+		np.Request = requestKey(key, text, data)
+	}
 	post, err := s.store.CreatePost(ctx, np)
-	if err != nil {
+	repeated := errors.Is(err, store.ErrRepeated)
+	switch {
+	case repeated:
+		s.opts.Logger.InfoContext(ctx, "upload repeated; answered with the post it made before", "post", post.ID.String())
+		return stream.SendAndClose(&uploadv1.UploadResponse{Post: convert.Post(post), Repeated: true})
+	case errors.Is(err, store.ErrKeyReused):
+		return apierr.Upload(codes.FailedPrecondition, uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_KEY_REUSED,
+			"this upload's idempotency key was used before for another text or photo")
+	case err != nil:
 		return convert.StoreError(ctx, s.opts.Logger, "post", err)
 	}
 	attrs := []any{"post", post.ID.String()}
@@ -138,6 +155,22 @@ func (s *Server) Upload(stream uploadv1.UploadService_UploadServer) error {
 	}
 	s.opts.Logger.InfoContext(ctx, "post created", attrs...)
 	return stream.SendAndClose(&uploadv1.UploadResponse{Post: convert.Post(post)})
+}
+
+// MaxIdempotencyKey is the longest idempotency key an upload may carry.
+const MaxIdempotencyKey = 255
+
+// requestKey names an upload for the store: its key, and what it asks to
+// store (the text, and the photo as sent), so that the key reused for
+// another request is told apart from a retry.
+func requestKey(key, text string, photo []byte) *store.RequestKey {
+	h := sha256.New()
+	h.Write([]byte(text))
+	h.Write([]byte{0})
+	h.Write(photo)
+	rk := &store.RequestKey{Key: sha256.Sum256([]byte(key))}
+	h.Sum(rk.Hash[:0])
+	return rk
 }
 
 // readPhoto reads the chunks that follow the header. The buffer grows with
@@ -210,4 +243,25 @@ func recvError(err error) error {
 		return status.Error(codes.Canceled, "upload cancelled")
 	}
 	return status.Errorf(codes.Unknown, "receiving the upload: %v", err)
+}
+
+// ForgetKeys deletes idempotency keys older than store.RequestKeyLifetime
+// now and then every interval, until ctx ends.
+func (s *Server) ForgetKeys(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := s.store.DeleteRequestKeys(ctx, time.Now().Add(-store.RequestKeyLifetime))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.opts.Logger.WarnContext(ctx, "expired idempotency keys not deleted", "err", err)
+		case n > 0:
+			s.opts.Logger.InfoContext(ctx, "expired idempotency keys deleted", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

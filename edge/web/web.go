@@ -22,12 +22,16 @@ const CSP = "default-src 'none'; img-src 'self' blob: data:; style-src 'self'; s
 
 // Feed is one page of the feed as the edge hands it to RenderFeed.
 type Feed struct {
-	Posts     []Post    // already ordered, newest first
-	OlderURL  string    // link to the next (older) page, "" when there is none; e.g. "/?page=TOKEN"
-	NewestURL string    // link back to the newest posts, "" when this is the first page
-	Error     string    // message of a failed upload, shown above the form ("" for none)
-	Text      string    // the text the user typed, kept in the input after an error
-	Now       time.Time // for relative times ("5 minutes ago"); zero means time.Now()
+	Posts     []Post // already ordered, newest first
+	OlderURL  string // link to the next (older) page, "" when there is none; e.g. "/?page=TOKEN"
+	NewestURL string // link back to the newest posts, "" when this is the first page
+	Error     string // message of a failed upload, shown above the form ("" for none)
+	Text      string // the text the user typed, kept in the input after an error
+	// UploadToken is the upload form's one-time token, sent back with the
+	// form as its idempotency key: a retry of the same post is then stored
+	// once. "" leaves the field out.
+	UploadToken string
+	Now         time.Time // for relative times ("5 minutes ago"); zero means time.Now()
 }
 
 // Post is one post of the feed.

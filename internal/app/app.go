@@ -178,6 +178,7 @@ func Upload(cfg ServiceConfig) (*Service, error) {
 		return nil, err
 	}
 	uploadv1.RegisterUploadServiceServer(s.srv.GRPC, up)
+	s.background = func(ctx context.Context) { up.ForgetKeys(ctx, time.Hour) }
 	return s, nil
 }
 

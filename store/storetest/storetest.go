@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentCreate", testConcurrentCreate},
 		{"Ping", testPing},
 		{"ContextDone", testContextDone},
+		{"RequestKeys", testRequestKeys},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -45,8 +45,11 @@ const (
 	UploadErrorReason_UPLOAD_ERROR_REASON_TOO_LARGE UploadErrorReason = 4
 	// The stream is not one header followed by chunks, chunks came without a
 	// photo in the header, or the photo's file name or claimed type holds a
-	// NUL character (INVALID_ARGUMENT).
+	// NUL character, or the idempotency_key is too long (INVALID_ARGUMENT).
 	UploadErrorReason_UPLOAD_ERROR_REASON_BAD_REQUEST UploadErrorReason = 5
+	// The idempotency_key was used before for another text or photo
+	// (FAILED_PRECONDITION). Web clients answer it with HTTP 422.
+	UploadErrorReason_UPLOAD_ERROR_REASON_KEY_REUSED UploadErrorReason = 6
 )
 
 // Enum value maps for UploadErrorReason.
@@ -58,6 +61,7 @@ var (
 		3: "UPLOAD_ERROR_REASON_MALFORMED_IMAGE",
 		4: "UPLOAD_ERROR_REASON_TOO_LARGE",
 		5: "UPLOAD_ERROR_REASON_BAD_REQUEST",
+		6: "UPLOAD_ERROR_REASON_KEY_REUSED",
 	}
 	UploadErrorReason_value = map[string]int32{
 		"UPLOAD_ERROR_REASON_UNSPECIFIED":      0,
@@ -66,6 +70,7 @@ var (
 		"UPLOAD_ERROR_REASON_MALFORMED_IMAGE":  3,
 		"UPLOAD_ERROR_REASON_TOO_LARGE":        4,
 		"UPLOAD_ERROR_REASON_BAD_REQUEST":      5,
+		"UPLOAD_ERROR_REASON_KEY_REUSED":       6,
 	}
 )
 
@@ -191,9 +196,18 @@ type UploadHeader struct {
 	// most 2,200 characters.
 	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
 	// The photo, when there is one; its bytes follow in chunk messages.
-	Photo         *PhotoInfo `protobuf:"bytes,2,opt,name=photo,proto3" json:"photo,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Photo *PhotoInfo `protobuf:"bytes,2,opt,name=photo,proto3" json:"photo,omitempty"`
+	// A key naming this upload, chosen by the client (at most 255 bytes;
+	// empty for none). Until the key expires, at least 24 hours after its
+	// first use, an upload with the same key and the same text and photo
+	// stores nothing and answers with the post the first made (its response
+	// says repeated); one with the same key and another text or photo is
+	// FAILED_PRECONDITION (UPLOAD_ERROR_REASON_KEY_REUSED). Keys are global:
+	// clients that share the service must keep theirs apart (the edge puts
+	// the client's own scope in front of the keys it passes on).
+	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *UploadHeader) Reset() {
@@ -238,6 +252,13 @@ func (x *UploadHeader) GetPhoto() *PhotoInfo {
 		return x.Photo
 	}
 	return nil
+}
+
+func (x *UploadHeader) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
 }
 
 // PhotoInfo is what the client says of its photo. It is recorded in logs
@@ -301,7 +322,10 @@ func (x *PhotoInfo) GetContentType() string {
 type UploadResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The created post, with its image when a photo was sent.
-	Post          *v1.Post `protobuf:"bytes,1,opt,name=post,proto3" json:"post,omitempty"`
+	Post *v1.Post `protobuf:"bytes,1,opt,name=post,proto3" json:"post,omitempty"`
+	// True when the upload repeated an earlier one with the same
+	// idempotency_key: nothing was stored, post is the earlier post.
+	Repeated      bool `protobuf:"varint,2,opt,name=repeated,proto3" json:"repeated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -343,6 +367,13 @@ func (x *UploadResponse) GetPost() *v1.Post {
 	return nil
 }
 
+func (x *UploadResponse) GetRepeated() bool {
+	if x != nil {
+		return x.Repeated
+	}
+	return false
+}
+
 var File_extagram_upload_v1_upload_service_proto protoreflect.FileDescriptor
 
 const file_extagram_upload_v1_upload_service_proto_rawDesc = "" +
@@ -351,22 +382,25 @@ const file_extagram_upload_v1_upload_service_proto_rawDesc = "" +
 	"\rUploadRequest\x12:\n" +
 	"\x06header\x18\x01 \x01(\v2 .extagram.upload.v1.UploadHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\t\n" +
-	"\apayload\"W\n" +
+	"\apayload\"\x80\x01\n" +
 	"\fUploadHeader\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x123\n" +
-	"\x05photo\x18\x02 \x01(\v2\x1d.extagram.upload.v1.PhotoInfoR\x05photo\"K\n" +
+	"\x05photo\x18\x02 \x01(\v2\x1d.extagram.upload.v1.PhotoInfoR\x05photo\x12'\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\"K\n" +
 	"\tPhotoInfo\x12\x1b\n" +
 	"\tfile_name\x18\x01 \x01(\tR\bfileName\x12!\n" +
-	"\fcontent_type\x18\x02 \x01(\tR\vcontentType\"<\n" +
+	"\fcontent_type\x18\x02 \x01(\tR\vcontentType\"X\n" +
 	"\x0eUploadResponse\x12*\n" +
-	"\x04post\x18\x01 \x01(\v2\x16.extagram.feed.v1.PostR\x04post*\xf5\x01\n" +
+	"\x04post\x18\x01 \x01(\v2\x16.extagram.feed.v1.PostR\x04post\x12\x1a\n" +
+	"\brepeated\x18\x02 \x01(\bR\brepeated*\x99\x02\n" +
 	"\x11UploadErrorReason\x12#\n" +
 	"\x1fUPLOAD_ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cUPLOAD_ERROR_REASON_BAD_TEXT\x10\x01\x12(\n" +
 	"$UPLOAD_ERROR_REASON_UNSUPPORTED_TYPE\x10\x02\x12'\n" +
 	"#UPLOAD_ERROR_REASON_MALFORMED_IMAGE\x10\x03\x12!\n" +
 	"\x1dUPLOAD_ERROR_REASON_TOO_LARGE\x10\x04\x12#\n" +
-	"\x1fUPLOAD_ERROR_REASON_BAD_REQUEST\x10\x052b\n" +
+	"\x1fUPLOAD_ERROR_REASON_BAD_REQUEST\x10\x05\x12\"\n" +
+	"\x1eUPLOAD_ERROR_REASON_KEY_REUSED\x10\x062b\n" +
 	"\rUploadService\x12Q\n" +
 	"\x06Upload\x12!.extagram.upload.v1.UploadRequest\x1a\".extagram.upload.v1.UploadResponse(\x01B>Z<github.com/extagram/extagram/gen/extagram/upload/v1;uploadv1b\x06proto3"
 

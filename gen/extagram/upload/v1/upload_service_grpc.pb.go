@@ -26,8 +26,10 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// UploadService creates posts. An upload is not idempotent: clients must not
-// retry it blindly.
+// UploadService creates posts. An upload is made idempotent by its
+// idempotency_key: a client that retries with the key of the first attempt
+// gets the post that attempt made, and nothing is stored twice. Without a
+// key, clients must not retry an upload blindly.
 type UploadServiceClient interface {
 	// Upload creates one post from a client stream. The first message carries
 	// the header (text and, when there is a photo, what the client says of
@@ -69,8 +71,10 @@ type UploadService_UploadClient = grpc.ClientStreamingClient[UploadRequest, Uplo
 // All implementations must embed UnimplementedUploadServiceServer
 // for forward compatibility.
 //
-// UploadService creates posts. An upload is not idempotent: clients must not
-// retry it blindly.
+// UploadService creates posts. An upload is made idempotent by its
+// idempotency_key: a client that retries with the key of the first attempt
+// gets the post that attempt made, and nothing is stored twice. Without a
+// key, clients must not retry an upload blindly.
 type UploadServiceServer interface {
 	// Upload creates one post from a client stream. The first message carries
 	// the header (text and, when there is a photo, what the client says of
