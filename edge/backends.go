@@ -200,11 +200,12 @@ type blobStream struct {
 	cancel context.CancelFunc
 }
 
-// openBlob starts streaming an image's bytes from offset and returns its
-// metadata (the stream's first message) and the stream.
-func (b *backends) openBlob(ctx context.Context, id string, offset int64) (*blobv1.BlobMetadata, *blobStream, error) {
+// openBlob starts streaming an image's bytes from offset, at most limit
+// of them (0: to the end), and returns its metadata (the stream's first
+// message) and the stream.
+func (b *backends) openBlob(ctx context.Context, id string, offset, limit int64) (*blobv1.BlobMetadata, *blobStream, error) {
 	ctx, cancel := context.WithTimeout(ctx, blobTimeout)
-	stream, err := b.blob.GetBlob(ctx, &blobv1.GetBlobRequest{Id: id, ReadOffset: offset})
+	stream, err := b.blob.GetBlob(ctx, &blobv1.GetBlobRequest{Id: id, ReadOffset: offset, ReadLimit: limit})
 	if err != nil {
 		cancel()
 		return nil, nil, err

@@ -59,6 +59,14 @@ var (
 }`, uploadService)
 )
 
+// Flow-control windows of the connections to the services: enough for a
+// chunk in flight and the next one, over a network with a short round
+// trip.
+const (
+	streamWindow = 256 << 10
+	connWindow   = 2 << 20
+)
+
 var staticScheme atomic.Int64
 
 // dial makes the one long-lived connection to a service. target is either
@@ -79,6 +87,12 @@ func dial(target, serviceConfig string, metrics *grpcprom.ClientMetrics) (*grpc.
 			PermitWithoutStream: true,
 		}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8 << 20)),
+		// Fixed flow-control windows (this turns off the growth grpc-go
+		// would otherwise give them): a stream whose HTTP client reads
+		// slowly or not at all holds at most streamWindow here, and the
+		// service sending it stops there too.
+		grpc.WithInitialWindowSize(streamWindow),
+		grpc.WithInitialConnWindowSize(connWindow),
 		// Reconnect quickly: a replica that comes back is in rotation again
 		// within about a second, however long it was down (the default
 		// backoff grows to two minutes).

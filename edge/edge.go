@@ -232,6 +232,11 @@ func (e *Edge) Serve(ctx context.Context) error {
 	return firstErr
 }
 
+// maxStreams is how many requests one HTTP/2 connection may have running:
+// a page needs a handful (the page, its images, three assets), and each
+// stream holds memory while its client reads.
+const maxStreams = 32
+
 func newServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
@@ -241,6 +246,7 @@ func newServer(h http.Handler) *http.Server {
 		WriteTimeout:   2 * time.Minute,
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 32 << 10,
+		HTTP2:          &http.HTTP2Config{MaxConcurrentStreams: maxStreams},
 	}
 }
 

@@ -87,20 +87,27 @@ type errNotCached struct{ meta *blobv1.BlobMetadata }
 
 func (e errNotCached) Error() string { return "image too large to cache" }
 
-// get returns an image from the cache or, on a miss, from one GetBlob
-// call that reads it whole. Concurrent misses of one image share that call;
-// it runs on its own deadline, so one client going away does not fail the
-// others. An image over maxImage is not read: get returns errNotCached.
+// get returns an image from the cache or, on a miss, from the blob
+// service: its metadata, then, when it is small enough to keep, one GetBlob
+// call that reads it whole. Concurrent misses of one image share those
+// calls; they run on their own deadline, so one client going away does not
+// fail the others. An image over maxImage is not read: get returns
+// errNotCached with its metadata.
 func (c *imageCache) get(ctx context.Context, b *backends, id string) (*cachedImage, error) {
 	return c.cache.Get(ctx, id, otter.LoaderFunc[string, *cachedImage](func(ctx context.Context, id string) (*cachedImage, error) {
-		meta, stream, err := b.openBlob(context.WithoutCancel(ctx), id, 0)
+		ctx = context.WithoutCancel(ctx)
+		meta, err := b.blobMetadata(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if meta.GetSizeBytes() > c.maxImage {
+			return nil, errNotCached{meta}
+		}
+		meta, stream, err := b.openBlob(ctx, id, 0, 0)
 		if err != nil {
 			return nil, err
 		}
 		defer stream.close()
-		if meta.GetSizeBytes() > c.maxImage {
-			return nil, errNotCached{meta}
-		}
 		data := make([]byte, 0, meta.GetSizeBytes())
 		for {
 			chunk, err := stream.next()

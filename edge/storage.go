@@ -11,20 +11,28 @@ import (
 	"github.com/extagram/extagram/internal/contract"
 )
 
+// writeProgress is how long one write of an image response may take: a
+// client that stops reading (an HTTP/2 stream whose window stays shut) is
+// cut off, instead of holding its handler and what the handler holds for
+// the whole WriteTimeout.
+const writeProgress = 10 * time.Second
+
 // handleStorage serves GET and HEAD /storage/{id}: the image's bytes with
 // their true type, the SHA-256 as ETag, conditional and range requests and
 // immutable caching. Hot images come from the edge's cache; an image too
-// large for it is streamed from the blob service.
+// large for it is streamed from the blob service, one read per request.
 func (e *Edge) handleStorage(w http.ResponseWriter, r *http.Request) {
 	id, err := contract.ParseID(r.PathValue("id"))
 	if err != nil {
 		http.Error(w, "bad image id: "+contract.IDForm, http.StatusBadRequest)
 		return
 	}
+	w = progressWriter{w, http.NewResponseController(w)}
 	var meta *blobv1.BlobMetadata
 	if e.images != nil {
 		img, err := e.images.get(r.Context(), e.backends, id.String())
 		if err == nil {
+			limitRanges(r, int64(len(img.data)), maxRanges)
 			img.setHeaders(w.Header())
 			http.ServeContent(w, r, "", img.modTime, bytes.NewReader(img.data))
 			return
@@ -39,8 +47,9 @@ func (e *Edge) handleStorage(w http.ResponseWriter, r *http.Request) {
 	e.streamImage(w, r, id.String(), meta)
 }
 
-// streamImage serves an image through GetBlob streams, for images the
-// cache does not keep. meta, when known, saves asking for it.
+// streamImage serves an image through one GetBlob stream, for images the
+// cache does not keep: the whole image, or the one range asked for (more
+// ranges get the whole image). meta, when known, saves asking for it.
 func (e *Edge) streamImage(w http.ResponseWriter, r *http.Request, id string, meta *blobv1.BlobMetadata) {
 	br := &blobReader{r: r, backends: e.backends, id: id}
 	defer br.close()
@@ -60,12 +69,30 @@ func (e *Edge) streamImage(w http.ResponseWriter, r *http.Request, id string, me
 		return
 	}
 	br.size = meta.GetSizeBytes()
+	if rg := limitRanges(r, br.size, 1); rg != nil && r.Header.Get("If-Range") == "" {
+		// ServeContent will read exactly this range: ask for its bytes
+		// only.
+		br.end = rg.start + rg.length
+	}
 	newCachedImage(meta, nil).setHeaders(w.Header())
 	http.ServeContent(w, r, "", meta.GetCreateTime().AsTime(), br)
 	if br.err != nil && r.Context().Err() == nil {
 		e.logger.WarnContext(r.Context(), "image stream failed mid-response", "image", id, "err", br.err, "request_id", requestID(r.Context()))
 	}
 }
+
+// progressWriter gives each write writeProgress to complete.
+type progressWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	_ = p.rc.SetWriteDeadline(time.Now().Add(writeProgress))
+	return p.ResponseWriter.Write(b)
+}
+
+func (p progressWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
 
 // storageError answers a failed image request.
 func storageError(w http.ResponseWriter, err error) {
@@ -89,6 +116,9 @@ type blobReader struct {
 	id       string
 	size     int64
 	pos      int64
+	// end, when set, is where the bytes wanted end: a stream asks for no
+	// more.
+	end int64
 
 	stream    *blobStream
 	streamPos int64
@@ -98,7 +128,11 @@ type blobReader struct {
 
 func (b *blobReader) openAt(off int64) (*blobv1.BlobMetadata, error) {
 	b.close()
-	meta, stream, err := b.backends.openBlob(b.r.Context(), b.id, off)
+	var limit int64
+	if b.end > off {
+		limit = b.end - off
+	}
+	meta, stream, err := b.backends.openBlob(b.r.Context(), b.id, off, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -28,6 +28,16 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// Flow control and concurrency of every connection: enough for a 64 KiB
+// chunk in flight and the next one on a network with a short round trip,
+// and for the edge's concurrent calls; a client that opens more streams
+// waits for running ones to end.
+const (
+	streamWindow = 256 << 10
+	connWindow   = 2 << 20
+	maxStreams   = 512
+)
+
 // LivenessService is the health service name that reports SERVING for as
 // long as the server runs (until its drain), for liveness probes; "" and
 // the role's own service names follow the dependency check (readiness).
@@ -144,6 +154,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	opts := []grpc.ServerOption{
 		grpc.KeepaliveParams(kasp),
+		// Bounded memory per call and per client: fixed flow-control
+		// windows (no growth), so a stream that is not read holds at most
+		// streamWindow, and a bounded number of calls per connection.
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connWindow),
+		grpc.MaxConcurrentStreams(maxStreams),
 		// Clients ping every few seconds to detect hung replicas; allow it.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(
