@@ -171,17 +171,19 @@ func sendChunks(stream uploadv1.UploadService_UploadClient, r io.Reader) error {
 	buf := make([]byte, chunkSize)
 	for {
 		n, err := io.ReadFull(r, buf)
+		end := err == io.EOF || err == io.ErrUnexpectedEOF
+		if err != nil && !end {
+			// The form failed (too large, stalled, malformed): that is
+			// the answer, whatever the stream would say of being cut.
+			return err
+		}
 		if n > 0 {
 			if serr := stream.Send(&uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Chunk{Chunk: buf[:n]}}); serr != nil {
 				return serr
 			}
 		}
-		switch err {
-		case nil:
-		case io.EOF, io.ErrUnexpectedEOF:
+		if end {
 			return nil
-		default:
-			return err
 		}
 	}
 }

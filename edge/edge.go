@@ -52,6 +52,12 @@ type Options struct {
 	// for it, instead of keeping it up to date with WatchFeed (for
 	// measuring the path without the cache).
 	AskFeedPerView bool
+	// UploadIdle is how long an upload's body may send nothing before it is
+	// answered 408 (0: DefaultUploadIdle).
+	UploadIdle time.Duration
+	// MaxUploads and MaxUploadsPerClient cap the uploads in flight, in all
+	// and from one address (0: DefaultMaxUploads, DefaultMaxUploadsPerClient).
+	MaxUploads, MaxUploadsPerClient int
 	// UploadRate is the number of uploads a client may make per minute; 0
 	// turns the limit off.
 	UploadRate float64
@@ -75,19 +81,38 @@ type Edge struct {
 	images   *imageCache // nil: no cache
 	feed     *feedCache
 	lim      *rateLimiter
+	uploads  *uploadSlots
 	metrics  *httpMetrics
 	mux      http.Handler
 }
 
-// New connects to the services (lazily: grpc.NewClient does not block) and
-// builds the handler.
-func New(opts Options) (*Edge, error) {
+// withDefaults fills in the options left zero.
+func (opts Options) withDefaults() Options {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	if opts.MaxUploadBytes <= 0 {
 		opts.MaxUploadBytes = contract.DefaultMaxPhotoBytes
 	}
+	if opts.ImageCacheBytes == 0 {
+		opts.ImageCacheBytes = DefaultImageCacheBytes
+	}
+	if opts.UploadIdle <= 0 {
+		opts.UploadIdle = DefaultUploadIdle
+	}
+	if opts.MaxUploads <= 0 {
+		opts.MaxUploads = DefaultMaxUploads
+	}
+	if opts.MaxUploadsPerClient <= 0 {
+		opts.MaxUploadsPerClient = DefaultMaxUploadsPerClient
+	}
+	return opts
+}
+
+// New connects to the services (lazily: grpc.NewClient does not block) and
+// builds the handler.
+func New(opts Options) (*Edge, error) {
+	opts = opts.withDefaults()
 	if opts.FeedTarget == "" || opts.UploadTarget == "" || opts.BlobTarget == "" {
 		return nil, errors.New("edge: --feed-target, --upload-target and --blob-target are required")
 	}
@@ -103,9 +128,6 @@ func New(opts Options) (*Edge, error) {
 			return nil, fmt.Errorf("edge: register HTTP metrics: %w", err)
 		}
 		e.metrics = hm
-	}
-	if opts.ImageCacheBytes == 0 {
-		opts.ImageCacheBytes = DefaultImageCacheBytes
 	}
 	images, err := newImageCache(opts.ImageCacheBytes)
 	if err != nil {
@@ -124,6 +146,7 @@ func New(opts Options) (*Edge, error) {
 	if opts.UploadRate > 0 {
 		e.lim = newRateLimiter(opts.UploadRate, time.Minute)
 	}
+	e.uploads = newUploadSlots(opts.MaxUploads, opts.MaxUploadsPerClient)
 	h, err := e.routes()
 	if err != nil {
 		e.Close()
@@ -231,6 +254,14 @@ func (e *Edge) Serve(ctx context.Context) error {
 	}
 	return firstErr
 }
+
+// Default caps of the uploads in flight. An upload costs the edge little
+// memory (the photo is streamed on, or held in a temporary file when it
+// comes before the text); the caps keep one client from holding many.
+const (
+	DefaultMaxUploads          = 64
+	DefaultMaxUploadsPerClient = 4
+)
 
 // maxStreams is how many requests one HTTP/2 connection may have running:
 // a page needs a handful (the page, its images, three assets), and each

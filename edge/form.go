@@ -10,7 +10,9 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
+	"os"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/extagram/extagram/internal/contract"
@@ -62,6 +64,33 @@ type uploadForm struct {
 	// key is the idempotency_key field: the one-time token of the page the
 	// form was on; "" without one.
 	key string
+	// held is the temporary file of a photo that came before the text.
+	held *os.File
+}
+
+// close removes what the form holds.
+func (f *uploadForm) close() {
+	if f.held != nil {
+		_ = f.held.Close()
+		_ = os.Remove(f.held.Name())
+		f.held = nil
+	}
+}
+
+// DefaultUploadIdle is how long an upload's body may send nothing: a
+// client that stalls is answered 408 and lets go of what it held.
+const DefaultUploadIdle = 10 * time.Second
+
+// progressBody gives each read of a body idle to deliver.
+type progressBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (p progressBody) Read(b []byte) (int, error) {
+	_ = p.rc.SetReadDeadline(time.Now().Add(p.idle))
+	return p.ReadCloser.Read(b)
 }
 
 // multipartReader returns the reader of an upload form's body.
@@ -120,15 +149,24 @@ func readUploadForm(mr *multipart.Reader, limit int64) (uploadForm, error) {
 			fr.form.photo = photo
 			return fr.form, nil
 		}
-		// Hold the photo until the text arrives.
-		var held bytes.Buffer
-		if _, err := held.ReadFrom(io.LimitReader(io.MultiReader(photo.body, part), limit+1)); err != nil {
+		// Hold the photo, in a temporary file rather than in memory,
+		// until the text arrives.
+		held, err := os.CreateTemp("", "extagram-photo-*")
+		if err != nil {
+			return fr.form, fmt.Errorf("edge: hold a photo: %w", err)
+		}
+		fr.form.held = held
+		n, err := io.Copy(held, io.LimitReader(io.MultiReader(photo.body, part), limit+1))
+		if err != nil {
 			return fr.form, formReadError(err, limit)
 		}
-		if int64(held.Len()) > limit {
+		if n > limit {
 			return fr.form, tooLarge(limit)
 		}
-		photo.body = &held
+		if _, err := held.Seek(0, io.SeekStart); err != nil {
+			return fr.form, fmt.Errorf("edge: hold a photo: %w", err)
+		}
+		photo.body = held
 		fr.form.photo = photo
 	}
 	if !fr.haveText {
@@ -315,6 +353,9 @@ func formReadError(err error, limit int64) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return badForm(http.StatusRequestEntityTooLarge, "The form is larger than the limit: the photo may be at most %s.", contract.FormatBytes(limit))
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return badForm(http.StatusRequestTimeout, "The upload stopped: nothing arrived for a while.")
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return badForm(http.StatusRequestTimeout, "The upload took too long.")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/extagram/extagram/edge/web"
@@ -25,7 +26,18 @@ func (e *Edge) handleUpload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	release, err := e.uploads.acquire(clientAddr(r))
+	if err != nil {
+		var ue *uploadError
+		errors.As(err, &ue)
+		retryAfter(w, time.Second)
+		e.uploadFailed(w, r, uploadForm{}, ue)
+		return
+	}
+	defer release()
+	r.Body = progressBody{r.Body, http.NewResponseController(w), e.opts.UploadIdle}
 	post, form, err := e.upload(r)
+	defer form.close()
 	if err != nil {
 		var ue *uploadError
 		if !errors.As(err, &ue) {
@@ -42,6 +54,48 @@ func (e *Edge) handleUpload(w http.ResponseWriter, r *http.Request) {
 	// The page the author is sent to must show the post.
 	e.feed.posted(post.GetId())
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// uploadSlots caps the uploads in flight at the edge, from one address
+// and in all: a client that opens uploads and stalls them holds a few, not
+// the edge.
+type uploadSlots struct {
+	mu        sync.Mutex
+	perClient int
+	total     int
+	inFlight  int
+	by        map[string]int
+}
+
+func newUploadSlots(total, perClient int) *uploadSlots {
+	return &uploadSlots{total: total, perClient: perClient, by: map[string]int{}}
+}
+
+// acquire takes a slot for an upload from client, or says why not (429
+// for the client's own cap, 503 when the edge is full); release gives it
+// back.
+func (u *uploadSlots) acquire(client string) (release func(), err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	switch {
+	case u.by[client] >= u.perClient:
+		return nil, &uploadError{code: http.StatusTooManyRequests, msg: fmt.Sprintf("Your address has %d uploads in progress already; wait for them to finish.", u.perClient)}
+	case u.inFlight >= u.total:
+		return nil, &uploadError{code: http.StatusServiceUnavailable, msg: "Extagram is receiving too many uploads right now. Please try again in a moment."}
+	}
+	u.by[client]++
+	u.inFlight++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			u.mu.Lock()
+			defer u.mu.Unlock()
+			u.inFlight--
+			if u.by[client]--; u.by[client] == 0 {
+				delete(u.by, client)
+			}
+		})
+	}, nil
 }
 
 // upload reads the form and creates the post. It also returns the form as

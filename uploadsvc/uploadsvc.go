@@ -22,6 +22,7 @@ import (
 	"github.com/extagram/extagram/internal/convert"
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -35,14 +36,32 @@ type Options struct {
 	Limits imaging.Limits
 	// Uploads is the folder the file copies go to.
 	Uploads *uploads.Dir
-	Logger  *slog.Logger
+	// MemoryBytes bounds the memory all uploads in flight hold for their
+	// photos (what was received, and the cleaned copy); an upload waits
+	// for room rather than going past it. 0 means DefaultMemoryBytes.
+	MemoryBytes int64
+	// Idle is how long an upload may go without a message before it is
+	// refused (0: 30 s); MaxDuration bounds an upload as a whole (0: 5
+	// minutes).
+	Idle, MaxDuration time.Duration
+	Logger            *slog.Logger
 }
+
+// DefaultMemoryBytes is the default memory for the photos of the uploads
+// in flight: three of the largest photos at once, or hundreds of the usual
+// ones.
+const DefaultMemoryBytes = 64 << 20
+
+// startBuffer is what a photo's buffer starts with: most photos fit; a
+// larger one gets, once, a buffer for the largest photo allowed.
+const startBuffer = 256 << 10
 
 // Server serves UploadService.
 type Server struct {
 	uploadv1.UnimplementedUploadServiceServer
-	store store.Store
-	opts  Options
+	store  store.Store
+	opts   Options
+	memory *semaphore.Weighted
 }
 
 var _ uploadv1.UploadServiceServer = (*Server)(nil)
@@ -65,13 +84,28 @@ func New(st store.Store, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Server{store: st, opts: opts}, nil
+	if opts.MemoryBytes <= 0 {
+		opts.MemoryBytes = DefaultMemoryBytes
+	}
+	if min := 2 * (opts.MaxBytes + 1); opts.MemoryBytes < min {
+		// Room for at least one photo of the largest size.
+		opts.MemoryBytes = min
+	}
+	if opts.Idle <= 0 {
+		opts.Idle = 30 * time.Second
+	}
+	if opts.MaxDuration <= 0 {
+		opts.MaxDuration = 5 * time.Minute
+	}
+	return &Server{store: st, opts: opts, memory: semaphore.NewWeighted(opts.MemoryBytes)}, nil
 }
 
 // Upload creates a post from the stream.
 func (s *Server) Upload(stream uploadv1.UploadService_UploadServer) error {
 	ctx := stream.Context()
-	first, err := stream.Recv()
+	rx := newReceiver(stream, s.opts.Idle, s.opts.MaxDuration)
+	defer rx.stop()
+	first, err := rx.recv()
 	if err == io.EOF {
 		return badRequest("empty upload: the first message must carry the header")
 	}
@@ -98,7 +132,9 @@ func (s *Server) Upload(stream uploadv1.UploadService_UploadServer) error {
 	var removed []string
 	var data []byte // the photo as received
 	if hdr.GetPhoto() != nil {
-		if data, err = s.readPhoto(stream); err != nil {
+		buf := &photoBuffer{memory: s.memory, limit: s.opts.MaxBytes}
+		defer buf.release()
+		if data, err = buf.read(ctx, rx); err != nil {
 			return err
 		}
 		res, err := imaging.Inspect(data, s.opts.Limits)
@@ -114,7 +150,7 @@ func (s *Server) Upload(stream uploadv1.UploadService_UploadServer) error {
 			Height:      h,
 			Data:        res.Data,
 		}
-	} else if msg, err := stream.Recv(); err != io.EOF {
+	} else if msg, err := rx.recv(); err != io.EOF {
 		if err != nil {
 			return recvError(err)
 		}
@@ -173,36 +209,158 @@ func requestKey(key, text string, photo []byte) *store.RequestKey {
 	return rk
 }
 
-// readPhoto reads the chunks that follow the header. The buffer grows with
-// what arrives and never past the limit: one byte more is an error.
-func (s *Server) readPhoto(stream uploadv1.UploadService_UploadServer) ([]byte, error) {
-	var buf []byte
+// photoBuffer receives a photo within the size limit and the service's
+// memory budget. It starts with startBuffer and, for a larger photo, takes
+// once a buffer for the largest allowed: never more than limit+1 bytes,
+// never a doubling. Each buffer is paid for twice in the budget, for the
+// cleaned copy imaging makes of it, and waited for when the budget is
+// spent.
+type photoBuffer struct {
+	memory *semaphore.Weighted
+	limit  int64
+	held   int64 // of memory
+	buf    []byte
+}
+
+// read receives the chunks after the header until the client closes.
+func (b *photoBuffer) read(ctx context.Context, rx *receiver) ([]byte, error) {
 	for {
-		msg, err := stream.Recv()
+		msg, err := rx.recv()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, recvError(err)
+			return nil, err
 		}
 		if msg.GetHeader() != nil {
 			return nil, badRequest("the header must be sent only once")
 		}
 		chunk := msg.GetChunk()
-		if int64(len(buf))+int64(len(chunk)) > s.opts.MaxBytes {
+		if int64(len(b.buf))+int64(len(chunk)) > b.limit {
 			return nil, apierr.Upload(codes.ResourceExhausted, uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_TOO_LARGE,
-				fmt.Sprintf("the photo is larger than the %s limit", contract.FormatBytes(s.opts.MaxBytes)))
+				fmt.Sprintf("the photo is larger than the %s limit", contract.FormatBytes(b.limit)))
 		}
-		if buf == nil {
-			// Most photos are far below the limit; start small.
-			buf = make([]byte, 0, min(s.opts.MaxBytes, 256<<10))
+		if len(b.buf)+len(chunk) > cap(b.buf) {
+			size := min(b.limit, startBuffer)
+			if b.buf != nil || len(chunk) > int(size) {
+				size = b.limit
+			}
+			if err := b.grow(ctx, size); err != nil {
+				return nil, err
+			}
 		}
-		buf = append(buf, chunk...)
+		b.buf = append(b.buf, chunk...)
 	}
-	if len(buf) == 0 {
+	if len(b.buf) == 0 {
 		return nil, apierr.Upload(codes.InvalidArgument, uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_MALFORMED_IMAGE, "the photo is empty (0 bytes)")
 	}
-	return buf, nil
+	return b.buf, nil
+}
+
+// grow replaces the buffer by one of size bytes, once the budget has room.
+func (b *photoBuffer) grow(ctx context.Context, size int64) error {
+	cost := 2 * size
+	if err := b.memory.Acquire(ctx, cost); err != nil {
+		return status.FromContextError(err).Err()
+	}
+	next := make([]byte, len(b.buf), size)
+	copy(next, b.buf)
+	b.release()
+	b.buf, b.held = next, cost
+	return nil
+}
+
+// release gives the budget back.
+func (b *photoBuffer) release() {
+	if b.held > 0 {
+		b.memory.Release(b.held)
+		b.held = 0
+	}
+}
+
+// receiver receives an upload's messages, refusing a client that sends
+// nothing for idle or takes longer than the whole upload may. A goroutine
+// calls Recv, one message at a time as recv asks, so that no more is taken
+// from the stream than the upload reads.
+type receiver struct {
+	want    chan struct{}
+	msgs    chan received
+	done    chan struct{}
+	ended   chan struct{} // closed when the stream ended (endErr)
+	endErr  error
+	idle    time.Duration
+	timeout <-chan time.Time
+	end     *time.Timer
+}
+
+type received struct {
+	msg *uploadv1.UploadRequest
+	err error
+}
+
+func newReceiver(stream uploadv1.UploadService_UploadServer, idle, maxDuration time.Duration) *receiver {
+	rx := &receiver{want: make(chan struct{}), msgs: make(chan received), done: make(chan struct{}), ended: make(chan struct{}),
+		idle: idle, end: time.NewTimer(maxDuration)}
+	rx.timeout = rx.end.C
+	go func() {
+		defer close(rx.ended)
+		for {
+			select {
+			case <-rx.want:
+			case <-rx.done:
+				return
+			}
+			msg, err := stream.Recv()
+			if err != nil {
+				rx.endErr = err
+			}
+			select {
+			case rx.msgs <- received{msg, err}:
+			case <-rx.done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return rx
+}
+
+// recv returns the next message, io.EOF when the client closed, or a
+// status error.
+func (rx *receiver) recv() (*uploadv1.UploadRequest, error) {
+	idle := time.NewTimer(rx.idle)
+	defer idle.Stop()
+	select {
+	case rx.want <- struct{}{}:
+	case <-rx.ended:
+		// Asked again after the end: the same answer.
+		if rx.endErr != io.EOF {
+			return nil, recvError(rx.endErr)
+		}
+		return nil, io.EOF
+	case <-rx.timeout:
+		return nil, status.Error(codes.DeadlineExceeded, "the upload took too long")
+	}
+	select {
+	case r := <-rx.msgs:
+		if r.err != nil && r.err != io.EOF {
+			return nil, recvError(r.err)
+		}
+		return r.msg, r.err
+	case <-idle.C:
+		return nil, status.Errorf(codes.DeadlineExceeded, "the upload sent nothing for %s", rx.idle)
+	case <-rx.timeout:
+		return nil, status.Error(codes.DeadlineExceeded, "the upload took too long")
+	}
+}
+
+// stop ends the receiving goroutine (it returns with the stream, which
+// ends when the handler does).
+func (rx *receiver) stop() {
+	close(rx.done)
+	rx.end.Stop()
 }
 
 // checkClaims checks what the client says of its photo. The name and type

@@ -153,7 +153,8 @@ func (s *site) start(ctx context.Context, db database) error {
 			"edge", "--https-addr", addr, "--metrics-addr", metrics,
 			"--data-dir", filepath.Join(s.dir, "data-edge"), "--drain-period", "1s",
 			"--feed-target", strings.Join(feeds, ","), "--upload-target", target["upload"], "--blob-target", target["blob"],
-			"--upload-rate", "0",
+			// Every load comes from one address: no per-address limits.
+			"--upload-rate", "0", "--max-uploads-per-client", "1000",
 		}
 	}, waitHTTPS)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/extagram/extagram/internal/app"
 	"github.com/extagram/extagram/internal/buildinfo"
 	"github.com/extagram/extagram/internal/contract"
+	"github.com/extagram/extagram/uploadsvc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -89,6 +90,9 @@ type edgeFlags struct {
 	maxUploadBytes      int64
 	imageCacheBytes     int64
 	askFeedPerView      bool
+	maxUploads          int
+	maxUploadsPerClient int
+	uploadIdle          time.Duration
 }
 
 func (e *edgeFlags) register(fs *flag.FlagSet, httpsDefault string) {
@@ -101,6 +105,9 @@ func (e *edgeFlags) register(fs *flag.FlagSet, httpsDefault string) {
 	fs.Float64Var(&e.uploadRate, "upload-rate", 30, "uploads per client address per minute; 0 turns the limit off")
 	fs.Int64Var(&e.maxUploadBytes, "max-upload-bytes", contract.DefaultMaxPhotoBytes, "largest photo accepted, in bytes")
 	fs.Int64Var(&e.imageCacheBytes, "image-cache-bytes", edge.DefaultImageCacheBytes, "memory for hot images at the edge, in bytes; 0 turns the cache off")
+	fs.DurationVar(&e.uploadIdle, "upload-idle", edge.DefaultUploadIdle, "how long an upload's body may send nothing before it is answered 408")
+	fs.IntVar(&e.maxUploads, "max-uploads", edge.DefaultMaxUploads, "uploads in flight at the edge, in all; more are answered 503")
+	fs.IntVar(&e.maxUploadsPerClient, "max-uploads-per-client", edge.DefaultMaxUploadsPerClient, "uploads in flight from one client address; more are answered 429")
 	fs.BoolVar(&e.askFeedPerView, "ask-feed-per-view", false, "ask the feed service for the newest page on every view, instead of keeping it up to date with WatchFeed (to measure the path without the edge's page cache)")
 }
 
@@ -112,6 +119,7 @@ func (e *edgeFlags) options(dataDir string, drain time.Duration, logger *slog.Lo
 		TLSCert: e.tlsCert, TLSKey: e.tlsKey, DataDir: dataDir,
 		MaxUploadBytes: e.maxUploadBytes, UploadRate: e.uploadRate, DrainPeriod: drain, Logger: logger,
 		ImageCacheBytes: cacheBytes(e.imageCacheBytes), AskFeedPerView: e.askFeedPerView,
+		MaxUploads: e.maxUploads, MaxUploadsPerClient: e.maxUploadsPerClient, UploadIdle: e.uploadIdle,
 	}
 }
 
@@ -151,6 +159,7 @@ func cmdService(role string) func(context.Context, []string, io.Writer, io.Write
 		metricsAddr := fs.String("metrics-addr", "", "Prometheus /metrics listen address; empty turns metrics off")
 		maxAge := fs.Duration("max-connection-age", 30*time.Second, "close client connections after this age so clients re-resolve dns:/// targets and find new replicas")
 		maxBytes := fs.Int64("max-upload-bytes", contract.DefaultMaxPhotoBytes, "largest photo accepted, in bytes (upload)")
+		memBytes := fs.Int64("upload-memory-bytes", uploadsvc.DefaultMemoryBytes, "memory for the photos of the uploads in flight, in bytes; uploads wait for room beyond it (upload)")
 		if err := parse(fs, args); err != nil {
 			return err
 		}
@@ -164,7 +173,7 @@ func cmdService(role string) func(context.Context, []string, io.Writer, io.Write
 		}
 		defer st.Close()
 		svc, err := app.Roles[role](app.ServiceConfig{
-			Store: st, UploadsDir: sf.uploads(), MaxUploadBytes: *maxBytes,
+			Store: st, UploadsDir: sf.uploads(), MaxUploadBytes: *maxBytes, UploadMemoryBytes: *memBytes,
 			DrainPeriod: c.drainPeriod, MaxConnectionAge: *maxAge, Logger: logger,
 		})
 		if err != nil {

@@ -87,6 +87,9 @@ type ServiceConfig struct {
 	UploadsDir string
 	// MaxUploadBytes is the photo size limit (upload); 0 is the default.
 	MaxUploadBytes int64
+	// UploadMemoryBytes bounds the memory of the photos of the uploads in
+	// flight (upload); 0 is the default.
+	UploadMemoryBytes int64
 	DrainPeriod    time.Duration
 	// MaxConnectionAge makes clients reconnect (and re-resolve) now and
 	// then; see grpcsrv.Config.
@@ -169,7 +172,7 @@ func Upload(cfg ServiceConfig) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	up, err := uploadsvc.New(cfg.Store, uploadsvc.Options{MaxBytes: cfg.MaxUploadBytes, Uploads: dir, Logger: cfg.logger().With("service", "upload")})
+	up, err := uploadsvc.New(cfg.Store, uploadsvc.Options{MaxBytes: cfg.MaxUploadBytes, MemoryBytes: cfg.UploadMemoryBytes, Uploads: dir, Logger: cfg.logger().With("service", "upload")})
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,11 @@ type Options struct {
 	ImageCacheBytes int64
 	// AskFeedPerView turns the edge's watch of the newest page off.
 	AskFeedPerView bool
+	// MaxUploadsPerClient caps the uploads in flight from one address
+	// (0: 1000, since every test client is on 127.0.0.1).
+	MaxUploadsPerClient int
+	// UploadIdle is the edge's --upload-idle (0: its default).
+	UploadIdle time.Duration
 	// DrainPeriod of the services (default 0: tests stop fast).
 	DrainPeriod time.Duration
 }
@@ -61,6 +66,9 @@ func Start(t testing.TB, opts Options) *Mesh {
 	if opts.FeedReplicas <= 0 {
 		opts.FeedReplicas = 2
 	}
+	if opts.MaxUploadsPerClient <= 0 {
+		opts.MaxUploadsPerClient = 1000
+	}
 	dataDir := t.TempDir()
 	logger := storetest.Logger(t)
 	cfg := app.UpConfig{
@@ -72,6 +80,7 @@ func Start(t testing.TB, opts Options) *Mesh {
 		BlobListener:   listen(t),
 		Edge: edge.Options{
 			DataDir: dataDir, MaxUploadBytes: opts.MaxUploadBytes, UploadRate: opts.UploadRate, ImageCacheBytes: opts.ImageCacheBytes, AskFeedPerView: opts.AskFeedPerView,
+			MaxUploads: 1000, MaxUploadsPerClient: opts.MaxUploadsPerClient, UploadIdle: opts.UploadIdle,
 			Logger: logger, HTTPSListener: listen(t), HTTPListener: listen(t),
 		},
 		MetricsListener: func(string) (net.Listener, error) { return listen(t), nil },
