@@ -35,8 +35,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// ChunkSize is the most image bytes sent in one stream message.
-const ChunkSize = 64 << 10
+// ChunkSize is the most image bytes sent in one stream message. A message
+// of it fits the 32 KiB buffers of gRPC's buffer pool: at 64 KiB each
+// message queued for a slow reader would take a buffer of 1 MiB (the next
+// size the pool has).
+const ChunkSize = 32<<10 - 64
 
 // knownImages bounds how many images' metadata and verified file
 // identities are kept (about 250 bytes each).

@@ -27,8 +27,9 @@ const (
 // pageSize is the number of posts on a feed page, as in the design.
 const pageSize = 20
 
-// chunkSize is the size of the upload stream's messages.
-const chunkSize = 64 << 10
+// chunkSize is the size of the upload stream's messages: as blobsvc's, it
+// keeps a message within the 32 KiB buffers of gRPC's pool.
+const chunkSize = 32<<10 - 64
 
 // backends holds the one long-lived connection per service and is the only
 // user of the generated clients: every call the edge makes is one of its

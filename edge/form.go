@@ -81,17 +81,27 @@ func (f *uploadForm) close() {
 // client that stalls is answered 408 and lets go of what it held.
 const DefaultUploadIdle = 10 * time.Second
 
-// progressBody gives each read of a body idle to deliver.
+// progressBody gives each read of a body idle to deliver, and remembers
+// when one did not: whatever a parser then makes of the cut-off input (a
+// malformed part header, say), the client stalled.
 type progressBody struct {
 	io.ReadCloser
-	rc   *http.ResponseController
-	idle time.Duration
+	rc      *http.ResponseController
+	idle    time.Duration
+	stalled bool
 }
 
-func (p progressBody) Read(b []byte) (int, error) {
+func (p *progressBody) Read(b []byte) (int, error) {
 	_ = p.rc.SetReadDeadline(time.Now().Add(p.idle))
-	return p.ReadCloser.Read(b)
+	n, err := p.ReadCloser.Read(b)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		p.stalled = true
+	}
+	return n, err
 }
+
+// errStalled answers an upload whose body stopped arriving.
+var errStalled = badForm(http.StatusRequestTimeout, "The upload stopped: nothing arrived for a while.")
 
 // multipartReader returns the reader of an upload form's body.
 func multipartReader(r *http.Request) (*multipart.Reader, error) {
@@ -355,7 +365,7 @@ func formReadError(err error, limit int64) error {
 		return badForm(http.StatusRequestEntityTooLarge, "The form is larger than the limit: the photo may be at most %s.", contract.FormatBytes(limit))
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return badForm(http.StatusRequestTimeout, "The upload stopped: nothing arrived for a while.")
+		return errStalled
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return badForm(http.StatusRequestTimeout, "The upload took too long.")

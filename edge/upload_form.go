@@ -35,12 +35,16 @@ func (e *Edge) handleUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	r.Body = progressBody{r.Body, http.NewResponseController(w), e.opts.UploadIdle}
+	body := &progressBody{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: e.opts.UploadIdle}
+	r.Body = body
 	post, form, err := e.upload(r)
 	defer form.close()
 	if err != nil {
 		var ue *uploadError
-		if !errors.As(err, &ue) {
+		switch {
+		case body.stalled:
+			ue = errStalled
+		case !errors.As(err, &ue):
 			ue = &uploadError{code: HTTPStatus(err), msg: userMessage(err)}
 		}
 		// Stop reading: the rest of a refused body is not wanted, and the

@@ -361,3 +361,6 @@ func Get(ctx context.Context, client *http.Client, url string) (code int, retryA
 	code, _, retryAfter, err = get(ctx, client, url)
 	return code, retryAfter, time.Since(start), err
 }
+
+// Procs returns every process of the cluster.
+func (c *Cluster) Procs() []*Proc { return c.procs }

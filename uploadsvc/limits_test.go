@@ -2,13 +2,17 @@ package uploadsvc
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
 	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
 	"golang.org/x/sync/semaphore"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
 )
 
 // TestIdleUploadRefused: a client that opens an upload and then sends
@@ -82,4 +86,52 @@ func TestPhotoMemoryBudget(t *testing.T) {
 	if !budget.TryAcquire(4 * limit) {
 		t.Fatal("the budget did not get everything back")
 	}
+}
+
+// TestManyIdleStreams: 500 upload streams opened straight to the service
+// and never sent a byte are all ended after Idle, and hold nothing after.
+func TestManyIdleStreams(t *testing.T) {
+	srv, _, _ := newServer(t, 1<<20)
+	srv.opts.Idle = 300 * time.Millisecond
+	lis := bufconn.Listen(1 << 20)
+	gs := grpc.NewServer()
+	uploadv1.RegisterUploadServiceServer(gs, srv)
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(gs.Stop)
+	cc, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	client := uploadv1.NewUploadServiceClient(cc)
+	const n = 500
+	errs := make(chan error, n)
+	for i := range n {
+		stream, err := client.Upload(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			if i%2 == 1 {
+				// Half send their header and then nothing.
+				_ = stream.Send(header("idle", &uploadv1.PhotoInfo{}))
+			}
+			// Never closed: wait for the service's answer.
+			errs <- stream.RecvMsg(new(uploadv1.UploadResponse))
+		}()
+	}
+	start := time.Now()
+	for range n {
+		select {
+		case err := <-errs:
+			if status.Code(err) != codes.DeadlineExceeded {
+				t.Fatalf("an idle stream ended with %v, want DeadlineExceeded", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("idle streams still open after 10s")
+		}
+	}
+	t.Logf("%d idle streams ended within %v", n, time.Since(start).Round(time.Millisecond))
 }

@@ -18,7 +18,7 @@ func TestAppJS(t *testing.T) {
 		needTool(t, "node not found, app.js behaviour not checked: %v", err)
 	}
 	f := filepath.Join(t.TempDir(), "app.js")
-	if err := os.WriteFile(f, assets["app.js"].body, 0o644); err != nil {
+	if err := os.WriteFile(f, assets()["app.js"].body, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)

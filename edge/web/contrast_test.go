@@ -13,7 +13,7 @@ import (
 // selector in style.css.
 func cssDecl(t *testing.T, selector, prop string) string {
 	t.Helper()
-	css := string(assets["style.css"].body)
+	css := string(assets()["style.css"].body)
 	rule := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(selector) + ` \{([^}]*)\}`).FindStringSubmatch(css)
 	if rule == nil {
 		t.Fatalf("style.css has no rule %q", selector)
@@ -105,7 +105,7 @@ func TestCSSContrast(t *testing.T) {
 // Layout rules that keep a 360px phone free of horizontal scrolling.
 func TestCSSResponsive(t *testing.T) {
 	t.Parallel()
-	css := string(assets["style.css"].body)
+	css := string(assets()["style.css"].body)
 	for _, want := range []string{"box-sizing: border-box", "max-width: 100%", "overflow-wrap: anywhere", "height: auto"} {
 		if !strings.Contains(css, want) {
 			t.Errorf("style.css lacks %q", want)

@@ -8,10 +8,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"io/fs"
+	"math/bits"
 	"net/http"
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/andybalholm/brotli"
@@ -58,8 +60,10 @@ var contentTypes = map[string]string{
 // assets maps a name under /static/ to its asset, by plain name (the
 // original site's URLs, such as /static/style.css) and by fingerprinted
 // name (what the page links to). Requests are answered only for these
-// exact names, so no request path ever reaches a file system.
-var assets = loadAssets()
+// exact names, so no request path ever reaches a file system. They are
+// loaded and compressed on first use, so that the roles that serve no
+// page (every one but the edge) never pay for it.
+var assets = sync.OnceValue(loadAssets)
 
 func loadAssets() map[string]*asset {
 	m := make(map[string]*asset)
@@ -115,7 +119,9 @@ func gzipBytes(b []byte) []byte {
 
 func brotliBytes(b []byte) []byte {
 	var buf bytes.Buffer
-	w := brotli.NewWriterLevel(&buf, brotli.BestCompression)
+	// The window need not be larger than the file: brotli's default one
+	// costs 35 MB of memory to compress a 4 KB file.
+	w := brotli.NewWriterOptions(&buf, brotli.WriterOptions{Quality: brotli.BestCompression, LGWin: max(10, bits.Len(uint(len(b))))})
 	_, _ = w.Write(b)
 	_ = w.Close()
 	return buf.Bytes()
@@ -124,7 +130,7 @@ func brotliBytes(b []byte) []byte {
 // AssetURL returns the URL the page links an asset by: its fingerprinted
 // name, which can be cached for good.
 func AssetURL(name string) string {
-	a, ok := assets[name]
+	a, ok := assets()[name]
 	if !ok || a.name != name {
 		panic("web: no static asset " + name)
 	}
@@ -156,7 +162,7 @@ func serveStatic(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, ok := strings.CutPrefix(r.URL.Path, "/static/")
-	a, found := assets[name]
+	a, found := assets()[name]
 	if !ok || !found {
 		http.NotFound(w, r)
 		return

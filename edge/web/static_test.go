@@ -33,7 +33,7 @@ var wantAssets = map[string]string{
 func TestStaticAssets(t *testing.T) {
 	t.Parallel()
 	distinct := map[*asset]bool{}
-	for _, a := range assets {
+	for _, a := range assets() {
 		distinct[a] = true
 	}
 	if len(distinct) != len(wantAssets) {
@@ -168,7 +168,7 @@ func TestPageAssetsExist(t *testing.T) {
 // The SVGs are images, never documents with code in them.
 func TestSVGsHaveNoScript(t *testing.T) {
 	t.Parallel()
-	for name, a := range assets {
+	for name, a := range assets() {
 		if !strings.HasSuffix(name, ".svg") {
 			continue
 		}
@@ -182,7 +182,7 @@ func TestSVGsHaveNoScript(t *testing.T) {
 			t.Errorf("%s has an event handler attribute", name)
 		}
 	}
-	preview := string(assets["preview.svg"].body)
+	preview := string(assets()["preview.svg"].body)
 	for _, want := range []string{`width="300"`, `height="300"`, `fill="#cecece"`} {
 		if !strings.Contains(preview, want) {
 			t.Errorf("preview.svg lacks %s", want)
@@ -218,7 +218,7 @@ func TestStaticFingerprints(t *testing.T) {
 // its own ETag, Vary: Accept-Encoding, and the same bytes once decoded.
 func TestStaticEncodings(t *testing.T) {
 	t.Parallel()
-	css := assets["style.css"].body
+	css := assets()["style.css"].body
 	for _, c := range []struct{ accept, want string }{
 		{"", ""},
 		{"gzip", "gzip"},

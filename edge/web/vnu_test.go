@@ -118,7 +118,7 @@ func TestHTMLValidWithVNU(t *testing.T) {
 func TestCSSValidWithVNU(t *testing.T) {
 	t.Parallel()
 	f := filepath.Join(t.TempDir(), "style.css")
-	if err := os.WriteFile(f, assets["style.css"].body, 0o644); err != nil {
+	if err := os.WriteFile(f, assets()["style.css"].body, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	msgs := runVNU(t, []string{"--css"}, f)
@@ -133,7 +133,7 @@ func TestSVGValidWithVNU(t *testing.T) {
 	var files []string
 	for _, name := range []string{"preview.svg", "favicon.svg"} {
 		f := filepath.Join(dir, name)
-		if err := os.WriteFile(f, assets[name].body, 0o644); err != nil {
+		if err := os.WriteFile(f, assets()[name].body, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		files = append(files, f)

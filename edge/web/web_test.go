@@ -368,7 +368,7 @@ func TestPostTextIsIsolated(t *testing.T) {
 	if !strings.Contains(page, "<p dir=\"auto\">\u2067مرحبا\u2069 then latin</p>") {
 		t.Errorf("the post's text is not in a paragraph of its own direction:\n%s", page)
 	}
-	if !strings.Contains(string(assets["style.css"].body), "unicode-bidi: isolate") {
+	if !strings.Contains(string(assets()["style.css"].body), "unicode-bidi: isolate") {
 		t.Error("style.css does not isolate post text")
 	}
 }
