@@ -55,9 +55,9 @@ func TestGRPCContracts(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		m := testmesh.Start(t, testmesh.Options{Store: st, MaxUploadBytes: 1 << 20})
 		ctx := t.Context()
-		feed := feedv1.NewFeedServiceClient(testmesh.Conn(t, m.FeedAddrs[0]))
-		up := uploadv1.NewUploadServiceClient(testmesh.Conn(t, m.UploadAddr))
-		blob := blobv1.NewBlobServiceClient(testmesh.Conn(t, m.BlobAddr))
+		feed := feedv1.NewFeedServiceClient(m.Conn(t, m.FeedAddrs[0]))
+		up := uploadv1.NewUploadServiceClient(m.Conn(t, m.UploadAddr))
+		blob := blobv1.NewBlobServiceClient(m.Conn(t, m.BlobAddr))
 
 		photo := pngBytes(t, 300, 200)
 		created, err := upload(ctx, up, "  via gRPC  ", photo, 1000)
@@ -206,7 +206,7 @@ func TestGRPCContracts(t *testing.T) {
 			m.FeedAddrs[0]: "extagram.feed.v1.FeedService", m.FeedAddrs[1]: "extagram.feed.v1.FeedService",
 			m.UploadAddr: "extagram.upload.v1.UploadService", m.BlobAddr: "extagram.blob.v1.BlobService",
 		} {
-			cc := testmesh.Conn(t, addr)
+			cc := m.Conn(t, addr)
 			for _, name := range []string{"", svc} {
 				resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: name})
 				if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {

@@ -398,7 +398,7 @@ func TestLimits(t *testing.T) {
 		t.Errorf("64 KiB of headers over HTTP/2: sent")
 	}
 	// One gRPC message over the servers' 4 MiB receive limit.
-	up := uploadv1.NewUploadServiceClient(testmesh.Conn(t, m.UploadAddr))
+	up := uploadv1.NewUploadServiceClient(m.Conn(t, m.UploadAddr))
 	s, err := up.Upload(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -465,7 +465,7 @@ func TestHostileUploadsGRPC(t *testing.T) {
 		const limit = 256 << 10
 		m := testmesh.Start(t, testmesh.Options{Store: st, MaxUploadBytes: limit})
 		ctx := t.Context()
-		cc := testmesh.Conn(t, m.UploadAddr)
+		cc := m.Conn(t, m.UploadAddr)
 		up := uploadv1.NewUploadServiceClient(cc)
 		png := pngBytes(t, 16, 16)
 		before := snap(t, m)

@@ -74,11 +74,11 @@ func noisePNG(t testing.TB, w, h int, seed uint64) []byte {
 }
 
 // healthOf asks a service's health endpoint for its status.
-func healthOf(t *testing.T, addr, service string) healthpb.HealthCheckResponse_ServingStatus {
+func healthOf(t *testing.T, m *testmesh.Mesh, addr, service string) healthpb.HealthCheckResponse_ServingStatus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()
-	r, err := healthpb.NewHealthClient(testmesh.Conn(t, addr)).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+	r, err := healthpb.NewHealthClient(m.Conn(t, addr)).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
 	if err != nil {
 		return healthpb.HealthCheckResponse_UNKNOWN
 	}
@@ -226,9 +226,9 @@ func TestDatabaseDownBlobsStillServed(t *testing.T) {
 	proxy.Cut()
 	// The upload service's health check has seen the outage.
 	eventually(t, "upload NOT_SERVING", func() bool {
-		return healthOf(t, m.UploadAddr, "extagram.upload.v1.UploadService") == healthpb.HealthCheckResponse_NOT_SERVING
+		return healthOf(t, m, m.UploadAddr, "extagram.upload.v1.UploadService") == healthpb.HealthCheckResponse_NOT_SERVING
 	})
-	if s := healthOf(t, m.BlobAddr, "extagram.blob.v1.BlobService"); s != healthpb.HealthCheckResponse_SERVING {
+	if s := healthOf(t, m, m.BlobAddr, "extagram.blob.v1.BlobService"); s != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("blob health with the database down: %v, want SERVING (it can serve files)", s)
 	}
 	for range 3 { // several times: every blob call goes without the database

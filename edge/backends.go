@@ -10,10 +10,13 @@ import (
 	blobv1 "github.com/extagram/extagram/gen/extagram/blob/v1"
 	feedv1 "github.com/extagram/extagram/gen/extagram/feed/v1"
 	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
+	"github.com/extagram/extagram/internal/meshtls"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Deadlines of the calls that are not hedged (feed calls take theirs from
@@ -51,11 +54,20 @@ type namedConn struct {
 func dialBackends(opts Options, metrics *grpcprom.ClientMetrics) (*backends, error) {
 	b := &backends{}
 	for _, c := range []struct{ name, target, config string }{
-		{"feed", opts.FeedTarget, feedServiceConfig},
-		{"upload", opts.UploadTarget, uploadServiceConfig},
-		{"blob", opts.BlobTarget, blobServiceConfig},
+		{meshtls.Feed, opts.FeedTarget, feedServiceConfig},
+		{meshtls.Upload, opts.UploadTarget, uploadServiceConfig},
+		{meshtls.Blob, opts.BlobTarget, blobServiceConfig},
 	} {
-		cc, err := dial(c.target, c.config, metrics)
+		creds := insecure.NewCredentials()
+		if !opts.MeshInsecure {
+			cfg, err := meshtls.ClientConfig(opts.Mesh, c.name)
+			if err != nil {
+				b.close()
+				return nil, fmt.Errorf("edge: %s: %w", c.name, err)
+			}
+			creds = credentials.NewTLS(cfg)
+		}
+		cc, err := dial(c.target, c.config, creds, metrics)
 		if err != nil {
 			b.close()
 			return nil, fmt.Errorf("edge: %s: %w", c.name, err)

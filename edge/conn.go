@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -14,7 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/balancer"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	_ "google.golang.org/grpc/health" // enables healthCheckConfig: without it client-side health checks are silently skipped
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
@@ -72,13 +73,13 @@ var staticScheme atomic.Int64
 // dial makes the one long-lived connection to a service. target is either
 // a gRPC target with a scheme (dns:///feed:50051, dns://127.0.0.1:53/feed:50051)
 // or a comma-separated list of host:port addresses.
-func dial(target, serviceConfig string, metrics *grpcprom.ClientMetrics) (*grpc.ClientConn, error) {
+func dial(target, serviceConfig string, creds credentials.TransportCredentials, metrics *grpcprom.ClientMetrics) (*grpc.ClientConn, error) {
 	target = strings.TrimSpace(target)
 	if target == "" {
 		return nil, fmt.Errorf("empty target")
 	}
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(serviceConfig),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{
 			// grpc-go's lower bound; the servers permit it.
@@ -119,7 +120,10 @@ func dial(target, serviceConfig string, metrics *grpcprom.ClientMetrics) (*grpc.
 		r := manual.NewBuilderWithScheme(scheme)
 		state := resolver.State{}
 		for _, a := range addrs {
-			state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}})
+			// Each address is its own TLS server name: the target as a
+			// whole ("host:port,host:port") names no host.
+			host, _, _ := net.SplitHostPort(a)
+			state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a, ServerName: host}}})
 		}
 		r.InitialState(state)
 		opts = append(opts, grpc.WithResolvers(r))

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/extagram/extagram/internal/contract"
+	"github.com/extagram/extagram/internal/meshtls"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -41,6 +42,11 @@ type Options struct {
 	DataDir         string
 	// Targets of the services: "dns:///name:port" or "host:port,host:port".
 	FeedTarget, UploadTarget, BlobTarget string
+	// Mesh are the files of the edge's identity for the mutual TLS of its
+	// connections to the services; MeshInsecure dials them in plaintext
+	// instead (asked for explicitly).
+	Mesh         meshtls.Files
+	MeshInsecure bool
 	// MaxUploadBytes is the photo size limit (the request body may exceed it
 	// by the form's overhead). Default contract.DefaultMaxPhotoBytes, as
 	// the upload service's.

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/extagram/extagram/internal/contract"
+	"github.com/extagram/extagram/internal/meshtls"
 	"github.com/extagram/extagram/store"
 )
 
@@ -66,9 +67,21 @@ type Cluster struct {
 	Blob   *Proc
 	Feeds  []*Proc
 
+	// Operator are the files of the mesh's operator identity, for calls
+	// to the services (see Health).
+	Operator meshtls.Files
+
 	opts    Options
 	uploads string
+	meshDir string
 	procs   []*Proc
+}
+
+// meshArgs are the flags that give a process of identity its mesh
+// certificate.
+func (c *Cluster) meshArgs(identity string) []string {
+	f := meshtls.DefaultFiles(c.meshDir, identity)
+	return []string{"--mesh-ca", f.CA, "--mesh-cert", f.Cert, "--mesh-key", f.Key}
 }
 
 // Start migrates and seeds the database, starts upload, blob, the feed
@@ -87,7 +100,11 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err := Seed(ctx, opts.DSN, opts.Posts); err != nil {
 		return nil, err
 	}
-	c = &Cluster{opts: opts, uploads: filepath.Join(opts.Dir, "uploads"), Client: NewClient(4)}
+	c = &Cluster{opts: opts, uploads: filepath.Join(opts.Dir, "uploads"), Client: NewClient(4), meshDir: filepath.Join(opts.Dir, "mesh")}
+	if _, err := meshtls.Generate(c.meshDir); err != nil {
+		return nil, err
+	}
+	c.Operator = meshtls.DefaultFiles(c.meshDir, meshtls.Operator)
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("%w\n%s", err, c.Logs(2000))
@@ -136,6 +153,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if !opts.WatchFeed {
 		edgeArgs = append(edgeArgs, "--ask-feed-per-view")
 	}
+	edgeArgs = append(edgeArgs, c.meshArgs(meshtls.Edge)...)
 	c.Edge = c.add(newProc(opts.Bin, "edge", httpsAddr, metricsAddr, opts.Dir, childEnv(), edgeArgs))
 	c.URL = "https://" + httpsAddr
 	if err := c.Edge.Start(); err != nil {
@@ -172,7 +190,7 @@ func (c *Cluster) startService(ctx context.Context, name, role, addr, dsn string
 	if err := p.Start(); err != nil {
 		return p, err
 	}
-	if err := WaitHealth(ctx, p.Addr, 30*time.Second); err != nil {
+	if err := WaitHealth(ctx, c.Operator, p.Addr, 30*time.Second); err != nil {
 		return p, fmt.Errorf("%s: %w", name, err)
 	}
 	return p, nil
@@ -202,6 +220,7 @@ func (c *Cluster) NewService(name, role, addr, dsn string) (*Proc, error) {
 	if c.opts.MaxConnectionAge > 0 {
 		args = append(args, "--max-connection-age", c.opts.MaxConnectionAge.String())
 	}
+	args = append(args, c.meshArgs(role)...)
 	return c.add(newProc(c.opts.Bin, name, addr, metricsAddr, c.opts.Dir, childEnv("EXTAGRAM_MYSQL_DSN="+dsn), args)), nil
 }
 

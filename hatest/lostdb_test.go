@@ -33,7 +33,7 @@ func TestLostDatabase(t *testing.T) {
 	load := startLoad(t, c, clients, 0)
 	load.SleepUntil(2 * time.Second)
 	px.Cut()
-	if err := hatest.WaitStatus(ctx, sick.Addr, healthpb.HealthCheckResponse_NOT_SERVING, 10*time.Second); err != nil {
+	if err := hatest.WaitStatus(ctx, c.Operator, sick.Addr, healthpb.HealthCheckResponse_NOT_SERVING, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	// Out of rotation: once the edge has seen the status, its counter stands
@@ -60,7 +60,7 @@ func TestLostDatabase(t *testing.T) {
 	if err := px.Restore(); err != nil {
 		t.Fatal(err)
 	}
-	if err := hatest.WaitHealth(ctx, sick.Addr, 20*time.Second); err != nil {
+	if err := hatest.WaitHealth(ctx, c.Operator, sick.Addr, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	calls.Mark(sick)

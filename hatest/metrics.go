@@ -10,9 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/extagram/extagram/internal/meshtls"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
@@ -59,10 +60,15 @@ func ListPostsHandled(ctx context.Context, metricsAddr string) (float64, error) 
 	return sum, nil
 }
 
-// Health returns the gRPC health status of the whole server at addr.
-func Health(ctx context.Context, addr string) (healthpb.HealthCheckResponse_ServingStatus, error) {
+// Health returns the gRPC health status of the whole server at addr,
+// asked with the mesh identity whose files are as.
+func Health(ctx context.Context, as meshtls.Files, addr string) (healthpb.HealthCheckResponse_ServingStatus, error) {
+	tlsCfg, err := meshtls.ClientConfig(as, "")
+	if err != nil {
+		return 0, err
+	}
 	cc, err := grpc.NewClient("passthrough:///"+addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.5, MaxDelay: 200 * time.Millisecond}, MinConnectTimeout: time.Second}))
 	if err != nil {
 		return 0, err
@@ -78,17 +84,17 @@ func Health(ctx context.Context, addr string) (healthpb.HealthCheckResponse_Serv
 }
 
 // WaitHealth polls the service at addr until it reports SERVING.
-func WaitHealth(ctx context.Context, addr string, timeout time.Duration) error {
-	return WaitStatus(ctx, addr, healthpb.HealthCheckResponse_SERVING, timeout)
+func WaitHealth(ctx context.Context, as meshtls.Files, addr string, timeout time.Duration) error {
+	return WaitStatus(ctx, as, addr, healthpb.HealthCheckResponse_SERVING, timeout)
 }
 
 // WaitStatus polls the service at addr until it reports want.
-func WaitStatus(ctx context.Context, addr string, want healthpb.HealthCheckResponse_ServingStatus, timeout time.Duration) error {
+func WaitStatus(ctx context.Context, as meshtls.Files, addr string, want healthpb.HealthCheckResponse_ServingStatus, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last string
 	for {
-		st, err := Health(ctx, addr)
+		st, err := Health(ctx, as, addr)
 		if err == nil && st == want {
 			return nil
 		}

@@ -65,7 +65,7 @@ func TestWatchedPageThroughFailures(t *testing.T) {
 	if err := killed.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if err := hatest.WaitHealth(ctx, killed.Addr, 20*time.Second); err != nil {
+	if err := hatest.WaitHealth(ctx, c.Operator, killed.Addr, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/extagram/extagram/hatest"
+	"github.com/extagram/extagram/internal/meshtls"
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
 	"github.com/go-sql-driver/mysql"
@@ -110,10 +111,24 @@ type site struct {
 	edge    *proc
 	running []*proc // the services now
 	retired []*proc // the processes over an earlier database
+
+	// meshDir holds the mesh's certificates: the roles speak mutual TLS,
+	// as they do by default.
+	meshDir string
 }
 
 func newSite(bin, dir string) *site {
-	return &site{bin: bin, dir: dir, uploads: filepath.Join(dir, "uploads"), client: hatest.NewClient(8)}
+	return &site{bin: bin, dir: dir, uploads: filepath.Join(dir, "uploads"), client: hatest.NewClient(8), meshDir: filepath.Join(dir, "mesh")}
+}
+
+// meshArgs are the flags that give a process of identity its mesh
+// certificate, made the first time.
+func (s *site) meshArgs(identity string) []string {
+	if _, err := meshtls.Generate(s.meshDir); err != nil {
+		panic(err) // a temporary folder of our own: cannot happen but for a full disk
+	}
+	f := meshtls.DefaultFiles(s.meshDir, identity)
+	return []string{"--mesh-ca", f.CA, "--mesh-cert", f.Cert, "--mesh-key", f.Key}
 }
 
 // start starts upload, blob and the feed replicas over db, then the edge
@@ -129,11 +144,11 @@ func (s *site) start(ctx context.Context, db database) error {
 			dataDir = filepath.Join(s.dir, "data-"+r.name)
 		}
 		p, err := s.launch(ctx, r.name, env, func(addr, metrics string) []string {
-			return []string{
+			return append([]string{
 				r.role, "--grpc-addr", addr, "--metrics-addr", metrics, "--data-dir", dataDir,
 				"--uploads-dir", s.uploads, "--drain-period", "1s", "--auto-migrate=false",
-			}
-		}, waitServing)
+			}, s.meshArgs(r.role)...)
+		}, s.waitServing)
 		if err != nil {
 			return err
 		}
@@ -149,13 +164,13 @@ func (s *site) start(ctx context.Context, db database) error {
 		}
 	}
 	p, err := s.launch(ctx, "edge", childEnv(), func(addr, metrics string) []string {
-		return []string{
+		return append([]string{
 			"edge", "--https-addr", addr, "--metrics-addr", metrics,
 			"--data-dir", filepath.Join(s.dir, "data-edge"), "--drain-period", "1s",
 			"--feed-target", strings.Join(feeds, ","), "--upload-target", target["upload"], "--blob-target", target["blob"],
 			// Every load comes from one address: no per-address limits.
 			"--upload-rate", "0", "--max-uploads-per-client", "1000",
-		}
+		}, s.meshArgs(meshtls.Edge)...)
 	}, waitHTTPS)
 	if err != nil {
 		return err
@@ -198,14 +213,14 @@ func (s *site) launch(ctx context.Context, name string, env []string, args func(
 }
 
 // waitServing waits until the gRPC service p reports SERVING.
-func waitServing(ctx context.Context, p *proc) error {
+func (s *site) waitServing(ctx context.Context, p *proc) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
 		if !p.running() {
 			return fmt.Errorf("exited: %v", p.exitErr())
 		}
-		st, err := hatest.Health(ctx, p.addr)
+		st, err := hatest.Health(ctx, meshtls.DefaultFiles(s.meshDir, meshtls.Operator), p.addr)
 		if err == nil && st == healthpb.HealthCheckResponse_SERVING {
 			return nil
 		}

@@ -18,8 +18,10 @@ import (
 	"github.com/extagram/extagram/internal/app"
 	"github.com/extagram/extagram/internal/buildinfo"
 	"github.com/extagram/extagram/internal/contract"
+	"github.com/extagram/extagram/internal/meshtls"
 	"github.com/extagram/extagram/uploadsvc"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
@@ -153,8 +155,10 @@ func cmdService(role string) func(context.Context, []string, io.Writer, io.Write
 		fs := newFlagSet(role, fmt.Sprintf("Runs the %s gRPC service.", role), stderr)
 		var c common
 		var sf storeFlags
+		var mf meshFlags
 		c.register(fs)
 		sf.register(fs)
+		mf.register(fs)
 		grpcAddr := fs.String("grpc-addr", defaults[role], "gRPC listen address")
 		metricsAddr := fs.String("metrics-addr", "", "Prometheus /metrics listen address; empty turns metrics off")
 		maxAge := fs.Duration("max-connection-age", 30*time.Second, "close client connections after this age so clients re-resolve dns:/// targets and find new replicas")
@@ -167,12 +171,17 @@ func cmdService(role string) func(context.Context, []string, io.Writer, io.Write
 		if err != nil {
 			return err
 		}
+		files, err := mf.files(sf.dataDir, role)
+		if err != nil {
+			return err
+		}
 		st, err := app.OpenStore(ctx, sf.config(), logger)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
 		svc, err := app.Roles[role](app.ServiceConfig{
+			TLS:   app.MeshTLS{Files: files, Insecure: mf.insecure},
 			Store: st, UploadsDir: sf.uploads(), MaxUploadBytes: *maxBytes, UploadMemoryBytes: *memBytes,
 			DrainPeriod: c.drainPeriod, MaxConnectionAge: *maxAge, Logger: logger,
 		})
@@ -195,9 +204,11 @@ func cmdEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("edge", "Runs the HTTPS edge: the site, /storage/, /static/ and the JSON API.", stderr)
 	var c common
 	var ef edgeFlags
+	var mf meshFlags
 	c.register(fs)
 	ef.register(fs, ":8443")
-	dataDir := fs.String("data-dir", "./data", "folder where a generated TLS certificate is kept")
+	mf.register(fs)
+	dataDir := fs.String("data-dir", "./data", "folder where a generated TLS certificate is kept, and the mesh's certificates by default (mesh/)")
 	feedTarget := fs.String("feed-target", "127.0.0.1:50051,127.0.0.1:50052", "feed replicas: host:port,host:port or dns:///name:port")
 	uploadTarget := fs.String("upload-target", "127.0.0.1:50061", "upload service: host:port list or dns:///name:port")
 	blobTarget := fs.String("blob-target", "127.0.0.1:50071", "blob service: host:port list or dns:///name:port")
@@ -211,6 +222,10 @@ func cmdEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	opts := ef.options(*dataDir, c.drainPeriod, logger)
 	opts.FeedTarget, opts.UploadTarget, opts.BlobTarget = *feedTarget, *uploadTarget, *blobTarget
+	if opts.Mesh, err = mf.files(*dataDir, meshtls.Edge); err != nil {
+		return err
+	}
+	opts.MeshInsecure = mf.insecure
 	ml, err := listenMetrics(*metricsAddr)
 	if err != nil {
 		return err
@@ -234,12 +249,24 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	uploadAddr := fs.String("upload-addr", "127.0.0.1:50061", "listen address of the upload service")
 	blobAddr := fs.String("blob-addr", "127.0.0.1:50071", "listen address of the blob service")
 	metricsAddr := fs.String("metrics-addr", "", "first Prometheus /metrics address, e.g. 127.0.0.1:9100: the edge gets it, each service the next port; empty turns metrics off")
+	meshInsecure := fs.Bool("mesh-insecure", false, "plaintext gRPC between the roles, without mutual TLS: anyone who reaches a service port may call it")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	logger, err := c.logger(stderr)
 	if err != nil {
 		return err
+	}
+	mesh := meshDir(sf.dataDir)
+	if !*meshInsecure {
+		// The equivalent of extagram certs, reused on the next start.
+		written, err := meshtls.Generate(mesh)
+		if err != nil {
+			return err
+		}
+		if len(written) > 0 {
+			logger.Info("mesh certificates written", "dir", mesh, "files", len(written))
+		}
 	}
 	st, err := app.OpenStore(ctx, sf.config(), logger)
 	if err != nil {
@@ -252,7 +279,9 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			Store: st, UploadsDir: sf.uploads(), MaxUploadBytes: ef.maxUploadBytes,
 			DrainPeriod: c.drainPeriod, Logger: logger,
 		},
-		Edge: ef.options(sf.dataDir, c.drainPeriod, logger),
+		Edge:         ef.options(sf.dataDir, c.drainPeriod, logger),
+		MeshDir:      mesh,
+		MeshInsecure: *meshInsecure,
 	}
 	for _, a := range strings.Split(*feedAddrs, ",") {
 		if a = strings.TrimSpace(a); a == "" {
@@ -305,8 +334,15 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		line += "  metrics http://" + m.EdgeMetrics + "/metrics"
 	}
 	lines = append(lines, line)
-	fmt.Fprintf(stdout, "Extagram is up (%s, uploads in %s).\n\nservices:\n%s\n\nOpen %s/ in a browser (the certificate is self-signed unless --tls-cert is given).\nPress Ctrl-C to stop.\n",
+	fmt.Fprintf(stdout, "Extagram is up (%s, uploads in %s).\n\nservices:\n%s\n\nOpen %s/ in a browser (the certificate is self-signed unless --tls-cert is given).\n",
 		sf.config().Describe(), sf.uploads(), strings.Join(lines, "\n"), m.URL)
+	if *meshInsecure {
+		fmt.Fprintf(stdout, "\nThe services speak plaintext gRPC (--mesh-insecure):\n  grpcurl -plaintext %s list\n", m.Roles[0].Addr)
+	} else {
+		op := meshtls.DefaultFiles(mesh, meshtls.Operator)
+		fmt.Fprintf(stdout, "\nThe services accept only mesh certificates; as the operator:\n  grpcurl -cacert %s -cert %s -key %s %s list\n", op.CA, op.Cert, op.Key, m.Roles[0].Addr)
+	}
+	fmt.Fprintln(stdout, "\nPress Ctrl-C to stop.")
 	return m.Wait()
 }
 
@@ -362,6 +398,10 @@ func cmdHealth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	url := fs.String("url", "", "edge URL to GET, e.g. https://127.0.0.1:8443/healthz")
 	insecureTLS := fs.Bool("insecure", false, "with --url: do not verify the certificate (for the self-signed one)")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for an answer")
+	as := fs.String("as", meshtls.Operator, "with --grpc-addr: the mesh identity to check as (its files are found as the roles find theirs); a service's own identity may check it")
+	dataDir := fs.String("data-dir", "./data", "with --grpc-addr: the folder whose mesh/ holds the certificates")
+	var mf meshFlags
+	mf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -371,7 +411,19 @@ func cmdHealth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case (*grpcAddr == "") == (*url == ""):
 		return usageError{errors.New("give exactly one of --grpc-addr and --url")}
 	case *grpcAddr != "":
-		cc, err := grpc.NewClient("passthrough:///"+*grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		creds := insecure.NewCredentials()
+		if !mf.insecure {
+			files, err := mf.files(*dataDir, *as)
+			if err != nil {
+				return err
+			}
+			cfg, err := meshtls.ClientConfig(files, "")
+			if err != nil {
+				return err
+			}
+			creds = credentials.NewTLS(cfg)
+		}
+		cc, err := grpc.NewClient("passthrough:///"+*grpcAddr, grpc.WithTransportCredentials(creds))
 		if err != nil {
 			return err
 		}

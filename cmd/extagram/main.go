@@ -24,6 +24,7 @@ commands:
   feed      run a FeedService replica (S2, S3, ...)
   upload    run the UploadService (S4)
   blob      run the BlobService (S5)
+  certs     write the mesh's CA and certificates (mutual TLS between the roles)
   migrate   apply the database schema migrations and exit
   health    check a service (gRPC health) or the edge (/healthz); exit 0 when healthy
   version   print the version
@@ -48,6 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"feed":    cmdService("feed"),
 		"upload":  cmdService("upload"),
 		"blob":    cmdService("blob"),
+		"certs":   cmdCerts,
 		"migrate": cmdMigrate,
 		"health":  cmdHealth,
 		"version": cmdVersion,

@@ -8,11 +8,17 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // syncBuffer is a bytes.Buffer safe for the writer goroutine and the test.
@@ -37,14 +43,16 @@ var urlRE = regexp.MustCompile(`Open (https://127\.0\.0\.1:\d+)/`)
 var grpcRE = regexp.MustCompile(`(feed-1|upload|blob)\s+grpc://(127\.0\.0\.1:\d+)`)
 
 // TestUp runs the whole site in one process on ephemeral ports, posts
-// through it, checks the services with the health subcommand, and stops it
-// as SIGTERM would.
+// through it, checks the services with the health subcommand (over mutual
+// TLS, with the certificates up made; plaintext and TLS without a client
+// certificate are refused), and stops it as SIGTERM would.
 func TestUp(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
+	dataDir := t.TempDir()
 	go func() {
-		done <- run(ctx, []string{"up", "--data-dir", t.TempDir(), "--https-addr", "127.0.0.1:0",
+		done <- run(ctx, []string{"up", "--data-dir", dataDir, "--https-addr", "127.0.0.1:0",
 			"--feed-addrs", "127.0.0.1:0,127.0.0.1:0", "--upload-addr", "127.0.0.1:0", "--blob-addr", "127.0.0.1:0",
 			"--drain-period", "0s"}, &stdout, &stderr)
 	}()
@@ -107,13 +115,34 @@ func TestUp(t *testing.T) {
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if !strings.Contains(string(page), "posted through up") {
-		t.Fatalf("the feed does not show the post")
+		t.Fatalf("the feed does not show the post:\n%s", page)
 	}
 
+	if !strings.Contains(stdout.String(), "grpcurl -cacert "+filepath.Join(dataDir, "mesh", "ca.pem")) {
+		t.Errorf("up does not print the grpcurl command with the operator's certificate:\n%s", stdout.String())
+	}
 	for _, m := range grpcRE.FindAllStringSubmatch(stdout.String(), -1) {
 		var out, errOut bytes.Buffer
-		if code := run(context.Background(), []string{"health", "--grpc-addr", m[2]}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "SERVING") {
+		if code := run(context.Background(), []string{"health", "--grpc-addr", m[2], "--data-dir", dataDir}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "SERVING") {
 			t.Errorf("health of %s (%s): exit %d, %q %q", m[1], m[2], code, out.String(), errOut.String())
+		}
+		// grpcurl -plaintext, and grpcurl -insecure (TLS without a client
+		// certificate): refused.
+		for name, creds := range map[string]credentials.TransportCredentials{
+			"plaintext":                 insecure.NewCredentials(),
+			"TLS without a certificate": credentials.NewTLS(&tls.Config{InsecureSkipVerify: true}), //nolint:gosec // as grpcurl -insecure
+		} {
+			cc, err := grpc.NewClient("passthrough:///"+m[2], grpc.WithTransportCredentials(creds))
+			if err != nil {
+				t.Fatal(err)
+			}
+			hctx, hcancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err = healthpb.NewHealthClient(cc).Check(hctx, &healthpb.HealthCheckRequest{})
+			hcancel()
+			cc.Close()
+			if err == nil {
+				t.Errorf("%s (%s) answered a client with %s", m[1], m[2], name)
+			}
 		}
 	}
 	var out, errOut bytes.Buffer
@@ -171,5 +200,25 @@ func TestVersionAndUsage(t *testing.T) {
 	}
 	if code := run(context.Background(), nil, &out, &errOut); code != 2 {
 		t.Fatalf("no command: exit %d", code)
+	}
+}
+
+// TestCertsAndRefusalWithoutThem: a role without mesh certificates refuses
+// to start and names the command that makes them; certs makes them once
+// and keeps them after.
+func TestCertsAndRefusalWithoutThem(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"feed", "--data-dir", dir, "--grpc-addr", "127.0.0.1:0"}, &out, &errOut); code != 1 ||
+		!strings.Contains(errOut.String(), "extagram certs --dir "+filepath.Join(dir, "mesh")) {
+		t.Fatalf("feed without certificates: exit %d, %q", code, errOut.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"certs", "--dir", filepath.Join(dir, "mesh")}, &out, &errOut); code != 0 || strings.Count(out.String(), "wrote ") != 12 {
+		t.Fatalf("certs: exit %d:\n%s", code, out.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"certs", "--dir", filepath.Join(dir, "mesh")}, &out, &errOut); code != 0 || strings.Contains(out.String(), "wrote ") {
+		t.Fatalf("certs again: exit %d:\n%s", code, out.String())
 	}
 }

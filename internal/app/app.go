@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -19,6 +20,7 @@ import (
 	feedv1 "github.com/extagram/extagram/gen/extagram/feed/v1"
 	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
 	"github.com/extagram/extagram/internal/grpcsrv"
+	"github.com/extagram/extagram/internal/meshtls"
 	"github.com/extagram/extagram/internal/metrics"
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
@@ -90,11 +92,13 @@ type ServiceConfig struct {
 	// UploadMemoryBytes bounds the memory of the photos of the uploads in
 	// flight (upload); 0 is the default.
 	UploadMemoryBytes int64
-	DrainPeriod    time.Duration
+	DrainPeriod       time.Duration
 	// MaxConnectionAge makes clients reconnect (and re-resolve) now and
 	// then; see grpcsrv.Config.
 	MaxConnectionAge time.Duration
 	Logger           *slog.Logger
+	// TLS is the role's mutual TLS.
+	TLS MeshTLS
 
 	// The blob role reconciles the uploads folder with the database at
 	// start-up and then every ReconcileInterval (0: every 10 minutes;
@@ -114,6 +118,22 @@ func (c ServiceConfig) logger() *slog.Logger {
 		return slog.Default()
 	}
 	return c.Logger
+}
+
+// MeshTLS configures a role's mutual TLS: the files of its identity, or
+// Insecure for plaintext (asked for explicitly).
+type MeshTLS struct {
+	Files    meshtls.Files
+	Insecure bool
+}
+
+// serverTLS is the TLS of a service of role: it accepts the edge, an
+// operator, and the role's own identity (for its health probes).
+func (m MeshTLS) serverTLS(role string) (*tls.Config, error) {
+	if m.Insecure {
+		return nil, nil
+	}
+	return meshtls.ServerConfig(m.Files, []string{meshtls.Edge, meshtls.Operator, role})
 }
 
 // Service is a gRPC role, built and ready to serve.
@@ -139,7 +159,15 @@ var Roles = map[string]func(ServiceConfig) (*Service, error){
 func newService(name, service string, cfg ServiceConfig, check func(context.Context) error) (*Service, error) {
 	reg := metrics.NewRegistry()
 	logger := cfg.logger()
+	tlsCfg, err := cfg.TLS.serverTLS(name)
+	if err != nil {
+		return nil, err
+	}
+	if tlsCfg == nil {
+		logger.Warn("mesh TLS is off (--mesh-insecure): anyone who reaches this port may call it")
+	}
 	srv, err := grpcsrv.New(grpcsrv.Config{
+		TLS:              tlsCfg,
 		Name:             name,
 		Services:         []string{service},
 		Check:            check,

@@ -92,7 +92,7 @@ func TestBlobRoleReconciles(t *testing.T) {
 	}
 
 	ml := listen(t)
-	runBlob(t, app.ServiceConfig{
+	runBlob(t, app.ServiceConfig{TLS: app.MeshTLS{Insecure: true},
 		Store: st, UploadsDir: dir, Logger: storetest.Logger(t), ReconcileInterval: 20 * time.Millisecond,
 		// The temp file is an hour old; the image, created just above,
 		// is past a millisecond's write grace by the first run.
@@ -162,7 +162,7 @@ func TestBlobRoleHealth(t *testing.T) {
 	st := &downStore{Store: storetest.Embedded(t)}
 	dir := filepath.Join(t.TempDir(), "uploads")
 	lis := listen(t)
-	runBlob(t, app.ServiceConfig{Store: st, UploadsDir: dir, Logger: storetest.Logger(t)}, lis, nil)
+	runBlob(t, app.ServiceConfig{TLS: app.MeshTLS{Insecure: true}, Store: st, UploadsDir: dir, Logger: storetest.Logger(t)}, lis, nil)
 	cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/extagram/extagram/edge"
+	"github.com/extagram/extagram/internal/meshtls"
 )
 
 // UpConfig describes a whole mesh in one process: feed replicas, upload,
@@ -21,6 +22,10 @@ type UpConfig struct {
 	UploadListener, BlobListener net.Listener
 	// Edge configures the edge; Up sets its targets to the roles above.
 	Edge edge.Options
+	// MeshDir holds the mesh's certificates, as meshtls.Generate writes
+	// them: each role uses its own. MeshInsecure turns mutual TLS off.
+	MeshDir      string
+	MeshInsecure bool
 	// MetricsListener, when not nil, returns the metrics listener of a
 	// role ("feed-1", "feed-2", ..., "upload", "blob", "edge"), or nil for
 	// none.
@@ -101,6 +106,7 @@ func Up(ctx context.Context, cfg UpConfig) (*Mesh, error) {
 	for _, r := range roles {
 		scfg := cfg.Service
 		scfg.Logger = cfg.Service.logger().With("replica", r.name)
+		scfg.TLS = MeshTLS{Files: meshtls.DefaultFiles(cfg.MeshDir, r.role), Insecure: cfg.MeshInsecure}
 		svc, err := Roles[r.role](scfg)
 		if err != nil {
 			return fail(fmt.Errorf("%s: %w", r.name, err))
@@ -119,6 +125,7 @@ func Up(ctx context.Context, cfg UpConfig) (*Mesh, error) {
 	}
 
 	opts := cfg.Edge
+	opts.Mesh, opts.MeshInsecure = meshtls.DefaultFiles(cfg.MeshDir, meshtls.Edge), cfg.MeshInsecure
 	opts.FeedTarget = strings.Join(feedAddrs, ",")
 	opts.UploadTarget = cfg.UploadListener.Addr().String()
 	opts.BlobTarget = cfg.BlobListener.Addr().String()

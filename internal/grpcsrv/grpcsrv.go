@@ -8,6 +8,7 @@ package grpcsrv
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -81,6 +83,9 @@ type Config struct {
 	// Registry, when set, receives the gRPC server metrics.
 	Registry prometheus.Registerer
 	Logger   *slog.Logger
+	// TLS, when set, is the server's mutual TLS (see internal/meshtls);
+	// nil serves plaintext.
+	TLS *tls.Config
 	// ServerOptions are appended to the defaults (for example a larger
 	// receive size).
 	ServerOptions []grpc.ServerOption
@@ -172,6 +177,9 @@ func New(cfg Config) (*Server, error) {
 			logging.StreamServerInterceptor(interceptLogger, logOpts...),
 			recovery.StreamServerInterceptor(recoverOpt),
 		),
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
 	opts = append(opts, cfg.ServerOptions...)
 	gs := grpc.NewServer(opts...)

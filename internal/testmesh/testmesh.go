@@ -10,15 +10,17 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/extagram/extagram/edge"
 	"github.com/extagram/extagram/internal/app"
+	"github.com/extagram/extagram/internal/meshtls"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 )
 
 // Options configures a mesh.
@@ -58,6 +60,8 @@ type Mesh struct {
 	Store      store.Store
 	UploadsDir string
 	DataDir    string
+	// MeshDir holds the mesh's certificates (meshtls.Generate).
+	MeshDir string
 }
 
 // Start starts a mesh and registers its shutdown with t.Cleanup.
@@ -71,6 +75,10 @@ func Start(t testing.TB, opts Options) *Mesh {
 	}
 	dataDir := t.TempDir()
 	logger := storetest.Logger(t)
+	meshDir := filepath.Join(dataDir, "mesh")
+	if _, err := meshtls.Generate(meshDir); err != nil {
+		t.Fatal(err)
+	}
 	cfg := app.UpConfig{
 		Service: app.ServiceConfig{
 			Store: opts.Store, UploadsDir: app.DefaultUploadsDir(dataDir),
@@ -84,6 +92,7 @@ func Start(t testing.TB, opts Options) *Mesh {
 			Logger: logger, HTTPSListener: listen(t), HTTPListener: listen(t),
 		},
 		MetricsListener: func(string) (net.Listener, error) { return listen(t), nil },
+		MeshDir:         meshDir,
 	}
 	for range opts.FeedReplicas {
 		cfg.FeedListeners = append(cfg.FeedListeners, listen(t))
@@ -108,6 +117,7 @@ func Start(t testing.TB, opts Options) *Mesh {
 		Store:      opts.Store,
 		DataDir:    dataDir,
 		UploadsDir: cfg.Service.UploadsDir,
+		MeshDir:    meshDir,
 	}
 	for _, r := range up.Roles {
 		m.Metrics[r.Name] = "http://" + r.Metrics + "/metrics"
@@ -156,10 +166,22 @@ func (m *Mesh) waitReady(t testing.TB) {
 	t.Fatalf("mesh not ready: %s", last)
 }
 
-// Conn returns a gRPC connection to addr, closed when the test ends.
-func Conn(t testing.TB, addr string) *grpc.ClientConn {
+// Conn returns a gRPC connection to addr as the mesh's operator, closed
+// when the test ends.
+func (m *Mesh) Conn(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
-	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return m.ConnAs(t, addr, meshtls.Operator)
+}
+
+// ConnAs returns a gRPC connection to addr with the certificate of
+// identity (one the services may refuse), closed when the test ends.
+func (m *Mesh) ConnAs(t testing.TB, addr, identity string) *grpc.ClientConn {
+	t.Helper()
+	cfg, err := meshtls.ClientConfig(meshtls.DefaultFiles(m.MeshDir, identity), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 	if err != nil {
 		t.Fatal(err)
 	}
