@@ -114,7 +114,7 @@ func sharedPort(t *testing.T, hosts ...string) string {
 // age (here 2s, 30s by default) closes connections, which makes the edge
 // resolve the name again (at most every 5s, see edge/clients.go).
 func TestDNSScaleOut(t *testing.T) {
-	const name = "feed" // a name the feed replicas' certificates carry, as in Compose and Kubernetes
+	const name = "feed"                           // a name the feed replicas' certificates carry, as in Compose and Kubernetes
 	const hostA, hostB = "127.0.0.2", "127.0.0.3" // loopback on Linux, no set-up needed
 	d := startDNS(t)
 	port := sharedPort(t, hostA, hostB)
