@@ -124,13 +124,6 @@ func getenv(s types.ServiceConfig, name string) (string, bool) {
 	return "", false
 }
 
-func aliases(s types.ServiceConfig) []string {
-	if n := s.Networks[netName]; n != nil {
-		return n.Aliases
-	}
-	return nil
-}
-
 // TestComposeConfig has Compose itself (the docker CLI's plugin or Debian's
 // docker-compose 1.29; `config` needs no Docker engine) validate
 // docker-compose.yml with .env.example, list the services compose-go sees,
@@ -218,7 +211,7 @@ func TestComposeEdgeTargetsReachEveryReplica(t *testing.T) {
 		alias, port := parseDNSTarget(t, target)
 		var members, want []string
 		for _, name := range p.ServiceNames() { // sorted
-			if s := p.Services[name]; slices.Contains(aliases(s), alias) || name == alias {
+			if n := p.Services[name].Networks[netName]; (n != nil && slices.Contains(n.Aliases, alias)) || name == alias {
 				members = append(members, name)
 			}
 			if role(p.Services[name]) == r {

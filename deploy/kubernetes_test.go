@@ -104,24 +104,36 @@ var k8sOnce = sync.OnceValues(func() (*k8sBase, error) {
 	}
 	for _, o := range b.objects {
 		switch o := o.(type) {
-		case *appsv1.Deployment:
-			b.workloads = append(b.workloads, &workload{"Deployment/" + o.Name, ptr.Deref(o.Spec.Replicas, 1), o.Spec.Selector, &o.Spec.Template, nil})
-		case *batchv1.Job:
-			b.workloads = append(b.workloads, &workload{"Job/" + o.Name, 1, nil, &o.Spec.Template, nil})
 		case *corev1.Service:
 			b.services[o.Name] = o
 		case *corev1.PersistentVolumeClaim:
 			b.pvcs[o.Name] = o
 		}
 	}
-	for _, w := range b.workloads {
+	b.workloads, err = workloads(b.objects)
+	return b, err
+})
+
+// workloads returns the Deployments and Jobs among objects.
+func workloads(objects []runtime.Object) (out []*workload, err error) {
+	for _, o := range objects {
+		var w *workload
+		switch o := o.(type) {
+		case *appsv1.Deployment:
+			w = &workload{key: "Deployment/" + o.Name, replicas: ptr.Deref(o.Spec.Replicas, 1), selector: o.Spec.Selector, pod: &o.Spec.Template}
+		case *batchv1.Job:
+			w = &workload{key: "Job/" + o.Name, replicas: 1, pod: &o.Spec.Template}
+		default:
+			continue
+		}
 		if len(w.pod.Spec.Containers) == 0 || len(w.pod.Spec.Containers[0].Args) == 0 {
 			return nil, fmt.Errorf("%s runs no extagram role", w.key)
 		}
 		w.c = &w.pod.Spec.Containers[0]
+		out = append(out, w)
 	}
-	return b, nil
-})
+	return out, nil
+}
 
 func loadK8s(t *testing.T) *k8sBase {
 	t.Helper()
@@ -194,13 +206,10 @@ func TestKustomizationListsEveryManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	objects, err := kustomize(b.fs, "/overlay")
-	check(t, err == nil, "overlay: %v", err)
-	for _, o := range objects {
-		if d, ok := o.(*appsv1.Deployment); ok {
-			check(t, d.Spec.Template.Spec.Containers[0].Image == "registry.example/extagram:v9", "an overlay cannot set the image of %s", d.Name)
-		} else if j, ok := o.(*batchv1.Job); ok {
-			check(t, j.Spec.Template.Spec.Containers[0].Image == "registry.example/extagram:v9", "an overlay cannot set the image of %s", j.Name)
-		}
+	overlaid, err2 := workloads(objects)
+	check(t, err == nil && err2 == nil && len(overlaid) == len(b.workloads), "overlay: %v %v", err, err2)
+	for _, w := range overlaid {
+		check(t, w.c.Image == "registry.example/extagram:v9", "an overlay cannot set the image of %s", w.key)
 	}
 }
 
