@@ -1,15 +1,18 @@
 package deploy
 
 import (
-	"bytes"
 	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
 )
 
 // instruction is one Dockerfile instruction, continuation lines joined.
@@ -74,169 +77,60 @@ func TestDockerfile(t *testing.T) {
 			from = strings.ReplaceAll(from, "${"+k+"}", v)
 		}
 	}
-	if !strings.HasPrefix(from, "golang:"+string(goVersion[1])) {
-		t.Errorf("build stage FROM %s, want golang:%s like go.mod", from, goVersion[1])
-	}
+	check(t, strings.HasPrefix(from, "golang:"+string(goVersion[1])), "build stage FROM %s, want golang:%s like go.mod", from, goVersion[1])
 
 	// go.mod and go.sum alone, then the download, then the sources: editing
 	// a .go file must not download the modules again.
 	step := 0
 	for _, in := range build {
 		switch {
-		case step == 0 && in.Cmd == "COPY" && strings.Contains(in.Args, "go.mod") && strings.Contains(in.Args, "go.sum") && !strings.Contains(in.Args, ". ."):
-			step = 1
-		case step == 1 && in.Cmd == "RUN" && strings.Contains(in.Args, "go mod download"):
-			step = 2
-		case step == 2 && in.Cmd == "COPY":
-			step = 3
+		case step == 0 && in.Cmd == "COPY" && strings.Contains(in.Args, "go.mod") && strings.Contains(in.Args, "go.sum") && !strings.Contains(in.Args, ". ."),
+			step == 1 && in.Cmd == "RUN" && strings.Contains(in.Args, "go mod download"),
+			step == 2 && in.Cmd == "COPY":
+			step++
 		}
 	}
-	if step != 3 {
-		t.Error("the build stage does not download modules in a layer of their own (COPY go.mod go.sum, RUN go mod download, then COPY the sources)")
-	}
+	check(t, step == 3, "the build stage does not download modules in a layer of their own (COPY go.mod go.sum, RUN go mod download, then COPY the sources)")
 
 	var scriptRuns int
-	for _, stage := range stages {
-		for _, in := range stage {
-			if in.Cmd != "RUN" {
-				continue
-			}
-			if strings.Contains(in.Args, "go build") {
-				t.Errorf("Dockerfile:%d runs go build itself; build through deploy/build.sh so the test builds the same binary", in.Line)
-			}
-			if strings.Contains(in.Args, "deploy/build.sh") {
-				scriptRuns++
-				for _, v := range []string{"VERSION", "COMMIT"} {
-					if !strings.Contains(in.Args, v+"=") {
-						t.Errorf("Dockerfile:%d does not pass %s to deploy/build.sh", in.Line, v)
-					}
-				}
-			}
+	for _, in := range slices.Concat(stages...) {
+		if in.Cmd != "RUN" {
+			continue
+		}
+		check(t, !strings.Contains(in.Args, "go build"), "Dockerfile:%d runs go build itself; build through deploy/build.sh so the test builds the same binary", in.Line)
+		if strings.Contains(in.Args, "deploy/build.sh") {
+			scriptRuns++
+			check(t, strings.Contains(in.Args, "VERSION=") && strings.Contains(in.Args, "COMMIT="), "Dockerfile:%d does not pass VERSION and COMMIT to deploy/build.sh", in.Line)
 		}
 	}
-	if scriptRuns != 1 {
-		t.Errorf("Dockerfile runs deploy/build.sh %d times, want once", scriptRuns)
-	}
+	check(t, scriptRuns == 1, "Dockerfile runs deploy/build.sh %d times, want once", scriptRuns)
 
 	base := final[0].Args
-	if !strings.HasPrefix(base, "gcr.io/distroless/static") && base != "scratch" {
-		t.Errorf("final stage FROM %s, want distroless/static or scratch", base)
-	}
-	var user, entrypoint string
-	labels := ""
+	check(t, strings.HasPrefix(base, "gcr.io/distroless/static") || base == "scratch", "final stage FROM %s, want distroless/static or scratch", base)
+	last, labels := map[string]string{}, ""
 	for _, in := range final {
-		switch in.Cmd {
-		case "USER":
-			user = in.Args
-		case "ENTRYPOINT":
-			entrypoint = in.Args
-		case "LABEL":
+		if last[in.Cmd] = in.Args; in.Cmd == "LABEL" {
 			labels += " " + in.Args
-		case "RUN":
-			t.Errorf("Dockerfile:%d: RUN in the final stage (it has no shell)", in.Line)
 		}
+		check(t, in.Cmd != "RUN", "Dockerfile:%d: RUN in the final stage (it has no shell)", in.Line)
 	}
-	if !nonRootUser(user) {
-		t.Errorf("final stage USER %q, want a numeric non-zero uid or nonroot", user)
-	}
-	if entrypoint != `["/extagram"]` {
-		t.Errorf("final stage ENTRYPOINT %s, want [\"/extagram\"]", entrypoint)
-	}
-	for _, l := range []string{"org.opencontainers.image.source", "org.opencontainers.image.version", "org.opencontainers.image.revision"} {
-		if !strings.Contains(labels, l+"=") {
-			t.Errorf("final stage has no %s label", l)
-		}
-	}
-}
-
-// nonRootUser reports whether a Dockerfile USER value names a non-root
-// user: a numeric uid other than 0 (Kubernetes' runAsNonRoot can check it
-// without the image's /etc/passwd), or distroless' nonroot.
-func nonRootUser(user string) bool {
-	uid, _, _ := strings.Cut(user, ":")
-	if uid == "nonroot" {
-		return true
-	}
+	// A numeric uid other than 0 (Kubernetes' runAsNonRoot can check it
+	// without the image's /etc/passwd), or distroless' nonroot.
+	uid, _, _ := strings.Cut(last["USER"], ":")
 	n, err := strconv.Atoi(uid)
-	return err == nil && n > 0
-}
-
-// buildLikeImage builds the module holding script (deploy/build.sh) into
-// out exactly as the Dockerfile does. CGO_ENABLED=1 in the environment
-// proves that the script itself turns cgo off.
-func buildLikeImage(t *testing.T, script, out, version, commit string) {
-	t.Helper()
-	cmd := exec.Command("sh", script)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1", "VERSION="+version, "COMMIT="+commit, "OUT="+out)
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("sh %s: %v\n%s", script, err, log.String())
-	}
-}
-
-// checkStatic fails unless the binary at path is a static, stripped ELF
-// executable: no program interpreter, no dynamic section, no symbol table
-// and no DWARF.
-func checkStatic(t *testing.T, path string) {
-	t.Helper()
-	f, err := elf.Open(path)
-	if err != nil {
-		t.Fatalf("%s is not an ELF file: %v", path, err)
-	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		switch p.Type {
-		case elf.PT_INTERP:
-			t.Error("the binary has a PT_INTERP header: it needs a dynamic loader, which the distroless/static image lacks")
-		case elf.PT_DYNAMIC:
-			t.Error("the binary has a PT_DYNAMIC header: it is dynamically linked")
-		}
-	}
-	if f.Section(".dynamic") != nil || f.Section(".interp") != nil {
-		t.Error("the binary has a .dynamic or .interp section")
-	}
-	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
-		t.Errorf("the binary imports %v", libs)
-	}
-	if f.Section(".symtab") != nil {
-		t.Error("the binary has a symbol table: -ldflags -s was not applied")
-	}
-	if f.Section(".debug_info") != nil || f.Section(".zdebug_info") != nil {
-		t.Error("the binary has DWARF: -ldflags -w was not applied")
-	}
-}
-
-// checkVersion runs `BINARY version` and looks for the stamped values, which
-// proves the -X flags name the variables that the binary prints.
-func checkVersion(t *testing.T, bin, version, commit string) {
-	t.Helper()
-	out, err := exec.Command(bin, "version").CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s version: %v\n%s", bin, err, out)
-	}
-	for _, want := range []string{version, commit} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("`extagram version` printed %q, want it to contain %q", out, want)
-		}
+	check(t, uid == "nonroot" || (err == nil && n > 0), "final stage USER %q, want a numeric non-zero uid or nonroot", last["USER"])
+	check(t, last["ENTRYPOINT"] == `["/extagram"]`, "final stage ENTRYPOINT %s, want [\"/extagram\"]", last["ENTRYPOINT"])
+	for _, l := range []string{"source", "version", "revision"} {
+		check(t, strings.Contains(labels, "org.opencontainers.image."+l+"="), "final stage has no org.opencontainers.image.%s label", l)
 	}
 }
 
 // TestDockerfileBuildIsStatic builds ./cmd/extagram with deploy/build.sh,
 // the script the Dockerfile runs, and checks the result can run alone in
 // the distroless/static final stage, which has no C library and no loader.
+// It runs beside the other tests: a first build takes minutes.
 func TestDockerfileBuildIsStatic(t *testing.T) {
-	stages := parseDockerfile(t, readFile(t, repoRoot+"/Dockerfile"))
-	var user string
-	for _, in := range stages[len(stages)-1] {
-		if in.Cmd == "USER" {
-			user = in.Args
-		}
-	}
-	if !nonRootUser(user) {
-		t.Errorf("the final stage's USER is %q, want a numeric non-zero uid or nonroot", user)
-	}
-
+	t.Parallel()
 	list := exec.Command("go", "list", "./cmd/extagram")
 	list.Dir = repoRoot
 	if out, err := list.CombinedOutput(); err != nil {
@@ -245,68 +139,66 @@ func TestDockerfileBuildIsStatic(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the whole binary")
 	}
+	// CGO_ENABLED=1 in the environment proves that the script itself turns
+	// cgo off.
 	const version, commit = "v0.0.0-deploytest", "c0ffee1"
 	bin := filepath.Join(t.TempDir(), "extagram")
-	script, err := filepath.Abs("build.sh")
+	cmd := exec.Command("sh", "build.sh")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1", "VERSION="+version, "COMMIT="+commit, "OUT="+bin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sh build.sh: %v\n%s", err, out)
+	}
+
+	// Static and stripped: no program interpreter, no dynamic section, no
+	// symbol table and no DWARF.
+	f, err := elf.Open(bin)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s is not an ELF file: %v", bin, err)
 	}
-	buildLikeImage(t, script, bin, version, commit)
-	checkStatic(t, bin)
-	checkVersion(t, bin, version, commit)
-}
+	defer f.Close()
+	for _, p := range f.Progs {
+		check(t, p.Type != elf.PT_INTERP, "the binary has a PT_INTERP header: it needs a dynamic loader, which the distroless/static image lacks")
+		check(t, p.Type != elf.PT_DYNAMIC, "the binary has a PT_DYNAMIC header: it is dynamically linked")
+	}
+	check(t, f.Section(".dynamic") == nil && f.Section(".interp") == nil, "the binary has a .dynamic or .interp section")
+	libs, _ := f.ImportedLibraries()
+	check(t, len(libs) == 0, "the binary imports %v", libs)
+	check(t, f.Section(".symtab") == nil, "the binary has a symbol table: -ldflags -s was not applied")
+	check(t, f.Section(".debug_info") == nil && f.Section(".zdebug_info") == nil, "the binary has DWARF: -ldflags -w was not applied")
 
-// dockerignored reports whether a .dockerignore pattern list excludes path
-// (the subset of Docker's syntax used here: plain names, globs, a leading
-// "**/", "!" exceptions; a pattern also excludes everything under a match).
-func dockerignored(patterns []string, path string) bool {
-	ignored := false
-	for _, p := range patterns {
-		negate := strings.HasPrefix(p, "!")
-		p = strings.TrimPrefix(p, "!")
-		if matchDockerignore(p, path) {
-			ignored = !negate
-		}
-	}
-	return ignored
-}
-
-func matchDockerignore(pattern, path string) bool {
-	parts := strings.Split(path, "/")
-	for i := 1; i <= len(parts); i++ {
-		prefix := strings.Join(parts[:i], "/")
-		if rest, ok := strings.CutPrefix(pattern, "**/"); ok {
-			for j := 0; j < i; j++ {
-				if m, _ := filepath.Match(rest, strings.Join(parts[j:i], "/")); m {
-					return true
-				}
-			}
-			continue
-		}
-		if m, _ := filepath.Match(pattern, prefix); m {
-			return true
-		}
-	}
-	return false
+	// The stamped values prove that the -X flags name the variables that
+	// the binary prints.
+	out, err := exec.Command(bin, "version").CombinedOutput()
+	check(t, err == nil && strings.Contains(string(out), version) && strings.Contains(string(out), commit), "`extagram version` printed %q (%v), want %s and %s", out, err, version, commit)
 }
 
 // The build context keeps what the build needs and drops secrets and
-// local state.
+// local state, as Docker reads .dockerignore.
 func TestDockerignore(t *testing.T) {
-	var patterns []string
-	for _, line := range strings.Split(string(readFile(t, repoRoot+"/.dockerignore")), "\n") {
-		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-			patterns = append(patterns, strings.TrimPrefix(line, "/"))
+	f, err := os.Open(repoRoot + "/.dockerignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	patterns, err := ignorefile.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ignored := func(p string) bool {
+		m, err := pm.MatchesOrParentMatches(p)
+		if err != nil {
+			t.Fatal(err)
 		}
+		return m
 	}
 	for _, p := range []string{".git/config", ".env", ".env.local", "data/extagram.db", "edge/testdata/server.key", "certs/tls.pem", ".bin/buf", "deploy/kubernetes/secret.local.yaml"} {
-		if !dockerignored(patterns, p) {
-			t.Errorf(".dockerignore lets %s into the build context", p)
-		}
+		check(t, ignored(p), ".dockerignore lets %s into the build context", p)
 	}
 	for _, p := range []string{"go.mod", "go.sum", "deploy/build.sh", "cmd/extagram/main.go", "edge/web/static/style.css", "store/migrations/mysql/00001_posts_images.sql", "gen/extagram/feed/v1/feed_service.pb.go"} {
-		if dockerignored(patterns, p) {
-			t.Errorf(".dockerignore drops %s, which the build needs", p)
-		}
+		check(t, !ignored(p), ".dockerignore drops %s, which the build needs", p)
 	}
 }

@@ -1,590 +1,394 @@
 package deploy
 
 import (
-	"bytes"
 	"errors"
-	"io"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
-	"github.com/extagram/extagram/internal/grpcsrv"
-	"go.yaml.in/yaml/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/kustomize/api/krusty"
+	kusttypes "sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
 const k8sDir = "kubernetes"
 
-// The part of the Kubernetes API that the tests look at.
-
-type k8sObject struct {
-	APIVersion string `yaml:"apiVersion"`
-	Kind       string `yaml:"kind"`
-	Metadata   struct {
-		Name   string            `yaml:"name"`
-		Labels map[string]string `yaml:"labels"`
-	} `yaml:"metadata"`
-	Data       map[string]string `yaml:"data"`
-	StringData map[string]string `yaml:"stringData"`
-	Spec       yaml.Node         `yaml:"spec"`
-
-	file string
-}
-
-type podTemplate struct {
-	Metadata struct {
-		Labels map[string]string `yaml:"labels"`
-	} `yaml:"metadata"`
-	Spec podSpec `yaml:"spec"`
-}
-
-type deploymentSpec struct {
-	Replicas *int `yaml:"replicas"`
-	Selector struct {
-		MatchLabels map[string]string `yaml:"matchLabels"`
-	} `yaml:"selector"`
-	Template podTemplate `yaml:"template"`
-}
-
-type jobSpec struct {
-	Template podTemplate `yaml:"template"`
-}
-
-type serviceSpec struct {
-	Type      string            `yaml:"type"`
-	ClusterIP string            `yaml:"clusterIP"`
-	Selector  map[string]string `yaml:"selector"`
-	Ports     []struct {
-		Name       string      `yaml:"name"`
-		Port       int         `yaml:"port"`
-		TargetPort intOrString `yaml:"targetPort"`
-	} `yaml:"ports"`
-}
-
-type pvcSpec struct {
-	AccessModes []string `yaml:"accessModes"`
-}
-
-type securityContext struct {
-	RunAsNonRoot             *bool  `yaml:"runAsNonRoot"`
-	RunAsUser                *int64 `yaml:"runAsUser"`
-	ReadOnlyRootFilesystem   *bool  `yaml:"readOnlyRootFilesystem"`
-	AllowPrivilegeEscalation *bool  `yaml:"allowPrivilegeEscalation"`
-	Privileged               *bool  `yaml:"privileged"`
-	Capabilities             struct {
-		Drop []string `yaml:"drop"`
-		Add  []string `yaml:"add"`
-	} `yaml:"capabilities"`
-}
-
-type podSpec struct {
-	SecurityContext securityContext `yaml:"securityContext"`
-	Containers      []container     `yaml:"containers"`
-	InitContainers  []container     `yaml:"initContainers"`
-	Volumes         []struct {
-		Name                  string `yaml:"name"`
-		PersistentVolumeClaim *struct {
-			ClaimName string `yaml:"claimName"`
-			ReadOnly  bool   `yaml:"readOnly"`
-		} `yaml:"persistentVolumeClaim"`
-		Secret *struct {
-			SecretName string `yaml:"secretName"`
-		} `yaml:"secret"`
-	} `yaml:"volumes"`
-}
-
-type probe struct {
-	GRPC *struct {
-		Port    int     `yaml:"port"`
-		Service *string `yaml:"service"`
-	} `yaml:"grpc"`
-	HTTPGet *struct {
-		Path   string      `yaml:"path"`
-		Port   intOrString `yaml:"port"`
-		Scheme string      `yaml:"scheme"`
-	} `yaml:"httpGet"`
-}
-
-type container struct {
-	Name    string   `yaml:"name"`
-	Image   string   `yaml:"image"`
-	Command []string `yaml:"command"`
-	Args    []string `yaml:"args"`
-	Env     []struct {
-		Name      string  `yaml:"name"`
-		Value     *string `yaml:"value"`
-		ValueFrom *struct {
-			SecretKeyRef *struct {
-				Name string `yaml:"name"`
-				Key  string `yaml:"key"`
-			} `yaml:"secretKeyRef"`
-		} `yaml:"valueFrom"`
-	} `yaml:"env"`
-	EnvFrom []struct {
-		SecretRef *struct {
-			Name string `yaml:"name"`
-		} `yaml:"secretRef"`
-	} `yaml:"envFrom"`
-	Ports []struct {
-		Name          string `yaml:"name"`
-		ContainerPort int    `yaml:"containerPort"`
-	} `yaml:"ports"`
-	ReadinessProbe  *probe          `yaml:"readinessProbe"`
-	LivenessProbe   *probe          `yaml:"livenessProbe"`
-	SecurityContext securityContext `yaml:"securityContext"`
-	Resources       struct {
-		Requests map[string]string `yaml:"requests"`
-		Limits   map[string]string `yaml:"limits"`
-	} `yaml:"resources"`
-	VolumeMounts []struct {
-		Name      string `yaml:"name"`
-		MountPath string `yaml:"mountPath"`
-		ReadOnly  bool   `yaml:"readOnly"`
-	} `yaml:"volumeMounts"`
-}
-
-// intOrString is a port given by number or by name.
-type intOrString string
-
-func (p *intOrString) UnmarshalYAML(n *yaml.Node) error {
-	*p = intOrString(n.Value)
-	return nil
-}
-
-// role is the extagram subcommand the container runs.
-func (c *container) role() string {
-	if len(c.Args) == 0 {
-		return ""
-	}
-	return c.Args[0]
-}
-
-// port resolves a numbered or named container port.
-func (c *container) port(p intOrString) int {
-	if n, err := strconv.Atoi(string(p)); err == nil {
-		return n
-	}
-	for _, cp := range c.Ports {
-		if cp.Name == string(p) {
-			return cp.ContainerPort
+// k8sDecoder decodes the kinds that the base may hold, strictly: an unknown
+// kind or apiVersion, and an unknown or duplicated field, are errors.
+var k8sDecoder = func() runtime.Decoder {
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, policyv1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			panic(err)
 		}
 	}
-	return 0
-}
+	return serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer()
+}()
 
-type kustomization struct {
-	Resources       []string `yaml:"resources"`
-	SecretGenerator []struct {
-		Name     string   `yaml:"name"`
-		Literals []string `yaml:"literals"`
-		Files    []string `yaml:"files"`
-		Envs     []string `yaml:"envs"`
-	} `yaml:"secretGenerator"`
-	Images []struct {
-		Name string `yaml:"name"`
-	} `yaml:"images"`
-}
-
-// workload is a Deployment or a Job with its pod template.
+// workload is a Deployment or a Job.
 type workload struct {
-	obj      *k8sObject
-	replicas int
-	selector map[string]string
-	pod      podTemplate
+	key      string // Kind/name
+	replicas int32
+	selector *metav1.LabelSelector // nil for a Job
+	pod      *corev1.PodTemplateSpec
+	c        *corev1.Container // the first (and only) container
 }
 
 type k8sBase struct {
-	kust      kustomization
-	objects   []*k8sObject
-	workloads map[string]*workload // by kind/name
-	services  map[string]serviceSpec
-	pvcs      map[string]pvcSpec
+	fs        filesys.FileSystem // the base's folder at /base
+	kust      kusttypes.Kustomization
+	objects   []runtime.Object
+	workloads []*workload
+	services  map[string]*corev1.Service
+	pvcs      map[string]*corev1.PersistentVolumeClaim
 }
 
-// decodeAll reads every document of a YAML stream.
-func decodeAll(t *testing.T, path string) []*k8sObject {
-	t.Helper()
-	dec := yaml.NewDecoder(bytes.NewReader(readFile(t, path)))
-	var out []*k8sObject
-	for {
-		var o k8sObject
-		err := dec.Decode(&o)
-		if errors.Is(err, io.EOF) {
-			return out
+// kustomize builds the kustomization at dir of fs, as `kustomize build`,
+// and decodes every object.
+func kustomize(fs filesys.FileSystem, dir string) ([]runtime.Object, error) {
+	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fs, dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []runtime.Object
+	for _, r := range rm.Resources() {
+		y, err := r.AsYAML()
+		if err == nil {
+			var obj runtime.Object
+			obj, _, err = k8sDecoder.Decode(y, nil, nil)
+			out = append(out, obj)
 		}
 		if err != nil {
-			t.Fatalf("%s: %v", path, err)
+			return nil, fmt.Errorf("%s: %w", r.CurId(), err)
 		}
-		if o.Kind == "" {
+	}
+	return out, nil
+}
+
+// The base is built from a copy of its folder's files in memory: it can use
+// nothing outside that folder.
+var k8sOnce = sync.OnceValues(func() (*k8sBase, error) {
+	b := &k8sBase{fs: filesys.MakeFsInMemory(), services: map[string]*corev1.Service{}, pvcs: map[string]*corev1.PersistentVolumeClaim{}}
+	files, err := filepath.Glob(k8sDir + "/*.y*ml")
+	for _, f := range files {
+		data, err2 := os.ReadFile(f)
+		err = errors.Join(err, err2, b.fs.WriteFile("/base/"+filepath.Base(f), data))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := b.kust.Unmarshal(must(b.fs.ReadFile("/base/kustomization.yaml"))); err != nil {
+		return nil, err
+	}
+	if b.objects, err = kustomize(b.fs, "/base"); err != nil {
+		return nil, err
+	}
+	for _, o := range b.objects {
+		switch o := o.(type) {
+		case *corev1.Service:
+			b.services[o.Name] = o
+		case *corev1.PersistentVolumeClaim:
+			b.pvcs[o.Name] = o
+		}
+	}
+	b.workloads, err = workloads(b.objects)
+	return b, err
+})
+
+// workloads returns the Deployments and Jobs among objects.
+func workloads(objects []runtime.Object) (out []*workload, err error) {
+	for _, o := range objects {
+		var w *workload
+		switch o := o.(type) {
+		case *appsv1.Deployment:
+			w = &workload{key: "Deployment/" + o.Name, replicas: ptr.Deref(o.Spec.Replicas, 1), selector: o.Spec.Selector, pod: &o.Spec.Template}
+		case *batchv1.Job:
+			w = &workload{key: "Job/" + o.Name, replicas: 1, pod: &o.Spec.Template}
+		default:
 			continue
 		}
-		o.file = path
-		out = append(out, &o)
+		if len(w.pod.Spec.Containers) == 0 || len(w.pod.Spec.Containers[0].Args) == 0 {
+			return nil, fmt.Errorf("%s runs no extagram role", w.key)
+		}
+		w.c = &w.pod.Spec.Containers[0]
+		out = append(out, w)
 	}
+	return out, nil
 }
 
 func loadK8s(t *testing.T) *k8sBase {
 	t.Helper()
-	b := &k8sBase{workloads: map[string]*workload{}, services: map[string]serviceSpec{}, pvcs: map[string]pvcSpec{}}
-	if err := yaml.Unmarshal(readFile(t, k8sDir+"/kustomization.yaml"), &b.kust); err != nil {
-		t.Fatalf("kustomization.yaml: %v", err)
-	}
-	for _, r := range b.kust.Resources {
-		b.objects = append(b.objects, decodeAll(t, filepath.Join(k8sDir, r))...)
-	}
-	for _, o := range b.objects {
-		key := o.Kind + "/" + o.Metadata.Name
-		switch o.Kind {
-		case "Deployment":
-			var s deploymentSpec
-			if err := o.Spec.Decode(&s); err != nil {
-				t.Fatalf("%s: %v", key, err)
-			}
-			n := 1
-			if s.Replicas != nil {
-				n = *s.Replicas
-			}
-			b.workloads[key] = &workload{obj: o, replicas: n, selector: s.Selector.MatchLabels, pod: s.Template}
-		case "Job":
-			var s jobSpec
-			if err := o.Spec.Decode(&s); err != nil {
-				t.Fatalf("%s: %v", key, err)
-			}
-			b.workloads[key] = &workload{obj: o, replicas: 1, pod: s.Template}
-		case "Service":
-			var s serviceSpec
-			if err := o.Spec.Decode(&s); err != nil {
-				t.Fatalf("%s: %v", key, err)
-			}
-			b.services[o.Metadata.Name] = s
-		case "PersistentVolumeClaim":
-			var s pvcSpec
-			if err := o.Spec.Decode(&s); err != nil {
-				t.Fatalf("%s: %v", key, err)
-			}
-			b.pvcs[o.Metadata.Name] = s
-		}
+	b, err := k8sOnce()
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", k8sDir, err)
 	}
 	return b
 }
 
-// byRole returns the workload whose (single) container runs role.
-func (b *k8sBase) byRole(t *testing.T, role string) (*workload, *container) {
+// byRole returns the one workload whose container runs extagram role.
+func (b *k8sBase) byRole(t *testing.T, role string) *workload {
 	t.Helper()
-	var found *workload
-	var c *container
+	var found []*workload
 	for _, w := range b.workloads {
-		for i := range w.pod.Spec.Containers {
-			if w.pod.Spec.Containers[i].role() == role {
-				if found != nil {
-					t.Fatalf("two workloads run %s", role)
-				}
-				found, c = w, &w.pod.Spec.Containers[i]
-			}
+		if w.c.Args[0] == role {
+			found = append(found, w)
 		}
 	}
-	if found == nil {
-		t.Fatalf("no workload runs extagram %s", role)
+	if len(found) != 1 {
+		t.Fatalf("%d workloads run extagram %s, want 1", len(found), role)
 	}
-	return found, c
+	return found[0]
 }
 
-func subset(small, big map[string]string) bool {
-	if len(small) == 0 {
-		return false
-	}
-	for k, v := range small {
-		if big[k] != v {
-			return false
+// selects reports whether a non-empty selector matches the pod labels.
+func selects(sel labels.Selector, pod map[string]string) bool {
+	return !sel.Empty() && sel.Matches(labels.Set(pod))
+}
+
+// containerPort resolves a numbered or named container port.
+func containerPort(c *corev1.Container, p intstr.IntOrString) int {
+	for _, cp := range c.Ports {
+		if p.Type == intstr.String && cp.Name == p.StrVal {
+			return int(cp.ContainerPort)
 		}
 	}
-	return true
+	return p.IntValue()
 }
 
 func TestKustomizationListsEveryManifest(t *testing.T) {
 	b := loadK8s(t)
-	entries, err := os.ReadDir(k8sDir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var onDisk []string
-	for _, e := range entries {
+	for _, e := range must(os.ReadDir(k8sDir)) {
 		n := e.Name()
-		if e.IsDir() || n == "kustomization.yaml" || !(strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml")) {
-			continue
-		}
-		// Examples and the local copies made from them hold secrets: never
-		// resources of the base.
-		if strings.HasSuffix(n, ".example.yaml") || strings.HasSuffix(n, ".local.yaml") {
-			if slices.Contains(b.kust.Resources, n) {
-				t.Errorf("kustomization.yaml lists %s", n)
-			}
-			continue
-		}
-		onDisk = append(onDisk, n)
-	}
-	listed := slices.Clone(b.kust.Resources)
-	slices.Sort(listed)
-	slices.Sort(onDisk)
-	if !slices.Equal(listed, onDisk) {
-		t.Errorf("kustomization.yaml lists %v, the folder has %v", listed, onDisk)
-	}
-	for _, r := range b.kust.Resources {
-		if strings.Contains(r, "://") || strings.Contains(r, "/") {
-			t.Errorf("resource %s is not a file of this folder", r)
+		switch {
+		case e.IsDir() || n == "kustomization.yaml" || (filepath.Ext(n) != ".yaml" && filepath.Ext(n) != ".yml"):
+		case strings.HasSuffix(n, ".example.yaml") || strings.HasSuffix(n, ".local.yaml"):
+			// Examples and their local copies hold secrets: never resources.
+			check(t, !slices.Contains(b.kust.Resources, n), "kustomization.yaml lists %s", n)
+		default:
+			onDisk = append(onDisk, n)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(k8sDir, "secret.example.yaml")); err != nil {
-		t.Errorf("secret.example.yaml is missing: %v", err)
-	}
-	for _, g := range b.kust.SecretGenerator {
-		if len(g.Literals) > 0 {
-			t.Errorf("secretGenerator %s has literals: secrets written in the base", g.Name)
-		}
-	}
-	if len(b.kust.Images) == 0 || b.kust.Images[0].Name != "extagram" {
-		t.Error("kustomization.yaml does not let overlays set the extagram image")
-	}
+	listed := slices.Sorted(slices.Values(b.kust.Resources))
+	check(t, slices.Equal(listed, onDisk), "kustomization.yaml lists %v, the folder has %v", listed, onDisk)
+	_, err := os.Stat(filepath.Join(k8sDir, "secret.example.yaml"))
+	check(t, err == nil, "secret.example.yaml is missing: %v", err)
 	kinds := map[string]int{}
 	for _, o := range b.objects {
-		kinds[o.Kind]++
-		if o.APIVersion == "" || o.Metadata.Name == "" {
-			t.Errorf("%s: an object without apiVersion or name", o.file)
-		}
+		kinds[o.GetObjectKind().GroupVersionKind().Kind]++
+		check(t, o.(metav1.Object).GetName() != "", "an object without a name: %v", o.GetObjectKind())
 	}
 	for kind, n := range map[string]int{"Deployment": 4, "Service": 4, "PersistentVolumeClaim": 1, "Job": 1} {
-		if kinds[kind] != n {
-			t.Errorf("%d %s objects, want %d", kinds[kind], kind, n)
-		}
+		check(t, kinds[kind] == n, "%d %s objects, want %d", kinds[kind], kind, n)
+	}
+	// An overlay sets the image of every workload by the name "extagram".
+	check(t, slices.ContainsFunc(b.kust.Images, func(i kusttypes.Image) bool { return i.Name == "extagram" }), "kustomization.yaml does not name the extagram image")
+	if err := b.fs.WriteFile("/overlay/kustomization.yaml", []byte("resources: [../base]\nimages: [{name: extagram, newName: registry.example/extagram, newTag: v9}]\n")); err != nil {
+		t.Fatal(err)
+	}
+	objects, err := kustomize(b.fs, "/overlay")
+	overlaid, err2 := workloads(objects)
+	check(t, err == nil && err2 == nil && len(overlaid) == len(b.workloads), "overlay: %v %v", err, err2)
+	for _, w := range overlaid {
+		check(t, w.c.Image == "registry.example/extagram:v9", "an overlay cannot set the image of %s", w.key)
 	}
 }
 
-func TestKubernetesNoSecretsInBase(t *testing.T) {
+func TestKubernetesSecrets(t *testing.T) {
 	b := loadK8s(t)
 	for _, o := range b.objects {
-		if o.Kind == "Secret" && (len(o.Data) > 0 || len(o.StringData) > 0) {
-			t.Errorf("%s: Secret %s with data in the base", o.file, o.Metadata.Name)
+		if s, ok := o.(*corev1.Secret); ok {
+			check(t, len(s.Data) == 0 && len(s.StringData) == 0, "Secret %s with data in the base", s.Name)
 		}
 	}
-	for key, w := range b.workloads {
-		for _, c := range append(slices.Clone(w.pod.Spec.Containers), w.pod.Spec.InitContainers...) {
+	for _, w := range b.workloads {
+		for _, c := range slices.Concat(w.pod.Spec.Containers, w.pod.Spec.InitContainers) {
 			for _, e := range c.Env {
-				if secretName.MatchString(e.Name) {
-					if e.Value != nil || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
-						t.Errorf("%s: %s must come from a secretKeyRef", key, e.Name)
-					}
-				}
+				check(t, !secretName.MatchString(e.Name) || (e.Value == "" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil), "%s: %s must come from a secretKeyRef", w.key, e.Name)
 			}
-			for _, a := range append(slices.Clone(c.Command), c.Args...) {
-				if strings.Contains(a, "mysql-dsn") || strings.Contains(a, "@tcp(") {
-					t.Errorf("%s: a DSN on the command line: %q", key, a)
-				}
+			for _, a := range slices.Concat(c.Command, c.Args) {
+				check(t, !strings.Contains(a, "mysql-dsn") && !strings.Contains(a, "@tcp("), "%s: a DSN on the command line: %q", w.key, a)
 			}
 		}
 	}
-	// The example is an example: placeholders only.
-	for _, o := range decodeAll(t, filepath.Join(k8sDir, "secret.example.yaml")) {
-		for k, v := range o.StringData {
-			if !strings.Contains(v, "change-me") {
-				t.Errorf("secret.example.yaml: %s = %q, want a change-me placeholder", k, v)
+	// The services read the data-only account and migrate (a Job) the DDL
+	// one, from one Secret; the edge gets no database credentials.
+	dsn := map[string]*corev1.SecretKeySelector{}
+	for _, w := range b.workloads {
+		for _, e := range w.c.Env {
+			if e.Name == "EXTAGRAM_MYSQL_DSN" && e.ValueFrom != nil {
+				dsn[w.c.Args[0]] = e.ValueFrom.SecretKeyRef
 			}
 		}
-		for k := range o.Data {
-			t.Errorf("secret.example.yaml: %s in data (base64 hides what it holds); use stringData placeholders", k)
+	}
+	migrate, app := ptr.Deref(dsn["migrate"], corev1.SecretKeySelector{}), ptr.Deref(dsn["feed"], corev1.SecretKeySelector{})
+	check(t, strings.HasPrefix(b.byRole(t, "migrate").key, "Job/"), "migrate runs in %s, want a Job", b.byRole(t, "migrate").key)
+	check(t, len(dsn) == 4 && dsn["edge"] == nil && migrate.Name != "" && app.Key != migrate.Key, "EXTAGRAM_MYSQL_DSN from Secrets %v: want migrate's and the services' own keys of one Secret, none for the edge", dsn)
+	for _, r := range []string{"feed", "upload", "blob"} {
+		check(t, dsn[r] != nil && *dsn[r] == app && app.Name == migrate.Name, "%s reads the DSN from %v, want the data-only %v of migrate's Secret", r, dsn[r], app)
+	}
+	// The edge's certificate comes from a Secret volume.
+	edge, tlsDir := b.byRole(t, "edge"), ""
+	for _, v := range edge.pod.Spec.Volumes {
+		for _, m := range edge.c.VolumeMounts {
+			if v.Secret != nil && v.Secret.SecretName != "" && m.Name == v.Name {
+				tlsDir = m.MountPath
+			}
 		}
 	}
-	gitignore := string(readFile(t, filepath.Join(k8sDir, ".gitignore")))
-	if !strings.Contains(gitignore, "*.local.yaml") {
-		t.Error("kubernetes/.gitignore does not keep *.local.yaml (real secrets) out of git")
+	for _, f := range []string{"tls-cert", "tls-key"} {
+		p, ok := flagValue(edge.c.Args, f)
+		check(t, ok && tlsDir != "" && strings.HasPrefix(p, tlsDir+"/"), "edge --%s %q is not in the TLS Secret's mount %q", f, p, tlsDir)
 	}
+	// The example has the keys the workloads read, with placeholders only.
+	o, _, err := k8sDecoder.Decode(readFile(t, k8sDir+"/secret.example.yaml"), nil, nil)
+	example, ok := o.(*corev1.Secret)
+	if err != nil || !ok {
+		t.Fatalf("secret.example.yaml: want one Secret: %v", err)
+	}
+	for k, v := range example.StringData {
+		check(t, strings.Contains(v, "change-me"), "secret.example.yaml: %s = %q, want a change-me placeholder", k, v)
+	}
+	_, hasApp := example.StringData[app.Key]
+	_, hasMigrate := example.StringData[migrate.Key]
+	check(t, example.Name == migrate.Name && hasApp && hasMigrate, "secret.example.yaml has no %s and %s keys in Secret %s", app.Key, migrate.Key, migrate.Name)
+	check(t, len(example.Data) == 0, "secret.example.yaml has data (base64 hides what it holds); use stringData placeholders")
+	check(t, strings.Contains(string(readFile(t, k8sDir+"/.gitignore")), "*.local.yaml"), "kubernetes/.gitignore does not keep *.local.yaml (real secrets) out of git")
 }
 
 func TestKubernetesWorkloadsAreHardened(t *testing.T) {
-	b := loadK8s(t)
-	image := ""
-	for key, w := range b.workloads {
-		pod := w.pod.Spec
-		if w.obj.Kind == "Deployment" && !subset(w.selector, w.pod.Metadata.Labels) {
-			t.Errorf("%s: selector %v does not match its pods' labels %v", key, w.selector, w.pod.Metadata.Labels)
+	b, liveness := loadK8s(t), livenessService(t)
+	for _, w := range b.workloads {
+		pod, psc := w.pod.Spec, ptr.Deref(w.pod.Spec.SecurityContext, corev1.PodSecurityContext{})
+		if w.selector != nil {
+			sel, err := metav1.LabelSelectorAsSelector(w.selector)
+			check(t, err == nil && selects(sel, w.pod.Labels), "%s: selector %v does not match its pods' labels %v", w.key, w.selector, w.pod.Labels)
 		}
-		if len(pod.Containers) != 1 {
-			t.Errorf("%s: %d containers, want 1", key, len(pod.Containers))
-		}
-		for _, c := range append(slices.Clone(pod.Containers), pod.InitContainers...) {
-			name := key + "/" + c.Name
-			nonRoot := c.SecurityContext.RunAsNonRoot
-			if nonRoot == nil {
-				nonRoot = pod.SecurityContext.RunAsNonRoot
+		check(t, len(pod.Containers) == 1, "%s: %d containers, want 1", w.key, len(pod.Containers))
+		check(t, !ptr.Deref(pod.AutomountServiceAccountToken, true), "%s mounts a service account token", w.key)
+		check(t, psc.SeccompProfile != nil && psc.SeccompProfile.Type == corev1.SeccompProfileTypeRuntimeDefault, "%s: want the RuntimeDefault seccomp profile", w.key)
+		for _, c := range slices.Concat(pod.Containers, pod.InitContainers) {
+			name, sc := w.key+"/"+c.Name, ptr.Deref(c.SecurityContext, corev1.SecurityContext{})
+			caps := ptr.Deref(sc.Capabilities, corev1.Capabilities{})
+			check(t, ptr.Deref(sc.RunAsNonRoot, ptr.Deref(psc.RunAsNonRoot, false)) && ptr.Deref(psc.RunAsUser, 1) != 0 && ptr.Deref(sc.RunAsUser, 1) != 0, "%s: runAsNonRoot is not true, or runAsUser is 0", name)
+			check(t, ptr.Deref(sc.ReadOnlyRootFilesystem, false), "%s: readOnlyRootFilesystem is not true", name)
+			check(t, !ptr.Deref(sc.AllowPrivilegeEscalation, true) && !ptr.Deref(sc.Privileged, false), "%s: allowPrivilegeEscalation is not false, or it is privileged", name)
+			check(t, slices.Contains(caps.Drop, "ALL") && len(caps.Add) == 0, "%s: capabilities drop %v add %v, want drop [ALL] and nothing added", name, caps.Drop, caps.Add)
+			for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+				req, lim := c.Resources.Requests[r], c.Resources.Limits[r]
+				check(t, !req.IsZero() && !lim.IsZero(), "%s: no %s request and limit", name, r)
 			}
-			if nonRoot == nil || !*nonRoot {
-				t.Errorf("%s: runAsNonRoot is not true", name)
-			}
-			for _, uid := range []*int64{pod.SecurityContext.RunAsUser, c.SecurityContext.RunAsUser} {
-				if uid != nil && *uid == 0 {
-					t.Errorf("%s: runAsUser 0", name)
-				}
-			}
-			sc := c.SecurityContext
-			if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
-				t.Errorf("%s: readOnlyRootFilesystem is not true", name)
-			}
-			if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
-				t.Errorf("%s: allowPrivilegeEscalation is not false", name)
-			}
-			if sc.Privileged != nil && *sc.Privileged {
-				t.Errorf("%s is privileged", name)
-			}
-			if !slices.Contains(sc.Capabilities.Drop, "ALL") || len(sc.Capabilities.Add) > 0 {
-				t.Errorf("%s: capabilities drop %v add %v, want drop [ALL] and nothing added", name, sc.Capabilities.Drop, sc.Capabilities.Add)
-			}
-			for _, r := range []string{"cpu", "memory"} {
-				if c.Resources.Requests[r] == "" || c.Resources.Limits[r] == "" {
-					t.Errorf("%s: no %s request and limit", name, r)
-				}
-			}
-			if image == "" {
-				image = c.Image
-			}
-			if c.Image != image || len(c.Command) > 0 {
-				t.Errorf("%s: image %q command %v, want the one image %q and its entrypoint", name, c.Image, c.Command, image)
-			}
-			// With a read-only root, every folder the binary writes must
-			// be a volume.
+			image := b.workloads[0].c.Image
+			check(t, c.Image == image && len(c.Command) == 0, "%s: image %q command %v, want the one image %q and its entrypoint", name, c.Image, c.Command, image)
+			// With a read-only root, every folder the binary writes is a volume.
 			for _, f := range []string{"data-dir", "uploads-dir"} {
 				dir, ok := flagValue(c.Args, f)
-				if !ok {
-					continue
-				}
-				mounted := false
-				for _, m := range c.VolumeMounts {
-					if !m.ReadOnly && (dir == m.MountPath || strings.HasPrefix(dir, strings.TrimSuffix(m.MountPath, "/")+"/")) {
-						mounted = true
-					}
-				}
-				if !mounted {
-					t.Errorf("%s: --%s %s is on the read-only root file system", name, f, dir)
-				}
+				check(t, !ok || slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+					return !m.ReadOnly && (dir == m.MountPath || strings.HasPrefix(dir, strings.TrimSuffix(m.MountPath, "/")+"/"))
+				}), "%s: --%s %s is on the read-only root file system", name, f, dir)
 			}
-			if w.obj.Kind != "Deployment" {
-				continue
+		}
+		if w.selector == nil {
+			continue // a Job: no probes
+		}
+		ready, live := w.c.ReadinessProbe, w.c.LivenessProbe
+		if ready == nil || live == nil {
+			t.Errorf("%s: want readiness and liveness probes", w.key)
+		} else if w.c.Args[0] == "edge" {
+			https, _ := flagValue(w.c.Args, "https-addr")
+			for path, p := range map[string]*corev1.Probe{"/readyz": ready, "/healthz": live} {
+				g := p.HTTPGet
+				check(t, g != nil && g.Path == path && g.Scheme == corev1.URISchemeHTTPS && containerPort(w.c, g.Port) == addrPort(t, https), "%s: want an HTTPS GET %s on --https-addr %s", w.key, path, https)
 			}
-			if c.ReadinessProbe == nil || c.LivenessProbe == nil {
-				t.Errorf("%s: want readiness and liveness probes", name)
-				continue
+		} else {
+			// Readiness follows the database (the server's overall status);
+			// liveness must not, or an outage restarts every pod.
+			addr, _ := flagValue(w.c.Args, "grpc-addr")
+			for service, p := range map[string]*corev1.Probe{"": ready, liveness: live} {
+				check(t, p.GRPC != nil && int(p.GRPC.Port) == addrPort(t, addr) && ptr.Deref(p.GRPC.Service, "") == service, "%s: want native gRPC probes on --grpc-addr %s, of the health service %q", w.key, addr, service)
 			}
-			switch c.role() {
-			case "edge":
-				https, _ := flagValue(c.Args, "https-addr")
-				for kind, p := range map[string]*probe{"/readyz": c.ReadinessProbe, "/healthz": c.LivenessProbe} {
-					g := p.HTTPGet
-					if g == nil || g.Path != kind || g.Scheme != "HTTPS" || c.port(g.Port) != addrPort(t, https) {
-						t.Errorf("%s: want an HTTPS GET %s on --https-addr %s", name, kind, https)
-					}
-				}
-			default:
-				addr, ok := flagValue(c.Args, "grpc-addr")
-				if !ok {
-					t.Errorf("%s: no --grpc-addr", name)
-					continue
-				}
-				for _, p := range []*probe{c.ReadinessProbe, c.LivenessProbe} {
-					if p.GRPC == nil || p.GRPC.Port != addrPort(t, addr) {
-						t.Errorf("%s: want native gRPC probes on --grpc-addr %s", name, addr)
-					}
-				}
-				// Readiness follows the database (the server's overall
-				// status); liveness must not, or an outage restarts every pod.
-				if g := c.ReadinessProbe.GRPC; g != nil && g.Service != nil && *g.Service != "" {
-					t.Errorf("%s: readiness probe checks service %q, want the server's overall status", name, *g.Service)
-				}
-				if g := c.LivenessProbe.GRPC; g != nil && (g.Service == nil || *g.Service != grpcsrv.LivenessService) {
-					t.Errorf("%s: liveness probe must check the %q health service", name, grpcsrv.LivenessService)
+		}
+	}
+}
+
+// livenessService returns grpcsrv.LivenessService, the health service that
+// reports SERVING while the process runs whatever the database does, read
+// from the package's source so that the test does not build the gRPC stack.
+func livenessService(t *testing.T) string {
+	t.Helper()
+	for _, path := range must(filepath.Glob(repoRoot + "/internal/grpcsrv/*.go")) {
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n := range ast.Preorder(f) {
+			if v, ok := n.(*ast.ValueSpec); ok && len(v.Names) == 1 && v.Names[0].Name == "LivenessService" && len(v.Values) == 1 {
+				if lit, ok := v.Values[0].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+					return must(strconv.Unquote(lit.Value))
 				}
 			}
 		}
 	}
+	t.Fatal("internal/grpcsrv declares no LivenessService constant")
+	return ""
 }
 
 // The edge dials dns:///NAME:PORT for each service; NAME must be a Service
 // that selects the pods running that role, on PORT, and the feed's must be
-// headless so that the name resolves to every pod.
+// headless so that the name resolves to every pod. Their flags are the
+// Compose file's (TestComposeAndKubernetesAgree).
 func TestKubernetesEdgeTargetsReachEveryReplica(t *testing.T) {
 	b := loadK8s(t)
-	_, edge := b.byRole(t, "edge")
-	for _, tc := range []struct {
-		flag, role string
-		headless   bool
-		replicas   int
-	}{
-		{"feed-target", "feed", true, 2},
-		{"upload-target", "upload", false, 1},
-		{"blob-target", "blob", false, 1},
-	} {
-		t.Run(tc.role, func(t *testing.T) {
-			target, ok := flagValue(edge.Args, tc.flag)
-			if !ok {
-				t.Fatalf("edge has no --%s", tc.flag)
-			}
-			host, port := parseDNSTarget(t, target)
-			svcName, _, _ := strings.Cut(host, ".")
-			svc, ok := b.services[svcName]
-			if !ok {
-				t.Fatalf("%s names Service %q, which does not exist", target, svcName)
-			}
-			if tc.headless && svc.ClusterIP != "None" {
-				t.Errorf("Service %s is not headless (clusterIP: None): its name would be one virtual IP, not every replica", svcName)
-			}
-			w, c := b.byRole(t, tc.role)
-			if !subset(svc.Selector, w.pod.Metadata.Labels) {
-				t.Errorf("Service %s selects %v, not the %s pods %v", svcName, svc.Selector, tc.role, w.pod.Metadata.Labels)
-			}
-			for key, other := range b.workloads {
-				if other != w && other.obj.Kind == "Deployment" && subset(svc.Selector, other.pod.Metadata.Labels) {
-					t.Errorf("Service %s also selects %s", svcName, key)
-				}
-			}
-			addr, _ := flagValue(c.Args, "grpc-addr")
-			found := false
-			for _, p := range svc.Ports {
-				if p.Port == port {
-					found = true
-					if got := c.port(p.TargetPort); got != addrPort(t, addr) {
-						t.Errorf("Service %s port %d goes to %d, but %s listens on %s", svcName, port, got, tc.role, addr)
-					}
-				}
-			}
-			if !found {
-				t.Errorf("Service %s has no port %d", svcName, port)
-			}
-			if w.replicas < tc.replicas {
-				t.Errorf("%s has %d replicas, want at least %d", tc.role, w.replicas, tc.replicas)
-			}
-			if _, ok := flagValue(c.Args, "max-connection-age"); !ok {
-				t.Errorf("%s has no --max-connection-age: the edge would never see new pods", tc.role)
-			}
-			if v, _ := flagValue(c.Args, "auto-migrate"); v != "false" {
-				t.Errorf("%s: --auto-migrate=%q; the migrate Job owns the schema", tc.role, v)
-			}
-		})
+	edge := b.byRole(t, "edge").c
+	for role, replicas := range map[string]int32{"feed": 2, "upload": 1, "blob": 1} {
+		target, _ := flagValue(edge.Args, role+"-target")
+		host, port := parseDNSTarget(t, target)
+		name, _, _ := strings.Cut(host, ".")
+		svc, ok := b.services[name]
+		if !ok {
+			t.Errorf("%s names Service %q, which does not exist", target, name)
+			continue
+		}
+		check(t, role != "feed" || svc.Spec.ClusterIP == corev1.ClusterIPNone, "Service %s is not headless (clusterIP: None): its name would be one virtual IP, not every replica", name)
+		w := b.byRole(t, role)
+		for _, other := range b.workloads {
+			check(t, selects(labels.SelectorFromSet(svc.Spec.Selector), other.pod.Labels) == (other == w), "Service %s selects %v: want the %s pods and no other (%s)", name, svc.Spec.Selector, role, other.key)
+		}
+		addr, _ := flagValue(w.c.Args, "grpc-addr")
+		check(t, slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool {
+			return int(p.Port) == port && containerPort(w.c, p.TargetPort) == addrPort(t, addr)
+		}), "Service %s has no port %d onto --grpc-addr %s of %s", name, port, addr, role)
+		check(t, w.replicas >= replicas, "%s has %d replicas, want at least %d", role, w.replicas, replicas)
 	}
 	// The edge Service publishes 443 and 80 onto --https-addr and --http-addr.
-	svc := b.services["edge"]
 	https, _ := flagValue(edge.Args, "https-addr")
 	http, _ := flagValue(edge.Args, "http-addr")
 	want := map[int]int{443: addrPort(t, https), 80: addrPort(t, http)}
-	for _, p := range svc.Ports {
-		if w, ok := want[p.Port]; ok && edge.port(p.TargetPort) == w {
-			delete(want, p.Port)
+	for _, p := range b.services["edge"].Spec.Ports {
+		if to, ok := want[int(p.Port)]; ok && containerPort(edge, p.TargetPort) == to {
+			delete(want, int(p.Port))
 		}
 	}
-	if len(want) > 0 {
-		t.Errorf("Service edge does not map %v", want)
-	}
-	if rp, _ := flagValue(edge.Args, "redirect-port"); rp != "443" {
-		t.Errorf("edge --redirect-port %q, want 443", rp)
-	}
+	check(t, len(want) == 0, "Service edge does not map %v", want)
 }
 
 func TestKubernetesUploadsClaimShared(t *testing.T) {
@@ -593,111 +397,24 @@ func TestKubernetesUploadsClaimShared(t *testing.T) {
 		t.Fatalf("%d PersistentVolumeClaims, want the one uploads claim", len(b.pvcs))
 	}
 	for name, pvc := range b.pvcs {
-		if !slices.Contains(pvc.AccessModes, "ReadWriteMany") {
-			t.Errorf("claim %s is %v: upload and blob pods on different nodes need ReadWriteMany", name, pvc.AccessModes)
-		}
-		for _, role := range []string{"upload", "blob"} {
-			w, c := b.byRole(t, role)
-			dir, ok := flagValue(c.Args, "uploads-dir")
-			if !ok {
-				t.Errorf("%s has no --uploads-dir", role)
-				continue
-			}
-			vol := ""
+		check(t, slices.Contains(pvc.Spec.AccessModes, corev1.ReadWriteMany), "claim %s is %v: upload and blob pods on different nodes need ReadWriteMany", name, pvc.Spec.AccessModes)
+		for _, w := range b.workloads {
+			dir, hasDir := flagValue(w.c.Args, "uploads-dir")
+			var vols []string // those of the claim, and those read-write
 			for _, v := range w.pod.Spec.Volumes {
-				if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == name && !v.PersistentVolumeClaim.ReadOnly {
-					vol = v.Name
+				if claim := v.PersistentVolumeClaim; claim != nil && claim.ClaimName == name {
+					vols = append(vols, v.Name)
+					check(t, !claim.ReadOnly, "%s mounts claim %s read-only", w.key, name)
 				}
 			}
-			mounted := false
-			for _, m := range c.VolumeMounts {
-				if m.Name == vol && m.MountPath == dir && !m.ReadOnly {
-					mounted = true
-				}
+			if r := w.c.Args[0]; r == "upload" || r == "blob" {
+				check(t, hasDir && slices.ContainsFunc(w.c.VolumeMounts, func(m corev1.VolumeMount) bool {
+					return slices.Contains(vols, m.Name) && m.MountPath == dir && !m.ReadOnly
+				}),
+					"%s does not mount claim %s read-write at its --uploads-dir %q", r, name, dir)
+			} else {
+				check(t, len(vols) == 0, "%s mounts the uploads claim too", w.key)
 			}
-			if vol == "" || !mounted {
-				t.Errorf("%s does not mount claim %s read-write at its --uploads-dir %s", role, name, dir)
-			}
-		}
-		for key, w := range b.workloads {
-			r := w.pod.Spec.Containers[0].role()
-			if r == "upload" || r == "blob" {
-				continue
-			}
-			for _, v := range w.pod.Spec.Volumes {
-				if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == name {
-					t.Errorf("%s mounts the uploads claim too", key)
-				}
-			}
-		}
-	}
-}
-
-func TestKubernetesSecretsAndMigration(t *testing.T) {
-	b := loadK8s(t)
-	dsnSecret := func(role string) (string, string) {
-		_, c := b.byRole(t, role)
-		for _, e := range c.Env {
-			if e.Name == "EXTAGRAM_MYSQL_DSN" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
-				return e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key
-			}
-		}
-		t.Errorf("%s: EXTAGRAM_MYSQL_DSN does not come from a Secret", role)
-		return "", ""
-	}
-	w, _ := b.byRole(t, "migrate")
-	if w.obj.Kind != "Job" {
-		t.Errorf("migrate runs in a %s, want a Job", w.obj.Kind)
-	}
-	secret, migrateKey := dsnSecret("migrate")
-	for _, role := range []string{"feed", "upload", "blob"} {
-		s, k := dsnSecret(role)
-		if s != secret {
-			t.Errorf("%s reads Secret %q, migrate %q", role, s, secret)
-		}
-		if k == migrateKey {
-			t.Errorf("%s uses the migrate account (%s): the services get the data-only one", role, k)
-		}
-	}
-	_, edge := b.byRole(t, "edge")
-	for _, e := range edge.Env {
-		if e.Name == "EXTAGRAM_MYSQL_DSN" {
-			t.Error("the edge gets database credentials")
-		}
-	}
-	// The edge's certificate comes from a Secret volume.
-	ew, _ := b.byRole(t, "edge")
-	tlsVolume := ""
-	for _, v := range ew.pod.Spec.Volumes {
-		if v.Secret != nil && v.Secret.SecretName != "" {
-			tlsVolume = v.Name
-		}
-	}
-	var tlsDir string
-	for _, m := range edge.VolumeMounts {
-		if m.Name == tlsVolume {
-			tlsDir = m.MountPath
-		}
-	}
-	for _, f := range []string{"tls-cert", "tls-key"} {
-		p, ok := flagValue(edge.Args, f)
-		if !ok || tlsDir == "" || !strings.HasPrefix(p, tlsDir+"/") {
-			t.Errorf("edge --%s %q is not in the TLS Secret's mount %q", f, p, tlsDir)
-		}
-	}
-	// The example Secret has the keys the workloads read.
-	keys := map[string]bool{}
-	for _, o := range decodeAll(t, filepath.Join(k8sDir, "secret.example.yaml")) {
-		if o.Kind == "Secret" && o.Metadata.Name == secret {
-			for k := range o.StringData {
-				keys[k] = true
-			}
-		}
-	}
-	_, appKey := dsnSecret("feed")
-	for _, k := range []string{appKey, migrateKey} {
-		if !keys[k] {
-			t.Errorf("secret.example.yaml has no %s key in Secret %s", k, secret)
 		}
 	}
 }
@@ -705,30 +422,13 @@ func TestKubernetesSecretsAndMigration(t *testing.T) {
 // Compose and Kubernetes start each role with the same flags, but for the
 // certificate files that only Kubernetes mounts.
 func TestComposeAndKubernetesAgree(t *testing.T) {
-	c, _ := loadCompose(t)
-	b := loadK8s(t)
-	for _, role := range []string{"edge", "feed", "upload", "blob", "migrate"} {
-		var composeArgs []string
-		for _, s := range c.Services {
-			if s.role() == role {
-				composeArgs = s.Command
+	p, b := loadComposeModel(t).p, loadK8s(t)
+	for _, r := range []string{"edge", "feed", "upload", "blob", "migrate"} {
+		k := flagSet(b.byRole(t, r).c.Args, "tls-cert", "tls-key")
+		for _, s := range p.Services {
+			if c := flagSet(s.Command, "tls-cert", "tls-key"); role(s) == r {
+				check(t, maps.Equal(c, k), "%s: compose runs %v, kubernetes %v", r, c, k)
 			}
-		}
-		_, k := b.byRole(t, role)
-		ignore := map[string]bool{"tls-cert": true, "tls-key": true}
-		norm := func(args []string) []string {
-			var out []string
-			for _, name := range flagNames(args) {
-				if !ignore[name] {
-					v, _ := flagValue(args, name)
-					out = append(out, name+"="+v)
-				}
-			}
-			slices.Sort(out)
-			return out
-		}
-		if a, b := norm(composeArgs), norm(k.Args); !slices.Equal(a, b) {
-			t.Errorf("%s: compose runs %v, kubernetes %v", role, a, b)
 		}
 	}
 }
