@@ -22,7 +22,7 @@ RUN VERSION="${VERSION}" COMMIT="${COMMIT}" OUT=/out/extagram sh deploy/build.sh
 	&& /out/extagram version
 # Writable folders owned by the runtime user: a named volume mounted on one
 # of them starts with this owner, so the non-root process can write to it.
-RUN mkdir -p /rootfs/data /rootfs/uploads && chmod 0750 /rootfs/data /rootfs/uploads
+RUN mkdir -p /rootfs/data /rootfs/uploads /rootfs/mesh && chmod 0750 /rootfs/data /rootfs/uploads && chmod 0700 /rootfs/mesh
 
 # distroless/static: CA certificates, tzdata, /etc/passwd with the nonroot
 # user (65532), no shell, no package manager.

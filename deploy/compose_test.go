@@ -29,9 +29,14 @@ const (
 	dbService   = "s7"
 )
 
-// The seed's servers and the extagram subcommand each one runs. S6 (static
-// assets) has no container: they are embedded in the edge. S7 is MySQL.
-var seedRoles = map[string]string{"s1": "edge", "s2": "feed", "s3": "feed", "s4": "upload", "s5": "blob", "migrate": "migrate"}
+// The seed's servers and the extagram subcommand each one runs, and the two
+// one-shots. S6 (static assets) has no container: they are embedded in the
+// edge. S7 is MySQL.
+var seedRoles = map[string]string{"s1": "edge", "s2": "feed", "s3": "feed", "s4": "upload", "s5": "blob", "migrate": "migrate", "certs": "certs"}
+
+// oneShot reports whether a service runs once and exits: the migrations,
+// the mesh's certificates.
+func oneShot(s types.ServiceConfig) bool { return role(s) == "migrate" || role(s) == "certs" }
 
 // loadCompose loads docker-compose.yml with the Compose specification's own
 // loader as `docker compose --env-file ENVFILE config` does: interpolation,
@@ -181,7 +186,12 @@ func TestComposeServicesAreTheSeedServers(t *testing.T) {
 		r, seed := seedRoles[name]
 		check(t, (seed && role(s) == r) || (name == dbService && strings.HasPrefix(s.Image, "mysql:8")), "service %s (image %s) runs %q: not one of the seed's servers", name, s.Image, role(s))
 		_, ok := s.Networks[netName]
-		check(t, ok, "%s is not on %s", name, netName)
+		if role(s) == "certs" {
+			// It writes files and talks to no one.
+			check(t, s.NetworkMode == "none" && !ok, "certs: network_mode %q, networks %v; want none", s.NetworkMode, s.Networks)
+		} else {
+			check(t, ok, "%s is not on %s", name, netName)
+		}
 		if role(s) != "" {
 			check(t, s.Image != "" && s.Image == image && len(s.Entrypoint) == 0, "%s: image %q entrypoint %v, want the one extagram image %q and its entrypoint", name, s.Image, s.Entrypoint, image)
 			check(t, s.Build != nil && s.Build.Context == root && s.Build.Dockerfile == "Dockerfile" && s.Build.Args["VERSION"] != nil && s.Build.Args["COMMIT"] != nil,
@@ -265,23 +275,23 @@ func TestComposeUploadsVolumeShared(t *testing.T) {
 func TestComposeHealthchecksAndStartOrder(t *testing.T) {
 	p := loadComposeModel(t).p
 	const healthy, done = types.ServiceConditionHealthy, types.ServiceConditionCompletedSuccessfully
-	afterMigrate := map[string]string{dbService: healthy, "migrate": done}
+	afterMigrate := map[string]string{dbService: healthy, "migrate": done, "certs": done}
 	order := map[string]map[string]string{
-		"s1": {"s2": healthy, "s3": healthy, "s4": healthy, "s5": healthy},
+		"s1": {"certs": done, "s2": healthy, "s3": healthy, "s4": healthy, "s5": healthy},
 		"s2": afterMigrate, "s3": afterMigrate, "s4": afterMigrate, "s5": afterMigrate,
-		"migrate": {dbService: healthy}, dbService: {},
+		"migrate": {dbService: healthy}, "certs": {}, dbService: {},
 	}
 	hasHealth := func(s types.ServiceConfig) bool { return s.HealthCheck != nil && !s.HealthCheck.Disable }
 	for name, s := range p.Services {
 		got := map[string]string{}
 		for dep, d := range s.DependsOn {
 			got[dep] = d.Condition
-			check(t, (d.Condition == healthy && hasHealth(p.Services[dep])) || (d.Condition == done && role(p.Services[dep]) == "migrate"),
-				"%s waits for %s to be %q: wait for a health check or for the one-shot migrate", name, dep, d.Condition)
+			check(t, (d.Condition == healthy && hasHealth(p.Services[dep])) || (d.Condition == done && oneShot(p.Services[dep])),
+				"%s waits for %s to be %q: wait for a health check or for a one-shot", name, dep, d.Condition)
 		}
 		want, ok := order[name]
 		check(t, ok && maps.Equal(got, want), "%s depends on %v, want %v", name, got, want)
-		if role(s) == "migrate" {
+		if oneShot(s) {
 			check(t, !hasHealth(s), "%s is one-shot and needs no health check", name)
 			continue
 		}
@@ -315,7 +325,7 @@ func TestComposeHardening(t *testing.T) {
 		check(t, slices.Contains(s.SecurityOpt, "no-new-privileges:true") || slices.Contains(s.SecurityOpt, "no-new-privileges"), "%s: want security_opt no-new-privileges:true", name)
 		check(t, !s.Privileged && u != "0" && u != "root", "%s is privileged or runs as root", name)
 		check(t, len(s.EnvFiles) == 0, "%s: env_file would hand every variable of the file to the container; name each one", name)
-		if role(s) == "migrate" {
+		if oneShot(s) {
 			check(t, s.Restart == types.RestartPolicyNo || s.Restart == types.RestartPolicyOnFailure, "%s is one-shot: restart %q, want \"no\"", name, s.Restart)
 		} else {
 			check(t, s.Restart == types.RestartPolicyUnlessStopped, "%s: restart %q, want unless-stopped", name, s.Restart)
@@ -332,6 +342,47 @@ func TestComposeHardening(t *testing.T) {
 			}
 			writable := slices.ContainsFunc(s.Tmpfs, under) || slices.ContainsFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool { return !v.ReadOnly && under(v.Target) })
 			check(t, !ok || writable, "%s: --%s %s is on the read-only root file system", name, f, dir)
+		}
+	}
+}
+
+// TestComposeMeshTLS: certs writes the mesh's certificates into the mesh
+// volume; every gRPC role mounts it read-only and runs with its own
+// identity (never --mesh-insecure); the services' health checks speak
+// mutual TLS with the files of that volume.
+func TestComposeMeshTLS(t *testing.T) {
+	p := loadComposeModel(t).p
+	mounts := func(s types.ServiceConfig) (target string, readOnly, ok bool) {
+		for _, v := range s.Volumes {
+			if v.Source == "mesh" {
+				return v.Target, v.ReadOnly, true
+			}
+		}
+		return "", false, false
+	}
+	certs := p.Services["certs"]
+	target, ro, ok := mounts(certs)
+	dir, _ := flagValue(certs.Command, "dir")
+	check(t, ok && !ro && dir == target && target == "/mesh", "certs: writes %q into the mesh volume at %q (read-only %v), want /mesh", dir, target, ro)
+	for name, s := range p.Services {
+		switch role(s) {
+		case "edge", "feed", "upload", "blob":
+		default:
+			_, _, ok := mounts(s)
+			check(t, name == "certs" || !ok, "%s mounts the mesh's keys but speaks no gRPC", name)
+			continue
+		}
+		target, ro, ok := mounts(s)
+		check(t, ok && ro && target == "/mesh", "%s: the mesh volume at %q (read-only %v), want read-only at /mesh", name, target, ro)
+		for f, want := range map[string]string{"mesh-ca": "/mesh/ca.pem", "mesh-cert": "/mesh/" + role(s) + ".pem", "mesh-key": "/mesh/" + role(s) + "-key.pem"} {
+			got, _ := flag(s, f)
+			check(t, got == want, "%s: --%s %q, want %q", name, f, got, want)
+		}
+		v, set := flag(s, "mesh-insecure")
+		check(t, !set || v == "false", "%s runs with --mesh-insecure", name)
+		if role(s) != "edge" {
+			dataDir, _ := flagValue(s.HealthCheck.Test, "data-dir")
+			check(t, dataDir+"/mesh" == "//mesh" || dataDir == "/", "%s: the health check finds no certificate (--data-dir %q, want / for /mesh)", name, dataDir)
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -36,7 +37,7 @@ const k8sDir = "kubernetes"
 // kind or apiVersion, and an unknown or duplicated field, are errors.
 var k8sDecoder = func() runtime.Decoder {
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, policyv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, policyv1.AddToScheme, networkingv1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			panic(err)
 		}
@@ -60,6 +61,7 @@ type k8sBase struct {
 	workloads []*workload
 	services  map[string]*corev1.Service
 	pvcs      map[string]*corev1.PersistentVolumeClaim
+	policies  []*networkingv1.NetworkPolicy
 }
 
 // kustomize builds the kustomization at dir of fs, as `kustomize build`,
@@ -108,6 +110,8 @@ var k8sOnce = sync.OnceValues(func() (*k8sBase, error) {
 			b.services[o.Name] = o
 		case *corev1.PersistentVolumeClaim:
 			b.pvcs[o.Name] = o
+		case *networkingv1.NetworkPolicy:
+			b.policies = append(b.policies, o)
 		}
 	}
 	b.workloads, err = workloads(b.objects)
@@ -246,15 +250,9 @@ func TestKubernetesSecrets(t *testing.T) {
 	for _, r := range []string{"feed", "upload", "blob"} {
 		check(t, dsn[r] != nil && *dsn[r] == app && app.Name == migrate.Name, "%s reads the DSN from %v, want the data-only %v of migrate's Secret", r, dsn[r], app)
 	}
-	// The edge's certificate comes from a Secret volume.
-	edge, tlsDir := b.byRole(t, "edge"), ""
-	for _, v := range edge.pod.Spec.Volumes {
-		for _, m := range edge.c.VolumeMounts {
-			if v.Secret != nil && v.Secret.SecretName != "" && m.Name == v.Name {
-				tlsDir = m.MountPath
-			}
-		}
-	}
+	// The edge's certificate comes from its TLS Secret's volume.
+	edge := b.byRole(t, "edge")
+	tlsDir, _ := secretMount(edge, "extagram-edge-tls")
 	for _, f := range []string{"tls-cert", "tls-key"} {
 		p, ok := flagValue(edge.c.Args, f)
 		check(t, ok && tlsDir != "" && strings.HasPrefix(p, tlsDir+"/"), "edge --%s %q is not in the TLS Secret's mount %q", f, p, tlsDir)
@@ -273,6 +271,60 @@ func TestKubernetesSecrets(t *testing.T) {
 	check(t, example.Name == migrate.Name && hasApp && hasMigrate, "secret.example.yaml has no %s and %s keys in Secret %s", app.Key, migrate.Key, migrate.Name)
 	check(t, len(example.Data) == 0, "secret.example.yaml has data (base64 hides what it holds); use stringData placeholders")
 	check(t, strings.Contains(string(readFile(t, k8sDir+"/.gitignore")), "*.local.yaml"), "kubernetes/.gitignore does not keep *.local.yaml (real secrets) out of git")
+}
+
+// secretMount returns where a workload mounts the Secret name, and the
+// volume.
+func secretMount(w *workload, name string) (string, *corev1.Volume) {
+	for i, v := range w.pod.Spec.Volumes {
+		for _, m := range w.c.VolumeMounts {
+			if v.Secret != nil && v.Secret.SecretName == name && m.Name == v.Name && m.ReadOnly {
+				return m.MountPath, &w.pod.Spec.Volumes[i]
+			}
+		}
+	}
+	return "", nil
+}
+
+// meshFlags are the mesh flags a role's files are named by.
+func meshFiles(dir, role string) map[string]string {
+	return map[string]string{"mesh-ca": dir + "/ca.pem", "mesh-cert": dir + "/" + role + ".pem", "mesh-key": dir + "/" + role + "-key.pem"}
+}
+
+// TestKubernetesMeshTLS: each gRPC role mounts its own mesh identity, and
+// only it, from a Secret with cert-manager's keys, read-only and readable
+// by its user's group only; its flags point at those files.
+func TestKubernetesMeshTLS(t *testing.T) {
+	b := loadK8s(t)
+	for _, role := range []string{"edge", "feed", "upload", "blob"} {
+		w := b.byRole(t, role)
+		dir, v := secretMount(w, "extagram-mesh-"+role)
+		if v == nil {
+			t.Errorf("%s mounts no Secret extagram-mesh-%s read-only", w.key, role)
+			continue
+		}
+		paths := map[string]string{}
+		for _, it := range v.Secret.Items {
+			paths[it.Key] = dir + "/" + it.Path
+		}
+		files := meshFiles(dir, role)
+		check(t, paths["ca.crt"] == files["mesh-ca"] && paths["tls.crt"] == files["mesh-cert"] && paths["tls.key"] == files["mesh-key"] && len(paths) == 3,
+			"%s: the Secret's keys land at %v, want ca.crt, tls.crt and tls.key at %v", w.key, paths, files)
+		psc := ptr.Deref(w.pod.Spec.SecurityContext, corev1.PodSecurityContext{})
+		check(t, ptr.Deref(v.Secret.DefaultMode, 0o644) == 0o440 && ptr.Deref(psc.FSGroup, 0) == ptr.Deref(psc.RunAsGroup, -1),
+			"%s: the key is mode %o with fsGroup %v, want 0440 for the process's group only", w.key, ptr.Deref(v.Secret.DefaultMode, 0o644), psc.FSGroup)
+		for f, want := range files {
+			got, _ := flagValue(w.c.Args, f)
+			check(t, got == want, "%s: --%s %q, want %q", w.key, f, got, want)
+		}
+		_, insecure := flagValue(w.c.Args, "mesh-insecure")
+		check(t, !insecure, "%s runs with --mesh-insecure", w.key)
+		for _, other := range []string{"edge", "feed", "upload", "blob", "operator"} {
+			if _, v := secretMount(w, "extagram-mesh-"+other); other != role {
+				check(t, v == nil, "%s also mounts the %s identity", w.key, other)
+			}
+		}
+	}
 }
 
 func TestKubernetesWorkloadsAreHardened(t *testing.T) {
@@ -321,10 +373,24 @@ func TestKubernetesWorkloadsAreHardened(t *testing.T) {
 			}
 		} else {
 			// Readiness follows the database (the server's overall status);
-			// liveness must not, or an outage restarts every pod.
+			// liveness must not, or an outage restarts every pod. The
+			// services speak only mutual TLS, which the kubelet's gRPC probes
+			// cannot: the binary probes them, as the pod's own identity.
 			addr, _ := flagValue(w.c.Args, "grpc-addr")
+			dir, _ := secretMount(w, "extagram-mesh-"+w.c.Args[0])
 			for service, p := range map[string]*corev1.Probe{"": ready, liveness: live} {
-				check(t, p.GRPC != nil && int(p.GRPC.Port) == addrPort(t, addr) && ptr.Deref(p.GRPC.Service, "") == service, "%s: want native gRPC probes on --grpc-addr %s, of the health service %q", w.key, addr, service)
+				if p.Exec == nil || len(p.Exec.Command) < 3 || !slices.Equal(p.Exec.Command[:2], []string{"/extagram", "health"}) {
+					t.Errorf("%s: probe %v, want /extagram health", w.key, p.ProbeHandler)
+					continue
+				}
+				cmd := p.Exec.Command[1:]
+				target, _ := flagValue(cmd, "grpc-addr")
+				svc, _ := flagValue(cmd, "service")
+				check(t, target != "" && addrPort(t, target) == addrPort(t, addr) && svc == service, "%s: probe %q, want --grpc-addr on the port of %s and the health service %q", w.key, cmd, addr, service)
+				for f, want := range meshFiles(dir, w.c.Args[0]) {
+					got, _ := flagValue(cmd, f)
+					check(t, got == want, "%s: probe --%s %q, want the pod's own %q", w.key, f, got, want)
+				}
 			}
 		}
 	}
