@@ -30,6 +30,7 @@ import (
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
 	"github.com/maypok86/otter/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -52,6 +53,9 @@ type Server struct {
 	uploads *uploads.Dir
 	logger  *slog.Logger
 	known   *otter.Cache[contract.ID, *known]
+	// repairs counts the files served from the database copy, by cause;
+	// a steady rate is a sign of disk trouble.
+	repairs *prometheus.CounterVec
 }
 
 var _ blobv1.BlobServiceServer = (*Server)(nil)
@@ -90,8 +94,18 @@ func New(st store.Store, dir *uploads.Dir, logger *slog.Logger) (*Server, error)
 	if err != nil {
 		return nil, err
 	}
-	return &Server{store: st, uploads: dir, logger: logger, known: known}, nil
+	repairs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "extagram_blob_repairs_total",
+		Help: "Image files served from the database copy and rewritten, by cause: missing, damaged (checksum) or unreadable.",
+	}, []string{"cause"})
+	for _, c := range []string{"missing", "damaged", "unreadable"} {
+		repairs.WithLabelValues(c)
+	}
+	return &Server{store: st, uploads: dir, logger: logger, known: known, repairs: repairs}, nil
 }
+
+// Collectors are the service's metrics, for the role's registry.
+func (s *Server) Collectors() []prometheus.Collector { return []prometheus.Collector{s.repairs} }
 
 // GetBlobMetadata returns an image's metadata.
 func (s *Server) GetBlobMetadata(ctx context.Context, req *blobv1.GetBlobMetadataRequest) (*blobv1.GetBlobMetadataResponse, error) {
@@ -218,10 +232,13 @@ func (s *Server) open(ctx context.Context, id contract.ID) (store.Image, readerA
 			return img, f, nil
 		}
 		f.Close()
+		s.repairs.WithLabelValues("damaged").Inc()
 		s.logger.WarnContext(ctx, "file does not match its checksum; serving the database copy", "image", id.String(), "file_bytes", ident.Size)
 	} else if errors.Is(ferr, fs.ErrNotExist) {
+		s.repairs.WithLabelValues("missing").Inc()
 		s.logger.WarnContext(ctx, "file missing; serving the database copy", "image", id.String())
 	} else {
+		s.repairs.WithLabelValues("unreadable").Inc()
 		s.logger.WarnContext(ctx, "file unreadable; serving the database copy", "image", id.String(), "err", ferr)
 	}
 

@@ -166,6 +166,7 @@ func (o *outliers) record(addr string, err error, now time.Time) {
 	if r.failures >= ejectAfter && !now.Before(r.ejectedUntil) {
 		d := min(ejectBase<<min(r.ejections, 8), ejectMax)
 		r.ejectedUntil = now.Add(d)
+		ejections.Inc()
 		r.ejections++
 		r.failures = 0
 	}

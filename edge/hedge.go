@@ -97,6 +97,7 @@ func hedge(ctx context.Context, method string, req, reply any, cc *grpc.ClientCo
 		select {
 		case <-timer.C:
 			if sent < pol.maxAttempts {
+				hedgedAttempts.WithLabelValues("slow").Inc()
 				send()
 				running++
 				timer.Reset(pol.delay)
@@ -109,6 +110,7 @@ func hedge(ctx context.Context, method string, req, reply any, cc *grpc.ClientCo
 				return a.err
 			}
 			if sent < pol.maxAttempts {
+				hedgedAttempts.WithLabelValues("unavailable").Inc()
 				send()
 				running++
 				timer.Reset(pol.delay)

@@ -240,6 +240,11 @@ func Blob(cfg ServiceConfig) (*Service, error) {
 		return nil, err
 	}
 	blobv1.RegisterBlobServiceServer(s.srv.GRPC, blob)
+	for _, c := range blob.Collectors() {
+		if err := s.reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.ReconcileInterval >= 0 {
 		m, err := uploads.NewReconcileMetrics(s.reg)
 		if err != nil {
