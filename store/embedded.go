@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,7 +56,7 @@ func openEmbedded(ctx context.Context, c Config) (Store, error) {
 	// lock when the transaction starts, so a transaction never has to
 	// upgrade a read lock half-way (which fails at once with SQLITE_BUSY,
 	// whatever the busy timeout).
-	w, err := sql.Open("sqlite", sqliteDSN(path, url.Values{
+	w, err := openTraced("sqlite", sqliteDSN(path, url.Values{
 		"_pragma": {
 			"busy_timeout(" + busy + ")",
 			"journal_mode(WAL)", // readers never block the writer, nor it them
@@ -65,7 +64,7 @@ func openEmbedded(ctx context.Context, c Config) (Store, error) {
 			"foreign_keys(1)",
 		},
 		"_txlock": {"immediate"},
-	}))
+	}), systemSQLite)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -87,13 +86,13 @@ func openEmbedded(ctx context.Context, c Config) (Store, error) {
 
 	// Readers share a pool of read-only connections; in WAL mode they see
 	// the last commit and never wait for the writer.
-	r, err := sql.Open("sqlite", sqliteDSN(path, url.Values{
+	r, err := openTraced("sqlite", sqliteDSN(path, url.Values{
 		"_pragma": {
 			"busy_timeout(" + busy + ")",
 			"foreign_keys(1)",
 			"query_only(1)",
 		},
-	}))
+	}), systemSQLite)
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)

@@ -78,7 +78,7 @@ func openMySQLDB(ctx context.Context, dsn string, logger *slog.Logger) (*sql.DB,
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: mysql DSN: %w", err)
 	}
-	db := sql.OpenDB(connector)
+	db := openDBTraced(connector, systemMySQL)
 	db.SetMaxOpenConns(mysqlMaxOpenConns)
 	db.SetMaxIdleConns(mysqlMaxOpenConns)
 	db.SetConnMaxLifetime(mysqlConnMaxLifetime)
