@@ -11,6 +11,8 @@ import (
 	blobv1 "github.com/extagram/extagram/gen/extagram/blob/v1"
 	feedv1 "github.com/extagram/extagram/gen/extagram/feed/v1"
 	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
+	"github.com/extagram/extagram/internal/requestid"
+	"github.com/extagram/extagram/internal/telemetry"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -18,7 +20,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	_ "google.golang.org/grpc/health" // enables healthCheckConfig: without it client-side health checks are silently skipped
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/dns"
 	"google.golang.org/grpc/resolver/manual"
@@ -80,6 +81,8 @@ func dial(target, serviceConfig string, creds credentials.TransportCredentials, 
 	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
+		// A span per attempt: a hedged call shows as two.
+		telemetry.ClientHandler(),
 		grpc.WithDefaultServiceConfig(serviceConfig),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{
 			// grpc-go's lower bound; the servers permit it.
@@ -171,16 +174,9 @@ func init() {
 // sendRequestID puts the id of the HTTP request a call serves in the call's
 // metadata (x-request-id), for the services' logs.
 func sendRequestID(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	return invoker(withRequestIDMetadata(ctx), method, req, reply, cc, opts...)
+	return invoker(requestid.Outgoing(ctx), method, req, reply, cc, opts...)
 }
 
 func sendRequestIDStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	return streamer(withRequestIDMetadata(ctx), desc, cc, method, opts...)
-}
-
-func withRequestIDMetadata(ctx context.Context) context.Context {
-	if id := requestID(ctx); id != "" {
-		return metadata.AppendToOutgoingContext(ctx, "x-request-id", id)
-	}
-	return ctx
+	return streamer(requestid.Outgoing(ctx), desc, cc, method, opts...)
 }

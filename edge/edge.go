@@ -69,6 +69,10 @@ type Options struct {
 	UploadRate float64
 	// DrainPeriod bounds how long shutdown waits for running requests.
 	DrainPeriod time.Duration
+	// AccessLog writes a line per request at INFO (method, path, status,
+	// bytes, duration, request id); off, the lines are at DEBUG. Health
+	// checks are never in it.
+	AccessLog bool
 	// Registry, when set, receives HTTP and gRPC client metrics.
 	Registry prometheus.Registerer
 	Logger   *slog.Logger

@@ -24,7 +24,7 @@ func (e *Edge) handleFeed(w http.ResponseWriter, r *http.Request) {
 			writePage(w, http.StatusOK, html.before, []byte(newUploadToken()), html.after)
 			return
 		}
-		e.logger.ErrorContext(r.Context(), "render feed", "err", err, "request_id", requestID(r.Context()))
+		e.logger.ErrorContext(r.Context(), "render feed", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
@@ -60,7 +60,7 @@ func fillPosts(page *web.Feed, resp *feedv1.ListPostsResponse) {
 func (e *Edge) render(w http.ResponseWriter, r *http.Request, code int, page web.Feed) {
 	var buf bytes.Buffer
 	if err := web.RenderFeed(&buf, page); err != nil {
-		e.logger.ErrorContext(r.Context(), "render feed", "err", err, "request_id", requestID(r.Context()))
+		e.logger.ErrorContext(r.Context(), "render feed", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}

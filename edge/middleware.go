@@ -2,12 +2,9 @@ package edge
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -15,6 +12,9 @@ import (
 	"time"
 
 	"github.com/extagram/extagram/edge/web"
+	"github.com/extagram/extagram/internal/requestid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 )
 
@@ -44,35 +44,21 @@ func securityHeaders(h http.Handler) http.Handler {
 	})
 }
 
-type ctxKey int
-
-const requestIDKey ctxKey = iota
-
-func contextWithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey, id)
-}
-
-func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
-}
-
-// newRequestID returns 64 random bits in hex.
-func newRequestID() string {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], rand.Uint64())
-	return hex.EncodeToString(b[:])
-}
-
-// observe gives each request an id (in the response's X-Request-Id, in
-// every log line of the request, and, through the connections'
-// interceptor, in the gRPC metadata of its calls), then logs it and counts
-// it under the name its route gave it (see named).
+// observe gives each request an id, the client's X-Request-Id when it is
+// valid, else a new one: in the response's X-Request-Id, in every log line
+// of the request (requestid.Handler), on the trace's root span and,
+// through the connections' interceptors, in the gRPC metadata of its
+// calls. Then it counts the request under the name its route gave it (see
+// named) and writes its access log line.
 func (e *Edge) observe(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := newRequestID()
+		id := r.Header.Get("X-Request-Id")
+		if !requestid.Valid(id) {
+			id = requestid.New()
+		}
 		w.Header()["X-Request-Id"] = []string{id}
-		ctx := contextWithRequestID(r.Context(), id)
+		ctx := requestid.NewContext(r.Context(), id)
+		trace.SpanFromContext(ctx).SetAttributes(attribute.String("extagram.request_id", id))
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		start := time.Now()
 		h.ServeHTTP(rec, r.WithContext(ctx))
@@ -87,13 +73,20 @@ func (e *Edge) observe(h http.Handler) http.Handler {
 		if e.metrics != nil && rec.handler != "" {
 			e.metrics.observe(rec.handler, r.Method, rec.status, elapsed)
 		}
-		lvl := slog.LevelDebug
-		if rec.status >= 500 {
+		// The access log: one line per request at INFO (5xx at WARN
+		// even without it); health checks and clients gone at debug.
+		lvl := slog.LevelInfo
+		switch {
+		case rec.status == statusClientClosed, rec.handler == "health":
+			lvl = slog.LevelDebug
+		case rec.status >= 500:
 			lvl = slog.LevelWarn
+		case !e.opts.AccessLog:
+			lvl = slog.LevelDebug
 		}
 		if e.logger.Enabled(ctx, lvl) {
-			e.logger.LogAttrs(ctx, lvl, "request", slog.String("request_id", id), slog.String("method", r.Method),
-				slog.String("path", r.URL.Path), slog.Int("status", rec.status), slog.Int64("bytes", rec.bytes), slog.Duration("duration", elapsed))
+			e.logger.LogAttrs(ctx, lvl, "request", slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.Int("status", rec.status), slog.Int64("bytes", rec.bytes), slog.Duration("duration", elapsed))
 		}
 	})
 }
@@ -107,6 +100,9 @@ func named(name string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rec, ok := w.(*statusRecorder); ok {
 			rec.handler = name
+		}
+		if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+			span.SetName(r.Method + " " + name)
 		}
 		h.ServeHTTP(w, r)
 	})

@@ -6,7 +6,10 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
 	"github.com/extagram/extagram/edge/web"
+	"github.com/extagram/extagram/internal/telemetry"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -36,11 +39,11 @@ func (e *Edge) routes() (http.Handler, error) {
 	}
 	mux.Handle("/api/", named("api", headAsGet(gw)))
 
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /healthz", named("health", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("GET /readyz", named("health", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if bad := e.backends.notReady(); len(bad) > 0 {
 			retryAfter(w, time.Second)
@@ -49,8 +52,15 @@ func (e *Edge) routes() (http.Handler, error) {
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
-	})
-	return securityHeaders(e.observe(rejectDotSegments(http.MaxBytesHandler(mux, e.opts.MaxUploadBytes+formOverhead)))), nil
+	})))
+	h := securityHeaders(e.observe(rejectDotSegments(http.MaxBytesHandler(mux, e.opts.MaxUploadBytes+formOverhead))))
+	if !telemetry.Enabled() {
+		return h, nil
+	}
+	// The trace of a request starts here. The edge faces the internet: a
+	// client's trace context is linked, not continued.
+	return otelhttp.NewHandler(h, "edge", otelhttp.WithPublicEndpointFn(func(*http.Request) bool { return true }),
+		otelhttp.WithFilter(func(r *http.Request) bool { return r.URL.Path != "/healthz" && r.URL.Path != "/readyz" })), nil
 }
 
 // headAsGet serves HEAD requests as the GET of the same URL, without the

@@ -77,7 +77,7 @@ func (e *Edge) streamImage(w http.ResponseWriter, r *http.Request, id string, me
 	newCachedImage(meta, nil).setHeaders(w.Header())
 	http.ServeContent(w, r, "", meta.GetCreateTime().AsTime(), br)
 	if br.err != nil && r.Context().Err() == nil {
-		e.logger.WarnContext(r.Context(), "image stream failed mid-response", "image", id, "err", br.err, "request_id", requestID(r.Context()))
+		e.logger.WarnContext(r.Context(), "image stream failed mid-response", "image", id, "err", br.err)
 	}
 }
 

@@ -148,7 +148,7 @@ func uploadKey(r *http.Request, formKey string) (string, error) {
 // post sent again is the same upload, stored once even if the first try
 // was stored after all (an answer lost in an outage).
 func (e *Edge) uploadFailed(w http.ResponseWriter, r *http.Request, form uploadForm, ue *uploadError) {
-	e.logger.InfoContext(r.Context(), "upload refused", "status", ue.code, "reason", ue.msg, "request_id", requestID(r.Context()))
+	e.logger.InfoContext(r.Context(), "upload refused", "status", ue.code, "reason", ue.msg)
 	token := form.key
 	if token == "" {
 		token = newUploadToken()

@@ -170,6 +170,8 @@ func (s *site) start(ctx context.Context, db database) error {
 			"--feed-target", strings.Join(feeds, ","), "--upload-target", target["upload"], "--blob-target", target["blob"],
 			// Every load comes from one address: no per-address limits.
 			"--upload-rate", "0", "--max-uploads-per-client", "1000",
+			// As nginx here (access_log off): the figures are of serving.
+			"--access-log=false",
 		}, s.meshArgs(meshtls.Edge)...)
 	}, waitHTTPS)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/extagram/extagram/internal/buildinfo"
 	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/meshtls"
+	"github.com/extagram/extagram/internal/telemetry"
 	"github.com/extagram/extagram/uploadsvc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -28,15 +29,31 @@ import (
 
 // common holds the flags every long-running command shares.
 type common struct {
-	logLevel    string
-	logFormat   string
-	drainPeriod time.Duration
+	logLevel     string
+	logFormat    string
+	drainPeriod  time.Duration
+	otlpEndpoint string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&c.drainPeriod, "drain-period", 5*time.Second, "on SIGTERM, how long a service reports NOT_SERVING before it stops accepting calls, and how long the edge waits for running requests")
+	fs.StringVar(&c.otlpEndpoint, "otlp-endpoint", "", "export traces over OTLP/gRPC to this collector, e.g. http://127.0.0.1:4317 (default: the standard OTEL_EXPORTER_OTLP_ENDPOINT; neither set: no traces are kept)")
+}
+
+// tracing sets up the process's traces as service; the function it
+// returns flushes the spans still buffered, for at most 5 seconds.
+func (c *common) tracing(ctx context.Context, service string) (func(), error) {
+	shutdown, err := telemetry.Setup(ctx, service, c.otlpEndpoint)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		shutdown(ctx)
+	}, nil
 }
 
 func (c *common) logger(w io.Writer) (*slog.Logger, error) {
@@ -92,6 +109,7 @@ type edgeFlags struct {
 	maxUploadBytes      int64
 	imageCacheBytes     int64
 	askFeedPerView      bool
+	accessLog           bool
 	maxUploads          int
 	maxUploadsPerClient int
 	uploadIdle          time.Duration
@@ -110,6 +128,7 @@ func (e *edgeFlags) register(fs *flag.FlagSet, httpsDefault string) {
 	fs.DurationVar(&e.uploadIdle, "upload-idle", edge.DefaultUploadIdle, "how long an upload's body may send nothing before it is answered 408")
 	fs.IntVar(&e.maxUploads, "max-uploads", edge.DefaultMaxUploads, "uploads in flight at the edge, in all; more are answered 503")
 	fs.IntVar(&e.maxUploadsPerClient, "max-uploads-per-client", edge.DefaultMaxUploadsPerClient, "uploads in flight from one client address; more are answered 429")
+	fs.BoolVar(&e.accessLog, "access-log", true, "log one line per request at info level (method, path, status, bytes, duration, request id); false logs them at debug")
 	fs.BoolVar(&e.askFeedPerView, "ask-feed-per-view", false, "ask the feed service for the newest page on every view, instead of keeping it up to date with WatchFeed (to measure the path without the edge's page cache)")
 }
 
@@ -120,7 +139,7 @@ func (e *edgeFlags) options(dataDir string, drain time.Duration, logger *slog.Lo
 		HTTPSAddr: e.httpsAddr, HTTPAddr: e.httpAddr, RedirectPort: e.redirectPort, PublicHost: e.publicHost,
 		TLSCert: e.tlsCert, TLSKey: e.tlsKey, DataDir: dataDir,
 		MaxUploadBytes: e.maxUploadBytes, UploadRate: e.uploadRate, DrainPeriod: drain, Logger: logger,
-		ImageCacheBytes: cacheBytes(e.imageCacheBytes), AskFeedPerView: e.askFeedPerView,
+		ImageCacheBytes: cacheBytes(e.imageCacheBytes), AskFeedPerView: e.askFeedPerView, AccessLog: e.accessLog,
 		MaxUploads: e.maxUploads, MaxUploadsPerClient: e.maxUploadsPerClient, UploadIdle: e.uploadIdle,
 	}
 }
@@ -171,6 +190,11 @@ func cmdService(role string) func(context.Context, []string, io.Writer, io.Write
 		if err != nil {
 			return err
 		}
+		flush, err := c.tracing(ctx, role)
+		if err != nil {
+			return err
+		}
+		defer flush()
 		files, err := mf.files(sf.dataDir, role)
 		if err != nil {
 			return err
@@ -220,6 +244,11 @@ func cmdEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	flush, err := c.tracing(ctx, "edge")
+	if err != nil {
+		return err
+	}
+	defer flush()
 	opts := ef.options(*dataDir, c.drainPeriod, logger)
 	opts.FeedTarget, opts.UploadTarget, opts.BlobTarget = *feedTarget, *uploadTarget, *blobTarget
 	if opts.Mesh, err = mf.files(*dataDir, meshtls.Edge); err != nil {
@@ -257,6 +286,11 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	flush, err := c.tracing(ctx, "up")
+	if err != nil {
+		return err
+	}
+	defer flush()
 	mesh := meshDir(sf.dataDir)
 	if !*meshInsecure {
 		// The equivalent of extagram certs, reused on the next start.

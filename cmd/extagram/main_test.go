@@ -108,6 +108,50 @@ func TestUp(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("upload: %d, want 303", resp.StatusCode)
 	}
+	// The upload's request id is in the edge's access log line and in
+	// the upload service's line about the post.
+	id := resp.Header.Get("X-Request-Id")
+	if id == "" {
+		t.Fatal("the upload's answer has no X-Request-Id")
+	}
+	logged := func(id string, parts ...string) bool {
+		for line := range strings.Lines(stderr.String()) {
+			if !strings.Contains(line, " request_id="+id) {
+				continue
+			}
+			all := true
+			for _, p := range parts {
+				all = all && strings.Contains(line, p)
+			}
+			if all {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if logged(id, "msg=request", "method=POST", "path=/upload.php", "status=303", "duration=") &&
+			logged(id, `msg="post created"`, "service=upload") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the upload's request id %s is not in the edge's access log and the upload service's log:\n%s", id, stderr.String())
+		}
+	}
+
+	// A client's valid id is kept, an invalid one replaced.
+	for sent, kept := range map[string]bool{"client-id-1.2_3": true, "id with spaces and (punctuation)": false, strings.Repeat("x", 65): false} {
+		req, _ := http.NewRequest(http.MethodGet, base+"/", nil)
+		req.Header.Set("X-Request-Id", sent)
+		r, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if got := r.Header.Get("X-Request-Id"); (got == sent) != kept || got == "" {
+			t.Errorf("X-Request-Id %q answered with %q", sent, got)
+		}
+	}
 	resp, err = client.Get(base + "/")
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/extagram/extagram/internal/grpcsrv"
 	"github.com/extagram/extagram/internal/meshtls"
 	"github.com/extagram/extagram/internal/metrics"
+	"github.com/extagram/extagram/internal/requestid"
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/uploadsvc"
@@ -115,9 +116,9 @@ type ServiceConfig struct {
 
 func (c ServiceConfig) logger() *slog.Logger {
 	if c.Logger == nil {
-		return slog.Default()
+		return requestid.Logger(slog.Default())
 	}
-	return c.Logger
+	return requestid.Logger(c.Logger)
 }
 
 // MeshTLS configures a role's mutual TLS: the files of its identity, or
@@ -296,6 +297,7 @@ func NewEdge(opts edge.Options) (*Edge, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	opts.Logger = requestid.Logger(opts.Logger)
 	e, err := edge.New(opts)
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/extagram/extagram/edge"
 	"github.com/extagram/extagram/internal/meshtls"
+	"github.com/extagram/extagram/store"
 )
 
 // UpConfig describes a whole mesh in one process: feed replicas, upload,
@@ -18,7 +19,10 @@ type UpConfig struct {
 	// drain, logger).
 	Service ServiceConfig
 	// FeedListeners are the feed replicas' listeners, one replica each.
-	FeedListeners                []net.Listener
+	FeedListeners []net.Listener
+	// FeedStores, when set, are the feed replicas' stores, one each (for
+	// example a database replica near each); the others use Service.Store.
+	FeedStores                   []store.Store
 	UploadListener, BlobListener net.Listener
 	// Edge configures the edge; Up sets its targets to the roles above.
 	Edge edge.Options
@@ -94,19 +98,23 @@ func Up(ctx context.Context, cfg UpConfig) (*Mesh, error) {
 
 	type grpcRole struct {
 		name, role string
+		replica    int // of a feed replica, from 0
 		lis        net.Listener
 	}
 	var roles []grpcRole
 	var feedAddrs []string
 	for i, l := range cfg.FeedListeners {
-		roles = append(roles, grpcRole{fmt.Sprintf("feed-%d", i+1), "feed", l})
+		roles = append(roles, grpcRole{fmt.Sprintf("feed-%d", i+1), "feed", i, l})
 		feedAddrs = append(feedAddrs, l.Addr().String())
 	}
-	roles = append(roles, grpcRole{"upload", "upload", cfg.UploadListener}, grpcRole{"blob", "blob", cfg.BlobListener})
+	roles = append(roles, grpcRole{"upload", "upload", 0, cfg.UploadListener}, grpcRole{"blob", "blob", 0, cfg.BlobListener})
 	for _, r := range roles {
 		scfg := cfg.Service
 		scfg.Logger = cfg.Service.logger().With("replica", r.name)
 		scfg.TLS = MeshTLS{Files: meshtls.DefaultFiles(cfg.MeshDir, r.role), Insecure: cfg.MeshInsecure}
+		if r.role == "feed" && r.replica < len(cfg.FeedStores) && cfg.FeedStores[r.replica] != nil {
+			scfg.Store = cfg.FeedStores[r.replica]
+		}
 		svc, err := Roles[r.role](scfg)
 		if err != nil {
 			return fail(fmt.Errorf("%s: %w", r.name, err))

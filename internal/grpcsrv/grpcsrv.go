@@ -16,6 +16,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/extagram/extagram/internal/requestid"
+	"github.com/extagram/extagram/internal/telemetry"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
@@ -123,7 +125,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxConnectionAge == 0 {
 		cfg.MaxConnectionAge = 30 * time.Second
 	}
-	logger := cfg.Logger.With("service", cfg.Name)
+	// Every line written with a call's context names its request.
+	logger := requestid.Logger(cfg.Logger).With("service", cfg.Name)
 	cfg.Logger = logger
 
 	metrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
@@ -142,6 +145,13 @@ func New(cfg Config) (*Server, error) {
 	logOpts := []logging.Option{
 		logging.WithLogOnEvents(logging.FinishCall),
 		logging.WithLevels(levelFor),
+		// The request id the edge sent is a field of the call's line.
+		logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
+			if id := requestid.FromContext(ctx); id != "" {
+				return logging.Fields{requestid.Key, id}
+			}
+			return nil
+		}),
 	}
 	// Health checks are frequent and uninteresting: keep them out of logs.
 	interceptLogger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
@@ -167,12 +177,17 @@ func New(cfg Config) (*Server, error) {
 		grpc.MaxConcurrentStreams(maxStreams),
 		// Clients ping every few seconds to detect hung replicas; allow it.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
+		// Calls are traced (the trace context comes in the metadata), the
+		// health checks left out.
+		telemetry.ServerHandler(),
 		grpc.ChainUnaryInterceptor(
+			requestid.UnaryServerInterceptor,
 			metrics.UnaryServerInterceptor(),
 			logging.UnaryServerInterceptor(interceptLogger, logOpts...),
 			recovery.UnaryServerInterceptor(recoverOpt),
 		),
 		grpc.ChainStreamInterceptor(
+			requestid.StreamServerInterceptor,
 			metrics.StreamServerInterceptor(),
 			logging.StreamServerInterceptor(interceptLogger, logOpts...),
 			recovery.StreamServerInterceptor(recoverOpt),

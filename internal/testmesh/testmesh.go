@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -25,8 +26,15 @@ import (
 
 // Options configures a mesh.
 type Options struct {
-	Store          store.Store
-	FeedReplicas   int // default 2
+	Store        store.Store
+	FeedReplicas int // default 2
+	// FeedStores, when set, are the feed replicas' own stores (a store
+	// wrapped to delay or fail some calls, say); the others use Store.
+	FeedStores []store.Store
+	// Logger receives every role's log (default: the test's, warnings
+	// and up). AccessLog turns the edge's access log on.
+	Logger         *slog.Logger
+	AccessLog      bool
 	MaxUploadBytes int64
 	UploadRate     float64
 	// ImageCacheBytes is the edge's image cache (0: the default, negative:
@@ -74,7 +82,10 @@ func Start(t testing.TB, opts Options) *Mesh {
 		opts.MaxUploadsPerClient = 1000
 	}
 	dataDir := t.TempDir()
-	logger := storetest.Logger(t)
+	logger := opts.Logger
+	if logger == nil {
+		logger = storetest.Logger(t)
+	}
 	meshDir := filepath.Join(dataDir, "mesh")
 	if _, err := meshtls.Generate(meshDir); err != nil {
 		t.Fatal(err)
@@ -88,9 +99,10 @@ func Start(t testing.TB, opts Options) *Mesh {
 		BlobListener:   listen(t),
 		Edge: edge.Options{
 			DataDir: dataDir, MaxUploadBytes: opts.MaxUploadBytes, UploadRate: opts.UploadRate, ImageCacheBytes: opts.ImageCacheBytes, AskFeedPerView: opts.AskFeedPerView,
-			MaxUploads: 1000, MaxUploadsPerClient: opts.MaxUploadsPerClient, UploadIdle: opts.UploadIdle,
+			MaxUploads: 1000, MaxUploadsPerClient: opts.MaxUploadsPerClient, UploadIdle: opts.UploadIdle, AccessLog: opts.AccessLog,
 			Logger: logger, HTTPSListener: listen(t), HTTPListener: listen(t),
 		},
+		FeedStores:      opts.FeedStores,
 		MetricsListener: func(string) (net.Listener, error) { return listen(t), nil },
 		MeshDir:         meshDir,
 	}
