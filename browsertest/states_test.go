@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testmesh"
 )
 
@@ -33,6 +34,7 @@ func pageStates(t *testing.T) []pageState {
 	publish(t, full, "a long word: "+strings.Repeat("supercalifragilistic", 12)+" and a link-like text https://example.invalid/"+strings.Repeat("x", 120), nil)
 	publish(t, full, "the newest post, with a photo", pngBytes(t, photo(1080, 720, 1)))
 
+	newest := storedPosts(t, full)[0].ID.String()
 	notImage := writeFile(t, "notes.png", []byte("not a picture\n"))
 	pic := writeFile(t, "chosen.png", pngBytes(t, photo(800, 600, 0)))
 	return []pageState{
@@ -43,6 +45,13 @@ func pageStates(t *testing.T) []pageState {
 			tb.do(chromedp.WaitVisible(chromedp.CSS(".pager .newest")))
 		}},
 		{"empty", empty, func(t *testing.T, tb *tab) { tb.open("/", http.StatusOK) }},
+		// The page of one post, which Telegram messages link to, and the
+		// page of a link to no post.
+		{"post", full, func(t *testing.T, tb *tab) { tb.open("/posts/"+newest, http.StatusOK) }},
+		{"post-not-found", full, func(t *testing.T, tb *tab) {
+			tb.expectConsole("the server responded with a status of 404")
+			tb.open("/posts/"+contract.NewID().String(), http.StatusNotFound)
+		}},
 		{"photo-chosen", full, func(t *testing.T, tb *tab) {
 			tb.open("/", http.StatusOK)
 			tb.do(chromedp.SetUploadFiles(chromedp.ID("file"), []string{pic}), chromedp.WaitVisible(chromedp.ID("remove")))

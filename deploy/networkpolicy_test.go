@@ -93,7 +93,8 @@ func portsMatch(ports []networkingv1.NetworkPolicyPort, port int) bool {
 
 // TestKubernetesNetworkPolicies: only the edge reaches the services, only
 // the services and the migrate Job reach MySQL, the edge faces the
-// browsers, metrics can be scraped; nothing else gets through.
+// browsers, metrics can be scraped, the edge and feed reach Telegram's
+// HTTPS and every role a trace collector; nothing else gets through.
 func TestKubernetesNetworkPolicies(t *testing.T) {
 	b := loadK8s(t)
 	check(t, len(b.policies) > 0, "the base has no NetworkPolicy")
@@ -125,8 +126,17 @@ func TestKubernetesNetworkPolicies(t *testing.T) {
 		{"upload to feed", upload, feed, 50051, false},
 		{"migrate to upload", migrate, upload, 50051, false},
 		{"a browser to migrate", outside, migrate, 50051, false},
-		{"the edge to elsewhere", edge, outside, 443, false},
-		{"feed to elsewhere", feed, outside, 443, false},
+		// The Telegram Bot API, at addresses no policy can name.
+		{"the edge to Telegram", edge, outside, 443, true},
+		{"feed to Telegram", feed, outside, 443, true},
+		{"upload to elsewhere", upload, outside, 443, false},
+		{"blob to elsewhere", blob, outside, 443, false},
+		{"migrate to elsewhere", migrate, outside, 443, false},
+		{"feed to elsewhere", feed, outside, 8080, false},
+		// Spans to an OTLP collector.
+		{"the edge to a trace collector", edge, outside, 4317, true},
+		{"upload to a trace collector", upload, outside, 4317, true},
+		{"a stranger to a trace collector", stranger, outside, 4317, false},
 	} {
 		if got := allowed(b.policies, c.from, c.to, c.port); got != c.want {
 			t.Errorf("%s on port %d: allowed %v, want %v", c.name, c.port, got, c.want)

@@ -104,6 +104,12 @@ func (b *backends) listPosts(ctx context.Context, token string) (*feedv1.ListPos
 	return b.feed.ListPosts(ctx, &feedv1.ListPostsRequest{PageSize: pageSize, PageToken: token})
 }
 
+// getPost returns one post.
+func (b *backends) getPost(ctx context.Context, id string) (*feedv1.Post, error) {
+	resp, err := b.feed.GetPost(ctx, &feedv1.GetPostRequest{Id: id})
+	return resp.GetPost(), err
+}
+
 // watchFeed opens a WatchFeed stream of the newest page.
 func (b *backends) watchFeed(ctx context.Context) (feedv1.FeedService_WatchFeedClient, error) {
 	return b.feed.WatchFeed(ctx, &feedv1.WatchFeedRequest{PageSize: pageSize})

@@ -81,6 +81,9 @@ type Options struct {
 	HTTPSListener, HTTPListener net.Listener
 	// Ready, when not nil, receives the HTTPS base URL once serving.
 	Ready chan<- string
+	// Telegram configures the bot that turns photos sent to it into posts
+	// (see TelegramOptions); without a token there is none.
+	Telegram TelegramOptions
 }
 
 // Edge holds the service connections and the HTTP handler.
@@ -94,6 +97,7 @@ type Edge struct {
 	uploads  *uploadSlots
 	metrics  *httpMetrics
 	mux      http.Handler
+	tg       *telegramBot // nil without a bot
 }
 
 // withDefaults fills in the options left zero.
@@ -157,6 +161,10 @@ func New(opts Options) (*Edge, error) {
 		e.lim = newRateLimiter(opts.UploadRate, time.Minute)
 	}
 	e.uploads = newUploadSlots(opts.MaxUploads, opts.MaxUploadsPerClient)
+	if e.tg, err = newTelegramBot(e, opts.Telegram); err != nil {
+		e.Close()
+		return nil, err
+	}
 	h, err := e.routes()
 	if err != nil {
 		e.Close()
@@ -236,6 +244,13 @@ func (e *Edge) Serve(ctx context.Context) error {
 		go func() { errc <- rs.Serve(hl) }()
 		e.logger.Info("HTTP redirect listening", "addr", hl.Addr().String(), "to_host", host, "to_port", port)
 	}
+	drain := opts.DrainPeriod
+	if drain <= 0 {
+		drain = 10 * time.Second
+	}
+	tctx, stopTelegram := context.WithCancel(ctx)
+	waitTelegram := e.startTelegram(tctx, base, drain)
+	defer func() { stopTelegram(); waitTelegram() }()
 	if opts.Ready != nil {
 		opts.Ready <- base
 	}
@@ -247,10 +262,6 @@ func (e *Edge) Serve(ctx context.Context) error {
 		}
 		return fmt.Errorf("edge: serve: %w", err)
 	case <-ctx.Done():
-	}
-	drain := opts.DrainPeriod
-	if drain <= 0 {
-		drain = 10 * time.Second
 	}
 	e.logger.Info("shutting down: finishing running requests", "max_wait", drain)
 	sctx, cancel := context.WithTimeout(context.Background(), drain)

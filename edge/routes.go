@@ -23,6 +23,8 @@ func (e *Edge) routes() (http.Handler, error) {
 	upload := http.NewCrossOriginProtection().Handler(http.HandlerFunc(e.handleUpload))
 	mux.Handle("POST /upload.php", named("upload", upload))
 	mux.Handle("GET /storage/{id}", named("storage", http.HandlerFunc(e.handleStorage)))
+	mux.Handle("GET /posts/{id}", named("post", http.HandlerFunc(e.handlePost)))
+	e.telegramRoutes(mux)
 	mux.Handle("/static/", named("static", web.Static()))
 	mux.Handle("GET /favicon.ico", http.RedirectHandler("/static/favicon.svg", http.StatusMovedPermanently))
 

@@ -107,7 +107,13 @@ func openMySQL(ctx context.Context, c Config) (Store, error) {
 	}
 	logger.LogAttrs(ctx, slog.LevelInfo, "store: opened mysql",
 		slog.String("addr", cfg.Addr), slog.String("database", cfg.DBName))
-	return newSQLStore(db, db, func(t time.Time) any { return t }, classifyMySQL), nil
+	s := newSQLStore(db, db, func(t time.Time) any { return t }, classifyMySQL)
+	// Claims lock the rows they take and skip those another claimer holds
+	// (MySQL 8.0, MariaDB 10.6+), in READ COMMITTED so that the locking
+	// read takes no gap locks that would hold up CreatePost's insert.
+	s.claimLock = " FOR UPDATE SKIP LOCKED"
+	s.claimTx = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	return s, nil
 }
 
 // driverLogger sends the driver's own messages (a connection that broke

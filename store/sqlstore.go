@@ -28,6 +28,12 @@ type sqlStore struct {
 	// classify maps a dialect's server errors to ErrDuplicate or
 	// ErrUnavailable.
 	classify func(error) error
+	// claimLock ends the query that claims announcements, and claimTx
+	// configures its transaction (see ClaimAnnouncements): MySQL locks the
+	// rows it claims and skips those other claimers hold; SQLite's one
+	// writer needs neither.
+	claimLock string
+	claimTx   *sql.TxOptions
 }
 
 var _ Store = (*sqlStore)(nil)
@@ -154,11 +160,11 @@ func (s *sqlStore) CreatePost(ctx context.Context, np NewPost) (Post, error) {
 		}
 		imageID = post.Image.ID[:]
 	}
-	stmts, err := s.writeStatements(ctx, insertImageSQL, insertPostSQL, insertRequestKeySQL)
+	stmts, err := s.writeStatements(ctx, insertImageSQL, insertPostSQL, insertRequestKeySQL, insertAnnouncementSQL)
 	if err != nil {
 		return Post{}, s.fail("prepare", err)
 	}
-	insertImage, insertPost, insertKey := stmts[0], stmts[1], stmts[2]
+	insertImage, insertPost, insertKey, insertAnnouncement := stmts[0], stmts[1], stmts[2], stmts[3]
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		// The request key goes first: a retry running at the same time
 		// waits on it until this transaction ends, then finds it taken.
@@ -186,7 +192,8 @@ func (s *sqlStore) CreatePost(ctx context.Context, np NewPost) (Post, error) {
 		if post.Key, err = res.LastInsertId(); err != nil {
 			return s.fail("insert post "+post.ID.String(), err)
 		}
-		return nil
+		// The intent to announce the post commits with it (see Outbox).
+		return s.queueAnnouncement(ctx, tx, insertAnnouncement, post)
 	})
 	if errors.Is(err, errKeyTaken) {
 		return s.repeated(ctx, *np.Request)

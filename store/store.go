@@ -121,6 +121,8 @@ type Store interface {
 	ImageIDs(ctx context.Context, after contract.ID, limit int) ([]contract.ID, error)
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
+	// Outbox keeps the announcements of new posts (see Outbox).
+	Outbox
 	// Close releases the database.
 	Close() error
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/extagram/extagram/internal/buildinfo"
 	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/meshtls"
-	"github.com/extagram/extagram/internal/telemetry"
+	"github.com/extagram/extagram/internal/telemetry/otlp"
 	"github.com/extagram/extagram/uploadsvc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -45,7 +45,7 @@ func (c *common) register(fs *flag.FlagSet) {
 // tracing sets up the process's traces as service; the function it
 // returns flushes the spans still buffered, for at most 5 seconds.
 func (c *common) tracing(ctx context.Context, service string) (func(), error) {
-	shutdown, err := telemetry.Setup(ctx, service, c.otlpEndpoint)
+	shutdown, err := otlp.Setup(ctx, service, c.otlpEndpoint)
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -183,7 +183,14 @@ func cmdService(role string) func(context.Context, []string, io.Writer, io.Write
 		maxAge := fs.Duration("max-connection-age", 30*time.Second, "close client connections after this age so clients re-resolve dns:/// targets and find new replicas")
 		maxBytes := fs.Int64("max-upload-bytes", contract.DefaultMaxPhotoBytes, "largest photo accepted, in bytes (upload)")
 		memBytes := fs.Int64("upload-memory-bytes", uploadsvc.DefaultMemoryBytes, "memory for the photos of the uploads in flight, in bytes; uploads wait for room beyond it (upload)")
+		var tf telegramFlags
+		if role == "feed" {
+			tf.register(fs, true, false)
+		}
 		if err := parse(fs, args); err != nil {
+			return err
+		}
+		if err := tf.check(); err != nil {
 			return err
 		}
 		logger, err := c.logger(stderr)
@@ -208,6 +215,7 @@ func cmdService(role string) func(context.Context, []string, io.Writer, io.Write
 			TLS:   app.MeshTLS{Files: files, Insecure: mf.insecure},
 			Store: st, UploadsDir: sf.uploads(), MaxUploadBytes: *maxBytes, UploadMemoryBytes: *memBytes,
 			DrainPeriod: c.drainPeriod, MaxConnectionAge: *maxAge, Logger: logger,
+			Telegram: tf.feed(),
 		})
 		if err != nil {
 			return err
@@ -237,7 +245,12 @@ func cmdEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	uploadTarget := fs.String("upload-target", "127.0.0.1:50061", "upload service: host:port list or dns:///name:port")
 	blobTarget := fs.String("blob-target", "127.0.0.1:50071", "blob service: host:port list or dns:///name:port")
 	metricsAddr := fs.String("metrics-addr", "", "Prometheus /metrics listen address; empty turns metrics off")
+	var tf telegramFlags
+	tf.register(fs, false, true)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := tf.check(); err != nil {
 		return err
 	}
 	logger, err := c.logger(stderr)
@@ -255,6 +268,7 @@ func cmdEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	opts.MeshInsecure = mf.insecure
+	opts.Telegram = tf.edge()
 	ml, err := listenMetrics(*metricsAddr)
 	if err != nil {
 		return err
@@ -279,7 +293,12 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	blobAddr := fs.String("blob-addr", "127.0.0.1:50071", "listen address of the blob service")
 	metricsAddr := fs.String("metrics-addr", "", "first Prometheus /metrics address, e.g. 127.0.0.1:9100: the edge gets it, each service the next port; empty turns metrics off")
 	meshInsecure := fs.Bool("mesh-insecure", false, "plaintext gRPC between the roles, without mutual TLS: anyone who reaches a service port may call it")
+	var tf telegramFlags
+	tf.register(fs, true, true)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := tf.check(); err != nil {
 		return err
 	}
 	logger, err := c.logger(stderr)
@@ -312,11 +331,13 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Service: app.ServiceConfig{
 			Store: st, UploadsDir: sf.uploads(), MaxUploadBytes: ef.maxUploadBytes,
 			DrainPeriod: c.drainPeriod, Logger: logger,
+			Telegram: tf.feed(),
 		},
 		Edge:         ef.options(sf.dataDir, c.drainPeriod, logger),
 		MeshDir:      mesh,
 		MeshInsecure: *meshInsecure,
 	}
+	cfg.Edge.Telegram = tf.edge()
 	for _, a := range strings.Split(*feedAddrs, ",") {
 		if a = strings.TrimSpace(a); a == "" {
 			continue

@@ -28,6 +28,9 @@ func sampleFeeds() map[string]Feed {
 		"empty": {Now: testNow},
 		"error": {Posts: posts[:2], Error: "The photo is not a JPEG, PNG, GIF or WebP image.",
 			Text: `my "<b>draft</b>"`, Now: testNow},
+		// The page of one post (GET /posts/{id}), and of an unknown one.
+		"post":           {Posts: posts[:1], NewestURL: "/", Now: testNow},
+		"post-not-found": {Error: "No post has this link. It may have been mistyped.", NewestURL: "/", Now: testNow},
 	}
 }
 

@@ -112,6 +112,9 @@ type ServiceConfig struct {
 	ReconcileInterval  time.Duration
 	ReconcileGrace     time.Duration
 	ReconcileTempGrace time.Duration
+
+	// Telegram configures the feed role's announcements of new posts.
+	Telegram TelegramConfig
 }
 
 func (c ServiceConfig) logger() *slog.Logger {
@@ -192,6 +195,9 @@ func Feed(cfg ServiceConfig) (*Service, error) {
 	feed := feedsvc.New(cfg.Store, s.logger.With("service", "feed"))
 	feedv1.RegisterFeedServiceServer(s.srv.GRPC, feed)
 	s.onDrain = feed.Close
+	if err := s.announceTelegram(cfg); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

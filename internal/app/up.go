@@ -96,6 +96,19 @@ func Up(ctx context.Context, cfg UpConfig) (*Mesh, error) {
 		return nil, err
 	}
 
+	if cfg.Service.Telegram.Token != "" && cfg.Service.Telegram.PublicURL == "" {
+		// Announcements link to the edge of this mesh: its address is
+		// taken now, before the feed roles start.
+		if cfg.Edge.HTTPSListener == nil {
+			l, err := net.Listen("tcp", cfg.Edge.HTTPSAddr)
+			if err != nil {
+				return fail(fmt.Errorf("edge: listen %s: %w", cfg.Edge.HTTPSAddr, err))
+			}
+			cfg.Edge.HTTPSListener = l
+		}
+		cfg.Service.Telegram.PublicURL = localURL(cfg.Edge.HTTPSListener)
+	}
+
 	type grpcRole struct {
 		name, role string
 		replica    int // of a feed replica, from 0
@@ -171,4 +184,13 @@ func (m *Mesh) Wait() error {
 		return m.errs[0]
 	}
 	return nil
+}
+
+// localURL is the HTTPS URL of a listener on a specific address, "" for
+// one on every interface (no one address would reach it from elsewhere).
+func localURL(l net.Listener) string {
+	if a, ok := l.Addr().(*net.TCPAddr); ok && a.IP != nil && !a.IP.IsUnspecified() {
+		return "https://" + a.String()
+	}
+	return ""
 }

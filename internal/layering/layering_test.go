@@ -21,6 +21,7 @@ var implementations = []string{
 	module + "/internal/uploads",
 	module + "/internal/convert",
 	module + "/internal/app",
+	module + "/internal/telegram/announce",
 }
 
 // drivers are database drivers and migration tools: only the store needs
@@ -30,6 +31,10 @@ var drivers = []string{
 	"github.com/go-sql-driver/mysql",
 	"modernc.org/sqlite",
 	"github.com/pressly/goose",
+	// The OpenTelemetry SDK and its exporters are set up by the binary
+	// (internal/telemetry/otlp); the edge uses the API only.
+	"go.opentelemetry.io/otel/sdk",
+	"go.opentelemetry.io/otel/exporters",
 }
 
 // deps returns the packages pkg is built from, itself included.
@@ -85,6 +90,8 @@ func TestRulesAreLeaves(t *testing.T) {
 	t.Parallel()
 	for pkg, allowed := range map[string][]string{
 		module + "/internal/contract": nil,
+		// The Bot API client the edge and the feed role share.
+		module + "/internal/telegram": {"github.com/go-telegram/bot"},
 		module + "/internal/apierr": {
 			module + "/gen/",
 			"google.golang.org/grpc",

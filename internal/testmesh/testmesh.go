@@ -49,6 +49,14 @@ type Options struct {
 	UploadIdle time.Duration
 	// DrainPeriod of the services (default 0: tests stop fast).
 	DrainPeriod time.Duration
+	// Telegram configures the feed replicas' announcements, and
+	// EdgeTelegram the edge's bot (see app.TelegramConfig and
+	// edge.TelegramOptions); each runs when its token is set.
+	Telegram     app.TelegramConfig
+	EdgeTelegram edge.TelegramOptions
+	// HTTPSListener, when set, is the edge's listener (for tests that need
+	// the site's address before it starts); default a new one.
+	HTTPSListener net.Listener
 }
 
 // Mesh is a running mesh.
@@ -90,17 +98,22 @@ func Start(t testing.TB, opts Options) *Mesh {
 	if _, err := meshtls.Generate(meshDir); err != nil {
 		t.Fatal(err)
 	}
+	if opts.HTTPSListener == nil {
+		opts.HTTPSListener = listen(t)
+	}
 	cfg := app.UpConfig{
 		Service: app.ServiceConfig{
 			Store: opts.Store, UploadsDir: app.DefaultUploadsDir(dataDir),
 			MaxUploadBytes: opts.MaxUploadBytes, DrainPeriod: opts.DrainPeriod, Logger: logger,
+			Telegram: opts.Telegram,
 		},
 		UploadListener: listen(t),
 		BlobListener:   listen(t),
 		Edge: edge.Options{
 			DataDir: dataDir, MaxUploadBytes: opts.MaxUploadBytes, UploadRate: opts.UploadRate, ImageCacheBytes: opts.ImageCacheBytes, AskFeedPerView: opts.AskFeedPerView,
 			MaxUploads: 1000, MaxUploadsPerClient: opts.MaxUploadsPerClient, UploadIdle: opts.UploadIdle, AccessLog: opts.AccessLog,
-			Logger: logger, HTTPSListener: listen(t), HTTPListener: listen(t),
+			Logger: logger, HTTPSListener: opts.HTTPSListener, HTTPListener: listen(t),
+			Telegram: opts.EdgeTelegram,
 		},
 		FeedStores:      opts.FeedStores,
 		MetricsListener: func(string) (net.Listener, error) { return listen(t), nil },

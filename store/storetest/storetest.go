@@ -48,6 +48,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Ping", testPing},
 		{"ContextDone", testContextDone},
 		{"RequestKeys", testRequestKeys},
+		{"AnnouncementQueued", testAnnouncementQueued},
+		{"AnnouncementClaimOnce", testAnnouncementClaimOnce},
+		{"AnnouncementOutcomes", testAnnouncementOutcomes},
+		{"AnnouncementSkip", testAnnouncementSkip},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

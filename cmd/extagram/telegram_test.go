@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"image"
+	"image/png"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/extagram/extagram/internal/telegram/telegramtest"
+)
+
+// startUp runs `extagram up` with args on ephemeral ports until the test
+// ends, and returns its base URL and its output.
+func startUp(t *testing.T, args ...string) (base string, stdout, stderr *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	done := make(chan int, 1)
+	all := append([]string{"up", "--data-dir", t.TempDir(), "--https-addr", "127.0.0.1:0",
+		"--feed-addrs", "127.0.0.1:0,127.0.0.1:0", "--upload-addr", "127.0.0.1:0", "--blob-addr", "127.0.0.1:0",
+		"--drain-period", "0s"}, args...)
+	go func() { done <- run(ctx, all, stdout, stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("up exited %d; stderr:\n%s", code, stderr.String())
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("up did not stop after its context ended")
+		}
+	})
+	for deadline := time.Now().Add(20 * time.Second); base == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := urlRE.FindStringSubmatch(stdout.String()); m != nil {
+			base = m[1]
+		}
+	}
+	if base == "" {
+		t.Fatalf("up printed no URL; stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+	return base, stdout, stderr
+}
+
+var insecureClient = &http.Client{
+	Transport:     &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, //nolint:gosec // up's self-signed certificate
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	Timeout:       30 * time.Second,
+}
+
+func smallPNG(t *testing.T) []byte {
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewRGBA(image.Rect(0, 0, 16, 12))); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// uploadWhenReady posts a photo through the web form, trying again while
+// the services are not serving yet.
+func uploadWhenReady(t *testing.T, base, text string, photo []byte) {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	_ = mw.WriteField("post", text)
+	w, _ := mw.CreateFormFile("photo", "p.png")
+	_, _ = w.Write(photo)
+	_ = mw.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := insecureClient.Post(base+"/upload.php", mw.FormDataContentType(), bytes.NewReader(body.Bytes()))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusSeeOther {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("upload: %v %v", resp, err)
+		}
+	}
+}
+
+// The issue's own command: `extagram up --telegram-token T --telegram-chat
+// 42 --telegram-api-url http://127.0.0.1:PORT --telegram-allowed-chats 7`
+// announces an uploaded post within 5 s and turns a photo sent from chat
+// 7 into a post within 10 s.
+func TestUpWithTelegram(t *testing.T) {
+	tg := telegramtest.Start(t, "T")
+	base, _, stderr := startUp(t, "--telegram-token", "T", "--telegram-chat", "42",
+		"--telegram-api-url", tg.URL, "--telegram-allowed-chats", "7")
+
+	uploadWhenReady(t, base, "announced from up", smallPNG(t))
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := tg.Wait(ctx, func([]telegramtest.Call) bool {
+		for _, c := range tg.Sent() {
+			if c.Method == "sendPhoto" && c.Params["chat_id"] == "42" && strings.HasPrefix(c.Params["caption"], "announced from up\n\n"+base+"/posts/") {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatalf("no announcement within 5s; sent %+v; stderr:\n%s", tg.Sent(), stderr.String())
+	}
+
+	u := tg.UserPhoto(7, 7, smallPNG(t), "sent from chat 7")
+	ctx, cancel = context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for {
+		resp, err := insecureClient.Get(base + "/")
+		if err == nil {
+			page, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(page), "sent from chat 7") {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the photo from chat 7 is not in the feed within 10s; stderr:\n%s", stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if _, err := tg.Wait(ctx, func([]telegramtest.Call) bool {
+		for _, c := range tg.Sent() {
+			if c.Params["chat_id"] == "7" && strings.HasPrefix(c.Params["text"], "Posted: "+base+"/posts/") && strings.Contains(c.Params["reply_parameters"], `"message_id":`) {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatalf("no reply with the post's link to chat 7 (update %d)", u.ID)
+	}
+}
+
+// The token never shows in the output, whatever fails: the Bot API
+// refusing, failing and out of reach, with debug logging on.
+func TestTelegramTokenNeverLogged(t *testing.T) {
+	const token = "987654321:SECRET-bot-token_xyz"
+	tg := telegramtest.Start(t, token)
+	tg.SetFault("sendPhoto", telegramtest.Fault{Status: 500})
+	tg.SetFault("getUpdates", telegramtest.Fault{Status: 502})
+	tg.SetFault("file", telegramtest.Fault{Drop: true})
+	t.Setenv("EXTAGRAM_TELEGRAM_TOKEN", token)
+	base, stdout, stderr := startUp(t, "--log-level", "debug", "--telegram-chat", "42",
+		"--telegram-api-url", tg.URL, "--telegram-allowed-chats", "7")
+	uploadWhenReady(t, base, "fails to announce", smallPNG(t))
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool { return len(tg.Calls("sendPhoto")) >= 2 }); err != nil {
+		t.Fatal("no failed announcement")
+	}
+	// The token, in the environment, set the bot up.
+	if !strings.Contains(stderr.String(), "announcement not sent") {
+		t.Errorf("no failed send logged:\n%s", stderr.String())
+	}
+	tg.SetFault("getUpdates", telegramtest.Fault{})
+	tg.UserPhoto(7, 7, smallPNG(t), "cannot be fetched")
+	if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool { return len(tg.Calls("file")) >= 1 && len(tg.Sent()) >= 1 }); err != nil {
+		t.Fatal("the failed download was not answered")
+	}
+	// Connections dropped: the poll's errors (after the update that ends
+	// the poll in flight) and the reply's are logged.
+	polls := len(tg.Calls("getUpdates"))
+	tg.SetFault("", telegramtest.Fault{Drop: true})
+	tg.UserText(7, 7, "/help")
+	if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool { return len(tg.Calls("getUpdates")) >= polls+2 }); err != nil {
+		t.Fatal("no poll after the drop")
+	}
+	for _, out := range []string{stdout.String(), stderr.String()} {
+		if strings.Contains(out, token) || strings.Contains(out, "SECRET-bot") {
+			t.Fatalf("the token is in the output:\n%s", out)
+		}
+	}
+}
+
+// Malformed Telegram settings stop the command before it starts.
+func TestTelegramFlagsChecked(t *testing.T) {
+	for _, args := range [][]string{
+		{"--telegram-token", "a/b"},
+		{"--telegram-token", "T", "--telegram-chat", "wall"},
+		{"--telegram-token", "T", "--telegram-allowed-chats", "7,@x"},
+		{"--telegram-token", "T", "--telegram-api-url", "api.telegram.org"},
+		{"--telegram-token", "T", "--public-url", "ftp://x"},
+		{"--telegram-token", "T", "--telegram-webhook-secret", "has space"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), append([]string{"up", "--data-dir", t.TempDir()}, args...), &out, &errOut); code != 2 {
+			t.Errorf("up %v: exit %d, want 2 (%s)", args, code, errOut.String())
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"upload", "--telegram-chat", "42"}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "not defined") {
+		t.Errorf("upload takes --telegram-chat: exit %d %s", code, errOut.String())
+	}
+}

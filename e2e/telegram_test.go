@@ -1,0 +1,504 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"html"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/extagram/extagram/edge"
+	"github.com/extagram/extagram/internal/app"
+	"github.com/extagram/extagram/internal/meshtls"
+	"github.com/extagram/extagram/internal/telegram/telegramtest"
+	"github.com/extagram/extagram/internal/testmesh"
+	"github.com/extagram/extagram/store"
+	"github.com/extagram/extagram/store/storetest"
+	"github.com/go-telegram/bot/models"
+)
+
+// The Telegram integration end to end: a mesh whose feed replicas announce
+// new posts in chat 42 and whose edge takes photos from chat 7, against a
+// stand-in for the Bot API.
+
+const (
+	tgToken       = "5151:e2e-token"
+	announceChat  = "42"
+	allowedChat   = 7
+	forbiddenChat = 8
+)
+
+func telegramMesh(t *testing.T, st store.Store, tg *telegramtest.Server, opts testmesh.Options) *testmesh.Mesh {
+	t.Helper()
+	opts.Store = st
+	opts.Telegram = app.TelegramConfig{Token: tgToken, APIURL: tg.URL, Chat: announceChat}
+	if opts.EdgeTelegram.AllowedChats == nil {
+		opts.EdgeTelegram.AllowedChats = []int64{allowedChat}
+	}
+	opts.EdgeTelegram.Token, opts.EdgeTelegram.APIURL = tgToken, tg.URL
+	opts.EdgeTelegram.PollTimeout = 5 * time.Second
+	return testmesh.Start(t, opts)
+}
+
+// waitSent waits, at most for d, for a message the bot sent to chat that
+// satisfies ok, and returns it.
+func waitSent(t *testing.T, tg *telegramtest.Server, d time.Duration, chat string, ok func(telegramtest.Call) bool) telegramtest.Call {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	defer cancel()
+	var found telegramtest.Call
+	if _, err := tg.Wait(ctx, func([]telegramtest.Call) bool {
+		for _, c := range tg.Sent() {
+			if c.Params["chat_id"] == chat && ok(c) {
+				found = c
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatalf("no such message to chat %s within %s; sent: %+v", chat, d, tg.Sent())
+	}
+	return found
+}
+
+// replyTo waits, at most for d, for the bot's answer to the user's
+// message of update u, and returns its text.
+func replyTo(t *testing.T, tg *telegramtest.Server, d time.Duration, u models.Update) string {
+	t.Helper()
+	m := u.Message
+	c := waitSent(t, tg, d, strconv.FormatInt(m.Chat.ID, 10), func(c telegramtest.Call) bool {
+		return strings.Contains(c.Params["reply_parameters"], `"message_id":`+strconv.Itoa(m.ID)+`,`)
+	})
+	return c.Params["text"]
+}
+
+// fetched reports whether the bot asked for the file of update u.
+func fetched(tg *telegramtest.Server, u models.Update) bool {
+	id := ""
+	if m := u.Message; len(m.Photo) > 0 {
+		id = m.Photo[0].FileID
+	} else if m.Document != nil {
+		id = m.Document.FileID
+	}
+	for _, c := range tg.Calls("getFile") {
+		if c.Params["file_id"] == id {
+			return true
+		}
+	}
+	return false
+}
+
+var errorRE = regexp.MustCompile(`<p class="error" id="upload-error" role="alert">(.*?)</p>`)
+
+// webRefusal uploads a file through the web form and returns the message
+// the page shows.
+func webRefusal(t *testing.T, m *testmesh.Mesh, name, contentType string, data []byte) string {
+	t.Helper()
+	body, ct := form(t, [][2]string{{"post", "compare"}}, &formFile{name, contentType, data})
+	resp, page := post(t, m, body, ct)
+	g := errorRE.FindStringSubmatch(page)
+	if resp.StatusCode < 400 || g == nil {
+		t.Fatalf("web upload of %s: %d, no message", name, resp.StatusCode)
+	}
+	return html.UnescapeString(g[1])
+}
+
+func metricValue(t *testing.T, url, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	total := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
+			f := strings.Fields(line)
+			n, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			total += n
+		}
+	}
+	return total
+}
+
+// richJPEG is a phone's JPEG: EXIF with a GPS position, XMP, a comment.
+func richJPEG(t *testing.T) []byte {
+	plain := jpegBytes(t, 64, 48)
+	rich := append([]byte{0xFF, 0xD8}, bytes.Join([][]byte{
+		jpegSeg(0xE1, []byte("Exif\x00\x00"), exifTIFF(1)),
+		jpegSeg(0xE1, []byte("http://ns.adobe.com/xap/1.0/\x00"), []byte(xmpPacket)),
+		jpegSeg(0xFE, []byte("SECRET-COMMENT")),
+	}, nil)...)
+	return append(rich, plain[2:]...)
+}
+
+// A photo uploaded on the site is announced once, within 5 s, in the
+// configured chat: the stripped photo, the text and the post's link as
+// caption. The link serves the post's page.
+func TestTelegramAnnouncesUploads(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		tg := telegramtest.Start(t, tgToken)
+		m := telegramMesh(t, st, tg, testmesh.Options{})
+		uploadPhoto(t, m, "harbour at dawn", &formFile{"IMG_0001.JPG", "image/jpeg", richJPEG(t)})
+		p := listAPI(t, m, "").Posts[0]
+		link := m.URL + "/posts/" + p.ID
+
+		c := waitSent(t, tg, 5*time.Second, announceChat, func(c telegramtest.Call) bool { return c.Method == "sendPhoto" })
+		if c.Params["caption"] != "harbour at dawn\n\n"+link {
+			t.Errorf("caption %q, want the text and %s", c.Params["caption"], link)
+		}
+		photo := c.Files["photo"].Data
+		noSecrets(t, photo)
+		if bytes.Contains(photo, []byte("Exif")) || bytes.Contains(photo, []byte("xmpmeta")) {
+			t.Error("the announced photo still has EXIF or XMP")
+		}
+		if _, served := get(t, m, "/storage/"+p.Image.ID); served != string(photo) {
+			t.Error("the announced photo is not the stored one")
+		}
+		resp, page := get(t, m, "/posts/"+p.ID)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(page, "harbour at dawn") || !strings.Contains(page, `src="/storage/`+p.Image.ID+`"`) {
+			t.Errorf("GET %s: %d, without the post", link, resp.StatusCode)
+		}
+		// Once, though both replicas run an announcer.
+		rec := waitAnnouncementSent(t, st, p.ID)
+		if n := len(tg.Sent()); n != 1 || rec.MessageID != int64(c.MessageID) {
+			t.Errorf("%d messages sent, record %+v; want one, recorded as message %d", n, rec, c.MessageID)
+		}
+		// The counter follows the record.
+		sent := func() float64 {
+			return metricValue(t, m.Metrics["feed-1"], "extagram_telegram_announcements_sent_total") +
+				metricValue(t, m.Metrics["feed-2"], "extagram_telegram_announcements_sent_total")
+		}
+		for deadline := time.Now().Add(5 * time.Second); sent() != 1 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		}
+		if n := sent(); n != 1 {
+			t.Errorf("the feed replicas count %v sent, want 1", n)
+		}
+	})
+}
+
+func waitAnnouncementSent(t *testing.T, st store.Store, id string) store.AnnouncementRecord {
+	t.Helper()
+	pid := mustID(t, id)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := st.GetAnnouncement(t.Context(), pid)
+		if err == nil && r.State == store.AnnouncementSent {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("announcement of %s: %+v %v, not sent within 10s", id, r, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Photos sent to the bot: from the allowed chat, a post and a reply with
+// its link; from another chat, a refusal and nothing stored; a file that
+// is not an image, or over the size limit, the web page's own message and
+// nothing stored; /start explains the bot.
+func TestTelegramPhotosBecomePosts(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		tg := telegramtest.Start(t, tgToken)
+		const limit = 64 << 10
+		m := telegramMesh(t, st, tg, testmesh.Options{MaxUploadBytes: limit})
+
+		t.Run("allowed", func(t *testing.T) {
+			u := tg.UserPhoto(allowedChat, allowedChat, pngBytes(t, 40, 30), "from my phone")
+			reply := replyTo(t, tg, 10*time.Second, u)
+			id, ok := strings.CutPrefix(reply, "Posted: "+m.URL+"/posts/")
+			if !ok {
+				t.Fatalf("reply %q, want the post's link", reply)
+			}
+			p := listAPI(t, m, "").Posts[0]
+			if p.ID != id || p.Text != "from my phone" || p.Image == nil || p.Image.Width != 40 {
+				t.Errorf("newest post %+v, want the photo from Telegram (%s)", p, id)
+			}
+			if resp, page := get(t, m, "/posts/"+id); resp.StatusCode != 200 || !strings.Contains(page, "from my phone") {
+				t.Errorf("the reply's link: %d", resp.StatusCode)
+			}
+			replyTo(t, tg, 10*time.Second, tg.UserPhoto(allowedChat, allowedChat, pngBytes(t, 20, 20), ""))
+			if p := listAPI(t, m, "").Posts[0]; p.Text != "Photo sent from Telegram" {
+				t.Errorf("a photo without caption became %q", p.Text)
+			}
+		})
+		t.Run("not allowed", func(t *testing.T) {
+			before := snap(t, m)
+			u := tg.UserPhoto(forbiddenChat, forbiddenChat, pngBytes(t, 40, 30), "sneaky")
+			if reply := replyTo(t, tg, 10*time.Second, u); !strings.Contains(reply, "may not post") || !strings.Contains(reply, "chat id 8") {
+				t.Errorf("reply %q", reply)
+			}
+			if after := snap(t, m); after.String() != before.String() {
+				t.Errorf("stored: %s, was %s", after, before)
+			}
+			if fetched(tg, u) {
+				t.Error("the photo of a chat not allowed was fetched")
+			}
+		})
+		t.Run("not an image", func(t *testing.T) {
+			data := []byte("just some notes, not a picture\n")
+			want := webRefusal(t, m, "notes.png", "image/png", data)
+			before := snap(t, m)
+			u := tg.UserFile(allowedChat, allowedChat, "notes.png", "image/png", data, "notes")
+			if reply := replyTo(t, tg, 10*time.Second, u); reply != want {
+				t.Errorf("reply %q, want the web page's %q", reply, want)
+			}
+			if after := snap(t, m); after.String() != before.String() {
+				t.Errorf("stored: %s, was %s", after, before)
+			}
+		})
+		t.Run("too large", func(t *testing.T) {
+			data := make([]byte, limit+1)
+			_, _ = rand.Read(data)
+			want := webRefusal(t, m, "big.jpg", "image/jpeg", data)
+			before := snap(t, m)
+			u := tg.UserFile(allowedChat, allowedChat, "big.jpg", "image/jpeg", data, "big")
+			if reply := replyTo(t, tg, 10*time.Second, u); reply != want {
+				t.Errorf("reply %q, want the web page's %q", reply, want)
+			}
+			if fetched(tg, u) {
+				t.Error("a file whose message says it is too large was fetched")
+			}
+			// A file whose message does not say its size is stopped at
+			// the limit while it is read.
+			msg := tg.UserMessage(allowedChat, allowedChat)
+			fileID := tg.AddFile(data)
+			msg.Document = &models.Document{FileID: fileID, FileUniqueID: "u" + fileID, FileName: "big.jpg", MimeType: "image/jpeg"}
+			u = models.Update{Message: msg}
+			u.ID = tg.PushUpdate(u)
+			if reply := replyTo(t, tg, 10*time.Second, u); reply != want {
+				t.Errorf("reply %q, want the web page's %q", reply, want)
+			}
+			if after := snap(t, m); after.String() != before.String() {
+				t.Errorf("stored: %s, was %s", after, before)
+			}
+		})
+		t.Run("help", func(t *testing.T) {
+			reply := replyTo(t, tg, 10*time.Second, tg.UserText(forbiddenChat, forbiddenChat, "/start"))
+			if !strings.Contains(reply, "posts photos") || !strings.Contains(reply, "id 8") || !strings.Contains(reply, "may not post") {
+				t.Errorf("/start: %q", reply)
+			}
+			reply = replyTo(t, tg, 10*time.Second, tg.UserText(allowedChat, allowedChat, "/help@extagram_test_bot"))
+			if !strings.Contains(reply, "64 KiB") || !strings.Contains(reply, "may post") {
+				t.Errorf("/help: %q", reply)
+			}
+		})
+	})
+}
+
+// With a public URL, the edge sets the webhook and Telegram delivers the
+// updates there, with the secret: a photo becomes a post. A request
+// without the secret, or with another, is refused with 401 and changes
+// nothing.
+func TestTelegramWebhook(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		tg := telegramtest.Start(t, tgToken)
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		public := "https://" + lis.Addr().String()
+		m := telegramMesh(t, st, tg, testmesh.Options{HTTPSListener: lis, EdgeTelegram: edge.TelegramOptions{PublicURL: public}})
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		if _, err := tg.Wait(ctx, func([]telegramtest.Call) bool { u, _ := tg.Webhook(); return u != "" }); err != nil {
+			t.Fatal("the edge set no webhook")
+		}
+		hook, secret := tg.Webhook()
+		if hook != public+"/telegram/webhook" || secret == "" || strings.Contains(secret, tgToken) {
+			t.Fatalf("webhook %q with secret %q", hook, secret)
+		}
+
+		before := snap(t, m)
+		update := `{"update_id": 1, "message": {"message_id": 1, "date": 1, "chat": {"id": 7, "type": "private"}, "text": "/start"}}`
+		for _, header := range []string{"", "wrong-secret", secret + "x"} {
+			req, err := http.NewRequest(http.MethodPost, m.URL+"/telegram/webhook", strings.NewReader(update))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			if header != "" {
+				req.Header.Set("X-Telegram-Bot-Api-Secret-Token", header)
+			}
+			if resp, _ := do(t, m, req); resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("webhook with secret %q: %d, want 401", header, resp.StatusCode)
+			}
+		}
+		if after := snap(t, m); after.String() != before.String() || len(tg.Sent()) != 0 {
+			t.Errorf("a refused webhook call changed something: %s, %d messages", after, len(tg.Sent()))
+		}
+
+		u := tg.UserPhoto(allowedChat, allowedChat, pngBytes(t, 30, 30), "by webhook")
+		reply := replyTo(t, tg, 10*time.Second, u)
+		if !strings.HasPrefix(reply, "Posted: "+public+"/posts/") || listAPI(t, m, "").Posts[0].Text != "by webhook" {
+			t.Errorf("reply %q; newest post %+v", reply, listAPI(t, m, "").Posts[0])
+		}
+		if n := len(tg.Calls("getUpdates")); n != 0 {
+			t.Errorf("%d getUpdates calls with a webhook set", n)
+		}
+	})
+}
+
+// extraEdge runs another edge in front of m's services, with a bot, until
+// the returned function stops it; it returns the edge's metrics URL.
+func extraEdge(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server) (metrics string, stop func()) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ml, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := app.NewEdge(edge.Options{
+		DataDir: t.TempDir(), HTTPSListener: lis, Logger: storetest.Logger(t),
+		FeedTarget: strings.Join(m.FeedAddrs, ","), UploadTarget: m.UploadAddr, BlobTarget: m.BlobAddr,
+		Mesh:     meshtls.DefaultFiles(m.MeshDir, meshtls.Edge),
+		Telegram: edge.TelegramOptions{Token: tgToken, APIURL: tg.URL, AllowedChats: []int64{allowedChat}, PollTimeout: 5 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Serve(ctx, ml) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("edge: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return "http://" + ml.Addr().String() + "/metrics", stop
+}
+
+func waitMetric(t *testing.T, url, name string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for metricValue(t, url, name) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v at %s, want %v within 15s", name, metricValue(t, url, name), url, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Without a public URL, two edges long-poll: one receives the updates,
+// the other is answered 409 and stands by, and takes over when the first
+// stops. Every update is handled once.
+func TestTelegramOnePoller(t *testing.T) {
+	tg := telegramtest.Start(t, tgToken)
+	m := testmesh.Start(t, testmesh.Options{Store: storetest.Embedded(t)})
+	aMetrics, stopA := extraEdge(t, m, tg)
+	waitMetric(t, aMetrics, "extagram_telegram_polling", 1)
+	bMetrics, _ := extraEdge(t, m, tg)
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool {
+		for _, c := range calls {
+			if c.Method == "getUpdates" && c.Status == http.StatusConflict {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatal("the second edge was never answered 409")
+	}
+	if metricValue(t, bMetrics, "extagram_telegram_polling") != 0 {
+		t.Error("the second edge says it polls")
+	}
+
+	replyTo(t, tg, 10*time.Second, tg.UserPhoto(allowedChat, allowedChat, pngBytes(t, 10, 10), "first"))
+	waitMetric(t, aMetrics, `extagram_telegram_updates_total{outcome="posted"}`, 1)
+	stopA()
+	replyTo(t, tg, 15*time.Second, tg.UserPhoto(allowedChat, allowedChat, pngBytes(t, 10, 10), "second"))
+	waitMetric(t, bMetrics, `extagram_telegram_updates_total{outcome="posted"}`, 1)
+	waitMetric(t, bMetrics, "extagram_telegram_polling", 1)
+	if n := countPosts(t, m.Store); n != 2 {
+		t.Errorf("%d posts, want 2: each update handled once", n)
+	}
+	if n := len(tg.Sent()); n != 2 {
+		t.Errorf("%d replies, want 2", n)
+	}
+}
+
+// Each Telegram user has the web form's rate limit.
+func TestTelegramRateLimit(t *testing.T) {
+	tg := telegramtest.Start(t, tgToken)
+	m := telegramMesh(t, storetest.Embedded(t), tg, testmesh.Options{UploadRate: 2, EdgeTelegram: edge.TelegramOptions{AllowedChats: []int64{allowedChat, 9}}})
+	for i := range 2 {
+		if reply := replyTo(t, tg, 10*time.Second, tg.UserPhoto(allowedChat, allowedChat, pngBytes(t, 10, 10), "burst")); !strings.HasPrefix(reply, "Posted: ") {
+			t.Fatalf("photo %d: %q", i+1, reply)
+		}
+	}
+	if reply := replyTo(t, tg, 10*time.Second, tg.UserPhoto(allowedChat, allowedChat, pngBytes(t, 10, 10), "one too many")); !strings.HasPrefix(reply, "Too many posts from you. Please wait ") {
+		t.Errorf("third photo in a minute: %q", reply)
+	}
+	if reply := replyTo(t, tg, 10*time.Second, tg.UserPhoto(9, 9, pngBytes(t, 10, 10), "another user")); !strings.HasPrefix(reply, "Posted: ") {
+		t.Errorf("another user: %q", reply)
+	}
+	if n := countPosts(t, m.Store); n != 3 {
+		t.Errorf("%d posts, want 3", n)
+	}
+}
+
+// Two feed replicas announce 50 posts uploaded through the site: exactly
+// 50 announcements, one per post, shared between the replicas' counters.
+func TestTelegramTwoReplicasFiftyPosts(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		tg := telegramtest.Start(t, tgToken)
+		m := telegramMesh(t, st, tg, testmesh.Options{FeedReplicas: 2})
+		for i := range 50 {
+			var f *formFile
+			if i%10 == 0 {
+				f = &formFile{"p.png", "image/png", pngBytes(t, 12, 8)}
+			}
+			uploadPhoto(t, m, "post number "+strconv.Itoa(i+1), f)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		perPost := map[string]int{}
+		if _, err := tg.Wait(ctx, func([]telegramtest.Call) bool {
+			perPost = map[string]int{}
+			for _, c := range tg.Sent() {
+				_, id, _ := strings.Cut(c.Params["text"]+c.Params["caption"], "/posts/")
+				perPost[id]++
+			}
+			return len(perPost) == 50
+		}); err != nil {
+			t.Fatalf("%d of 50 posts announced within 30s", len(perPost))
+		}
+		for id, n := range perPost {
+			if n != 1 {
+				t.Errorf("post %s announced %d times", id, n)
+			}
+		}
+		for _, p := range listAPI(t, m, "?pageSize=100").Posts {
+			waitAnnouncementSent(t, st, p.ID)
+		}
+		sent := func() float64 {
+			return metricValue(t, m.Metrics["feed-1"], "extagram_telegram_announcements_sent_total") +
+				metricValue(t, m.Metrics["feed-2"], "extagram_telegram_announcements_sent_total")
+		}
+		for deadline := time.Now().Add(5 * time.Second); sent() != 50 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		}
+		if n, msgs := sent(), len(tg.Sent()); n != 50 || msgs != 50 {
+			t.Errorf("the replicas count %v sent and the chat has %d messages, want 50 and 50", n, msgs)
+		}
+	})
+}
