@@ -377,19 +377,3 @@ func (s *sqlStore) GetAnnouncement(ctx context.Context, postID contract.ID) (Ann
 	r.MessageID, r.LastError = messageID.Int64, lastError.String
 	return r, nil
 }
-
-// inTxOpts is inTx with transaction options (nil: the driver's default).
-func (s *sqlStore) inTxOpts(ctx context.Context, opts *sql.TxOptions, fn func(*sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, opts)
-	if err != nil {
-		return s.fail("begin", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return s.fail("commit", err)
-	}
-	return nil
-}

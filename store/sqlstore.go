@@ -254,7 +254,12 @@ func (s *sqlStore) DeleteRequestKeys(ctx context.Context, before time.Time) (int
 // inTx runs fn in a write transaction and commits it, or rolls it back when
 // fn fails. fn's errors are returned as they are.
 func (s *sqlStore) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	return s.inTxOpts(ctx, nil, fn)
+}
+
+// inTxOpts is inTx with transaction options (nil: the driver's default).
+func (s *sqlStore) inTxOpts(ctx context.Context, opts *sql.TxOptions, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, opts)
 	if err != nil {
 		return s.fail("begin", err)
 	}

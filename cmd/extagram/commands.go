@@ -42,6 +42,25 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.otlpEndpoint, "otlp-endpoint", "", "export traces over OTLP/gRPC to this collector, e.g. http://127.0.0.1:4317 (default: the standard OTEL_EXPORTER_OTLP_ENDPOINT; neither set: no traces are kept)")
 }
 
+// start parses the command line of a long-running role, checks its
+// Telegram flags, and sets up its logger and its traces (as service);
+// flush sends the spans still buffered when the role stops.
+func (c *common) start(ctx context.Context, fs *flag.FlagSet, args []string, tf *telegramFlags, service string, stderr io.Writer) (logger *slog.Logger, flush func(), err error) {
+	if err := parse(fs, args); err != nil {
+		return nil, nil, err
+	}
+	if err := tf.check(); err != nil {
+		return nil, nil, err
+	}
+	if logger, err = c.logger(stderr); err != nil {
+		return nil, nil, err
+	}
+	if flush, err = c.tracing(ctx, service); err != nil {
+		return nil, nil, err
+	}
+	return logger, flush, nil
+}
+
 // tracing sets up the process's traces as service; the function it
 // returns flushes the spans still buffered, for at most 5 seconds.
 func (c *common) tracing(ctx context.Context, service string) (func(), error) {
@@ -187,17 +206,7 @@ func cmdService(role string) func(context.Context, []string, io.Writer, io.Write
 		if role == "feed" {
 			tf.register(fs, true, false)
 		}
-		if err := parse(fs, args); err != nil {
-			return err
-		}
-		if err := tf.check(); err != nil {
-			return err
-		}
-		logger, err := c.logger(stderr)
-		if err != nil {
-			return err
-		}
-		flush, err := c.tracing(ctx, role)
+		logger, flush, err := c.start(ctx, fs, args, &tf, role, stderr)
 		if err != nil {
 			return err
 		}
@@ -247,17 +256,7 @@ func cmdEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	metricsAddr := fs.String("metrics-addr", "", "Prometheus /metrics listen address; empty turns metrics off")
 	var tf telegramFlags
 	tf.register(fs, false, true)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := tf.check(); err != nil {
-		return err
-	}
-	logger, err := c.logger(stderr)
-	if err != nil {
-		return err
-	}
-	flush, err := c.tracing(ctx, "edge")
+	logger, flush, err := c.start(ctx, fs, args, &tf, "edge", stderr)
 	if err != nil {
 		return err
 	}
@@ -295,17 +294,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	meshInsecure := fs.Bool("mesh-insecure", false, "plaintext gRPC between the roles, without mutual TLS: anyone who reaches a service port may call it")
 	var tf telegramFlags
 	tf.register(fs, true, true)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := tf.check(); err != nil {
-		return err
-	}
-	logger, err := c.logger(stderr)
-	if err != nil {
-		return err
-	}
-	flush, err := c.tracing(ctx, "up")
+	logger, flush, err := c.start(ctx, fs, args, &tf, "up", stderr)
 	if err != nil {
 		return err
 	}
