@@ -20,25 +20,30 @@ import (
 // The per-view sub-benchmark asks the feed service every time instead, as
 // the edge does while its watch is down.
 func BenchmarkFeedPage(b *testing.B) {
-	for _, perView := range []bool{false, true} {
-		name := "watched"
-		if perView {
-			name = "per-view"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, c := range []struct {
+		name    string
+		path    string
+		perView bool
+	}{
+		{"watched", "/", false},
+		{"per-view", "/", true},
+		// The JSON API's default page, from the same cache as the page.
+		{"api", "/api/v1/posts", false},
+	} {
+		b.Run(c.name, func(b *testing.B) {
 			st := storetest.Embedded(b)
 			for i := range 20 {
 				if _, err := st.CreatePost(b.Context(), store.NewPost{ID: contract.NewID(), Text: fmt.Sprintf("post %d, with a line of text as people write them", i)}); err != nil {
 					b.Fatal(err)
 				}
 			}
-			m := testmesh.Start(b, testmesh.Options{Store: st, AskFeedPerView: perView})
-			req := httptest.NewRequest(http.MethodGet, "https://extagram.test/", nil)
+			m := testmesh.Start(b, testmesh.Options{Store: st, AskFeedPerView: c.perView})
+			req := httptest.NewRequest(http.MethodGet, "https://extagram.test"+c.path, nil)
 			serve := func() *httptest.ResponseRecorder {
 				rec := httptest.NewRecorder()
 				m.Handler.ServeHTTP(rec, req)
 				if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "post 19,") {
-					b.Fatalf("GET /: %d", rec.Code)
+					b.Fatalf("GET %s: %d", c.path, rec.Code)
 				}
 				return rec
 			}

@@ -31,10 +31,10 @@ func (e *Edge) routes() (http.Handler, error) {
 	gw := runtime.NewServeMux(
 		runtime.WithErrorHandler(e.apiError),
 		runtime.WithRoutingErrorHandler(e.apiRoutingError),
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &apiMarshaler{JSONPb: &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false, UseProtoNames: false},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
-		}),
+		}}),
 	)
 	if err := e.backends.registerAPI(context.Background(), gw, e.feed); err != nil {
 		return nil, err
