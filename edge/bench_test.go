@@ -24,11 +24,14 @@ func BenchmarkFeedPage(b *testing.B) {
 		name    string
 		path    string
 		perView bool
+		want    string
 	}{
-		{"watched", "/", false},
-		{"per-view", "/", true},
+		{"watched", "/", false, "post 19,"},
+		{"per-view", "/", true, "post 19,"},
 		// The JSON API's default page, from the same cache as the page.
-		{"api", "/api/v1/posts", false},
+		{"api", "/api/v1/posts", false, "post 19,"},
+		// A static asset, as a client without Accept-Encoding asks for it.
+		{"static", "/static/style.css", false, "{"},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			st := storetest.Embedded(b)
@@ -42,7 +45,7 @@ func BenchmarkFeedPage(b *testing.B) {
 			serve := func() *httptest.ResponseRecorder {
 				rec := httptest.NewRecorder()
 				m.Handler.ServeHTTP(rec, req)
-				if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "post 19,") {
+				if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), c.want) {
 					b.Fatalf("GET %s: %d", c.path, rec.Code)
 				}
 				return rec

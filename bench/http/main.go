@@ -6,7 +6,9 @@
 // files, the very bodies the edge served for each path, and drives both with
 // wrk (`wrk -t2 -c32 -d<duration> --latency` after a warm-up run). It prints
 // one table: for each path our requests per second, p50, p99 and errors,
-// nginx's, and the ratio of the two. Uploads (POST /upload.php, 16
+// nginx's, and the ratio of the two, and the same for a plain Go net/http
+// server writing those bytes from memory (the ceiling of Go's HTTP and TLS
+// stack, between the two). Uploads (POST /upload.php, 16
 // connections) are compared with the database's own ceiling: 16 connections
 // each inserting a 120 KB row per transaction. Then come the peak RSS of
 // every process of the site and how long each phase took.

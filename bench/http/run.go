@@ -32,6 +32,7 @@ type bench struct {
 	dir    string
 	site   *site
 	ng     *nginx
+	goSrv  *goServer
 	photos []store.NewPost
 	small  database // the 20 photo posts
 	large  database // cfg.posts posts, the newest the same photo posts
@@ -51,6 +52,7 @@ type row struct {
 	body    int
 	ours    wrkResult
 	nginx   *wrkResult
+	plainGo *wrkResult
 	ceiling *ceiling
 }
 
@@ -190,6 +192,10 @@ func run(sigCtx context.Context, cfg config) (ok bool, err error) {
 		return false, err
 	}
 	defer b.ng.stop()
+	if b.goSrv, err = startGoServer(); err != nil {
+		return false, err
+	}
+	defer b.goSrv.stop()
 	// On the way out, the table so far (before the processes stop).
 	defer func() {
 		if err != nil && len(b.rows) > 0 {
@@ -392,7 +398,13 @@ func (b *bench) get(ctx context.Context, label, uri string, check func([]byte) e
 	if !b.ng.proc.running() {
 		return fmt.Errorf("nginx died: %v", b.ng.proc.exitErr())
 	}
-	b.rows = append(b.rows, row{label: label, body: len(body), ours: ours, nginx: &theirs})
+	b.goSrv.put(uri, ct, body)
+	logf("%s: measuring plain Go", label)
+	plain, err := b.wrk(ctx, label+", plain Go", b.goSrv.url+uri, b.cfg.conns, "")
+	if err != nil {
+		return err
+	}
+	b.rows = append(b.rows, row{label: label, body: len(body), ours: ours, nginx: &theirs, plainGo: &plain})
 	return nil
 }
 
@@ -600,6 +612,7 @@ func (b *bench) printHeader(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "nginx: %s, 2 workers, TLS, HTTP/1.1, keep-alive, sendfile, serving as files the bodies the edge served.\n", toolVersion("nginx", "-v"))
+	fmt.Fprintln(w, "Plain Go: net/http over crypto/tls in the benchmark's process, writing the same bodies from memory (the ceiling of Go's HTTP and TLS stack).")
 	fmt.Fprintf(w, "Load: %s, -t%d -c%d -d%s --latency after a %s warm-up (uploads: -c%d).\n",
 		toolVersion("wrk", "-v"), wrkThreads, b.cfg.conns, b.cfg.duration, b.cfg.warmup, b.cfg.uploadConns)
 	fmt.Fprintf(w, "Machine: %d CPUs; load average %s at the start, %s at the end.\n\n", runtime.NumCPU(), b.loadAtStart, loadAverage())
@@ -607,14 +620,18 @@ func (b *bench) printHeader(w io.Writer) {
 
 func (b *bench) printTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "path\tbody bytes\tours req/s\tp50\tp99\terrors\tnginx req/s\tp50\tp99\terrors\tours/nginx")
+	fmt.Fprintln(tw, "path\tbody bytes\tours req/s\tp50\tp99\terrors\tnginx req/s\tp50\tp99\terrors\tours/nginx\tplain Go req/s\tours/Go\tGo/nginx")
 	for _, r := range b.rows {
 		o := r.ours
 		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%d\t", r.label, thousands(r.body), o.rps, ms(o.p50), ms(o.p99), o.errors())
 		switch {
 		case r.nginx != nil:
 			n := r.nginx
-			fmt.Fprintf(tw, "%.0f\t%s\t%s\t%d\t%s\n", n.rps, ms(n.p50), ms(n.p99), n.errors(), ratio(o.rps, n.rps))
+			fmt.Fprintf(tw, "%.0f\t%s\t%s\t%d\t%s", n.rps, ms(n.p50), ms(n.p99), n.errors(), ratio(o.rps, n.rps))
+			if g := r.plainGo; g != nil {
+				fmt.Fprintf(tw, "\t%.0f\t%s\t%s", g.rps, ratio(o.rps, g.rps), ratio(g.rps, n.rps))
+			}
+			fmt.Fprintln(tw)
 		case r.ceiling != nil:
 			fmt.Fprintf(tw, "DB %.0f/s*\t-\t-\t-\t%s*\n", r.ceiling.perSecond(), ratio(o.rps, r.ceiling.perSecond()))
 		}
