@@ -15,15 +15,16 @@ import (
 	"testing"
 
 	"github.com/extagram/extagram/internal/testmesh"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/store"
 )
 
 func TestPhotoPostEndToEnd(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		m := testmesh.Start(t, testmesh.Options{Store: st})
-		photo := pngBytes(t, 120, 80)
+		photo := testutil.PNG(t, 120, 80)
 		uploadPhoto(t, m, "first, text only", nil)
-		uploadPhoto(t, m, "hello from the beach", &formFile{name: "beach.png", contentType: "image/png", data: photo})
+		uploadPhoto(t, m, "hello from the beach", testutil.Photo("beach.png", "image/png", photo))
 
 		resp, page := get(t, m, "/")
 		if resp.StatusCode != http.StatusOK {
@@ -96,11 +97,11 @@ func TestBadUploads(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		const limit = 256 << 10
 		m := testmesh.Start(t, testmesh.Options{Store: st, MaxUploadBytes: limit})
-		uploadPhoto(t, m, "already here", &formFile{name: "a.png", contentType: "image/png", data: pngBytes(t, 10, 10)})
+		uploadPhoto(t, m, "already here", testutil.Photo("a.png", "image/png", testutil.PNG(t, 10, 10)))
 		before := snap(t, m)
 
-		png := pngBytes(t, 64, 64)
-		jpg := jpegBytes(t, 64, 64)
+		png := testutil.PNG(t, 64, 64)
+		jpg := testutil.JPEG(t, 64, 64)
 		big := bytes.Repeat([]byte{0xff}, limit+1)
 		copy(big, png)
 		manyFields := make([][2]string, 0, 300)
@@ -110,26 +111,26 @@ func TestBadUploads(t *testing.T) {
 		cases := []struct {
 			name   string
 			fields [][2]string
-			file   *formFile
+			file   *testutil.File
 			raw    string // a non-multipart body, when set
 			status int
 			msg    string
 		}{
-			{name: "no text", fields: nil, file: &formFile{"a.png", "image/png", png}, status: 400, msg: "text is required"},
+			{name: "no text", fields: nil, file: testutil.Photo("a.png", "image/png", png), status: 400, msg: "text is required"},
 			{name: "empty text", fields: [][2]string{{"post", ""}}, status: 400, msg: "text is required"},
 			{name: "white space", fields: [][2]string{{"post", " \t\n "}}, status: 400, msg: "text is required"},
 			{name: "too long", fields: [][2]string{{"post", strings.Repeat("é", 2201)}}, status: 400, msg: "limit is 2200"},
 			{name: "invalid UTF-8", fields: [][2]string{{"post", "caf\xe9"}}, status: 400, msg: "UTF-8"},
 			{name: "NUL in text", fields: [][2]string{{"post", "a\x00b"}}, status: 400, msg: "NUL"},
 			{name: "not multipart", raw: "post=hello", status: 415, msg: "multipart/form-data"},
-			{name: "empty file", fields: [][2]string{{"post", "x"}}, file: &formFile{"empty.png", "image/png", nil}, status: 400, msg: "empty"},
-			{name: "text as png", fields: [][2]string{{"post", "x"}}, file: &formFile{"a.png", "image/png", []byte("hello, world\n")}, status: 415, msg: "not a JPEG, PNG, GIF or WebP"},
-			{name: "html as jpg", fields: [][2]string{{"post", "x"}}, file: &formFile{"a.jpg", "image/jpeg", []byte("<html><script>alert(1)</script></html>")}, status: 415, msg: "not a JPEG"},
-			{name: "php as jpg", fields: [][2]string{{"post", "x"}}, file: &formFile{"shell.php.jpg", "image/jpeg", []byte("<?php system($_GET['c']); ?>")}, status: 415, msg: "not a JPEG"},
-			{name: "truncated png", fields: [][2]string{{"post", "x"}}, file: &formFile{"a.png", "image/png", png[:len(png)/2]}, status: 400, msg: "PNG"},
-			{name: "truncated jpeg", fields: [][2]string{{"post", "x"}}, file: &formFile{"a.jpg", "image/jpeg", jpg[:len(jpg)/2]}, status: 400, msg: "JPEG"},
-			{name: "huge dimensions", fields: [][2]string{{"post", "x"}}, file: &formFile{"a.png", "image/png", hugePNG(100000, 100000)}, status: 413, msg: "100000"},
-			{name: "over the size limit", fields: [][2]string{{"post", "x"}}, file: &formFile{"a.png", "image/png", big}, status: 413, msg: "256 KiB"},
+			{name: "empty file", fields: [][2]string{{"post", "x"}}, file: testutil.Photo("empty.png", "image/png", nil), status: 400, msg: "empty"},
+			{name: "text as png", fields: [][2]string{{"post", "x"}}, file: testutil.Photo("a.png", "image/png", []byte("hello, world\n")), status: 415, msg: "not a JPEG, PNG, GIF or WebP"},
+			{name: "html as jpg", fields: [][2]string{{"post", "x"}}, file: testutil.Photo("a.jpg", "image/jpeg", []byte("<html><script>alert(1)</script></html>")), status: 415, msg: "not a JPEG"},
+			{name: "php as jpg", fields: [][2]string{{"post", "x"}}, file: testutil.Photo("shell.php.jpg", "image/jpeg", []byte("<?php system($_GET['c']); ?>")), status: 415, msg: "not a JPEG"},
+			{name: "truncated png", fields: [][2]string{{"post", "x"}}, file: testutil.Photo("a.png", "image/png", png[:len(png)/2]), status: 400, msg: "PNG"},
+			{name: "truncated jpeg", fields: [][2]string{{"post", "x"}}, file: testutil.Photo("a.jpg", "image/jpeg", jpg[:len(jpg)/2]), status: 400, msg: "JPEG"},
+			{name: "huge dimensions", fields: [][2]string{{"post", "x"}}, file: testutil.Photo("a.png", "image/png", testutil.HugePNG(100000, 100000)), status: 413, msg: "100000"},
+			{name: "over the size limit", fields: [][2]string{{"post", "x"}}, file: testutil.Photo("a.png", "image/png", big), status: 413, msg: "256 KiB"},
 			{name: "hundreds of fields", fields: append([][2]string{{"post", "x"}}, manyFields...), status: 400, msg: "too many fields"},
 			{name: "two texts", fields: [][2]string{{"post", "x"}, {"post", "y"}}, status: 400, msg: "more than one"},
 		}
@@ -140,7 +141,7 @@ func TestBadUploads(t *testing.T) {
 				if c.raw != "" {
 					resp, page = post(t, m, []byte(c.raw), "application/x-www-form-urlencoded")
 				} else {
-					body, ct := form(t, c.fields, c.file)
+					body, ct := testutil.Form(t, c.fields, c.file)
 					resp, page = post(t, m, body, ct)
 				}
 				if resp.StatusCode != c.status {
@@ -162,7 +163,7 @@ func TestBadUploads(t *testing.T) {
 
 func TestErrorPageKeepsText(t *testing.T) {
 	m := testmesh.Start(t, testmesh.Options{Store: storeEmbedded(t)})
-	body, ct := form(t, [][2]string{{"post", "my holiday <3"}}, &formFile{"a.png", "image/png", []byte("not an image")})
+	body, ct := testutil.Form(t, [][2]string{{"post", "my holiday <3"}}, testutil.Photo("a.png", "image/png", []byte("not an image")))
 	resp, page := post(t, m, body, ct)
 	if resp.StatusCode != http.StatusUnsupportedMediaType {
 		t.Fatalf("status %d", resp.StatusCode)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -22,6 +21,7 @@ import (
 	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
 	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testmesh"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/store"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -59,7 +59,7 @@ func TestGRPCContracts(t *testing.T) {
 		up := uploadv1.NewUploadServiceClient(m.Conn(t, m.UploadAddr))
 		blob := blobv1.NewBlobServiceClient(m.Conn(t, m.BlobAddr))
 
-		photo := pngBytes(t, 300, 200)
+		photo := testutil.PNG(t, 300, 200)
 		created, err := upload(ctx, up, "  via gRPC  ", photo, 1000)
 		if err != nil {
 			t.Fatalf("Upload: %v", err)
@@ -190,7 +190,7 @@ func TestGRPCContracts(t *testing.T) {
 				return err
 			}, codes.ResourceExhausted},
 			{"Upload too many pixels", func() error {
-				_, err := upload(ctx, up, "x", hugePNG(100000, 100000), 1000)
+				_, err := upload(ctx, up, "x", testutil.HugePNG(100000, 100000), 1000)
 				return err
 			}, codes.ResourceExhausted},
 		} {
@@ -240,22 +240,7 @@ func TestGRPCContracts(t *testing.T) {
 // grpc_server_started_total, ...) for a method, from a /metrics URL.
 func counter(t testing.TB, url, metric, method string) int {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	total := 0
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, metric+"{") && strings.Contains(line, `grpc_method="`+method+`"`) {
-			f := strings.Fields(line)
-			n, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			total += int(n)
-		}
-	}
-	return total
+	return int(testutil.Metric(t, url, metric, `grpc_method="`+method+`"`))
 }
 
 // TestFeedSpreadOverReplicas: the calls the edge makes per request (here
@@ -298,7 +283,7 @@ func TestNewestPageWatched(t *testing.T) {
 	}
 	// Once the watch has pushed the page with the last post, views make no
 	// call.
-	eventually(t, "views served without a call", func() bool {
+	testutil.Eventually(t, 30*time.Second, "views served without a call", func() bool {
 		before := calls()
 		for range 20 {
 			get(t, m, "/")
@@ -331,7 +316,7 @@ func TestNewestPageWatched(t *testing.T) {
 	if _, err := m.Store.CreatePost(t.Context(), store.NewPost{ID: contract.NewID(), Text: "from another edge"}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a post made elsewhere on the newest page", func() bool {
+	testutil.Eventually(t, 30*time.Second, "a post made elsewhere on the newest page", func() bool {
 		_, page := get(t, m, "/")
 		return strings.Contains(page, "from another edge")
 	})
@@ -347,12 +332,12 @@ func TestStorageRoutes(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		// A 64 KiB cache keeps images of up to 8 KiB.
 		m := testmesh.Start(t, testmesh.Options{Store: st, ImageCacheBytes: 64 << 10})
-		small, large := jpegBytes(t, 48, 48), jpegBytes(t, 400, 300)
+		small, large := testutil.JPEG(t, 48, 48), testutil.JPEG(t, 400, 300)
 		if len(small) < 200 || len(small) > 8<<10 || len(large) <= 8<<10 {
 			t.Fatalf("test images of %d and %d bytes do not straddle the 8 KiB cache limit", len(small), len(large))
 		}
-		uploadPhoto(t, m, "cached", &formFile{"s.jpg", "image/jpeg", small})
-		uploadPhoto(t, m, "streamed", &formFile{"l.jpg", "image/jpeg", large})
+		uploadPhoto(t, m, "cached", testutil.Photo("s.jpg", "image/jpeg", small))
+		uploadPhoto(t, m, "streamed", testutil.Photo("l.jpg", "image/jpeg", large))
 		posts := listAPI(t, m, "").Posts
 		cached, streamed := posts[1].Image.ID, posts[0].Image.ID
 		for id, want := range map[string]struct {
@@ -502,7 +487,7 @@ func TestEdgeHeadersAndRedirect(t *testing.T) {
 
 	// A cross-site form post is refused; a scripted client without browser
 	// headers is not.
-	body, ct := form(t, [][2]string{{"post", "csrf"}}, nil)
+	body, ct := testutil.Form(t, [][2]string{{"post", "csrf"}}, nil)
 	req, _ := http.NewRequest(http.MethodPost, m.URL+"/upload.php", bytes.NewReader(body))
 	req.Header.Set("Content-Type", ct)
 	req.Header.Set("Sec-Fetch-Site", "cross-site")
