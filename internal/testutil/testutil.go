@@ -28,17 +28,24 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 )
 
-// Eventually checks cond every 20 ms and fails the test if it does not
+// Eventually checks cond every 10 ms and fails the test if it does not
 // hold within d.
 func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !Within(d, cond) {
+		t.Fatalf("%s: not within %s", what, d)
 	}
+}
+
+// Within checks cond every 10 ms until it holds, for d at the most, and
+// reports whether it held.
+func Within(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
 }
 
 // Scrape returns the text a /metrics URL serves.
