@@ -137,10 +137,11 @@ func rawForm(t testing.TB, parts ...[2]string) (body []byte, contentType string)
 	return b.Bytes(), mw.FormDataContentType()
 }
 
-// TestHostileUploads sends the edge what TestBadUploads does not: files
-// that lie about their type, truncated files of every format, polyglots,
-// NUL bytes in names, parts without names. Each gets its own status and a
-// message in the page, and nothing reaches the database or the folder.
+// TestHostileUploads sends the edge bad forms: missing, empty, too long or
+// invalid text, files that lie about their type, truncated files of every
+// format, polyglots, oversized files, NUL bytes in names, parts without
+// names. Each gets its own status and a message in an alert on the page,
+// and nothing reaches the database or the folder.
 func TestHostileUploads(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		m := testmesh.Start(t, testmesh.Options{Store: st, MaxUploadBytes: 256 << 10})
@@ -155,12 +156,32 @@ func TestHostileUploads(t *testing.T) {
 				assertRefused(t, resp, page, c.status, c.msg)
 			})
 		}
+		big := bytes.Repeat([]byte{0xff}, 256<<10+1)
+		copy(big, png)
+		manyFields := [][2]string{{"post", "x"}}
+		for i := range 300 {
+			manyFields = append(manyFields, [2]string{fmt.Sprintf("f%d", i), "x"})
+		}
+		fields := func(f [][2]string, file *testutil.File) func() ([]byte, string) {
+			return func() ([]byte, string) { return testutil.Form(t, f, file) }
+		}
 		for _, c := range []struct {
 			name   string
 			body   func() ([]byte, string)
 			status int
 			msg    string
 		}{
+			{"no text", fields(nil, testutil.Photo("a.png", "image/png", png)), 400, "text is required"},
+			{"empty text", fields([][2]string{{"post", ""}}, nil), 400, "text is required"},
+			{"white space", fields([][2]string{{"post", " \t\n "}}, nil), 400, "text is required"},
+			{"one character too long", fields([][2]string{{"post", strings.Repeat("é", 2201)}}, nil), 400, "limit is 2200"},
+			{"invalid UTF-8", fields([][2]string{{"post", "caf\xe9"}}, nil), 400, "UTF-8"},
+			{"NUL in text", fields([][2]string{{"post", "a\x00b"}}, nil), 400, "NUL"},
+			{"empty file", fields([][2]string{{"post", "x"}}, testutil.Photo("empty.png", "image/png", nil)), 400, "empty"},
+			{"over the size limit", fields([][2]string{{"post", "x"}}, testutil.Photo("a.png", "image/png", big)), 413, "256 KiB"},
+			{"hundreds of fields", fields(manyFields, nil), 400, "too many fields"},
+			{"two texts", fields([][2]string{{"post", "x"}, {"post", "y"}}, nil), 400, "more than one"},
+			{"URL-encoded form", func() ([]byte, string) { return []byte("post=hello"), "application/x-www-form-urlencoded" }, 415, "multipart/form-data"},
 			{"white space text with a photo", func() ([]byte, string) {
 				return testutil.Form(t, [][2]string{{"post", "\u00a0 \r\n\t"}}, testutil.Photo("a.png", "image/png", png))
 			}, 400, "text is required"},
