@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -152,12 +153,7 @@ func folder(t testing.TB, m *testmesh.Mesh) []string {
 }
 
 func (s snapshot) String() string {
-	return strings.Join(append([]string{"posts=" + itoa(s.posts)}, s.files...), " ")
-}
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
+	return strings.Join(append([]string{"posts=" + strconv.Itoa(s.posts)}, s.files...), " ")
 }
 
 func uploadsFile(m *testmesh.Mesh, id string) string { return filepath.Join(m.UploadsDir, id) }

@@ -11,6 +11,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/image/webp"
@@ -213,6 +214,34 @@ func wantErr(t *testing.T, r Result, err, kind error) {
 	}
 	if r.Data != nil || r.ContentType != "" {
 		t.Fatalf("an error came with a result: %+v", r)
+	}
+}
+
+// malformedCase is input Inspect must refuse as malformed, with the
+// message it must give.
+type malformedCase struct {
+	name string
+	data []byte
+	msg  string
+}
+
+// checkMalformed checks that each case is refused as malformed, naming its
+// format, with exactly its message (or one that starts with it, unless
+// exact).
+func checkMalformed(t *testing.T, exact bool, cases []malformedCase) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := Inspect(tt.data, Limits{})
+			wantErr(t, r, err, ErrMalformed)
+			if msg := err.Error(); msg != tt.msg && (exact || !strings.HasPrefix(msg, tt.msg)) {
+				t.Fatalf("message %q, want %q", err, tt.msg)
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Format == "" {
+				t.Fatalf("no format in %#v", err)
+			}
+		})
 	}
 }
 

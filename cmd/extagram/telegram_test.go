@@ -16,10 +16,10 @@ import (
 
 // startUp runs `extagram up` with args on ephemeral ports until the test
 // ends, and returns its base URL and its output.
-func startUp(t *testing.T, dataDir string, args ...string) (base string, stdout, stderr *syncBuffer) {
+func startUp(t *testing.T, dataDir string, args ...string) (base string, stdout, stderr *testutil.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	stdout, stderr = &testutil.Buffer{}, &testutil.Buffer{}
 	done := make(chan int, 1)
 	all := append([]string{"up", "--data-dir", dataDir, "--https-addr", "127.0.0.1:0",
 		"--feed-addrs", "127.0.0.1:0,127.0.0.1:0", "--upload-addr", "127.0.0.1:0", "--blob-addr", "127.0.0.1:0",

@@ -18,8 +18,10 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,10 +112,14 @@ func Image(w, h int) image.Image {
 // PNG encodes Image(w, h).
 func PNG(t testing.TB, w, h int) []byte { return EncodePNG(t, Image(w, h)) }
 
-// EncodePNG encodes m as a PNG.
-func EncodePNG(t testing.TB, m image.Image) []byte {
+// EncodePNG encodes m as a PNG, at the compression level given if any.
+func EncodePNG(t testing.TB, m image.Image, level ...png.CompressionLevel) []byte {
 	t.Helper()
-	return encode(t, func(b *bytes.Buffer) error { return png.Encode(b, m) })
+	e := png.Encoder{}
+	if len(level) > 0 {
+		e.CompressionLevel = level[0]
+	}
+	return encode(t, func(b *bytes.Buffer) error { return e.Encode(b, m) })
 }
 
 // JPEG encodes Image(w, h) at quality 85.
@@ -141,20 +147,19 @@ func encode(t testing.TB, enc func(*bytes.Buffer) error) []byte {
 type File struct {
 	Field, Name, ContentType string
 	Data                     []byte
+	First                    bool // before the fields rather than after
 }
 
-// Form builds a multipart body: the fields in order, then the file if
-// there is one (Field defaults to "photo").
+// Form builds a multipart body: the fields in order, and the file if there
+// is one (Field defaults to "photo") after them, or before if First.
 func Form(t testing.TB, fields [][2]string, file *File) (body []byte, contentType string) {
 	t.Helper()
 	var b bytes.Buffer
 	mw := multipart.NewWriter(&b)
-	for _, f := range fields {
-		if err := mw.WriteField(f[0], f[1]); err != nil {
-			t.Fatal(err)
+	writeFile := func() {
+		if file == nil {
+			return
 		}
-	}
-	if file != nil {
 		field := file.Field
 		if field == "" {
 			field = "photo"
@@ -169,6 +174,16 @@ func Form(t testing.TB, fields [][2]string, file *File) (body []byte, contentTyp
 		}
 		_, _ = w.Write(file.Data)
 	}
+	if file != nil && file.First {
+		writeFile()
+		file = nil
+	}
+	for _, f := range fields {
+		if err := mw.WriteField(f[0], f[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile()
 	if err := mw.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -216,4 +231,38 @@ func HugePNG(w, h uint32) []byte {
 	ihdr = append(ihdr, 8, 2, 0, 0, 0)
 	return bytes.Join([][]byte{[]byte("\x89PNG\r\n\x1a\n"), PNGChunk("IHDR", ihdr),
 		PNGChunk("IDAT", []byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01}), PNGChunk("IEND")}, nil)
+}
+
+// Buffer is a bytes.Buffer safe for one goroutine writing while another
+// reads. With Max set, what comes past Max bytes is dropped.
+type Buffer struct {
+	Max int
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.Max > 0 && b.buf.Len() > b.Max {
+		return len(p), nil
+	}
+	return b.buf.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// NeedTool skips a test whose external tool or server is missing, except
+// in CI (CI=true), where a missing tool must fail the run rather than hide
+// a check.
+func NeedTool(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
 }
