@@ -145,7 +145,7 @@ func uploadForm(t *testing.T, text string) ([]byte, string) {
 		img.Pix[i] = byte(i)
 	}
 	img.Set(0, 0, color.White)
-	return testutil.Form(t, [][2]string{{"post", text}}, testutil.Photo("p.png", "", testutil.EncodePNG(t, img)))
+	return testutil.Form(t, [][2]string{{"post", text}}, testutil.Photo("p.png", "application/octet-stream", testutil.EncodePNG(t, img)))
 }
 
 // spans is one trace's ended spans.
