@@ -73,7 +73,7 @@ func TestGRPCContracts(t *testing.T) {
 			t.Fatalf("GetPost = %v, %v", got, err)
 		}
 
-		// GetBlob: metadata first, then the bytes, whole and in a range.
+		// GetBlob: metadata first, then the bytes. (Ranges: blobsvc's tests.)
 		read := func(req *blobv1.GetBlobRequest) (*blobv1.BlobMetadata, []byte, error) {
 			s, err := blob.GetBlob(ctx, req)
 			if err != nil {
@@ -98,10 +98,6 @@ func TestGRPCContracts(t *testing.T) {
 		meta, data, err := read(&blobv1.GetBlobRequest{Id: p.GetImage().GetId()})
 		if err != nil || !bytes.Equal(data, photo) || meta.GetSizeBytes() != int64(len(photo)) || len(meta.GetSha256()) != 32 {
 			t.Fatalf("GetBlob: meta %v, %d bytes, %v", meta, len(data), err)
-		}
-		_, part, err := read(&blobv1.GetBlobRequest{Id: p.GetImage().GetId(), ReadOffset: 10, ReadLimit: 20})
-		if err != nil || !bytes.Equal(part, photo[10:30]) {
-			t.Fatalf("GetBlob range: %d bytes, %v", len(part), err)
 		}
 		md, err := blob.GetBlobMetadata(ctx, &blobv1.GetBlobMetadataRequest{Id: p.GetImage().GetId()})
 		if err != nil || !bytes.Equal(md.GetMetadata().GetSha256(), meta.GetSha256()) {
@@ -142,10 +138,6 @@ func TestGRPCContracts(t *testing.T) {
 				_, _, err := read(&blobv1.GetBlobRequest{Id: unknown})
 				return err
 			}, codes.NotFound},
-			{"GetBlob offset past the end", func() error {
-				_, _, err := read(&blobv1.GetBlobRequest{Id: p.GetImage().GetId(), ReadOffset: int64(len(photo)) + 1})
-				return err
-			}, codes.OutOfRange},
 			{"GetBlobMetadata unknown id", func() error {
 				_, err := blob.GetBlobMetadata(ctx, &blobv1.GetBlobMetadataRequest{Id: unknown})
 				return err
@@ -313,7 +305,8 @@ func TestNewestPageWatched(t *testing.T) {
 
 // TestStorageRoutes checks /storage/{id} for an image the edge's cache
 // keeps and for one too large for it (streamed from the blob service):
-// GET, HEAD, conditional and range requests, bad ids; then that the cached
+// GET, HEAD, conditional and range requests (bad paths: TestStoragePaths);
+// then that the cached
 // image was read from the blob service once, and that a damaged file of
 // the streamed one is repaired from the database copy.
 func TestStorageRoutes(t *testing.T) {
@@ -346,20 +339,6 @@ func TestStorageRoutes(t *testing.T) {
 			counter(t, m.Metrics["blob"], "grpc_server_handled_total", "GetBlobMetadata")
 		if after != before {
 			t.Fatalf("the cached image still reached the blob service: %d calls for 5 more rounds", after-before)
-		}
-
-		for _, bad := range []string{"/storage/abc", "/storage/" + cached + "x", "/storage/%2e%2e", "/storage/..%2f..%2fetc%2fpasswd",
-			"/storage/%00", "/storage/" + strings.Repeat("A", 21) + "%00", "/storage/" + strings.Repeat("*", 22), "/storage/../../etc/passwd"} {
-			resp, body := get(t, m, bad)
-			if resp.StatusCode != 400 && resp.StatusCode != 404 {
-				t.Errorf("GET %s: %d, want 400 or 404", bad, resp.StatusCode)
-			}
-			if strings.Contains(body, "root:") {
-				t.Errorf("GET %s leaked a file", bad)
-			}
-		}
-		if resp, _ := get(t, m, "/storage/"+contract.NewID().String()); resp.StatusCode != 404 {
-			t.Errorf("unknown id: %d, want 404", resp.StatusCode)
 		}
 
 		// The streamed image's file deleted, then corrupted, then
@@ -396,7 +375,7 @@ func storageRequests(t *testing.T, m *testmesh.Mesh, id string, stored []byte, c
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != contentType || body != string(stored) {
 		t.Fatalf("GET %s: %d %s, %d bytes", url, resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
 	}
-	if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "immutable") || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+	if cc := resp.Header.Get("Cache-Control"); cc != "public, max-age=31536000, immutable" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Fatalf("GET %s: Cache-Control %q, X-Content-Type-Options %q", url, cc, resp.Header.Get("X-Content-Type-Options"))
 	}
 	etag := resp.Header.Get("ETag")
