@@ -651,56 +651,6 @@ func TestStoragePaths(t *testing.T) {
 	})
 }
 
-// exifTIFF is an EXIF block like a phone's (big-endian TIFF): IFD0 with the
-// camera make, the orientation, an EXIF sub-IFD with a maker note and a GPS
-// IFD with a position. Every "SECRET" string must be gone after upload.
-func exifTIFF(orientation int) []byte {
-	b := make([]byte, 164)
-	bo := binary.BigEndian
-	copy(b, "MM\x00*")
-	bo.PutUint32(b[4:], 8)
-	entry := func(p int, tag, typ uint16, count, value uint32) {
-		bo.PutUint16(b[p:], tag)
-		bo.PutUint16(b[p+2:], typ)
-		bo.PutUint32(b[p+4:], count)
-		bo.PutUint32(b[p+8:], value)
-	}
-	bo.PutUint16(b[8:], 4)
-	entry(10, 0x010F, 2, 10, 62) // Make
-	entry(22, 0x0112, 3, 1, 0)   // Orientation
-	bo.PutUint16(b[30:], uint16(orientation))
-	entry(34, 0x8769, 4, 1, 72)  // EXIF IFD
-	entry(46, 0x8825, 4, 1, 114) // GPS IFD
-	copy(b[62:], "SecretCam\x00")
-	bo.PutUint16(b[72:], 1)
-	entry(74, 0x927C, 7, 22, 90) // MakerNote
-	copy(b[90:], "SECRET-MAKERNOTE-1234")
-	bo.PutUint16(b[114:], 2)
-	entry(116, 0x0001, 2, 2, 0) // GPSLatitudeRef "N"
-	copy(b[124:], "N\x00")
-	entry(128, 0x001B, 7, 20, 144) // GPSProcessingMethod
-	copy(b[144:], "ASCII\x00\x00\x00SECRET-GPS!!")
-	return b
-}
-
-const xmpPacket = `<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">` +
-	`<rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude="41,24.2028N SECRET-XMP"/></rdf:RDF></x:xmpmeta><?xpacket end="w"?>`
-
-func jpegSeg(marker byte, payload ...[]byte) []byte {
-	body := bytes.Join(payload, nil)
-	n := len(body) + 2
-	return append([]byte{0xFF, marker, byte(n >> 8), byte(n)}, body...)
-}
-
-func noSecrets(t *testing.T, b []byte) {
-	t.Helper()
-	for _, s := range []string{"SECRET", "SecretCam", "ns.adobe.com/xap", "xmpmeta"} {
-		if bytes.Contains(b, []byte(s)) {
-			t.Errorf("the served file still contains %q", s)
-		}
-	}
-}
-
 // TestPrivacyMetadata uploads photos full of metadata through the edge and
 // reads them back from /storage/: what is served, the file on disk and the
 // database copy are all exactly what imaging.Inspect makes of the upload,
@@ -713,9 +663,9 @@ func TestPrivacyMetadata(t *testing.T) {
 		plainPNG := testutil.PNG(t, 40, 30)
 		richPNG := bytes.Join([][]byte{
 			plainPNG[:33], // signature and IHDR
-			testutil.PNGChunk("eXIf", exifTIFF(6)),
+			testutil.PNGChunk("eXIf", testutil.TIFF(binary.BigEndian, 6)),
 			testutil.PNGChunk("tEXt", []byte("Comment\x00SECRET-TEXT GPS 41.40338, 2.17403")),
-			testutil.PNGChunk("iTXt", []byte("XML:com.adobe.xmp\x00\x00\x00\x00\x00"), []byte(xmpPacket)),
+			testutil.PNGChunk("iTXt", []byte("XML:com.adobe.xmp\x00\x00\x00\x00\x00"), []byte(testutil.XMP)),
 			plainPNG[33:],
 		}, nil)
 		webpSrc, err := os.ReadFile(filepath.Join("..", "imaging", "testdata", "metadata.webp"))
@@ -745,7 +695,7 @@ func TestPrivacyMetadata(t *testing.T) {
 				if err != nil || !bytes.Equal(dbCopy, disk) {
 					t.Fatalf("the database copy is not what is served: %v", err)
 				}
-				noSecrets(t, disk)
+				testutil.NoSecrets(t, disk, "SECRET", "ns.adobe.com/xap", "xmpmeta")
 				// Orientation 6 turns the 64x48 photo a quarter: the page
 				// must reserve a 48x64 box for it.
 				if c.contentType == "image/jpeg" && (img.Width != 48 || img.Height != 64) {
