@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"io"
 	"math"
-	"net"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -14,14 +13,13 @@ import (
 
 	blobv1 "github.com/extagram/extagram/gen/extagram/blob/v1"
 	"github.com/extagram/extagram/internal/contract"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 )
 
 // countingStore counts the reads of image records and image bytes.
@@ -71,18 +69,7 @@ func newFixture(t testing.TB, n int) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
-	blobv1.RegisterBlobServiceServer(gs, srv)
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	cc, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
+	cc := testutil.Bufconn(t, func(gs *grpc.Server) { blobv1.RegisterBlobServiceServer(gs, srv) })
 	return &fixture{client: blobv1.NewBlobServiceClient(cc), st: st, dir: dir, id: post.Image.ID, data: data}
 }
 

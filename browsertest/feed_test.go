@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/extagram/extagram/edge/web"
+	"github.com/extagram/extagram/internal/testutil"
 )
 
 // placeholder is the camera image the form shows when no photo is chosen.
@@ -31,7 +32,7 @@ func TestPublishWithPhoto(t *testing.T) {
 	tb := newTab(t, m, desktop)
 	tb.open("/", http.StatusOK)
 
-	pic := writeFile(t, "sunset.png", pngBytes(t, photo(640, 480, 1)))
+	pic := writeFile(t, "sunset.png", testutil.EncodePNG(t, photo(640, 480, 1)))
 	text := `Sunset <b>over</b> the "hills" & more`
 	tb.do(
 		chromedp.SendKeys(chromedp.ID("post"), text),
@@ -92,7 +93,7 @@ func TestRemovePhoto(t *testing.T) {
 	tb := newTab(t, m, desktop)
 	tb.open("/", http.StatusOK)
 	tb.do(chromedp.WaitNotVisible(chromedp.ID("remove")))
-	pic := writeFile(t, "cat.png", pngBytes(t, photo(300, 200, 2)))
+	pic := writeFile(t, "cat.png", testutil.EncodePNG(t, photo(300, 200, 2)))
 	tb.do(
 		chromedp.SendKeys(chromedp.ID("post"), "text only after all"),
 		chromedp.SetUploadFiles(chromedp.ID("file"), []string{pic}),
@@ -173,7 +174,7 @@ func TestUploadNotAnImage(t *testing.T) {
 	}
 
 	// Fixing the mistake: choose a real photo and publish the kept text.
-	pic := writeFile(t, "real.png", pngBytes(t, photo(200, 150, 3)))
+	pic := writeFile(t, "real.png", testutil.EncodePNG(t, photo(200, 150, 3)))
 	tb.do(chromedp.SetUploadFiles(chromedp.ID("file"), []string{pic}))
 	tb.waitJS(`document.getElementById("preview").src.startsWith("blob:")`)
 	if resp := tb.load(chromedp.Click(chromedp.ID("publish"))); resp.Status != http.StatusOK {
@@ -308,7 +309,7 @@ func TestKeyboard(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Space on the file input: %v", err)
 	}
-	pic := writeFile(t, "keyboard.png", pngBytes(t, photo(320, 240, 0)))
+	pic := writeFile(t, "keyboard.png", testutil.EncodePNG(t, photo(320, 240, 0)))
 	if _, err := chromedp.Call(tb.ctx, dom.SetFileInputFiles, dom.SetFileInputFilesParams{Files: []string{pic}, BackendNodeID: chooser.BackendNodeID}); err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +338,7 @@ func TestKeyboard(t *testing.T) {
 func TestPagination(t *testing.T) {
 	t.Parallel()
 	m := startMesh(t)
-	pic := pngBytes(t, photo(120, 90, 0))
+	pic := testutil.EncodePNG(t, photo(120, 90, 0))
 	for i := range 22 {
 		publish(t, m, "post number "+strconv.Itoa(i+1), pic)
 	}
@@ -429,7 +430,7 @@ func TestCSPViolationsAreReported(t *testing.T) {
 func TestSecurityHeaders(t *testing.T) {
 	t.Parallel()
 	m := startMesh(t)
-	publish(t, m, "with a photo", pngBytes(t, photo(40, 30, 1)))
+	publish(t, m, "with a photo", testutil.EncodePNG(t, photo(40, 30, 1)))
 	id := storedPosts(t, m)[0].Image.ID
 	tb := newTab(t, m, desktop)
 	// Chromium shows an image opened as a page in a document of its own,

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/png"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,6 +24,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/extagram/extagram/edge/web"
 	"github.com/extagram/extagram/internal/testmesh"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
 )
@@ -407,15 +406,6 @@ func photo(w, h int, hue int) image.Image {
 	return img
 }
 
-func pngBytes(t testing.TB, img image.Image) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
 // writeFile writes data to a file named name in a new temporary folder and
 // returns its path, for chromedp.SetUploadFiles.
 func writeFile(t testing.TB, name string, data []byte) string {
@@ -431,32 +421,19 @@ func writeFile(t testing.TB, name string, data []byte) string {
 // browser): for filling the feed before a test.
 func publish(t testing.TB, m *testmesh.Mesh, text string, photoPNG []byte) {
 	t.Helper()
-	var b bytes.Buffer
-	mw := multipart.NewWriter(&b)
-	if err := mw.WriteField("post", text); err != nil {
-		t.Fatal(err)
-	}
+	var f *testutil.File
 	if photoPNG != nil {
-		w, err := mw.CreateFormFile("photo", "photo.png")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = w.Write(photoPNG)
+		f = testutil.Photo("photo.png", "application/octet-stream", photoPNG)
 	}
-	_ = mw.Close()
-	req, err := http.NewRequest(http.MethodPost, m.URL+"/upload.php", &b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	resp, err := m.Client.Do(req)
+	body, ct := testutil.Form(t, [][2]string{{"post", text}}, f)
+	resp, err := m.Client.Post(m.URL+"/upload.php", ct, bytes.NewReader(body))
 	if err != nil {
 		t.Fatalf("publish %q: %v", text, err)
 	}
-	body, _ := io.ReadAll(resp.Body)
+	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("publish %q: %d\n%s", text, resp.StatusCode, body)
+		t.Fatalf("publish %q: %d\n%s", text, resp.StatusCode, page)
 	}
 }
 

@@ -1,7 +1,6 @@
 package browsertest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/extagram/extagram/internal/testutil"
 )
 
 // defaultAxeJS is where `npm install --prefix /opt/extagram-tools axe-core`
@@ -27,7 +27,7 @@ var shared struct {
 	dataDir string
 	skip    string // why there is no browser, when a tool is missing
 	err     error  // why the browser did not start
-	output  syncBuffer
+	output  testutil.Buffer
 }
 
 func TestMain(m *testing.M) {
@@ -39,16 +39,6 @@ func TestMain(m *testing.M) {
 		_ = os.RemoveAll(shared.dataDir)
 	}
 	os.Exit(code)
-}
-
-// needTool skips a test whose external tool is missing, except in CI
-// (CI=true), where a missing tool must fail the run rather than hide a check.
-func needTool(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
 }
 
 // errNoChromium says how to get a browser when none is found on PATH.
@@ -77,7 +67,7 @@ func browser(t testing.TB) context.Context {
 	t.Helper()
 	shared.once.Do(startBrowser)
 	if shared.skip != "" {
-		needTool(t, "%s", shared.skip)
+		testutil.NeedTool(t, "%s", shared.skip)
 	}
 	if shared.err != nil {
 		t.Fatalf("start chromium: %v\n%s", shared.err, shared.output.String())
@@ -86,6 +76,7 @@ func browser(t testing.TB) context.Context {
 }
 
 func startBrowser() {
+	shared.output.Max = 64 << 10 // the browser's output, shown when it fails to start
 	path, err := chromiumPath()
 	if errors.Is(err, errNoChromium) {
 		shared.skip = err.Error()
@@ -140,27 +131,6 @@ func startBrowser() {
 	shared.ctx = ctx
 }
 
-// syncBuffer collects the browser's output, shown when it fails to start.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.buf.Len() > 64<<10 {
-		return len(p), nil
-	}
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // axeSource returns axe.min.js: EXTAGRAM_AXE_JS, else the default path.
 func axeSource(t testing.TB) string {
 	t.Helper()
@@ -173,7 +143,7 @@ func axeSource(t testing.TB) string {
 		if os.Getenv("EXTAGRAM_AXE_JS") != "" {
 			t.Fatalf("EXTAGRAM_AXE_JS: %v", err)
 		}
-		needTool(t, "axe-core not found (%v): install it with `npm install --prefix /opt/extagram-tools --ignore-scripts axe-core@4.11.0` or set EXTAGRAM_AXE_JS to axe.min.js", err)
+		testutil.NeedTool(t, "axe-core not found (%v): install it with `npm install --prefix /opt/extagram-tools --ignore-scripts axe-core@4.11.0` or set EXTAGRAM_AXE_JS to axe.min.js", err)
 	}
 	return string(b)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/extagram/extagram/internal/testutil"
 )
 
 // screenshotDir is where the committed screenshots live, relative to this
@@ -37,7 +38,7 @@ func TestScreenshots(t *testing.T) {
 		{"Evening walk, the hills turning purple.", 1280, 720},
 		{"First light over the valley.", 1080, 720},
 	} {
-		publish(t, m, p.text, pngBytes(t, photo(p.w, p.h, 2-i)))
+		publish(t, m, p.text, testutil.EncodePNG(t, photo(p.w, p.h, 2-i)))
 	}
 	for _, vp := range []viewport{desktop, phone} {
 		t.Run(vp.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testmesh"
+	"github.com/extagram/extagram/internal/testutil"
 )
 
 // pageState is one state of the page a person can see.
@@ -25,18 +26,18 @@ type pageState struct {
 func pageStates(t *testing.T) []pageState {
 	t.Helper()
 	full, empty := startMesh(t), startMesh(t)
-	publish(t, full, "the oldest post", pngBytes(t, photo(300, 300, 2)))
+	publish(t, full, "the oldest post", testutil.EncodePNG(t, photo(300, 300, 2)))
 	for i := range 19 {
 		publish(t, full, "filler post "+strconv.Itoa(i+1), nil)
 	}
-	publish(t, full, "a wide panorama", pngBytes(t, photo(1600, 500, 0)))
-	publish(t, full, "a tall portrait", pngBytes(t, photo(400, 700, 3)))
+	publish(t, full, "a wide panorama", testutil.EncodePNG(t, photo(1600, 500, 0)))
+	publish(t, full, "a tall portrait", testutil.EncodePNG(t, photo(400, 700, 3)))
 	publish(t, full, "a long word: "+strings.Repeat("supercalifragilistic", 12)+" and a link-like text https://example.invalid/"+strings.Repeat("x", 120), nil)
-	publish(t, full, "the newest post, with a photo", pngBytes(t, photo(1080, 720, 1)))
+	publish(t, full, "the newest post, with a photo", testutil.EncodePNG(t, photo(1080, 720, 1)))
 
 	newest := storedPosts(t, full)[0].ID.String()
 	notImage := writeFile(t, "notes.png", []byte("not a picture\n"))
-	pic := writeFile(t, "chosen.png", pngBytes(t, photo(800, 600, 0)))
+	pic := writeFile(t, "chosen.png", testutil.EncodePNG(t, photo(800, 600, 0)))
 	return []pageState{
 		{"posts", full, func(t *testing.T, tb *tab) { tb.open("/", http.StatusOK) }},
 		{"older", full, func(t *testing.T, tb *tab) {
@@ -127,7 +128,7 @@ func TestAxeSeesViolations(t *testing.T) {
 	t.Parallel()
 	axe := axeSource(t)
 	m := startMesh(t)
-	publish(t, m, "a photo", pngBytes(t, photo(60, 40, 0)))
+	publish(t, m, "a photo", testutil.EncodePNG(t, photo(60, 40, 0)))
 	tb := newTab(t, m, desktop)
 	tb.open("/", http.StatusOK)
 	// CSSOM changes are not inline style for the CSP; setAttribute("style")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testmesh"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/store"
 )
 
@@ -28,7 +29,7 @@ func TestConcurrentUploads(t *testing.T) {
 		types := make([]string, n)
 		for i := range n {
 			photos[i] = noisePNG(t, 40, 40, uint64(1000+i))
-			bodies[i], types[i] = form(t, [][2]string{{"post", fmt.Sprintf("concurrent %03d", i)}}, &formFile{"p.png", "image/png", photos[i]})
+			bodies[i], types[i] = testutil.Form(t, [][2]string{{"post", fmt.Sprintf("concurrent %03d", i)}}, testutil.Photo("p.png", "image/png", photos[i]))
 		}
 		status := make([]int, n)
 		start := make(chan struct{})

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -22,6 +21,7 @@ import (
 	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
 	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testmesh"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/store"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -59,7 +59,7 @@ func TestGRPCContracts(t *testing.T) {
 		up := uploadv1.NewUploadServiceClient(m.Conn(t, m.UploadAddr))
 		blob := blobv1.NewBlobServiceClient(m.Conn(t, m.BlobAddr))
 
-		photo := pngBytes(t, 300, 200)
+		photo := testutil.PNG(t, 300, 200)
 		created, err := upload(ctx, up, "  via gRPC  ", photo, 1000)
 		if err != nil {
 			t.Fatalf("Upload: %v", err)
@@ -73,7 +73,7 @@ func TestGRPCContracts(t *testing.T) {
 			t.Fatalf("GetPost = %v, %v", got, err)
 		}
 
-		// GetBlob: metadata first, then the bytes, whole and in a range.
+		// GetBlob: metadata first, then the bytes. (Ranges: blobsvc's tests.)
 		read := func(req *blobv1.GetBlobRequest) (*blobv1.BlobMetadata, []byte, error) {
 			s, err := blob.GetBlob(ctx, req)
 			if err != nil {
@@ -98,10 +98,6 @@ func TestGRPCContracts(t *testing.T) {
 		meta, data, err := read(&blobv1.GetBlobRequest{Id: p.GetImage().GetId()})
 		if err != nil || !bytes.Equal(data, photo) || meta.GetSizeBytes() != int64(len(photo)) || len(meta.GetSha256()) != 32 {
 			t.Fatalf("GetBlob: meta %v, %d bytes, %v", meta, len(data), err)
-		}
-		_, part, err := read(&blobv1.GetBlobRequest{Id: p.GetImage().GetId(), ReadOffset: 10, ReadLimit: 20})
-		if err != nil || !bytes.Equal(part, photo[10:30]) {
-			t.Fatalf("GetBlob range: %d bytes, %v", len(part), err)
 		}
 		md, err := blob.GetBlobMetadata(ctx, &blobv1.GetBlobMetadataRequest{Id: p.GetImage().GetId()})
 		if err != nil || !bytes.Equal(md.GetMetadata().GetSha256(), meta.GetSha256()) {
@@ -142,10 +138,6 @@ func TestGRPCContracts(t *testing.T) {
 				_, _, err := read(&blobv1.GetBlobRequest{Id: unknown})
 				return err
 			}, codes.NotFound},
-			{"GetBlob offset past the end", func() error {
-				_, _, err := read(&blobv1.GetBlobRequest{Id: p.GetImage().GetId(), ReadOffset: int64(len(photo)) + 1})
-				return err
-			}, codes.OutOfRange},
 			{"GetBlobMetadata unknown id", func() error {
 				_, err := blob.GetBlobMetadata(ctx, &blobv1.GetBlobMetadataRequest{Id: unknown})
 				return err
@@ -177,20 +169,8 @@ func TestGRPCContracts(t *testing.T) {
 				_, err = s.CloseAndRecv()
 				return err
 			}, codes.InvalidArgument},
-			{"Upload empty text", func() error {
-				_, err := upload(ctx, up, "   ", nil, 1)
-				return err
-			}, codes.InvalidArgument},
-			{"Upload not an image", func() error {
-				_, err := upload(ctx, up, "x", []byte("%PDF-1.7\n"), 1000)
-				return err
-			}, codes.InvalidArgument},
 			{"Upload over the size limit", func() error {
 				_, err := upload(ctx, up, "x", bytes.Repeat([]byte{1}, 1<<20+1), 64<<10)
-				return err
-			}, codes.ResourceExhausted},
-			{"Upload too many pixels", func() error {
-				_, err := upload(ctx, up, "x", hugePNG(100000, 100000), 1000)
 				return err
 			}, codes.ResourceExhausted},
 		} {
@@ -240,22 +220,7 @@ func TestGRPCContracts(t *testing.T) {
 // grpc_server_started_total, ...) for a method, from a /metrics URL.
 func counter(t testing.TB, url, metric, method string) int {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	total := 0
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, metric+"{") && strings.Contains(line, `grpc_method="`+method+`"`) {
-			f := strings.Fields(line)
-			n, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			total += int(n)
-		}
-	}
-	return total
+	return int(testutil.Metric(t, url, metric, `grpc_method="`+method+`"`))
 }
 
 // TestFeedSpreadOverReplicas: the calls the edge makes per request (here
@@ -298,7 +263,7 @@ func TestNewestPageWatched(t *testing.T) {
 	}
 	// Once the watch has pushed the page with the last post, views make no
 	// call.
-	eventually(t, "views served without a call", func() bool {
+	testutil.Eventually(t, 30*time.Second, "views served without a call", func() bool {
 		before := calls()
 		for range 20 {
 			get(t, m, "/")
@@ -331,7 +296,7 @@ func TestNewestPageWatched(t *testing.T) {
 	if _, err := m.Store.CreatePost(t.Context(), store.NewPost{ID: contract.NewID(), Text: "from another edge"}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a post made elsewhere on the newest page", func() bool {
+	testutil.Eventually(t, 30*time.Second, "a post made elsewhere on the newest page", func() bool {
 		_, page := get(t, m, "/")
 		return strings.Contains(page, "from another edge")
 	})
@@ -340,19 +305,20 @@ func TestNewestPageWatched(t *testing.T) {
 
 // TestStorageRoutes checks /storage/{id} for an image the edge's cache
 // keeps and for one too large for it (streamed from the blob service):
-// GET, HEAD, conditional and range requests, bad ids; then that the cached
+// GET, HEAD, conditional and range requests (bad paths: TestStoragePaths);
+// then that the cached
 // image was read from the blob service once, and that a damaged file of
 // the streamed one is repaired from the database copy.
 func TestStorageRoutes(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		// A 64 KiB cache keeps images of up to 8 KiB.
 		m := testmesh.Start(t, testmesh.Options{Store: st, ImageCacheBytes: 64 << 10})
-		small, large := jpegBytes(t, 48, 48), jpegBytes(t, 400, 300)
+		small, large := testutil.JPEG(t, 48, 48), testutil.JPEG(t, 400, 300)
 		if len(small) < 200 || len(small) > 8<<10 || len(large) <= 8<<10 {
 			t.Fatalf("test images of %d and %d bytes do not straddle the 8 KiB cache limit", len(small), len(large))
 		}
-		uploadPhoto(t, m, "cached", &formFile{"s.jpg", "image/jpeg", small})
-		uploadPhoto(t, m, "streamed", &formFile{"l.jpg", "image/jpeg", large})
+		uploadPhoto(t, m, "cached", testutil.Photo("s.jpg", "image/jpeg", small))
+		uploadPhoto(t, m, "streamed", testutil.Photo("l.jpg", "image/jpeg", large))
 		posts := listAPI(t, m, "").Posts
 		cached, streamed := posts[1].Image.ID, posts[0].Image.ID
 		for id, want := range map[string]struct {
@@ -373,20 +339,6 @@ func TestStorageRoutes(t *testing.T) {
 			counter(t, m.Metrics["blob"], "grpc_server_handled_total", "GetBlobMetadata")
 		if after != before {
 			t.Fatalf("the cached image still reached the blob service: %d calls for 5 more rounds", after-before)
-		}
-
-		for _, bad := range []string{"/storage/abc", "/storage/" + cached + "x", "/storage/%2e%2e", "/storage/..%2f..%2fetc%2fpasswd",
-			"/storage/%00", "/storage/" + strings.Repeat("A", 21) + "%00", "/storage/" + strings.Repeat("*", 22), "/storage/../../etc/passwd"} {
-			resp, body := get(t, m, bad)
-			if resp.StatusCode != 400 && resp.StatusCode != 404 {
-				t.Errorf("GET %s: %d, want 400 or 404", bad, resp.StatusCode)
-			}
-			if strings.Contains(body, "root:") {
-				t.Errorf("GET %s leaked a file", bad)
-			}
-		}
-		if resp, _ := get(t, m, "/storage/"+contract.NewID().String()); resp.StatusCode != 404 {
-			t.Errorf("unknown id: %d, want 404", resp.StatusCode)
 		}
 
 		// The streamed image's file deleted, then corrupted, then
@@ -423,7 +375,7 @@ func storageRequests(t *testing.T, m *testmesh.Mesh, id string, stored []byte, c
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != contentType || body != string(stored) {
 		t.Fatalf("GET %s: %d %s, %d bytes", url, resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
 	}
-	if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "immutable") || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+	if cc := resp.Header.Get("Cache-Control"); cc != "public, max-age=31536000, immutable" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Fatalf("GET %s: Cache-Control %q, X-Content-Type-Options %q", url, cc, resp.Header.Get("X-Content-Type-Options"))
 	}
 	etag := resp.Header.Get("ETag")
@@ -459,17 +411,6 @@ func storageRequests(t *testing.T, m *testmesh.Mesh, id string, stored []byte, c
 
 func TestEdgeHeadersAndRedirect(t *testing.T) {
 	m := testmesh.Start(t, testmesh.Options{Store: storeEmbedded(t)})
-	for _, path := range []string{"/", "/static/style.css", "/api/v1/posts", "/storage/bad", "/healthz", "/nope"} {
-		resp, _ := get(t, m, path)
-		for _, h := range []string{"Content-Security-Policy", "Strict-Transport-Security", "Referrer-Policy", "X-Content-Type-Options"} {
-			if resp.Header.Get(h) == "" {
-				t.Errorf("%s: no %s header", path, h)
-			}
-		}
-		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe-inline") {
-			t.Errorf("%s: CSP %q", path, csp)
-		}
-	}
 	if resp, _ := get(t, m, "/readyz"); resp.StatusCode != 200 {
 		t.Errorf("/readyz: %d", resp.StatusCode)
 	}
@@ -502,7 +443,7 @@ func TestEdgeHeadersAndRedirect(t *testing.T) {
 
 	// A cross-site form post is refused; a scripted client without browser
 	// headers is not.
-	body, ct := form(t, [][2]string{{"post", "csrf"}}, nil)
+	body, ct := testutil.Form(t, [][2]string{{"post", "csrf"}}, nil)
 	req, _ := http.NewRequest(http.MethodPost, m.URL+"/upload.php", bytes.NewReader(body))
 	req.Header.Set("Content-Type", ct)
 	req.Header.Set("Sec-Fetch-Site", "cross-site")

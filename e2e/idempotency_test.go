@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/extagram/extagram/internal/testmesh"
+	"github.com/extagram/extagram/internal/testutil"
 )
 
 var tokenRE = regexp.MustCompile(`<input type="hidden" name="idempotency_key" value="([A-Za-z0-9_-]{22})">`)
@@ -48,8 +49,8 @@ func TestUploadIdempotent(t *testing.T) {
 		t.Fatal("two views of the page got the same upload token")
 	}
 
-	photo := pngBytes(t, 20, 20)
-	body, ct := form(t, [][2]string{{"idempotency_key", token}, {"post", "sent twice"}}, &formFile{"a.png", "image/png", photo})
+	photo := testutil.PNG(t, 20, 20)
+	body, ct := testutil.Form(t, [][2]string{{"idempotency_key", token}, {"post", "sent twice"}}, testutil.Photo("a.png", "image/png", photo))
 	for i := range 2 {
 		resp, page := post(t, m, body, ct)
 		if resp.StatusCode != http.StatusSeeOther {
@@ -60,7 +61,7 @@ func TestUploadIdempotent(t *testing.T) {
 		t.Fatalf("the same form sent twice made %d posts, want 1", n)
 	}
 
-	other, ct2 := form(t, [][2]string{{"idempotency_key", token}, {"post", "something else"}}, nil)
+	other, ct2 := testutil.Form(t, [][2]string{{"idempotency_key", token}, {"post", "something else"}}, nil)
 	resp, page := post(t, m, other, ct2)
 	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(page, "used before") {
 		t.Fatalf("the token with another text: %d, want 422 saying so", resp.StatusCode)
@@ -71,14 +72,14 @@ func TestUploadIdempotent(t *testing.T) {
 
 	// A refused upload (no text): the page keeps the token.
 	fresh := pageToken(t, page2)
-	bad, ct3 := form(t, [][2]string{{"idempotency_key", fresh}, {"post", "   "}}, nil)
+	bad, ct3 := testutil.Form(t, [][2]string{{"idempotency_key", fresh}, {"post", "   "}}, nil)
 	resp, page = post(t, m, bad, ct3)
 	if resp.StatusCode != http.StatusBadRequest || pageToken(t, page) != fresh {
 		t.Fatalf("after a refused upload: %d, token kept: %v", resp.StatusCode, pageToken(t, page) == fresh)
 	}
 
 	// API clients: the Idempotency-Key header.
-	api, ct4 := form(t, [][2]string{{"post", "from a script"}}, nil)
+	api, ct4 := testutil.Form(t, [][2]string{{"post", "from a script"}}, nil)
 	for range 3 {
 		req, _ := http.NewRequest(http.MethodPost, m.URL+"/upload.php", bytes.NewReader(api))
 		req.Header.Set("Content-Type", ct4)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/extagram/extagram/internal/testmesh"
 	"github.com/extagram/extagram/internal/testproxy"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
@@ -85,23 +86,12 @@ func healthOf(t *testing.T, m *testmesh.Mesh, addr, service string) healthpb.Hea
 	return r.GetStatus()
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 30s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitReady waits until the edge has a ready connection to every service
 // again (a service whose database came back reports SERVING within its
 // one-second health check).
 func waitReady(t *testing.T, m *testmesh.Mesh) {
 	t.Helper()
-	eventually(t, "/readyz", func() bool {
+	testutil.Eventually(t, 30*time.Second, "/readyz", func() bool {
 		resp, err := m.Client.Get(m.URL + "/readyz")
 		if err != nil {
 			return false
@@ -118,7 +108,7 @@ func waitReady(t *testing.T, m *testmesh.Mesh) {
 func TestUploadWhileDatabaseUnreachable(t *testing.T) {
 	through, direct, proxy := proxiedMySQL(t)
 	m := testmesh.Start(t, testmesh.Options{Store: through})
-	uploadPhoto(t, m, "before the outage", &formFile{"a.png", "image/png", pngBytes(t, 8, 8)})
+	uploadPhoto(t, m, "before the outage", testutil.Photo("a.png", "image/png", testutil.PNG(t, 8, 8)))
 	wantFiles := strings.Join(folder(t, m), " ")
 	photo := noisePNG(t, 200, 200, 1) // 120 KB: streamed in two chunks
 	check := func(t *testing.T, resp *http.Response, page string) {
@@ -142,7 +132,7 @@ func TestUploadWhileDatabaseUnreachable(t *testing.T) {
 
 	t.Run("cut before the upload", func(t *testing.T) {
 		proxy.Cut()
-		body, ct := form(t, [][2]string{{"post", "during the outage"}}, &formFile{"b.png", "image/png", photo})
+		body, ct := testutil.Form(t, [][2]string{{"post", "during the outage"}}, testutil.Photo("b.png", "image/png", photo))
 		resp, page := post(t, m, body, ct)
 		check(t, resp, page)
 		if err := proxy.Restore(); err != nil {
@@ -181,7 +171,7 @@ func TestUploadWhileDatabaseUnreachable(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The edge has opened the upload stream and is sending chunks.
-		eventually(t, "upload stream started", func() bool { return counter(t, m.Metrics["upload"], "grpc_server_started_total", "Upload") > before })
+		testutil.Eventually(t, 30*time.Second, "upload stream started", func() bool { return counter(t, m.Metrics["upload"], "grpc_server_started_total", "Upload") > before })
 		proxy.Cut()
 		_, _ = fw.Write(photo[half:])
 		_ = mw.Close()
@@ -197,7 +187,7 @@ func TestUploadWhileDatabaseUnreachable(t *testing.T) {
 		waitReady(t, m)
 	})
 
-	uploadPhoto(t, m, "after the outage", &formFile{"d.png", "image/png", photo})
+	uploadPhoto(t, m, "after the outage", testutil.Photo("d.png", "image/png", photo))
 	if n := countPosts(t, direct); n != 2 {
 		t.Fatalf("%d posts after the outage, want 2", n)
 	}
@@ -211,10 +201,10 @@ func TestUploadWhileDatabaseUnreachable(t *testing.T) {
 func TestDatabaseDownBlobsStillServed(t *testing.T) {
 	through, _, proxy := proxiedMySQL(t)
 	m := testmesh.Start(t, testmesh.Options{Store: through})
-	onDisk := jpegBytes(t, 120, 90)
-	uploadPhoto(t, m, "on disk", &formFile{"a.jpg", "image/jpeg", onDisk})
-	gone := pngBytes(t, 30, 20)
-	uploadPhoto(t, m, "file gone", &formFile{"b.png", "image/png", gone})
+	onDisk := testutil.JPEG(t, 120, 90)
+	uploadPhoto(t, m, "on disk", testutil.Photo("a.jpg", "image/jpeg", onDisk))
+	gone := testutil.PNG(t, 30, 20)
+	uploadPhoto(t, m, "file gone", testutil.Photo("b.png", "image/png", gone))
 	posts := listAPI(t, m, "").Posts
 	goneID, diskID := posts[0].Image.ID, posts[1].Image.ID
 	if err := os.Remove(uploadsFile(m, goneID)); err != nil {
@@ -225,7 +215,7 @@ func TestDatabaseDownBlobsStillServed(t *testing.T) {
 
 	proxy.Cut()
 	// The upload service's health check has seen the outage.
-	eventually(t, "upload NOT_SERVING", func() bool {
+	testutil.Eventually(t, 30*time.Second, "upload NOT_SERVING", func() bool {
 		return healthOf(t, m, m.UploadAddr, "extagram.upload.v1.UploadService") == healthpb.HealthCheckResponse_NOT_SERVING
 	})
 	if s := healthOf(t, m, m.BlobAddr, "extagram.blob.v1.BlobService"); s != healthpb.HealthCheckResponse_SERVING {
@@ -254,7 +244,7 @@ func TestDatabaseDownBlobsStillServed(t *testing.T) {
 	if err := proxy.Restore(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "missing image served again", func() bool {
+	testutil.Eventually(t, 30*time.Second, "missing image served again", func() bool {
 		resp, body := get(t, m, "/storage/"+goneID)
 		return resp.StatusCode == 200 && body == string(gone)
 	})
@@ -271,8 +261,8 @@ func TestUploadsFolderUnwritable(t *testing.T) {
 		// Without the edge's image cache, every read reaches the blob
 		// service, whose repair this is about.
 		m := testmesh.Start(t, testmesh.Options{Store: st, ImageCacheBytes: -1})
-		first := pngBytes(t, 12, 12)
-		uploadPhoto(t, m, "before", &formFile{"a.png", "image/png", first})
+		first := testutil.PNG(t, 12, 12)
+		uploadPhoto(t, m, "before", testutil.Photo("a.png", "image/png", first))
 		firstID := listAPI(t, m, "").Posts[0].Image.ID
 
 		// Tests run as root, and root writes into a folder whatever its
@@ -286,8 +276,8 @@ func TestUploadsFolderUnwritable(t *testing.T) {
 		if err := os.WriteFile(m.UploadsDir, []byte("not a folder"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		photo := jpegBytes(t, 80, 60)
-		uploadPhoto(t, m, "folder unwritable", &formFile{"b.jpg", "image/jpeg", photo})
+		photo := testutil.JPEG(t, 80, 60)
+		uploadPhoto(t, m, "folder unwritable", testutil.Photo("b.jpg", "image/jpeg", photo))
 		img := listAPI(t, m, "").Posts[0].Image
 		_, dbCopy, err := st.ImageData(t.Context(), mustID(t, img.ID))
 		if err != nil || !bytes.Equal(dbCopy, photo) {
@@ -467,7 +457,7 @@ func TestStopDatabaseDuringUploads(t *testing.T) {
 // outageForm is upload i's form, with the one-time token its page gave it
 // (the same each time it is sent).
 func outageForm(t *testing.T, i int, photo []byte) ([]byte, string) {
-	return form(t, [][2]string{{"idempotency_key", fmt.Sprintf("outage-token-%03d", i)}, {"post", fmt.Sprintf("outage upload %03d", i)}}, &formFile{"p.png", "image/png", photo})
+	return testutil.Form(t, [][2]string{{"idempotency_key", fmt.Sprintf("outage-token-%03d", i)}, {"post", fmt.Sprintf("outage upload %03d", i)}}, testutil.Photo("p.png", "image/png", photo))
 }
 
 // noTempFiles fails the test when a temp file was left in the uploads

@@ -7,6 +7,7 @@ import (
 
 	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testmesh"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/store"
 )
 
@@ -15,7 +16,7 @@ import (
 func TestPostPage(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		m := testmesh.Start(t, testmesh.Options{Store: st})
-		uploadPhoto(t, m, `the <b>one</b> & only`, &formFile{"p.png", "image/png", pngBytes(t, 30, 20)})
+		uploadPhoto(t, m, `the <b>one</b> & only`, testutil.Photo("p.png", "image/png", testutil.PNG(t, 30, 20)))
 		uploadPhoto(t, m, "a later post", nil)
 		first := listAPI(t, m, "").Posts[1]
 

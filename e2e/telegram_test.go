@@ -1,10 +1,11 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
+	"fmt"
 	"html"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/extagram/extagram/internal/meshtls"
 	"github.com/extagram/extagram/internal/telegram/telegramtest"
 	"github.com/extagram/extagram/internal/testmesh"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
 	"github.com/go-telegram/bot/models"
@@ -101,7 +103,7 @@ var errorRE = regexp.MustCompile(`<p class="error" id="upload-error" role="alert
 // the page shows.
 func webRefusal(t *testing.T, m *testmesh.Mesh, name, contentType string, data []byte) string {
 	t.Helper()
-	body, ct := form(t, [][2]string{{"post", "compare"}}, &formFile{name, contentType, data})
+	body, ct := testutil.Form(t, [][2]string{{"post", "compare"}}, testutil.Photo(name, contentType, data))
 	resp, page := post(t, m, body, ct)
 	g := errorRE.FindStringSubmatch(page)
 	if resp.StatusCode < 400 || g == nil {
@@ -110,33 +112,15 @@ func webRefusal(t *testing.T, m *testmesh.Mesh, name, contentType string, data [
 	return html.UnescapeString(g[1])
 }
 
-func metricValue(t *testing.T, url, name string) float64 {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	total := 0.0
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
-			f := strings.Fields(line)
-			n, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			total += n
-		}
-	}
-	return total
-}
-
-// richJPEG is a phone's JPEG: EXIF with a GPS position, XMP, a comment.
-func richJPEG(t *testing.T) []byte {
-	plain := jpegBytes(t, 64, 48)
+// richJPEG is a phone's JPEG: EXIF with an orientation, a GPS position
+// and a maker note, XMP, a comment and IPTC.
+func richJPEG(t *testing.T, orientation int) []byte {
+	plain := testutil.JPEG(t, 64, 48)
 	rich := append([]byte{0xFF, 0xD8}, bytes.Join([][]byte{
-		jpegSeg(0xE1, []byte("Exif\x00\x00"), exifTIFF(1)),
-		jpegSeg(0xE1, []byte("http://ns.adobe.com/xap/1.0/\x00"), []byte(xmpPacket)),
-		jpegSeg(0xFE, []byte("SECRET-COMMENT")),
+		testutil.JPEGSegment(0xE1, []byte("Exif\x00\x00"), testutil.TIFF(binary.BigEndian, orientation)),
+		testutil.JPEGSegment(0xE1, []byte("http://ns.adobe.com/xap/1.0/\x00"), []byte(testutil.XMP)),
+		testutil.JPEGSegment(0xFE, []byte("SECRET-COMMENT")),
+		testutil.JPEGSegment(0xED, []byte("Photoshop 3.0\x00SECRET-IPTC")),
 	}, nil)...)
 	return append(rich, plain[2:]...)
 }
@@ -148,7 +132,7 @@ func TestTelegramAnnouncesUploads(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		tg := telegramtest.Start(t, tgToken)
 		m := telegramMesh(t, st, tg, testmesh.Options{})
-		uploadPhoto(t, m, "harbour at dawn", &formFile{"IMG_0001.JPG", "image/jpeg", richJPEG(t)})
+		uploadPhoto(t, m, "harbour at dawn", testutil.Photo("IMG_0001.JPG", "image/jpeg", richJPEG(t, 1)))
 		p := listAPI(t, m, "").Posts[0]
 		link := m.URL + "/posts/" + p.ID
 
@@ -157,7 +141,7 @@ func TestTelegramAnnouncesUploads(t *testing.T) {
 			t.Errorf("caption %q, want the text and %s", c.Params["caption"], link)
 		}
 		photo := c.Files["photo"].Data
-		noSecrets(t, photo)
+		testutil.NoSecrets(t, photo, "SECRET", "ns.adobe.com/xap", "xmpmeta")
 		if bytes.Contains(photo, []byte("Exif")) || bytes.Contains(photo, []byte("xmpmeta")) {
 			t.Error("the announced photo still has EXIF or XMP")
 		}
@@ -175,31 +159,21 @@ func TestTelegramAnnouncesUploads(t *testing.T) {
 		}
 		// The counter follows the record.
 		sent := func() float64 {
-			return metricValue(t, m.Metrics["feed-1"], "extagram_telegram_announcements_sent_total") +
-				metricValue(t, m.Metrics["feed-2"], "extagram_telegram_announcements_sent_total")
+			return testutil.Metric(t, m.Metrics["feed-1"], "extagram_telegram_announcements_sent_total") +
+				testutil.Metric(t, m.Metrics["feed-2"], "extagram_telegram_announcements_sent_total")
 		}
-		for deadline := time.Now().Add(5 * time.Second); sent() != 1 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		}
-		if n := sent(); n != 1 {
-			t.Errorf("the feed replicas count %v sent, want 1", n)
-		}
+		testutil.Eventually(t, 5*time.Second, "the feed replicas count 1 sent", func() bool { return sent() == 1 })
 	})
 }
 
-func waitAnnouncementSent(t *testing.T, st store.Store, id string) store.AnnouncementRecord {
+func waitAnnouncementSent(t *testing.T, st store.Store, id string) (r store.AnnouncementRecord) {
 	t.Helper()
-	pid := mustID(t, id)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r, err := st.GetAnnouncement(t.Context(), pid)
-		if err == nil && r.State == store.AnnouncementSent {
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("announcement of %s: %+v %v, not sent within 10s", id, r, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "announcement of "+id+" sent", func() bool {
+		var err error
+		r, err = st.GetAnnouncement(t.Context(), mustID(t, id))
+		return err == nil && r.State == store.AnnouncementSent
+	})
+	return r
 }
 
 // Photos sent to the bot: from the allowed chat, a post and a reply with
@@ -213,7 +187,7 @@ func TestTelegramPhotosBecomePosts(t *testing.T) {
 		m := telegramMesh(t, st, tg, testmesh.Options{MaxUploadBytes: limit})
 
 		t.Run("allowed", func(t *testing.T) {
-			u := tg.UserPhoto(allowedChat, allowedChat, pngBytes(t, 40, 30), "from my phone")
+			u := tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 40, 30), "from my phone")
 			reply := replyTo(t, tg, 10*time.Second, u)
 			id, ok := strings.CutPrefix(reply, "Posted: "+m.URL+"/posts/")
 			if !ok {
@@ -226,14 +200,14 @@ func TestTelegramPhotosBecomePosts(t *testing.T) {
 			if resp, page := get(t, m, "/posts/"+id); resp.StatusCode != 200 || !strings.Contains(page, "from my phone") {
 				t.Errorf("the reply's link: %d", resp.StatusCode)
 			}
-			replyTo(t, tg, 10*time.Second, tg.UserPhoto(allowedChat, allowedChat, pngBytes(t, 20, 20), ""))
+			replyTo(t, tg, 10*time.Second, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 20, 20), ""))
 			if p := listAPI(t, m, "").Posts[0]; p.Text != "Photo sent from Telegram" {
 				t.Errorf("a photo without caption became %q", p.Text)
 			}
 		})
 		t.Run("not allowed", func(t *testing.T) {
 			before := snap(t, m)
-			u := tg.UserPhoto(forbiddenChat, forbiddenChat, pngBytes(t, 40, 30), "sneaky")
+			u := tg.UserPhoto(forbiddenChat, forbiddenChat, testutil.PNG(t, 40, 30), "sneaky")
 			if reply := replyTo(t, tg, 10*time.Second, u); !strings.Contains(reply, "may not post") || !strings.Contains(reply, "chat id 8") {
 				t.Errorf("reply %q", reply)
 			}
@@ -337,7 +311,7 @@ func TestTelegramWebhook(t *testing.T) {
 			t.Errorf("a refused webhook call changed something: %s, %d messages", after, len(tg.Sent()))
 		}
 
-		u := tg.UserPhoto(allowedChat, allowedChat, pngBytes(t, 30, 30), "by webhook")
+		u := tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 30, 30), "by webhook")
 		reply := replyTo(t, tg, 10*time.Second, u)
 		if !strings.HasPrefix(reply, "Posted: "+public+"/posts/") || listAPI(t, m, "").Posts[0].Text != "by webhook" {
 			t.Errorf("reply %q; newest post %+v", reply, listAPI(t, m, "").Posts[0])
@@ -389,13 +363,7 @@ func extraEdge(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server) (metrics
 
 func waitMetric(t *testing.T, url, name string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for metricValue(t, url, name) != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v at %s, want %v within 15s", name, metricValue(t, url, name), url, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 15*time.Second, fmt.Sprintf("%s = %v at %s", name, want, url), func() bool { return testutil.Metric(t, url, name) == want })
 }
 
 // Without a public URL, two edges long-poll: one receives the updates,
@@ -419,14 +387,14 @@ func TestTelegramOnePoller(t *testing.T) {
 	}); err != nil {
 		t.Fatal("the second edge was never answered 409")
 	}
-	if metricValue(t, bMetrics, "extagram_telegram_polling") != 0 {
+	if testutil.Metric(t, bMetrics, "extagram_telegram_polling") != 0 {
 		t.Error("the second edge says it polls")
 	}
 
-	replyTo(t, tg, 10*time.Second, tg.UserPhoto(allowedChat, allowedChat, pngBytes(t, 10, 10), "first"))
+	replyTo(t, tg, 10*time.Second, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 10, 10), "first"))
 	waitMetric(t, aMetrics, `extagram_telegram_updates_total{outcome="posted"}`, 1)
 	stopA()
-	replyTo(t, tg, 15*time.Second, tg.UserPhoto(allowedChat, allowedChat, pngBytes(t, 10, 10), "second"))
+	replyTo(t, tg, 15*time.Second, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 10, 10), "second"))
 	waitMetric(t, bMetrics, `extagram_telegram_updates_total{outcome="posted"}`, 1)
 	waitMetric(t, bMetrics, "extagram_telegram_polling", 1)
 	if n := countPosts(t, m.Store); n != 2 {
@@ -442,63 +410,17 @@ func TestTelegramRateLimit(t *testing.T) {
 	tg := telegramtest.Start(t, tgToken)
 	m := telegramMesh(t, storetest.Embedded(t), tg, testmesh.Options{UploadRate: 2, EdgeTelegram: edge.TelegramOptions{AllowedChats: []int64{allowedChat, 9}}})
 	for i := range 2 {
-		if reply := replyTo(t, tg, 10*time.Second, tg.UserPhoto(allowedChat, allowedChat, pngBytes(t, 10, 10), "burst")); !strings.HasPrefix(reply, "Posted: ") {
+		if reply := replyTo(t, tg, 10*time.Second, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 10, 10), "burst")); !strings.HasPrefix(reply, "Posted: ") {
 			t.Fatalf("photo %d: %q", i+1, reply)
 		}
 	}
-	if reply := replyTo(t, tg, 10*time.Second, tg.UserPhoto(allowedChat, allowedChat, pngBytes(t, 10, 10), "one too many")); !strings.HasPrefix(reply, "Too many posts from you. Please wait ") {
+	if reply := replyTo(t, tg, 10*time.Second, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 10, 10), "one too many")); !strings.HasPrefix(reply, "Too many posts from you. Please wait ") {
 		t.Errorf("third photo in a minute: %q", reply)
 	}
-	if reply := replyTo(t, tg, 10*time.Second, tg.UserPhoto(9, 9, pngBytes(t, 10, 10), "another user")); !strings.HasPrefix(reply, "Posted: ") {
+	if reply := replyTo(t, tg, 10*time.Second, tg.UserPhoto(9, 9, testutil.PNG(t, 10, 10), "another user")); !strings.HasPrefix(reply, "Posted: ") {
 		t.Errorf("another user: %q", reply)
 	}
 	if n := countPosts(t, m.Store); n != 3 {
 		t.Errorf("%d posts, want 3", n)
 	}
-}
-
-// Two feed replicas announce 50 posts uploaded through the site: exactly
-// 50 announcements, one per post, shared between the replicas' counters.
-func TestTelegramTwoReplicasFiftyPosts(t *testing.T) {
-	forEachStore(t, func(t *testing.T, st store.Store) {
-		tg := telegramtest.Start(t, tgToken)
-		m := telegramMesh(t, st, tg, testmesh.Options{FeedReplicas: 2})
-		for i := range 50 {
-			var f *formFile
-			if i%10 == 0 {
-				f = &formFile{"p.png", "image/png", pngBytes(t, 12, 8)}
-			}
-			uploadPhoto(t, m, "post number "+strconv.Itoa(i+1), f)
-		}
-		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		defer cancel()
-		perPost := map[string]int{}
-		if _, err := tg.Wait(ctx, func([]telegramtest.Call) bool {
-			perPost = map[string]int{}
-			for _, c := range tg.Sent() {
-				_, id, _ := strings.Cut(c.Params["text"]+c.Params["caption"], "/posts/")
-				perPost[id]++
-			}
-			return len(perPost) == 50
-		}); err != nil {
-			t.Fatalf("%d of 50 posts announced within 30s", len(perPost))
-		}
-		for id, n := range perPost {
-			if n != 1 {
-				t.Errorf("post %s announced %d times", id, n)
-			}
-		}
-		for _, p := range listAPI(t, m, "?pageSize=100").Posts {
-			waitAnnouncementSent(t, st, p.ID)
-		}
-		sent := func() float64 {
-			return metricValue(t, m.Metrics["feed-1"], "extagram_telegram_announcements_sent_total") +
-				metricValue(t, m.Metrics["feed-2"], "extagram_telegram_announcements_sent_total")
-		}
-		for deadline := time.Now().Add(5 * time.Second); sent() != 50 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		}
-		if n, msgs := sent(), len(tg.Sent()); n != 50 || msgs != 50 {
-			t.Errorf("the replicas count %v sent and the chat has %d messages, want 50 and 50", n, msgs)
-		}
-	})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/extagram/extagram/internal/testmesh"
+	"github.com/extagram/extagram/internal/testutil"
 )
 
 // stalledUpload opens an upload that sends its headers and the start of a
@@ -40,7 +41,7 @@ func TestUploadCaps(t *testing.T) {
 	}
 	// Let both reach the handler before the third.
 	time.Sleep(100 * time.Millisecond)
-	body, ct := form(t, [][2]string{{"post", "a third at once"}}, nil)
+	body, ct := testutil.Form(t, [][2]string{{"post", "a third at once"}}, nil)
 	if resp, page := post(t, m, body, ct); resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(page, "uploads in progress") {
 		t.Fatalf("a third upload from the address: %d, want 429 saying why", resp.StatusCode)
 	}

@@ -2,37 +2,23 @@ package feedsvc
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
 	feedv1 "github.com/extagram/extagram/gen/extagram/feed/v1"
 	"github.com/extagram/extagram/internal/contract"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 )
 
 // serve serves FeedService over an in-memory listener.
 func serve(t *testing.T, srv *Server) feedv1.FeedServiceClient {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
-	feedv1.RegisterFeedServiceServer(gs, srv)
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	cc, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return feedv1.NewFeedServiceClient(cc)
+	return feedv1.NewFeedServiceClient(testutil.Bufconn(t, func(gs *grpc.Server) { feedv1.RegisterFeedServiceServer(gs, srv) }))
 }
 
 func createPost(t *testing.T, st store.Store, text string) string {

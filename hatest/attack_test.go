@@ -11,7 +11,6 @@ import (
 	"image/png"
 	"io"
 	"math/rand/v2"
-	"mime/multipart"
 	"net/http"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/extagram/extagram/hatest"
+	"github.com/extagram/extagram/internal/testutil"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -39,35 +39,13 @@ func bigPhoto(t *testing.T) []byte {
 	for i := 3; i < len(img.Pix); i += 4 {
 		img.Pix[i] = 255
 	}
-	var b bytes.Buffer
-	if err := (&png.Encoder{CompressionLevel: png.NoCompression}).Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
+	return testutil.EncodePNG(t, img, png.NoCompression)
 }
 
 // multipartBody is an upload form with the photo first or last.
 func multipartBody(t *testing.T, text string, photo []byte, photoFirst bool) ([]byte, string) {
 	t.Helper()
-	var b bytes.Buffer
-	mw := multipart.NewWriter(&b)
-	writeText := func() { _ = mw.WriteField("post", text) }
-	writePhoto := func() {
-		w, err := mw.CreateFormFile("photo", "big.png")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = w.Write(photo)
-	}
-	if photoFirst {
-		writePhoto()
-		writeText()
-	} else {
-		writeText()
-		writePhoto()
-	}
-	_ = mw.Close()
-	return b.Bytes(), mw.FormDataContentType()
+	return testutil.Form(t, [][2]string{{"post", text}}, &testutil.File{Name: "big.png", ContentType: "application/octet-stream", Data: photo, First: photoFirst})
 }
 
 // memoryWatch samples the RSS of every process of the cluster until stop,
@@ -223,19 +201,18 @@ func newestImage(t *testing.T, c *hatest.Cluster) string {
 			} `json:"image"`
 		} `json:"posts"`
 	}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	if !testutil.Within(10*time.Second, func() bool {
 		resp, err := c.Client.Get(c.URL + "/api/v1/posts?pageSize=1")
 		if err != nil {
 			t.Fatal(err)
 		}
 		err = json.NewDecoder(resp.Body).Decode(&list)
 		resp.Body.Close()
-		if err == nil && len(list.Posts) > 0 && list.Posts[0].Image != nil {
-			return list.Posts[0].Image.ID
-		}
+		return err == nil && len(list.Posts) > 0 && list.Posts[0].Image != nil
+	}) {
+		t.Fatal("the uploaded photo is not in the feed")
 	}
-	t.Fatal("the uploaded photo is not in the feed")
-	return ""
+	return list.Posts[0].Image.ID
 }
 
 // slowReaders opens n HTTP/2 streams for the image on one connection that

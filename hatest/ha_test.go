@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/extagram/extagram/hatest"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/store/storetest"
 )
 
@@ -95,13 +96,7 @@ func checkNoFailures(t *testing.T, samples []hatest.Sample) {
 // Mark, at most limit, then for one more second; it returns the samples.
 func runUntilServed(t *testing.T, load *hatest.Load, calls *hatest.Calls, p *hatest.Proc, limit time.Duration) []hatest.Sample {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		if _, ok := calls.ServedAgain(p); ok {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Within(limit, func() bool { _, ok := calls.ServedAgain(p); return ok })
 	time.Sleep(time.Second)
 	samples := load.Stop()
 	calls.Stop()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/extagram/extagram/hatest"
 	"github.com/extagram/extagram/internal/testproxy"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/store/storetest"
 	"github.com/go-sql-driver/mysql"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -64,13 +65,7 @@ func TestLostDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls.Mark(sick)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, ok := calls.ServedAgain(sick); ok {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Within(10*time.Second, func() bool { _, ok := calls.ServedAgain(sick); return ok })
 	samples := load.Stop()
 	calls.Stop()
 	if d, ok := calls.ServedAgain(sick); ok {

@@ -1,10 +1,7 @@
 package hatest_test
 
 import (
-	"bytes"
 	"context"
-	"image"
-	"image/png"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +11,7 @@ import (
 	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/meshtls"
 	"github.com/extagram/extagram/internal/telegram/telegramtest"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
 )
@@ -88,10 +86,8 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 	}
 	newPost := func(text string) store.Post {
 		t.Helper()
-		var b bytes.Buffer
-		_ = png.Encode(&b, image.NewGray(image.Rect(0, 0, 4, 4)))
 		p, err := st.CreatePost(ctx, store.NewPost{ID: contract.NewID(), Text: text,
-			Image: &store.NewImage{ID: contract.NewID(), ContentType: "image/png", Width: 4, Height: 4, Data: b.Bytes()}})
+			Image: &store.NewImage{ID: contract.NewID(), ContentType: "image/png", Width: 4, Height: 4, Data: testutil.PNG(t, 4, 4)}})
 		if err != nil {
 			t.Fatal(err)
 		}

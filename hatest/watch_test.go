@@ -2,6 +2,7 @@ package hatest_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"syscall"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/extagram/extagram/hatest"
 	"github.com/extagram/extagram/internal/contract"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
 )
@@ -38,19 +40,16 @@ func TestWatchedPageThroughFailures(t *testing.T) {
 		if _, err := st.CreatePost(ctx, store.NewPost{ID: contract.NewID(), Text: text}); err != nil {
 			t.Fatal(err)
 		}
-		for time.Since(start) < 10*time.Second {
+		testutil.Eventually(t, 10*time.Second, fmt.Sprintf("%q on the page", text), func() bool {
 			resp, err := c.Client.Get(c.URL + "/")
-			if err == nil {
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if strings.Contains(string(body), text) {
-					return time.Since(start)
-				}
+			if err != nil {
+				return false
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		t.Fatalf("%q not on the page within 10s", text)
-		return 0
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return strings.Contains(string(body), text)
+		})
+		return time.Since(start)
 	}
 
 	load := startLoad(t, c, clients, 0)

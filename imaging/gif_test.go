@@ -126,25 +126,13 @@ func TestGIFMalformed(t *testing.T) {
 	at := gifBlocksStart(plain)
 	noTable := bytes.Clone(plain)
 	noTable[gifFirstDescriptor(plain)+9] &^= 0x80 // first frame: drop the local colour table flag
-	for _, tt := range []struct {
-		name string
-		data []byte
-		msg  string
-	}{
+	checkMalformed(t, true, []malformedCase{
 		{"no image", cat(plain[:at], []byte{0x3B}), "the GIF file is corrupt: it contains no image"},
 		{"garbage block", cat(plain[:at], []byte("<script>"), plain[at:]), "the GIF file is corrupt: unexpected byte 0x3C at offset 13 where a block should start"},
 		{"bad graphic control", cat(plain[:at], []byte{0x21, 0xF9, 3, 0, 0, 0, 0}, plain[at:]), "the GIF file is corrupt: a graphic control extension has the wrong size"},
 		{"no colour table", noTable, "the GIF file is corrupt: an image has no colour table"},
 		{"header only", []byte("GIF89a\x01\x00"), "the GIF file is truncated: the header is cut off"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			r, err := Inspect(tt.data, Limits{})
-			wantErr(t, r, err, ErrMalformed)
-			if err.Error() != tt.msg {
-				t.Fatalf("message %q, want %q", err, tt.msg)
-			}
-		})
-	}
+	})
 }
 
 func TestGIFFrameOutsideScreen(t *testing.T) {

@@ -11,8 +11,10 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/extagram/extagram/internal/testutil"
 	"golang.org/x/image/webp"
 )
 
@@ -82,17 +84,6 @@ func readTestdata(t testing.TB, name string) []byte {
 
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
-// jpegSeg builds a marker segment.
-func jpegSeg(m byte, payload ...[]byte) []byte {
-	p := cat(payload...)
-	return cat([]byte{0xFF, m, byte((len(p) + 2) >> 8), byte(len(p) + 2)}, p)
-}
-
-// jpegInsert puts segments right after SOI, where cameras put theirs.
-func jpegInsert(j []byte, segs ...[]byte) []byte {
-	return cat(j[:2], cat(segs...), j[2:])
-}
-
 type jpegSegment struct {
 	marker  byte
 	payload []byte
@@ -117,13 +108,19 @@ func jpegHeaderSegments(t testing.TB, b []byte) []jpegSegment {
 	return nil
 }
 
-// pngChunkT builds a chunk; pngInsert puts chunks right after IHDR.
-func pngChunkT(typ string, body ...[]byte) []byte { return pngChunk(typ, cat(body...)) }
+// The metadata fixtures are testutil's, shared with the end-to-end tests.
+var (
+	jpegSeg         = testutil.JPEGSegment
+	jpegInsert      = testutil.JPEGInsert
+	pngInsert       = testutil.PNGInsert
+	testTIFF        = testutil.TIFF
+	assertNoSecrets = testutil.NoSecrets
+)
 
-func pngInsert(p []byte, chunks ...[]byte) []byte {
-	const afterIHDR = 8 + 25
-	return cat(p[:afterIHDR], cat(chunks...), p[afterIHDR:])
-}
+const testXMP = testutil.XMP
+
+// pngChunkT builds a chunk.
+func pngChunkT(typ string, body ...[]byte) []byte { return pngChunk(typ, cat(body...)) }
 
 // pngChunkTypes lists the chunk types of a PNG in order.
 func pngChunkTypes(b []byte) []string {
@@ -147,54 +144,6 @@ func pngChunkBody(b []byte, typ string) []byte {
 	return nil
 }
 
-// testTIFF builds an EXIF block like a phone's: IFD0 with the camera make,
-// the orientation, an EXIF sub-IFD with a maker note and a GPS IFD with a
-// position. The strings are secrets that a cleaned file must not contain.
-func testTIFF(bo binary.ByteOrder, orientation int) []byte {
-	b := make([]byte, 164)
-	if bo == binary.ByteOrder(binary.LittleEndian) {
-		copy(b, "II*\x00")
-	} else {
-		copy(b, "MM\x00*")
-	}
-	bo.PutUint32(b[4:], 8)
-	entry := func(p int, tag, typ uint16, count, value uint32) {
-		bo.PutUint16(b[p:], tag)
-		bo.PutUint16(b[p+2:], typ)
-		bo.PutUint32(b[p+4:], count)
-		bo.PutUint32(b[p+8:], value)
-	}
-	bo.PutUint16(b[8:], 4) // IFD0: 4 entries, next IFD at 58 is 0
-	entry(10, 0x010F, 2, 10, 62)
-	entry(22, tagOrientation, 3, 1, 0)
-	bo.PutUint16(b[30:], uint16(orientation))
-	entry(34, tagExifIFD, 4, 1, 72)
-	entry(46, tagGPSIFD, 4, 1, 114)
-	copy(b[62:], "SecretCam\x00")
-	bo.PutUint16(b[72:], 1) // EXIF IFD: the maker note
-	entry(74, tagMakerNote, 7, 22, 90)
-	copy(b[90:], "MAKERNOTE-SERIAL-12345")
-	bo.PutUint16(b[114:], 2) // GPS IFD: latitude ref and processing method
-	entry(116, 0x0001, 2, 2, 0)
-	copy(b[124:], "N\x00")
-	entry(128, 0x001B, 7, 20, 144)
-	copy(b[144:], "ASCII\x00\x00\x00SECRET-PLACE")
-	return b
-}
-
-var secrets = []string{"SecretCam", "MAKERNOTE", "SECRET-PLACE", "SECRET-XMP", "SECRET-COMMENT", "SECRET-IPTC", "SECRET-TEXT"}
-
-func assertNoSecrets(t *testing.T, b []byte) {
-	t.Helper()
-	for _, s := range secrets {
-		if bytes.Contains(b, []byte(s)) {
-			t.Errorf("cleaned file still contains %q", s)
-		}
-	}
-}
-
-const testXMP = `<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description exif:GPSLatitude="SECRET-XMP"/></rdf:RDF></x:xmpmeta><?xpacket end="w"?>`
-
 // inspectOK runs Inspect and fails the test on error.
 func inspectOK(t *testing.T, b []byte) Result {
 	t.Helper()
@@ -213,6 +162,34 @@ func wantErr(t *testing.T, r Result, err, kind error) {
 	}
 	if r.Data != nil || r.ContentType != "" {
 		t.Fatalf("an error came with a result: %+v", r)
+	}
+}
+
+// malformedCase is input Inspect must refuse as malformed, with the
+// message it must give.
+type malformedCase struct {
+	name string
+	data []byte
+	msg  string
+}
+
+// checkMalformed checks that each case is refused as malformed, naming its
+// format, with exactly its message (or one that starts with it, unless
+// exact).
+func checkMalformed(t *testing.T, exact bool, cases []malformedCase) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := Inspect(tt.data, Limits{})
+			wantErr(t, r, err, ErrMalformed)
+			if msg := err.Error(); msg != tt.msg && (exact || !strings.HasPrefix(msg, tt.msg)) {
+				t.Fatalf("message %q, want %q", err, tt.msg)
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Format == "" {
+				t.Fatalf("no format in %#v", err)
+			}
+		})
 	}
 }
 

@@ -175,30 +175,13 @@ func TestTruncated(t *testing.T) {
 func TestTruncatedMessages(t *testing.T) {
 	png := encPNG(t, testImage(4, 4))
 	jpg := encJPEG(t, testImage(8, 8), 90)
-	tests := []struct {
-		name string
-		data []byte
-		msg  string
-	}{
+	checkMalformed(t, true, []malformedCase{
 		{"png without IEND", png[:len(png)-12], "the PNG file is truncated: missing IEND chunk"},
 		{"png cut in IDAT", png[:len(png)-20], "the PNG file is truncated: the IDAT chunk is cut off"},
 		{"jpeg cut in scan", jpg[:len(jpg)-10], "the JPEG file is truncated: the image data is cut off (no end-of-image marker)"},
 		{"jpeg without EOI", jpg[:len(jpg)-2], "the JPEG file is truncated: the image data is cut off (no end-of-image marker)"},
 		{"gif without trailer", encGIF(t, 3, 3, 1)[:len(encGIF(t, 3, 3, 1))-1], "the GIF file is truncated: missing trailer"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r, err := Inspect(tt.data, Limits{})
-			wantErr(t, r, err, ErrMalformed)
-			if err.Error() != tt.msg {
-				t.Fatalf("message %q, want %q", err, tt.msg)
-			}
-			var e *Error
-			if !errors.As(err, &e) || e.Format == "" {
-				t.Fatalf("no format in %#v", err)
-			}
-		})
-	}
+	})
 }
 
 // pngHeader is a PNG signature and an IHDR chunk with a correct CRC,

@@ -133,11 +133,7 @@ func TestJPEGKeeps(t *testing.T) {
 func TestJPEGMalformed(t *testing.T) {
 	plain := encJPEG(t, testImage(8, 8), 80)
 	sos := bytes.Index(plain, []byte{0xFF, mSOS})
-	for _, tt := range []struct {
-		name string
-		data []byte
-		msg  string
-	}{
+	checkMalformed(t, true, []malformedCase{
 		{"no frame header", cat(plain[:2], jpegSeg(mSOS, []byte{1, 1, 0, 0, 63, 0}), []byte{1, 2, 0xFF, 0xD9}), "the JPEG file is corrupt: image data comes before the frame header"},
 		{"no scan", cat(jpegHeader(8, 8), []byte{0xFF, 0xD9}), "the JPEG file is corrupt: it ends before any image data"},
 		{"segment past the end", cat(plain[:2], []byte{0xFF, 0xE1, 0x40, 0x00}, []byte("Exif")), "the JPEG file is truncated: the APP1 segment is cut off"},
@@ -146,15 +142,7 @@ func TestJPEGMalformed(t *testing.T) {
 		{"two frames", cat(plain[:sos], jpegHeader(8, 8)[2:], plain[sos:]), "the JPEG file is corrupt: it has more than one frame header"},
 		{"unknown marker", cat(plain[:2], jpegSeg(0x02, []byte{0}), plain[2:]), "the JPEG file is corrupt: it contains an unknown marker 0x02"},
 		{"second SOI", cat(plain[:2], plain), "the JPEG file is corrupt: a second start-of-image marker"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			r, err := Inspect(tt.data, Limits{})
-			wantErr(t, r, err, ErrMalformed)
-			if err.Error() != tt.msg {
-				t.Fatalf("message %q, want %q", err, tt.msg)
-			}
-		})
-	}
+	})
 }
 
 func TestJPEGUnsupportedVariants(t *testing.T) {

@@ -99,11 +99,7 @@ func TestWebPMalformed(t *testing.T) {
 	binary.LittleEndian.PutUint32(longer[4:], uint32(len(lossless)))
 	chunkPast := bytes.Clone(lossless)
 	binary.LittleEndian.PutUint32(chunkPast[16:], 1000)
-	for _, tt := range []struct {
-		name string
-		data []byte
-		msg  string
-	}{
+	checkMalformed(t, false, []malformedCase{
 		{"riff size past the end", longer, "the WebP file is truncated: the header says"},
 		{"chunk past the end", chunkPast, `the WebP file is corrupt: the "VP8L" chunk runs past the end of the file`},
 		{"no chunks", []byte("RIFF\x04\x00\x00\x00WEBP"), "the WebP file is corrupt: it contains no image"},
@@ -116,15 +112,7 @@ func TestWebPMalformed(t *testing.T) {
 		{"animation without frames", riff(vp8x(0x02, 6, 6), webpChunkT{"ANIM", make([]byte, 6)}), "the WebP file is corrupt: the animation has no frames"},
 		{"frame outside canvas", riff(vp8x(0x02, 6, 6), webpChunkT{"ANIM", make([]byte, 6)}, anmf(2, 0, 6, 6, webpChunkT{"VP8L", vp8lChecker(6, 6)})), "the WebP file is corrupt: an animation frame lies outside the canvas"},
 		{"frame size mismatch", riff(vp8x(0x02, 6, 6), webpChunkT{"ANIM", make([]byte, 6)}, anmf(0, 0, 6, 6, webpChunkT{"VP8L", vp8lChecker(5, 6)})), "the WebP file is corrupt: an animation frame's image does not match its declared size"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			r, err := Inspect(tt.data, Limits{})
-			wantErr(t, r, err, ErrMalformed)
-			if !strings.HasPrefix(err.Error(), tt.msg) {
-				t.Fatalf("message %q, want %q", err, tt.msg)
-			}
-		})
-	}
+	})
 }
 
 func TestWebPHandBuiltAnimation(t *testing.T) {

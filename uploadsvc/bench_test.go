@@ -1,13 +1,12 @@
 package uploadsvc
 
 import (
-	"bytes"
 	"image"
-	"image/png"
 	"math/rand/v2"
 	"testing"
 
 	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
+	"github.com/extagram/extagram/internal/testutil"
 )
 
 // BenchmarkUpload runs the service's whole upload path on the embedded
@@ -23,11 +22,7 @@ func BenchmarkUpload(b *testing.B) {
 	for i := 3; i < len(img.Pix); i += 4 {
 		img.Pix[i] = 255
 	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		b.Fatal(err)
-	}
-	photo := buf.Bytes()
+	photo := testutil.EncodePNG(b, img)
 	srv, _, _ := newServer(b, 0)
 	b.SetBytes(int64(len(photo)))
 	b.ReportAllocs()

@@ -2,17 +2,15 @@ package uploadsvc
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
 	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
+	"github.com/extagram/extagram/internal/testutil"
 	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 )
 
 // TestIdleUploadRefused: a client that opens an upload and then sends
@@ -93,19 +91,7 @@ func TestPhotoMemoryBudget(t *testing.T) {
 func TestManyIdleStreams(t *testing.T) {
 	srv, _, _ := newServer(t, 1<<20)
 	srv.opts.Idle = 300 * time.Millisecond
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
-	uploadv1.RegisterUploadServiceServer(gs, srv)
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	cc, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	client := uploadv1.NewUploadServiceClient(cc)
+	client := uploadv1.NewUploadServiceClient(testutil.Bufconn(t, func(gs *grpc.Server) { uploadv1.RegisterUploadServiceServer(gs, srv) }))
 	const n = 500
 	errs := make(chan error, n)
 	for i := range n {

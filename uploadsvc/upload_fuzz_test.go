@@ -3,12 +3,6 @@ package uploadsvc
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
-	"hash/crc32"
-	"image"
-	"image/color"
-	"image/gif"
-	"image/png"
 	"io"
 	"os"
 	"path/filepath"
@@ -20,6 +14,7 @@ import (
 	"github.com/extagram/extagram/imaging"
 	"github.com/extagram/extagram/internal/apierr"
 	"github.com/extagram/extagram/internal/contract"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
@@ -111,31 +106,12 @@ func TestReadsNoFurtherThanLimit(t *testing.T) {
 	t.Logf("read %d bytes of an endless photo (limit %d)", s.received, limit)
 }
 
-// hugePNG is a valid PNG header declaring w x h pixels, with a token
-// IDAT: refused from the header alone.
-func hugePNG(w, h uint32) []byte {
-	ihdr := binary.BigEndian.AppendUint32(nil, w)
-	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
-	ihdr = append(ihdr, 8, 2, 0, 0, 0)
-	out := []byte("\x89PNG\r\n\x1a\n")
-	for _, c := range []struct {
-		typ  string
-		data []byte
-	}{{"IHDR", ihdr}, {"IDAT", []byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01}}, {"IEND", nil}} {
-		out = binary.BigEndian.AppendUint32(out, uint32(len(c.data)))
-		out = append(out, c.typ...)
-		out = append(out, c.data...)
-		out = binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(append([]byte(c.typ), c.data...)))
-	}
-	return out
-}
-
 // TestHugeDimensionsNotAllocated: a PNG declaring 100,000 x 100,000 pixels
 // (40 GB decoded) is answered from its header, with a few kilobytes
 // allocated for the whole call.
 func TestHugeDimensionsNotAllocated(t *testing.T) {
 	srv, _, _ := newServer(t, contract.DefaultMaxPhotoBytes)
-	huge := hugePNG(100000, 100000)
+	huge := testutil.HugePNG(100000, 100000)
 	var err error
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -154,33 +130,15 @@ func TestHugeDimensionsNotAllocated(t *testing.T) {
 	}
 }
 
-func seedPNG(w, h int) []byte {
-	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	for y := range h {
-		for x := range w {
-			img.Set(x, y, color.NRGBA{uint8(x * 40), uint8(y * 40), 99, 255})
-		}
-	}
-	var b bytes.Buffer
-	_ = png.Encode(&b, img)
-	return b.Bytes()
-}
-
-func seedGIF() []byte {
-	var b bytes.Buffer
-	_ = gif.Encode(&b, image.NewPaletted(image.Rect(0, 0, 3, 3), []color.Color{color.Black, color.White}), nil)
-	return b.Bytes()
-}
-
 // FuzzUpload drives UploadService with fuzzed headers and photos, in
 // chunks of fuzzed size. It must never panic nor answer anything but OK,
 // InvalidArgument or ResourceExhausted; a refused upload stores nothing;
 // an accepted one is stored whole (post, image, file) as Inspect cleaned it.
 func FuzzUpload(f *testing.F) {
-	p := seedPNG(6, 4)
+	p := testutil.PNG(f, 6, 4)
 	f.Add("hello", "a.png", p, true, uint16(100))
 	f.Add("  text only  ", "", []byte(nil), false, uint16(1))
-	f.Add("x", "../../etc/passwd", seedGIF(), true, uint16(7))
+	f.Add("x", "../../etc/passwd", testutil.GIF(f, 3, 3), true, uint16(7))
 	f.Add("x", "a.png", p[:len(p)-5], true, uint16(64))
 	f.Add("", "a.png", p, true, uint16(100))
 	f.Add("x", "a\x00.png", p, true, uint16(100))

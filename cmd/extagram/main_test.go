@@ -6,38 +6,19 @@ import (
 	"crypto/tls"
 	"flag"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/extagram/extagram/internal/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
-
-// syncBuffer is a bytes.Buffer safe for the writer goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 var urlRE = regexp.MustCompile(`Open (https://127\.0\.0\.1:\d+)/`)
 var grpcRE = regexp.MustCompile(`(feed-1|upload|blob)\s+grpc://(127\.0\.0\.1:\d+)`)
@@ -47,67 +28,15 @@ var grpcRE = regexp.MustCompile(`(feed-1|upload|blob)\s+grpc://(127\.0\.0\.1:\d+
 // TLS, with the certificates up made; plaintext and TLS without a client
 // certificate are refused), and stops it as SIGTERM would.
 func TestUp(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
 	dataDir := t.TempDir()
-	go func() {
-		done <- run(ctx, []string{"up", "--data-dir", dataDir, "--https-addr", "127.0.0.1:0",
-			"--feed-addrs", "127.0.0.1:0,127.0.0.1:0", "--upload-addr", "127.0.0.1:0", "--blob-addr", "127.0.0.1:0",
-			"--drain-period", "0s"}, &stdout, &stderr)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("up exited %d; stderr:\n%s", code, stderr.String())
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("up did not stop after its context ended")
-		}
-	}()
-	var base string
-	for deadline := time.Now().Add(20 * time.Second); base == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m := urlRE.FindStringSubmatch(stdout.String()); m != nil {
-			base = m[1]
-		}
-	}
-	if base == "" {
-		t.Fatalf("up printed no URL; stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
-	}
+	base, stdout, stderr := startUp(t, dataDir)
 	for _, want := range []string{"feed-1", "feed-2", "upload", "blob", "edge"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("up does not print the %s address:\n%s", want, stdout.String())
 		}
 	}
-	client := &http.Client{
-		Transport:     &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, //nolint:gosec // up's self-signed certificate
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	_ = mw.WriteField("post", "posted through up")
-	_ = mw.Close()
-	var resp *http.Response
-	var err error
-	// The services report SERVING after their first store check.
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		resp, err = client.Post(base+"/upload.php", mw.FormDataContentType(), bytes.NewReader(body.Bytes()))
-		if err == nil && resp.StatusCode != http.StatusServiceUnavailable {
-			break
-		}
-		if err == nil {
-			resp.Body.Close()
-		}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("upload: %d, want 303", resp.StatusCode)
-	}
+	client := insecureClient
+	resp := uploadWhenReady(t, base, "posted through up", nil)
 	// The upload's request id is in the edge's access log line and in
 	// the upload service's line about the post.
 	id := resp.Header.Get("X-Request-Id")
@@ -129,14 +58,11 @@ func TestUp(t *testing.T) {
 		}
 		return false
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if logged(id, "msg=request", "method=POST", "path=/upload.php", "status=303", "duration=") &&
-			logged(id, `msg="post created"`, "service=upload") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the upload's request id %s is not in the edge's access log and the upload service's log:\n%s", id, stderr.String())
-		}
+	if !testutil.Within(5*time.Second, func() bool {
+		return logged(id, "msg=request", "method=POST", "path=/upload.php", "status=303", "duration=") &&
+			logged(id, `msg="post created"`, "service=upload")
+	}) {
+		t.Fatalf("the upload's request id %s is not in the edge's access log and the upload service's log:\n%s", id, stderr.String())
 	}
 
 	// A client's valid id is kept, an invalid one replaced.
@@ -152,7 +78,7 @@ func TestUp(t *testing.T) {
 			t.Errorf("X-Request-Id %q answered with %q", sent, got)
 		}
 	}
-	resp, err = client.Get(base + "/")
+	resp, err := client.Get(base + "/")
 	if err != nil {
 		t.Fatal(err)
 	}

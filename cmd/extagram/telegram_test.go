@@ -4,26 +4,24 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"image"
-	"image/png"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/extagram/extagram/internal/telegram/telegramtest"
+	"github.com/extagram/extagram/internal/testutil"
 )
 
 // startUp runs `extagram up` with args on ephemeral ports until the test
 // ends, and returns its base URL and its output.
-func startUp(t *testing.T, args ...string) (base string, stdout, stderr *syncBuffer) {
+func startUp(t *testing.T, dataDir string, args ...string) (base string, stdout, stderr *testutil.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	stdout, stderr = &testutil.Buffer{}, &testutil.Buffer{}
 	done := make(chan int, 1)
-	all := append([]string{"up", "--data-dir", t.TempDir(), "--https-addr", "127.0.0.1:0",
+	all := append([]string{"up", "--data-dir", dataDir, "--https-addr", "127.0.0.1:0",
 		"--feed-addrs", "127.0.0.1:0,127.0.0.1:0", "--upload-addr", "127.0.0.1:0", "--blob-addr", "127.0.0.1:0",
 		"--drain-period", "0s"}, args...)
 	go func() { done <- run(ctx, all, stdout, stderr) }()
@@ -38,12 +36,13 @@ func startUp(t *testing.T, args ...string) (base string, stdout, stderr *syncBuf
 			t.Error("up did not stop after its context ended")
 		}
 	})
-	for deadline := time.Now().Add(20 * time.Second); base == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m := urlRE.FindStringSubmatch(stdout.String()); m != nil {
+	if !testutil.Within(20*time.Second, func() bool {
+		m := urlRE.FindStringSubmatch(stdout.String())
+		if m != nil {
 			base = m[1]
 		}
-	}
-	if base == "" {
+		return m != nil
+	}) {
 		t.Fatalf("up printed no URL; stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	}
 	return base, stdout, stderr
@@ -55,36 +54,27 @@ var insecureClient = &http.Client{
 	Timeout:       30 * time.Second,
 }
 
-func smallPNG(t *testing.T) []byte {
-	var b bytes.Buffer
-	if err := png.Encode(&b, image.NewRGBA(image.Rect(0, 0, 16, 12))); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-// uploadWhenReady posts a photo through the web form, trying again while
-// the services are not serving yet.
-func uploadWhenReady(t *testing.T, base, text string, photo []byte) {
+// uploadWhenReady posts through the web form (a photo if there is one),
+// trying again while the services are not serving yet (503, after their
+// first store check); the answer must be 303.
+func uploadWhenReady(t *testing.T, base, text string, photo []byte) (resp *http.Response) {
 	t.Helper()
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	_ = mw.WriteField("post", text)
-	w, _ := mw.CreateFormFile("photo", "p.png")
-	_, _ = w.Write(photo)
-	_ = mw.Close()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := insecureClient.Post(base+"/upload.php", mw.FormDataContentType(), bytes.NewReader(body.Bytes()))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusSeeOther {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("upload: %v %v", resp, err)
-		}
+	var f *testutil.File
+	if photo != nil {
+		f = testutil.Photo("p.png", "image/png", photo)
 	}
+	body, ct := testutil.Form(t, [][2]string{{"post", text}}, f)
+	var err error
+	testutil.Within(10*time.Second, func() bool {
+		if resp, err = insecureClient.Post(base+"/upload.php", ct, bytes.NewReader(body)); err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode != http.StatusServiceUnavailable
+	})
+	if err != nil || resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("upload: %v %v, want 303", resp, err)
+	}
+	return resp
 }
 
 // The issue's own command: `extagram up --telegram-token T --telegram-chat
@@ -93,10 +83,10 @@ func uploadWhenReady(t *testing.T, base, text string, photo []byte) {
 // 7 into a post within 10 s.
 func TestUpWithTelegram(t *testing.T) {
 	tg := telegramtest.Start(t, "T")
-	base, _, stderr := startUp(t, "--telegram-token", "T", "--telegram-chat", "42",
+	base, _, stderr := startUp(t, t.TempDir(), "--telegram-token", "T", "--telegram-chat", "42",
 		"--telegram-api-url", tg.URL, "--telegram-allowed-chats", "7")
 
-	uploadWhenReady(t, base, "announced from up", smallPNG(t))
+	uploadWhenReady(t, base, "announced from up", testutil.PNG(t, 16, 12))
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	if _, err := tg.Wait(ctx, func([]telegramtest.Call) bool {
@@ -110,7 +100,7 @@ func TestUpWithTelegram(t *testing.T) {
 		t.Fatalf("no announcement within 5s; sent %+v; stderr:\n%s", tg.Sent(), stderr.String())
 	}
 
-	u := tg.UserPhoto(7, 7, smallPNG(t), "sent from chat 7")
+	u := tg.UserPhoto(7, 7, testutil.PNG(t, 16, 12), "sent from chat 7")
 	ctx, cancel = context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	for {
@@ -149,9 +139,9 @@ func TestTelegramTokenNeverLogged(t *testing.T) {
 	tg.SetFault("getUpdates", telegramtest.Fault{Status: 502})
 	tg.SetFault("file", telegramtest.Fault{Drop: true})
 	t.Setenv("EXTAGRAM_TELEGRAM_TOKEN", token)
-	base, stdout, stderr := startUp(t, "--log-level", "debug", "--telegram-chat", "42",
+	base, stdout, stderr := startUp(t, t.TempDir(), "--log-level", "debug", "--telegram-chat", "42",
 		"--telegram-api-url", tg.URL, "--telegram-allowed-chats", "7")
-	uploadWhenReady(t, base, "fails to announce", smallPNG(t))
+	uploadWhenReady(t, base, "fails to announce", testutil.PNG(t, 16, 12))
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool { return len(tg.Calls("sendPhoto")) >= 2 }); err != nil {
@@ -162,7 +152,7 @@ func TestTelegramTokenNeverLogged(t *testing.T) {
 		t.Errorf("no failed send logged:\n%s", stderr.String())
 	}
 	tg.SetFault("getUpdates", telegramtest.Fault{})
-	tg.UserPhoto(7, 7, smallPNG(t), "cannot be fetched")
+	tg.UserPhoto(7, 7, testutil.PNG(t, 16, 12), "cannot be fetched")
 	if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool { return len(tg.Calls("file")) >= 1 && len(tg.Sent()) >= 1 }); err != nil {
 		t.Fatal("the failed download was not answered")
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/extagram/extagram/internal/testutil"
 )
 
 // TestAppJS runs static/app.js in Node against a small fake DOM
@@ -15,7 +17,7 @@ func TestAppJS(t *testing.T) {
 	t.Parallel()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		needTool(t, "node not found, app.js behaviour not checked: %v", err)
+		testutil.NeedTool(t, "node not found, app.js behaviour not checked: %v", err)
 	}
 	f := filepath.Join(t.TempDir(), "app.js")
 	if err := os.WriteFile(f, assets()["app.js"].body, 0o644); err != nil {

@@ -11,21 +11,13 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/extagram/extagram/internal/testutil"
 )
 
 // defaultVNUJar is where `npm install --prefix /opt/extagram-tools vnu-jar`
 // puts the Nu Html Checker.
 const defaultVNUJar = "/opt/extagram-tools/node_modules/vnu-jar/build/dist/vnu.jar"
-
-// needTool skips a test whose external tool is missing, except in CI
-// (CI=true), where a missing tool must fail the run rather than hide a check.
-func needTool(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
 
 func vnuCommand(t *testing.T) (java, jar string) {
 	t.Helper()
@@ -37,11 +29,11 @@ func vnuCommand(t *testing.T) (java, jar string) {
 	} else if _, err := os.Stat(defaultVNUJar); err == nil {
 		jar = defaultVNUJar
 	} else {
-		needTool(t, "Nu Html Checker not found: install it with `npm install --prefix /opt/extagram-tools vnu-jar` or set EXTAGRAM_VNU_JAR to vnu.jar")
+		testutil.NeedTool(t, "Nu Html Checker not found: install it with `npm install --prefix /opt/extagram-tools vnu-jar` or set EXTAGRAM_VNU_JAR to vnu.jar")
 	}
 	java, err := exec.LookPath("java")
 	if err != nil {
-		needTool(t, "java not found (the Nu Html Checker needs Java 11 or later): %v", err)
+		testutil.NeedTool(t, "java not found (the Nu Html Checker needs Java 11 or later): %v", err)
 	}
 	return java, jar
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/extagram/extagram/internal/app"
 	"github.com/extagram/extagram/internal/contract"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
@@ -49,17 +50,6 @@ func runBlob(t *testing.T, cfg app.ServiceConfig, lis, ml net.Listener) {
 			t.Errorf("blob: %v", err)
 		}
 	})
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 15s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func exists(p string) bool {
@@ -98,13 +88,13 @@ func TestBlobRoleReconciles(t *testing.T) {
 		// is past a millisecond's write grace by the first run.
 		ReconcileGrace: time.Minute, ReconcileTempGrace: time.Millisecond,
 	}, listen(t), ml)
-	waitFor(t, "start-up reconciliation", func() bool { return exists(missing) && !exists(orphan) && !exists(temp) })
+	testutil.Eventually(t, 15*time.Second, "start-up reconciliation", func() bool { return exists(missing) && !exists(orphan) && !exists(temp) })
 
 	// A file deleted later is restored by a later run.
 	if err := os.Remove(missing); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "periodic reconciliation", func() bool { return exists(missing) })
+	testutil.Eventually(t, 15*time.Second, "periodic reconciliation", func() bool { return exists(missing) })
 
 	metrics := scrape(t, "http://"+ml.Addr().String()+"/metrics")
 	for _, want := range []string{
@@ -176,11 +166,11 @@ func TestBlobRoleHealth(t *testing.T) {
 		}
 		return r.GetStatus()
 	}
-	waitFor(t, "SERVING", func() bool { return status() == healthpb.HealthCheckResponse_SERVING })
+	testutil.Eventually(t, 15*time.Second, "SERVING", func() bool { return status() == healthpb.HealthCheckResponse_SERVING })
 
 	st.down.Store(true)
 	// Two failed checks later it must still serve.
-	waitFor(t, "two health checks", func() bool { return st.pings.Load() >= 2 })
+	testutil.Eventually(t, 15*time.Second, "two health checks", func() bool { return st.pings.Load() >= 2 })
 	if s := status(); s != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("database down, folder fine: %v, want SERVING", s)
 	}
@@ -191,7 +181,7 @@ func TestBlobRoleHealth(t *testing.T) {
 	if err := os.WriteFile(dir, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "NOT_SERVING", func() bool { return status() == healthpb.HealthCheckResponse_NOT_SERVING })
+	testutil.Eventually(t, 15*time.Second, "NOT_SERVING", func() bool { return status() == healthpb.HealthCheckResponse_NOT_SERVING })
 	st.down.Store(false)
-	waitFor(t, "SERVING again", func() bool { return status() == healthpb.HealthCheckResponse_SERVING })
+	testutil.Eventually(t, 15*time.Second, "SERVING again", func() bool { return status() == healthpb.HealthCheckResponse_SERVING })
 }

@@ -5,9 +5,7 @@ import (
 	"context"
 	"image"
 	"image/color"
-	"image/png"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/extagram/extagram/internal/telemetry"
 	"github.com/extagram/extagram/internal/testmesh"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
 	"go.opentelemetry.io/otel/attribute"
@@ -146,20 +145,7 @@ func uploadForm(t *testing.T, text string) ([]byte, string) {
 		img.Pix[i] = byte(i)
 	}
 	img.Set(0, 0, color.White)
-	var pic bytes.Buffer
-	if err := png.Encode(&pic, img); err != nil {
-		t.Fatal(err)
-	}
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	_ = mw.WriteField("post", text)
-	fw, err := mw.CreateFormFile("photo", "p.png")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = fw.Write(pic.Bytes())
-	_ = mw.Close()
-	return body.Bytes(), mw.FormDataContentType()
+	return testutil.Form(t, [][2]string{{"post", text}}, testutil.Photo("p.png", "application/octet-stream", testutil.EncodePNG(t, img)))
 }
 
 // spans is one trace's ended spans.
@@ -174,8 +160,8 @@ type spans struct {
 // calls it made and the answer).
 func traceOf(t *testing.T, id string) *spans {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	var tr *spans
+	if !testutil.Within(5*time.Second, func() bool {
 		for _, s := range recorder.Ended() {
 			if s.SpanKind() != trace.SpanKindServer || attr(s, "extagram.request_id") != id {
 				continue
@@ -183,20 +169,20 @@ func traceOf(t *testing.T, id string) *spans {
 			if s.Parent().IsValid() {
 				t.Fatalf("the edge's span has a parent: it must start the trace")
 			}
-			tr := &spans{root: s, byID: map[trace.SpanID]sdktrace.ReadOnlySpan{}}
+			tr = &spans{root: s, byID: map[trace.SpanID]sdktrace.ReadOnlySpan{}}
 			for _, o := range recorder.Ended() {
 				if o.SpanContext().TraceID() == s.SpanContext().TraceID() {
 					tr.spans = append(tr.spans, o)
 					tr.byID[o.SpanContext().SpanID()] = o
 				}
 			}
-			return tr
+			return true
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no edge span carries the request id %s", id)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("no edge span carries the request id %s", id)
 	}
+	return tr
 }
 
 func (tr *spans) all(kind trace.SpanKind, name string) []sdktrace.ReadOnlySpan {

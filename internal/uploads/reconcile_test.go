@@ -15,6 +15,7 @@ import (
 
 	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testproxy"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
@@ -388,23 +389,12 @@ func TestReconcileEvery(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { defer close(done); d.ReconcileEvery(ctx, src, 10*time.Millisecond, uploads.ReconcileOptions{}) }()
-	waitFor(t, func() bool { _, err := d.Stat(id); return err == nil })
+	testutil.Eventually(t, 10*time.Second, "condition", func() bool { _, err := d.Stat(id); return err == nil })
 	// Removed again: a later run restores it.
 	if err := d.Remove(id); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { _, err := d.Stat(id); return err == nil })
+	testutil.Eventually(t, 10*time.Second, "condition", func() bool { _, err := d.Stat(id); return err == nil })
 	cancel()
 	<-done
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

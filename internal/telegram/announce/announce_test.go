@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +13,7 @@ import (
 	"github.com/extagram/extagram/internal/telegram"
 	"github.com/extagram/extagram/internal/telegram/announce"
 	"github.com/extagram/extagram/internal/telegram/telegramtest"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,20 +88,6 @@ func (r *running) metric(t *testing.T, name string) float64 {
 	return 0
 }
 
-func pngPhoto(t *testing.T, w, h int) []byte {
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := range h {
-		for x := range w {
-			img.Set(x, y, color.RGBA{uint8(x), uint8(y), 99, 255})
-		}
-	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
 func createPost(t *testing.T, st store.Store, text string, photo []byte) store.Post {
 	t.Helper()
 	np := store.NewPost{ID: contract.NewID(), Text: text}
@@ -161,19 +145,14 @@ func checkOnce(t *testing.T, byPost map[string][]telegramtest.Call, n int) {
 	}
 }
 
-func waitRecord(t *testing.T, st store.Store, id contract.ID, state store.AnnouncementState) store.AnnouncementRecord {
+func waitRecord(t *testing.T, st store.Store, id contract.ID, state store.AnnouncementState) (r store.AnnouncementRecord) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r, err := st.GetAnnouncement(t.Context(), id)
-		if err == nil && r.State == state {
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("announcement of %s: %+v %v, want %s within 10s", id, r, err, state)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("announcement of %s %s", id, state), func() bool {
+		var err error
+		r, err = st.GetAnnouncement(t.Context(), id)
+		return err == nil && r.State == state
+	})
+	return r
 }
 
 // One photo post and one text post: a sendPhoto with the stored image and
@@ -183,7 +162,7 @@ func TestAnnounce(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		tg := telegramtest.Start(t, token)
 		a := start(t, st, tg, announce.Timings{})
-		photo := pngPhoto(t, 8, 6)
+		photo := testutil.PNG(t, 8, 6)
 		p1 := createPost(t, st, "sunrise over the harbour", photo)
 		p2 := createPost(t, st, "no photo today", nil)
 		byPost := waitAnnounced(t, tg, 5*time.Second, p1, p2)
@@ -219,13 +198,7 @@ func TestAnnounce(t *testing.T) {
 
 func waitMetric(t *testing.T, r *running, name string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for r.metric(t, name) != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v, want %v", name, r.metric(t, name), want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("%s = %v", name, want), func() bool { return r.metric(t, name) == want })
 }
 
 // Two announcers over one store, 50 posts made while they run: exactly 50
@@ -239,7 +212,7 @@ func TestTwoAnnouncers(t *testing.T) {
 		for i := range 50 {
 			var photo []byte
 			if i%5 == 0 {
-				photo = pngPhoto(t, 8, 6)
+				photo = testutil.PNG(t, 8, 6)
 			}
 			posts = append(posts, createPost(t, st, fmt.Sprintf("post %d", i+1), photo))
 		}
@@ -267,7 +240,7 @@ func TestOutageAndRateLimit(t *testing.T) {
 		downSince := time.Now()
 		var posts []store.Post
 		for i := range 5 {
-			posts = append(posts, createPost(t, st, fmt.Sprintf("during the outage %d", i), pngPhoto(t, 8, 6)))
+			posts = append(posts, createPost(t, st, fmt.Sprintf("during the outage %d", i), testutil.PNG(t, 8, 6)))
 		}
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 		defer cancel()
@@ -367,7 +340,7 @@ func TestStopFinishesTheSend(t *testing.T) {
 		tg := telegramtest.Start(t, token)
 		tg.SetFault("sendPhoto", telegramtest.Fault{Hang: true})
 		a := start(t, st, tg, fast)
-		p := createPost(t, st, "in flight at shutdown", pngPhoto(t, 8, 6))
+		p := createPost(t, st, "in flight at shutdown", testutil.PNG(t, 8, 6))
 		if _, err := tg.Wait(t.Context(), func(calls []telegramtest.Call) bool { return len(tg.Calls("sendPhoto")) == 1 }); err != nil {
 			t.Fatal(err)
 		}
@@ -397,13 +370,13 @@ func TestPhotoRefusedAndLongText(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		tg := telegramtest.Start(t, token)
 		start(t, st, tg, fast)
-		long := createPost(t, st, strings.Repeat("😀", contract.MaxTextLen), pngPhoto(t, 8, 6))
+		long := createPost(t, st, strings.Repeat("😀", contract.MaxTextLen), testutil.PNG(t, 8, 6))
 		byPost := waitAnnounced(t, tg, 5*time.Second, long)
 		if c := byPost[long.ID.String()][0]; c.Method != "sendPhoto" || !strings.HasSuffix(c.Params["caption"], "…\n\n"+site+"/posts/"+long.ID.String()) {
 			t.Errorf("long caption: %s %q", c.Method, c.Params["caption"])
 		}
 		tg.SetFault("sendPhoto", telegramtest.Fault{Status: 400})
-		refused := createPost(t, st, "a photo Telegram will not show", pngPhoto(t, 8, 6))
+		refused := createPost(t, st, "a photo Telegram will not show", testutil.PNG(t, 8, 6))
 		byPost = waitAnnounced(t, tg, 5*time.Second, long, refused)
 		checkOnce(t, byPost, 2)
 		if c := byPost[refused.ID.String()][0]; c.Method != "sendMessage" || !strings.HasPrefix(c.Params["text"], "a photo Telegram will not show\n\n") {

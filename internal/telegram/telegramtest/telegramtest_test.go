@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"image"
-	"image/png"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/extagram/extagram/internal/telegram"
 	"github.com/extagram/extagram/internal/telegram/telegramtest"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/go-telegram/bot"
 	"github.com/go-telegram/bot/models"
 )
@@ -38,14 +39,6 @@ func ctx(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-func pngBytes(t *testing.T, w, h int) []byte {
-	var b bytes.Buffer
-	if err := png.Encode(&b, image.NewRGBA(image.Rect(0, 0, w, h))); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
 func TestMessagesAndPhotos(t *testing.T) {
 	t.Parallel()
 	s := telegramtest.Start(t, token)
@@ -58,7 +51,7 @@ func TestMessagesAndPhotos(t *testing.T) {
 	if err != nil || m.ID != 1 || m.Chat.ID != 42 || m.Text != "hello" {
 		t.Fatalf("sendMessage: %+v %v", m, err)
 	}
-	photo := pngBytes(t, 4, 3)
+	photo := testutil.PNG(t, 4, 3)
 	p, err := c.SendPhoto(ctx(t, 5*time.Second), &bot.SendPhotoParams{
 		ChatID: "@wall", Caption: "a caption",
 		Photo: &models.InputFileUpload{Filename: "p.png", Data: bytes.NewReader(photo)},
@@ -197,7 +190,7 @@ func TestFiles(t *testing.T) {
 	t.Parallel()
 	s := telegramtest.Start(t, token)
 	c := client(t, s)
-	data := pngBytes(t, 30, 20)
+	data := testutil.PNG(t, 30, 20)
 	id := s.AddFile(data)
 	f, err := c.GetFile(ctx(t, 5*time.Second), &bot.GetFileParams{FileID: id})
 	if err != nil || f.FileSize != int64(len(data)) || f.FilePath == "" {
@@ -301,18 +294,14 @@ func TestLongPollOnePoller(t *testing.T) {
 
 func waitHandled(t *testing.T, s *telegramtest.Server, ps []*poller, id int64) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	testutil.Eventually(t, 15*time.Second, fmt.Sprintf("update %d handled", id), func() bool {
 		for _, p := range ps {
-			for _, u := range p.updates() {
-				if u == id {
-					return
-				}
+			if slices.Contains(p.updates(), id) {
+				return true
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("update %d not handled within 15s", id)
+		return false
+	})
 }
 
 // With a webhook set, updates are POSTed to it with the secret, until it
@@ -345,19 +334,11 @@ func TestWebhook(t *testing.T) {
 		t.Errorf("webhook %q %q", u, sec)
 	}
 	s.UserText(9, 9, "/start")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(t, 10*time.Second, "the update delivered to the webhook (after one failure)", func() bool {
 		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the update was not delivered to the webhook (after one failure) within 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(got) == 1
+	})
 	if !strings.HasPrefix(got[0], "s3cret {") || !strings.Contains(got[0], `"text":"/start"`) {
 		t.Errorf("webhook got %q", got[0])
 	}
