@@ -157,7 +157,9 @@ func TestComposeConfig(t *testing.T) {
 	for label, tool := range tools {
 		t.Run(label, func(t *testing.T) {
 			run := func(envFile string, args ...string) (string, error) {
-				cmd := exec.Command(tool[0], slices.Concat(tool[1:], []string{"--project-directory", root, "--env-file", envFile, "-f", filepath.Join(root, "docker-compose.yml")}, args)...)
+				// With the optional profile on, so that its services are
+				// checked and listed too.
+				cmd := exec.Command(tool[0], slices.Concat(tool[1:], []string{"--project-directory", root, "--env-file", envFile, "-f", filepath.Join(root, "docker-compose.yml"), "--profile", "observability"}, args)...)
 				cmd.Env, cmd.Dir = environ, t.TempDir()
 				out, err := cmd.CombinedOutput()
 				return string(out), err
@@ -170,7 +172,7 @@ func TestComposeConfig(t *testing.T) {
 			wg.Go(func() { out, err = run(example, "config", "--services") })
 			wg.Go(func() { outEmpty, errEmpty = run(empty, "config", "-q") })
 			wg.Wait()
-			got, want := slices.Sorted(slices.Values(strings.Fields(out))), slices.Sorted(slices.Values(m.p.ServiceNames()))
+			got, want := slices.Sorted(slices.Values(strings.Fields(out))), slices.Sorted(slices.Values(append(m.p.ServiceNames(), slices.Collect(maps.Keys(m.p.DisabledServices))...)))
 			check(t, err == nil && slices.Equal(got, want), "%s config: %v: services %v, compose-go sees %v\n%s", label, err, got, want, out)
 			check(t, errEmpty != nil && strings.Contains(outEmpty, "PASSWORD"), "%s without .env: want it to fail for a missing password, got %v\n%s", label, errEmpty, outEmpty)
 		})
