@@ -27,22 +27,28 @@ func (e *Edge) handleStorage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad image id: "+contract.IDForm, http.StatusBadRequest)
 		return
 	}
-	w = progressWriter{w, http.NewResponseController(w)}
+	var img *cachedImage
 	var meta *blobv1.BlobMetadata
 	if e.images != nil {
-		img, err := e.images.get(r.Context(), e.backends, id.String())
-		if err == nil {
-			limitRanges(r, int64(len(img.data)), maxRanges)
-			img.setHeaders(w.Header())
-			http.ServeContent(w, r, "", img.modTime, bytes.NewReader(img.data))
-			return
-		}
 		var nc errNotCached
-		if !errors.As(err, &nc) {
+		switch img, err = e.images.get(r.Context(), e.backends, id.String()); {
+		case err == nil:
+			if img.serve(w, r) {
+				return
+			}
+		case errors.As(err, &nc):
+			meta = nc.meta
+		default:
 			storageError(w, err)
 			return
 		}
-		meta = nc.meta
+	}
+	w = progressWriter{w, http.NewResponseController(w)}
+	if img != nil {
+		limitRanges(r, int64(len(img.data)), maxRanges)
+		img.setHeaders(w.Header())
+		http.ServeContent(w, r, "", img.modTime, bytes.NewReader(img.data))
+		return
 	}
 	e.streamImage(w, r, id.String(), meta)
 }
