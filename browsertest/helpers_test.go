@@ -3,6 +3,7 @@ package browsertest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
@@ -260,9 +261,13 @@ func (tb *tab) open(path string, status int64) {
 	}
 }
 
-// back goes one step back in the tab's history. It waits for the frame to
-// navigate, not for a load event: a page restored from the back/forward
-// cache has none.
+// back goes one step back in the tab's history. It waits for the script
+// context of the document that entry shows, not for a load event (a page
+// restored from the back/forward cache has none) nor for the frame's
+// navigation alone: the old document's context is destroyed and the new
+// one created after the frame navigates, and a script run in between
+// names a context that is gone. The new context's id comes from its own
+// event, so the wait for the document to be complete runs in it.
 func (tb *tab) back() {
 	tb.t.Helper()
 	hist, err := chromedp.Run(tb.ctx, chromedp.NavigationEntries())
@@ -270,8 +275,19 @@ func (tb *tab) back() {
 		tb.t.Fatalf("history: %v (at %d)", err, hist.CurrentIndex)
 	}
 	entry := hist.Entries[hist.CurrentIndex-1].ID
-	_, err = chromedp.Run(tb.ctx, chromedp.WaitEvent(page.FrameNavigated,
-		func(e page.EventFrameNavigated) bool { return e.Frame.ParentID == "" },
+	tree, err := chromedp.Call(tb.ctx, page.GetFrameTree, cdp.Empty{})
+	if err != nil {
+		tb.t.Fatalf("frame tree: %v", err)
+	}
+	top := tree.FrameTree.Frame.ID
+	created, err := chromedp.Run(tb.ctx, chromedp.WaitEvent(runtime.ExecutionContextCreated,
+		func(e runtime.EventExecutionContextCreated) bool {
+			var aux struct {
+				FrameID   cdp.FrameID `json:"frameId"`
+				IsDefault bool        `json:"isDefault"`
+			}
+			return json.Unmarshal(e.Context.AuxData, &aux) == nil && aux.FrameID == top && aux.IsDefault
+		},
 		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 			_, err := cdp.Call(ctx, tg, page.NavigateToHistoryEntry, page.NavigateToHistoryEntryParams{EntryID: entry})
 			return err
@@ -279,8 +295,18 @@ func (tb *tab) back() {
 	if err != nil {
 		tb.t.Fatalf("back: %v", err)
 	}
-	tb.waitJS(`document.readyState === "complete"`)
+	res, err := chromedp.Call(tb.ctx, runtime.Evaluate, runtime.EvaluateParams{
+		Expression:      `document.readyState === "complete" || new Promise(ok => addEventListener("load", () => ok(true), {once: true}))`,
+		UniqueContextID: created.Context.UniqueID,
+		AwaitPromise:    ptr(true),
+		ReturnByValue:   ptr(true),
+	})
+	if err != nil || res.ExceptionDetails != nil {
+		tb.t.Fatalf("back: wait for the document to be complete: %v %+v", err, res.ExceptionDetails)
+	}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // eval evaluates a JavaScript expression (awaiting a promise) and returns
 // its value decoded as T.
