@@ -9,17 +9,23 @@ package hatest
 
 import (
 	"context"
+	crand "crypto/rand"
 	"crypto/tls"
+	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/meshtls"
@@ -383,3 +389,40 @@ func Get(ctx context.Context, client *http.Client, url string) (code int, retryA
 
 // Procs returns every process of the cluster.
 func (c *Cluster) Procs() []*Proc { return c.procs }
+
+// CreateDatabase creates a database of its own, named prefix and random
+// hex, on the MySQL server of serverDSN and returns its DSN and a function
+// that drops it (its error is reported on stderr, as the drop runs while
+// the caller ends).
+func CreateDatabase(ctx context.Context, serverDSN, prefix string) (dsn string, drop func(), err error) {
+	cfg, err := mysql.ParseDSN(serverDSN)
+	if err != nil {
+		return "", nil, fmt.Errorf("-mysql-dsn: %w", err)
+	}
+	cfg.DBName = ""
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return "", nil, err
+	}
+	db := sql.OpenDB(connector)
+	var rnd [6]byte
+	_, _ = crand.Read(rnd[:])
+	name := prefix + hex.EncodeToString(rnd[:])
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
+		db.Close()
+		return "", nil, fmt.Errorf("create database on %s: %w", cfg.Addr, err)
+	}
+	drop = func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := db.ExecContext(dctx, "DROP DATABASE IF EXISTS `"+name+"`"); err != nil {
+			fmt.Fprintf(os.Stderr, "drop database %s: %v\n", name, err)
+		}
+		db.Close()
+	}
+	cfg.DBName = name
+	return cfg.FormatDSN(), drop, nil
+}

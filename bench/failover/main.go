@@ -17,9 +17,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,7 +31,6 @@ import (
 	"time"
 
 	"github.com/extagram/extagram/hatest"
-	"github.com/go-sql-driver/mysql"
 )
 
 type config struct {
@@ -95,7 +91,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	dsn, drop, err := createDatabase(ctx, cfg.mysqlDSN)
+	dsn, drop, err := hatest.CreateDatabase(ctx, cfg.mysqlDSN, "extagram_bench_")
 	if err != nil {
 		return err
 	}
@@ -354,39 +350,4 @@ func (b *bench) share(ctx context.Context) error {
 	b.shares(served)
 	fmt.Fprintln(b.w)
 	return ctx.Err()
-}
-
-// createDatabase creates a database of its own on the server and returns
-// its DSN and a function that drops it.
-func createDatabase(ctx context.Context, serverDSN string) (string, func(), error) {
-	cfg, err := mysql.ParseDSN(serverDSN)
-	if err != nil {
-		return "", nil, fmt.Errorf("-mysql-dsn: %w", err)
-	}
-	cfg.DBName = ""
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 5 * time.Second
-	}
-	connector, err := mysql.NewConnector(cfg)
-	if err != nil {
-		return "", nil, err
-	}
-	db := sql.OpenDB(connector)
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	name := "extagram_bench_" + hex.EncodeToString(rnd[:])
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
-		db.Close()
-		return "", nil, fmt.Errorf("create database on %s: %w", cfg.Addr, err)
-	}
-	drop := func() {
-		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := db.ExecContext(dctx, "DROP DATABASE IF EXISTS `"+name+"`"); err != nil {
-			fmt.Fprintf(os.Stderr, "failover: drop database %s: %v\n", name, err)
-		}
-		db.Close()
-	}
-	cfg.DBName = name
-	return cfg.FormatDSN(), drop, nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -22,7 +21,6 @@ import (
 
 	"github.com/extagram/extagram/hatest"
 	"github.com/extagram/extagram/internal/contract"
-	"github.com/go-sql-driver/mysql"
 )
 
 // startDemo runs a mesh under a steady, mixed load with Prometheus scraping
@@ -47,7 +45,7 @@ func startDemo(ctx context.Context, cfg config) (stop func(), promURL string, er
 		return nil, "", err
 	}
 	stops = append(stops, func() { os.RemoveAll(dir) })
-	dsn, drop, err := createDatabase(ctx, cfg.mysqlDSN)
+	dsn, drop, err := hatest.CreateDatabase(ctx, cfg.mysqlDSN, "extagram_render_")
 	if err != nil {
 		return stop, "", err
 	}
@@ -218,34 +216,4 @@ func imageIDs(client *http.Client, site string) []string {
 		}
 	}
 	return ids
-}
-
-// createDatabase creates a database of its own on the server of serverDSN
-// and returns its DSN and what drops it.
-func createDatabase(ctx context.Context, serverDSN string) (string, func(), error) {
-	cfg, err := mysql.ParseDSN(serverDSN)
-	if err != nil {
-		return "", nil, fmt.Errorf("-mysql-dsn: %w", err)
-	}
-	cfg.DBName = ""
-	connector, err := mysql.NewConnector(cfg)
-	if err != nil {
-		return "", nil, err
-	}
-	db := sql.OpenDB(connector)
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	name := "extagram_render_" + hex.EncodeToString(rnd[:])
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
-		db.Close()
-		return "", nil, fmt.Errorf("create database: %w", err)
-	}
-	drop := func() {
-		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, _ = db.ExecContext(dctx, "DROP DATABASE IF EXISTS `"+name+"`")
-		db.Close()
-	}
-	cfg.DBName = name
-	return cfg.FormatDSN(), drop, nil
 }
