@@ -20,29 +20,28 @@ import (
 	"github.com/compose-spec/compose-go/v2/template"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/go-sql-driver/mysql"
+	"sigs.k8s.io/yaml"
 )
 
 const (
 	composeFile = repoRoot + "/docker-compose.yml"
 	envExample  = repoRoot + "/.env.example"
+	obsDir      = "observability"
 	netName     = "extagram-net"
 	dbService   = "s7"
 )
 
-// The seed's servers and the extagram subcommand each one runs, and the two
-// one-shots. S6 (static assets) has no container: they are embedded in the
-// edge. S7 is MySQL.
+// The seed's servers and the extagram role each runs, and the two one-shots. S6 (static assets) has no
+// container: they are embedded in the edge. S7 is MySQL.
 var seedRoles = map[string]string{"s1": "edge", "s2": "feed", "s3": "feed", "s4": "upload", "s5": "blob", "migrate": "migrate", "certs": "certs"}
 
-// oneShot reports whether a service runs once and exits: the migrations,
-// the mesh's certificates.
+// grpcRoles are the roles on the mesh.
+var grpcRoles = []string{"edge", "feed", "upload", "blob"}
+
 func oneShot(s types.ServiceConfig) bool { return role(s) == "migrate" || role(s) == "certs" }
 
-// loadCompose loads docker-compose.yml with the Compose specification's own
-// loader as `docker compose --env-file ENVFILE config` does: interpolation,
-// schema validation, consistency checks, normalization, resolved paths.
-// env takes precedence over the env file, as the shell's environment does.
-// It also returns the strings that interpolation met with a ${...} in them.
+// loadCompose loads docker-compose.yml as `docker compose --env-file ENVFILE config` does; env wins over the
+// env file, as the shell's does. It also returns the strings that interpolation met with a ${...} in them.
 func loadCompose(envFile string, env map[string]string) (*types.Project, []string, error) {
 	root := must(filepath.Abs(repoRoot))
 	var templates, environ []string
@@ -69,11 +68,10 @@ func loadCompose(envFile string, env map[string]string) (*types.Project, []strin
 	return p, templates, err
 }
 
-// composeModel is docker-compose.yml loaded with .env.example (p), and with
-// every variable that it reads set to a value of its own, sentinel(NAME)
-// (s), so that a value shows which variable it came from.
+// composeModel is docker-compose.yml loaded with .env.example (p; obs with --profile observability), and
+// with every variable it reads set to sentinel(NAME) (s), so that a value shows which variable it came from.
 type composeModel struct {
-	p, s      *types.Project
+	p, obs, s *types.Project
 	templates []string
 	vars      map[string]template.Variable // every variable read, by name
 }
@@ -91,6 +89,9 @@ var composeOnce = sync.OnceValues(func() (m *composeModel, err error) {
 			v.Required = v.Required || m.vars[name].Required
 			m.vars[name], env[name] = v, sentinel(name)
 		}
+	}
+	if m.obs, err = m.p.WithProfiles([]string{"observability"}); err != nil {
+		return nil, err
 	}
 	m.s, _, err = loadCompose(envExample, env)
 	return m, err
@@ -113,8 +114,7 @@ func role(s types.ServiceConfig) string {
 	return s.Command[0]
 }
 
-// flag returns a flag of the service's command, or the EXTAGRAM_ variable
-// that stands for it.
+// flag returns a flag of the service's command, or the EXTAGRAM_ variable that stands for it.
 func flag(s types.ServiceConfig, name string) (string, bool) {
 	if v, ok := flagValue(s.Command, name); ok {
 		return v, true
@@ -129,11 +129,9 @@ func getenv(s types.ServiceConfig, name string) (string, bool) {
 	return "", false
 }
 
-// TestComposeConfig has Compose itself (the docker CLI's plugin or Debian's
-// docker-compose 1.29; `config` needs no Docker engine) validate
-// docker-compose.yml with .env.example, list the services compose-go sees,
-// and refuse to run without it (every password is a required variable).
-// CI installs docker-compose with apt-get.
+// TestComposeConfig has Compose itself (the docker CLI's plugin, or Debian's docker-compose, which CI
+// installs; `config` needs no engine) validate the file with .env.example, with the optional profile on,
+// and list the services compose-go sees. That it refuses to run without .env is TestComposeNoLiteralSecrets'.
 func TestComposeConfig(t *testing.T) {
 	t.Parallel()
 	tools := map[string][]string{}
@@ -144,10 +142,10 @@ func TestComposeConfig(t *testing.T) {
 		tools["docker-compose"] = []string{path}
 	}
 	if len(tools) == 0 {
-		skipOrFail(t, "neither `docker compose` nor `docker-compose` found; install one with: apt-get install -y --no-install-recommends docker-compose")
+		skipOrFail(t, "no `docker compose` or `docker-compose`; apt-get install -y --no-install-recommends docker-compose")
 	}
 	m := loadComposeModel(t)
-	root, example, empty := must(filepath.Abs(repoRoot)), must(filepath.Abs(envExample)), writeFile(t, "empty.env", nil)
+	root, want := must(filepath.Abs(repoRoot)), slices.Sorted(maps.Keys(m.obs.Services))
 	var environ []string // only the env file may set what the Compose file reads
 	for _, kv := range os.Environ() {
 		if k, _, _ := strings.Cut(kv, "="); m.vars[k].Name == "" && !strings.HasPrefix(k, "COMPOSE_") {
@@ -156,69 +154,83 @@ func TestComposeConfig(t *testing.T) {
 	}
 	for label, tool := range tools {
 		t.Run(label, func(t *testing.T) {
-			run := func(envFile string, args ...string) (string, error) {
-				// With the optional profile on, so that its services are
-				// checked and listed too.
-				cmd := exec.Command(tool[0], slices.Concat(tool[1:], []string{"--project-directory", root, "--env-file", envFile, "-f", filepath.Join(root, "docker-compose.yml"), "--profile", "observability"}, args)...)
-				cmd.Env, cmd.Dir = environ, t.TempDir()
-				out, err := cmd.CombinedOutput()
-				return string(out), err
-			}
-			// `config --services` loads, interpolates and validates the
-			// whole file, as `config -q` does, before it lists the services.
-			var out, outEmpty string
-			var err, errEmpty error
-			var wg sync.WaitGroup
-			wg.Go(func() { out, err = run(example, "config", "--services") })
-			wg.Go(func() { outEmpty, errEmpty = run(empty, "config", "-q") })
-			wg.Wait()
-			got, want := slices.Sorted(slices.Values(strings.Fields(out))), slices.Sorted(slices.Values(append(m.p.ServiceNames(), slices.Collect(maps.Keys(m.p.DisabledServices))...)))
-			check(t, err == nil && slices.Equal(got, want), "%s config: %v: services %v, compose-go sees %v\n%s", label, err, got, want, out)
-			check(t, errEmpty != nil && strings.Contains(outEmpty, "PASSWORD"), "%s without .env: want it to fail for a missing password, got %v\n%s", label, errEmpty, outEmpty)
+			t.Parallel()
+			// `config --services` validates the whole file, as `config -q` does, before it lists the services.
+			cmd := exec.Command(tool[0], slices.Concat(tool[1:], []string{"--project-directory", root, "--env-file", must(filepath.Abs(envExample)),
+				"-f", filepath.Join(root, "docker-compose.yml"), "--profile", "observability", "config", "--services"})...)
+			cmd.Env, cmd.Dir = environ, t.TempDir()
+			out, err := cmd.CombinedOutput()
+			got := slices.Sorted(slices.Values(strings.Fields(string(out))))
+			check(t, err == nil && slices.Equal(got, want), "config: %v: services %v, compose-go sees %v\n%s", err, got, want, out)
 		})
 	}
 }
 
-// The services are the seed's servers, each extagram role from the one
-// image, all on extagram-net.
-func TestComposeServicesAreTheSeedServers(t *testing.T) {
+// TestComposeTopology: the services are the seed's servers, each extagram role from the one image, all on
+// extagram-net; only the edge publishes ports; the gRPC roles speak mutual TLS with the certificates that
+// certs writes into the mesh volume; the edge reaches every replica of each service.
+func TestComposeTopology(t *testing.T) {
 	p := loadComposeModel(t).p
 	root, image := must(filepath.Abs(repoRoot)), p.Services["s1"].Image
+	meshMount := func(s types.ServiceConfig) (target string, readOnly, ok bool) {
+		for _, v := range s.Volumes {
+			if v.Source == "mesh" {
+				return v.Target, v.ReadOnly, true
+			}
+		}
+		return "", false, false
+	}
 	for name, s := range p.Services {
 		r, seed := seedRoles[name]
-		check(t, (seed && role(s) == r) || (name == dbService && strings.HasPrefix(s.Image, "mysql:8")), "service %s (image %s) runs %q: not one of the seed's servers", name, s.Image, role(s))
-		_, ok := s.Networks[netName]
-		if role(s) == "certs" {
-			// It writes files and talks to no one.
-			check(t, s.NetworkMode == "none" && !ok, "certs: network_mode %q, networks %v; want none", s.NetworkMode, s.Networks)
-		} else {
-			check(t, ok, "%s is not on %s", name, netName)
-		}
+		check(t, (seed && role(s) == r) || (name == dbService && strings.HasPrefix(s.Image, "mysql:8")),
+			"service %s (image %s) runs %q: not one of the seed's servers", name, s.Image, role(s))
+		// certs writes files and talks to no one.
+		_, onNet := s.Networks[netName]
+		check(t, onNet == (role(s) != "certs") && (role(s) != "certs" || s.NetworkMode == "none"),
+			"%s: network_mode %q, networks %v; want %s, or none for certs", name, s.NetworkMode, s.Networks, netName)
+		check(t, name == "s1" || len(s.Ports) == 0, "%s publishes %v: only the edge faces the browser", name, s.Ports)
 		if role(s) != "" {
-			check(t, s.Image != "" && s.Image == image && len(s.Entrypoint) == 0, "%s: image %q entrypoint %v, want the one extagram image %q and its entrypoint", name, s.Image, s.Entrypoint, image)
+			check(t, s.Image != "" && s.Image == image && len(s.Entrypoint) == 0, "%s: image %q entrypoint %v, want %q and its entrypoint", name, s.Image, s.Entrypoint, image)
 			check(t, s.Build != nil && s.Build.Context == root && s.Build.Dockerfile == "Dockerfile" && s.Build.Args["VERSION"] != nil && s.Build.Args["COMMIT"] != nil,
 				"%s: want a build of the repository's Dockerfile with VERSION and COMMIT, got %+v", name, s.Build)
 		}
+		target, ro, mounted := meshMount(s)
+		if !slices.Contains(grpcRoles, role(s)) {
+			check(t, role(s) == "certs" || !mounted, "%s mounts the mesh's keys but speaks no gRPC", name)
+			continue
+		}
+		check(t, mounted && ro && target == "/mesh", "%s: the mesh volume at %q (read-only %v), want read-only at /mesh", name, target, ro)
+		for f, want := range map[string]string{"mesh-ca": "/mesh/ca.pem", "mesh-cert": "/mesh/" + role(s) + ".pem", "mesh-key": "/mesh/" + role(s) + "-key.pem"} {
+			got, _ := flag(s, f)
+			check(t, got == want, "%s: --%s %q, want %q", name, f, got, want)
+		}
+		v, set := flag(s, "mesh-insecure")
+		check(t, !set || v == "false", "%s runs with --mesh-insecure", name)
 	}
 	check(t, len(p.Services) == len(seedRoles)+1, "services %v, want the seed's %v and s7", p.ServiceNames(), seedRoles)
 	check(t, p.Networks[netName].Name == netName, "network %s is not declared with that name", netName)
-	// Where S6 went must be written down for a reader of the seed.
-	raw := string(readFile(t, composeFile))
-	explained := false
-	for _, c := range regexp.MustCompile(`(?m)^\s*#.*\bS6\b.*(\n.*){0,2}`).FindAllString(raw, -1) {
-		explained = explained || strings.Contains(c, "embedded")
-	}
-	check(t, explained, "no comment says that S6's static assets are embedded in the edge")
-	check(t, !regexp.MustCompile(`(?m)^version:`).MatchString(raw), "the Compose specification has no top-level version key")
-}
+	check(t, regexp.MustCompile(`(?m)^\s*#.*\bS6\b(.*\n){0,2}.*embedded`).Match(readFile(t, composeFile)),
+		"no comment says where S6 went: its static assets are embedded in the edge")
+	certs := p.Services["certs"]
+	target, ro, ok := meshMount(certs)
+	dir, _ := flagValue(certs.Command, "dir")
+	check(t, ok && !ro && dir == target && target == "/mesh", "certs: writes %q into the mesh volume at %q (read-only %v), want /mesh", dir, target, ro)
 
-// The edge reaches each service through dns:///NAME:PORT, where NAME is a
-// network alias: Docker's DNS answers with the address of every container
-// that has it, so replicas added with --scale are found.
-func TestComposeEdgeTargetsReachEveryReplica(t *testing.T) {
-	p := loadComposeModel(t).p
+	edge, published := p.Services["s1"], map[string]int{}
+	for _, port := range edge.Ports {
+		published[port.Published] = int(port.Target)
+	}
+	https, _ := flag(edge, "https-addr")
+	http, _ := flag(edge, "http-addr")
+	rp, _ := flag(edge, "redirect-port")
+	check(t, len(edge.Ports) == 2 && published["443"] == addrPort(t, https) && published["80"] == addrPort(t, http),
+		"s1 publishes %v, want exactly 443 on --https-addr %s and 80 on --http-addr %s", edge.Ports, https, http)
+	check(t, rp == "443", "--redirect-port %q, want 443 (the published HTTPS port)", rp)
+
+	// The edge dials dns:///NAME:PORT, NAME a network alias: Docker's DNS answers with every container that
+	// has it, so replicas added with --scale are found.
 	for r, minReplicas := range map[string]int{"feed": 2, "upload": 1, "blob": 1} {
-		target, ok := flag(p.Services["s1"], r+"-target")
+		target, ok := flag(edge, r+"-target")
 		check(t, ok, "s1 has no --%s-target", r)
 		alias, port := parseDNSTarget(t, target)
 		var members, want []string
@@ -235,8 +247,7 @@ func TestComposeEdgeTargetsReachEveryReplica(t *testing.T) {
 			s := p.Services[name]
 			addr, _ := flag(s, "grpc-addr")
 			check(t, addrPort(t, addr) == port, "%s listens on %q, but the edge dials %s", name, addr, target)
-			// Connections end now and then, so clients re-resolve and
-			// spread over replicas that appeared since.
+			// Connections end now and then, so clients re-resolve and spread over new replicas.
 			_, ok := flag(s, "max-connection-age")
 			check(t, ok, "%s has no --max-connection-age: the edge would never see new replicas", name)
 			check(t, s.ContainerName == "" && len(s.Ports) == 0, "%s has a container_name or ports: it could not be scaled", name)
@@ -244,26 +255,23 @@ func TestComposeEdgeTargetsReachEveryReplica(t *testing.T) {
 		// S2 and S3 by name: the seed's two balanced backends.
 		check(t, r != "feed" || slices.Equal(members, []string{"s2", "s3"}), "s2 and s3 are not the feed replicas %v", members)
 	}
-}
 
-func TestComposeUploadsVolumeShared(t *testing.T) {
-	p := loadComposeModel(t).p
-	mountAt := func(name string) types.ServiceVolumeConfig {
-		dir, ok := flag(p.Services[name], "uploads-dir")
-		for _, v := range p.Services[name].Volumes {
-			if ok && filepath.Clean(v.Target) == filepath.Clean(dir) {
-				return v
-			}
+	// s4 writes new files and s5 rewrites missing or damaged ones from S7, in one shared named volume.
+	var uploads []types.ServiceVolumeConfig
+	for _, name := range []string{"s4", "s5"} {
+		dir, _ := flag(p.Services[name], "uploads-dir")
+		i := slices.IndexFunc(p.Services[name].Volumes, func(v types.ServiceVolumeConfig) bool {
+			return dir != "" && filepath.Clean(v.Target) == filepath.Clean(dir)
+		})
+		if i < 0 {
+			t.Fatalf("%s: nothing is mounted at its --uploads-dir %q", name, dir)
 		}
-		t.Fatalf("%s: nothing is mounted at its --uploads-dir %q", name, dir)
-		return types.ServiceVolumeConfig{}
+		uploads = append(uploads, p.Services[name].Volumes[i])
 	}
-	up, blob := mountAt("s4"), mountAt("s5")
+	up, blob := uploads[0], uploads[1]
 	_, declared := p.Volumes[up.Source]
-	check(t, up.Type == types.VolumeTypeVolume && declared, "s4 uploads: want a declared named volume, got %+v", up)
-	check(t, up.Source == blob.Source && blob.Type == up.Type, "s4 mounts %q and s5 mounts %q: they must share one uploads volume", up.Source, blob.Source)
-	// s4 writes new files; s5 rewrites missing or damaged ones from S7.
-	check(t, !up.ReadOnly && !blob.ReadOnly, "s4 and s5 both need the uploads volume read-write")
+	check(t, up.Type == types.VolumeTypeVolume && declared && up.Source == blob.Source && blob.Type == up.Type && !up.ReadOnly && !blob.ReadOnly,
+		"s4 mounts %+v and s5 %+v: want one declared named uploads volume, read-write in both", up, blob)
 	for name, s := range p.Services {
 		for _, v := range s.Volumes {
 			check(t, name == "s4" || name == "s5" || v.Source != up.Source, "%s mounts the uploads volume too", name)
@@ -271,9 +279,8 @@ func TestComposeUploadsVolumeShared(t *testing.T) {
 	}
 }
 
-// Every long-running service has a health check that reaches its own
-// listener (the binary itself speaks gRPC health and HTTPS); the start
-// order waits for those, and for the migration to complete.
+// Every long-running service has a health check that reaches its own listener (the binary itself speaks
+// gRPC health and HTTPS); the start order waits for those, and for the one-shots to complete.
 func TestComposeHealthchecksAndStartOrder(t *testing.T) {
 	p := loadComposeModel(t).p
 	const healthy, done = types.ServiceConditionHealthy, types.ServiceConditionCompletedSuccessfully
@@ -293,12 +300,8 @@ func TestComposeHealthchecksAndStartOrder(t *testing.T) {
 		}
 		want, ok := order[name]
 		check(t, ok && maps.Equal(got, want), "%s depends on %v, want %v", name, got, want)
-		if oneShot(s) {
-			check(t, !hasHealth(s), "%s is one-shot and needs no health check", name)
-			continue
-		}
-		if !hasHealth(s) || len(s.HealthCheck.Test) < 2 {
-			t.Errorf("%s has no health check", name)
+		if oneShot(s) || !hasHealth(s) || len(s.HealthCheck.Test) < 2 {
+			check(t, oneShot(s) && !hasHealth(s), "%s: a health check %v, want one unless it is a one-shot", name, s.HealthCheck)
 			continue
 		}
 		test, probe := s.HealthCheck.Test, []string{"CMD", "/extagram", "health"}
@@ -309,24 +312,29 @@ func TestComposeHealthchecksAndStartOrder(t *testing.T) {
 		case "edge":
 			u, _ := flagValue(test, "url")
 			https, _ := flag(s, "https-addr")
-			check(t, slices.Equal(head, probe) && strings.HasPrefix(u, "https://") && strings.Contains(u, ":"+strconv.Itoa(addrPort(t, https))+"/"), "%s: health check %q does not run %q on --https-addr %s", name, test, probe, https)
+			check(t, slices.Equal(head, probe) && strings.HasPrefix(u, "https://") && strings.Contains(u, ":"+strconv.Itoa(addrPort(t, https))+"/"),
+				"%s: health check %q does not run %q on --https-addr %s", name, test, probe, https)
 			check(t, slices.Contains(test, "--insecure") || slices.Contains(test, "--insecure=true"), "%s: health check must skip verification of the self-signed certificate", name)
 		default:
 			addr, _ := flagValue(test, "grpc-addr")
 			listen, _ := flag(s, "grpc-addr")
 			check(t, slices.Equal(head, probe) && addr != "" && addrPort(t, addr) == addrPort(t, listen), "%s: health check %q does not run %q on --grpc-addr %s", name, test, probe, listen)
+			// It speaks mutual TLS as the operator, from the mesh volume: --data-dir / finds /mesh.
+			dataDir, _ := flagValue(test, "data-dir")
+			check(t, dataDir == "/", "%s: the health check finds no certificate (--data-dir %q, want / for /mesh)", name, dataDir)
 		}
 	}
 }
 
+// Every service, the observability profile's too, runs with least privilege.
 func TestComposeHardening(t *testing.T) {
-	p := loadComposeModel(t).p
-	for name, s := range p.Services {
+	for name, s := range loadComposeModel(t).obs.Services {
 		u, _, _ := strings.Cut(s.User, ":")
 		check(t, slices.Contains(s.CapDrop, "ALL") && len(s.CapAdd) == 0, "%s: cap_drop %v cap_add %v, want [ALL] and none", name, s.CapDrop, s.CapAdd)
 		check(t, slices.Contains(s.SecurityOpt, "no-new-privileges:true") || slices.Contains(s.SecurityOpt, "no-new-privileges"), "%s: want security_opt no-new-privileges:true", name)
 		check(t, !s.Privileged && u != "0" && u != "root", "%s is privileged or runs as root", name)
 		check(t, len(s.EnvFiles) == 0, "%s: env_file would hand every variable of the file to the container; name each one", name)
+		check(t, s.ReadOnly || name == dbService, "%s: want read_only: true", name)
 		if oneShot(s) {
 			check(t, s.Restart == types.RestartPolicyNo || s.Restart == types.RestartPolicyOnFailure, "%s is one-shot: restart %q, want \"no\"", name, s.Restart)
 		} else {
@@ -335,7 +343,8 @@ func TestComposeHardening(t *testing.T) {
 		if role(s) == "" {
 			continue
 		}
-		check(t, s.ReadOnly && slices.ContainsFunc(s.Tmpfs, func(m string) bool { return strings.HasPrefix(m, "/tmp") }), "%s: want read_only: true and a tmpfs at /tmp", name)
+		check(t, slices.ContainsFunc(s.Tmpfs, func(m string) bool { return strings.HasPrefix(m, "/tmp") }), "%s: want a tmpfs at /tmp", name)
+		// With a read-only root, every folder the binary writes is a tmpfs or a read-write volume.
 		for _, f := range []string{"data-dir", "uploads-dir"} {
 			dir, ok := flag(s, f)
 			under := func(mount string) bool {
@@ -348,92 +357,31 @@ func TestComposeHardening(t *testing.T) {
 	}
 }
 
-// TestComposeMeshTLS: certs writes the mesh's certificates into the mesh
-// volume; every gRPC role mounts it read-only and runs with its own
-// identity (never --mesh-insecure); the services' health checks speak
-// mutual TLS with the files of that volume.
-func TestComposeMeshTLS(t *testing.T) {
-	p := loadComposeModel(t).p
-	mounts := func(s types.ServiceConfig) (target string, readOnly, ok bool) {
-		for _, v := range s.Volumes {
-			if v.Source == "mesh" {
-				return v.Target, v.ReadOnly, true
-			}
-		}
-		return "", false, false
-	}
-	certs := p.Services["certs"]
-	target, ro, ok := mounts(certs)
-	dir, _ := flagValue(certs.Command, "dir")
-	check(t, ok && !ro && dir == target && target == "/mesh", "certs: writes %q into the mesh volume at %q (read-only %v), want /mesh", dir, target, ro)
-	for name, s := range p.Services {
-		switch role(s) {
-		case "edge", "feed", "upload", "blob":
-		default:
-			_, _, ok := mounts(s)
-			check(t, name == "certs" || !ok, "%s mounts the mesh's keys but speaks no gRPC", name)
-			continue
-		}
-		target, ro, ok := mounts(s)
-		check(t, ok && ro && target == "/mesh", "%s: the mesh volume at %q (read-only %v), want read-only at /mesh", name, target, ro)
-		for f, want := range map[string]string{"mesh-ca": "/mesh/ca.pem", "mesh-cert": "/mesh/" + role(s) + ".pem", "mesh-key": "/mesh/" + role(s) + "-key.pem"} {
-			got, _ := flag(s, f)
-			check(t, got == want, "%s: --%s %q, want %q", name, f, got, want)
-		}
-		v, set := flag(s, "mesh-insecure")
-		check(t, !set || v == "false", "%s runs with --mesh-insecure", name)
-		if role(s) != "edge" {
-			dataDir, _ := flagValue(s.HealthCheck.Test, "data-dir")
-			check(t, dataDir+"/mesh" == "//mesh" || dataDir == "/", "%s: the health check finds no certificate (--data-dir %q, want / for /mesh)", name, dataDir)
-		}
-	}
-}
-
-func TestComposePorts(t *testing.T) {
-	p := loadComposeModel(t).p
-	for name, s := range p.Services {
-		check(t, name == "s1" || len(s.Ports) == 0, "%s publishes %v: only the edge faces the browser", name, s.Ports)
-	}
-	edge, published := p.Services["s1"], map[string]int{}
-	for _, port := range edge.Ports {
-		published[port.Published] = int(port.Target)
-	}
-	https, _ := flag(edge, "https-addr")
-	http, _ := flag(edge, "http-addr")
-	rp, _ := flag(edge, "redirect-port")
-	check(t, len(edge.Ports) == 2 && published["443"] == addrPort(t, https) && published["80"] == addrPort(t, http), "s1 publishes %v, want exactly 443 on --https-addr %s and 80 on --http-addr %s", edge.Ports, https, http)
-	check(t, rp == "443", "--redirect-port %q, want 443 (the published HTTPS port)", rp)
-}
-
 func TestComposeNoLiteralSecrets(t *testing.T) {
 	m := loadComposeModel(t)
-	checkNoLeakedLiterals(t, "docker-compose.yml", string(readFile(t, composeFile)))
-	// Every reference to a secret variable either fails when the variable
-	// is empty or unset, or (an optional secret, such as the Telegram bot's
-	// token, whose absence turns a feature off) defaults to nothing: a
-	// default value would be a secret written in the file.
+	// A secret variable's reference fails when it is empty or unset, or (an optional secret, such as the
+	// Telegram bot's token, whose absence turns a feature off) defaults to nothing: a default would be a
+	// secret written in the file.
 	ref := regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}?`)
 	for _, s := range m.templates {
 		for _, r := range ref.FindAllStringSubmatch(s, -1) {
-			name, rest := r[1], r[2]
-			if !secretName.MatchString(name) {
-				continue
+			if name := r[1]; secretName.MatchString(name) {
+				_, err := template.Substitute(s, func(k string) (string, bool) {
+					if k == name {
+						return "", true
+					}
+					return "x", true
+				})
+				check(t, err != nil || r[2] == ":-", "%q: a secret must be a required ${%s:?...} reference, or ${%s:-} when it is optional", s, name, name)
 			}
-			_, err := template.Substitute(s, func(k string) (string, bool) {
-				if k == name {
-					return "", true
-				}
-				return "x", true
-			})
-			check(t, err != nil || rest == ":-", "%q: a secret must be a required ${%s:?...} reference, or ${%s:-} when it is optional", s, name, name)
 		}
 	}
 	// Without .env, Compose refuses to run.
-	_, _, err := loadCompose(writeFile(t, "empty.env", nil), nil)
+	_, _, err := loadCompose(os.DevNull, nil)
 	var missing *template.MissingRequiredError
 	check(t, errors.As(err, &missing) && secretName.MatchString(missing.Variable), "without .env the file loads, or fails for another reason than a password: %v", err)
 
-	// A secret setting holds exactly the value of a secret variable.
+	// A secret setting holds exactly the value of a secret variable; none is on a command line or in the image.
 	secrets := map[string]bool{}
 	for name := range m.vars {
 		secrets[sentinel(name)] = secretName.MatchString(name)
@@ -464,8 +412,8 @@ func TestComposeNoLiteralSecrets(t *testing.T) {
 	}
 }
 
-// The services log in with the data-only account and migrate with the DDL
-// account: the same names and passwords that s7's init script is given.
+// The services log in with the data-only account and migrate with the DDL account: the names and passwords
+// that s7's init script is given.
 func TestComposeDatabaseAccounts(t *testing.T) {
 	p := loadComposeModel(t).s
 	db := p.Services[dbService]
@@ -487,8 +435,8 @@ func TestComposeDatabaseAccounts(t *testing.T) {
 	}
 	check(t, dbEnv("EXTAGRAM_DB_PASSWORD") != dbEnv("EXTAGRAM_MIGRATE_PASSWORD"), "the data and migrate accounts share one password variable")
 
-	// S7's data lives in a named volume; the init script is mounted read-only
-	// and is a shell script, since only a script can read the environment.
+	// S7's data is a named volume; the init scripts are bound read-only, and are shell scripts: only a script
+	// can read the environment.
 	mounts := map[string]types.ServiceVolumeConfig{}
 	for _, v := range db.Volumes {
 		mounts[v.Target] = v
@@ -515,12 +463,7 @@ func TestComposeDatabaseAccounts(t *testing.T) {
 }
 
 func TestEnvExampleDocumentsEveryVariable(t *testing.T) {
-	m := loadComposeModel(t)
-	raw := string(readFile(t, envExample))
-	checkNoLeakedLiterals(t, ".env.example", raw)
-	for i, line := range strings.Split(raw, "\n") {
-		check(t, regexp.MustCompile(`^(#.*|[A-Za-z_][A-Za-z0-9_]*=.*)?$`).MatchString(strings.TrimSpace(line)), ".env.example line %d is neither a comment nor KEY=VALUE: %q", i+1, line)
-	}
+	m, raw := loadComposeModel(t), string(readFile(t, envExample))
 	set, err := dotenv.Read(envExample)
 	if err != nil {
 		t.Fatal(err)
@@ -540,26 +483,116 @@ func TestEnvExampleDocumentsEveryVariable(t *testing.T) {
 	}
 }
 
-// No deploy file writes a password down; the init script interpolates
-// passwords into SQL only through its escaping helper.
+// No deploy file writes a password down, nor the original application's credentials; the init script
+// interpolates passwords into SQL only through its escaping helper.
 func TestNoLiteralSecretsInDeployFiles(t *testing.T) {
 	literal := regexp.MustCompile(`(?i)(identified\s+by\s+'[^'$]|password\s*[:=]\s*["']?[^\s"'$<{(%]|\w+:[^\s@${]+@tcp\()`)
 	var files []string
-	for _, pattern := range []string{"../Dockerfile", "../docker-compose.yml", "mysql/initdb.d/*", "kubernetes/*.yaml", "*.sh"} {
+	for _, pattern := range []string{"../Dockerfile", "../docker-compose.yml", "../.env.example", "mysql/initdb.d/*", "kubernetes/*.yaml", "*.sh"} {
 		files = append(files, must(filepath.Glob(pattern))...)
 	}
-	check(t, len(files) >= 5, "found only %v", files)
+	check(t, len(files) >= 6, "found only %v", files)
 	for _, f := range files {
 		if strings.HasSuffix(f, ".local.yaml") {
 			continue // real secrets made from secret.example.yaml, ignored by git
 		}
 		body := string(readFile(t, f))
-		checkNoLeakedLiterals(t, f, body)
+		for _, lit := range []string{"pass123", "extagram_admin"} {
+			check(t, !strings.Contains(strings.ToLower(body), lit), "%s contains %q", f, lit)
+		}
 		for i, line := range strings.Split(body, "\n") {
 			// A reference is not a literal, whatever its name says.
 			masked := regexp.MustCompile(`\$\{[^}]*\}`).ReplaceAllString(line, "${}")
 			check(t, strings.HasPrefix(strings.TrimSpace(line), "#") || !literal.MatchString(masked) || strings.Contains(line, "change-me"),
 				"%s:%d looks like a literal password: %s", f, i+1, strings.TrimSpace(line))
+		}
+	}
+}
+
+// The observability profile: Prometheus, Alertmanager and Grafana start only with --profile observability,
+// from pinned images, with the files of deploy/observability (hardened in TestComposeHardening); Prometheus
+// scrapes every role where it serves its metrics, Alertmanager reads its token where Compose mounts it.
+func TestComposeObservabilityProfile(t *testing.T) {
+	m := loadComposeModel(t)
+	obsRoot := filepath.Join(must(filepath.Abs(repoRoot)), "deploy", "observability")
+	ignored := strings.Split(string(readFile(t, obsDir+"/.gitignore")), "\n")
+	var extra []string
+	for name, s := range m.obs.Services {
+		if _, ok := m.p.Services[name]; ok {
+			check(t, len(s.Profiles) == 0, "%s is in profiles %v: the site itself needs no profile", name, s.Profiles)
+			continue
+		}
+		extra = append(extra, name)
+		check(t, slices.Equal(s.Profiles, []string{"observability"}), "%s: profiles %v, want [observability]", name, s.Profiles)
+		_, tag, _ := strings.Cut(s.Image[strings.LastIndex(s.Image, "/")+1:], ":")
+		check(t, tag != "" && tag != "latest", "%s: image %q is not pinned by a tag", name, s.Image)
+		_, onNet := s.Networks[netName]
+		check(t, onNet && s.HealthCheck != nil, "%s: want it on %s, with a health check", name, netName)
+		for _, port := range s.Ports {
+			check(t, port.HostIP == "127.0.0.1", "%s publishes %s:%s on every interface; bind it to 127.0.0.1", name, port.HostIP, port.Published)
+		}
+		for _, v := range s.Volumes {
+			if v.Type == types.VolumeTypeBind {
+				_, err := os.Stat(v.Source)
+				check(t, v.ReadOnly && strings.HasPrefix(v.Source, obsRoot) && err == nil, "%s mounts %s (%v): want read-only files of deploy/observability", name, v.Source, err)
+			}
+		}
+		for _, sec := range s.Secrets {
+			def := m.obs.Secrets[sec.Source]
+			rel, _ := filepath.Rel(obsRoot, def.File)
+			check(t, def.File != "" && slices.Contains(ignored, rel), "%s: secret %s from %q, want a file of deploy/observability that git ignores", name, sec.Source, def.File)
+		}
+	}
+	slices.Sort(extra)
+	check(t, slices.Equal(extra, []string{"alertmanager", "grafana", "prometheus"}), "the profile's services are %v", extra)
+
+	var am struct {
+		Receivers []struct {
+			TelegramConfigs []struct {
+				BotTokenFile string `json:"bot_token_file"`
+			} `json:"telegram_configs"`
+		} `json:"receivers"`
+	}
+	check(t, yaml.Unmarshal(readFile(t, obsDir+"/alertmanager.yml"), &am) == nil && len(am.Receivers) > 0 && len(am.Receivers[0].TelegramConfigs) > 0, "alertmanager.yml has no telegram receiver")
+	var secrets []string
+	for _, sec := range m.obs.Services["alertmanager"].Secrets {
+		secrets = append(secrets, "/run/secrets/"+sec.Source)
+	}
+	for _, r := range am.Receivers {
+		for _, tc := range r.TelegramConfigs {
+			check(t, slices.Contains(secrets, tc.BotTokenFile), "alertmanager.yml reads the token from %q, but the service mounts %v", tc.BotTokenFile, secrets)
+		}
+	}
+
+	// Prometheus scrapes each role by the alias the edge dials, on the port of its --metrics-addr.
+	var prom struct {
+		ScrapeConfigs []struct {
+			JobName      string `json:"job_name"`
+			DNSSDConfigs []struct {
+				Names []string `json:"names"`
+				Port  int      `json:"port"`
+			} `json:"dns_sd_configs"`
+		} `json:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal(readFile(t, obsDir+"/prometheus.yml"), &prom); err != nil {
+		t.Fatal(err)
+	}
+	jobs := map[string][]string{}
+	for _, sc := range prom.ScrapeConfigs {
+		for _, d := range sc.DNSSDConfigs {
+			for _, n := range d.Names {
+				jobs[sc.JobName] = append(jobs[sc.JobName], n+":"+strconv.Itoa(d.Port))
+			}
+		}
+	}
+	for name, s := range m.p.Services {
+		if r := role(s); slices.Contains(grpcRoles, r) {
+			addr, ok := flag(s, "metrics-addr")
+			aliases := s.Networks[netName].Aliases
+			check(t, ok && slices.ContainsFunc(jobs[r], func(target string) bool {
+				host, port, _ := strings.Cut(target, ":")
+				return slices.Contains(aliases, host) && port == strconv.Itoa(addrPort(t, addr))
+			}), "%s (%s, aliases %v, --metrics-addr %q) is not scraped by job %s: %v", name, r, aliases, addr, r, jobs[r])
 		}
 	}
 }

@@ -14,8 +14,7 @@ import (
 // repoRoot is the module root: the tests run in deploy/.
 const repoRoot = ".."
 
-// skipOrFail skips outside CI and fails in CI (CI=true), where a missing
-// tool or server is a failure rather than a reason to skip.
+// skipOrFail skips, but fails in CI (CI=true), where a missing tool or server is a failure.
 func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
@@ -24,7 +23,6 @@ func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Skipf(format, args...)
 }
 
-// check reports a failure unless ok.
 func check(t *testing.T, ok bool, format string, args ...any) {
 	t.Helper()
 	if !ok {
@@ -49,18 +47,7 @@ func readFile(t *testing.T, path string) []byte {
 	return b
 }
 
-// writeFile writes a file in a temporary folder of the test.
-func writeFile(t *testing.T, name string, data []byte) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// flagValue returns the value of --name (or -name) in args, in either the
-// "--name=value" or the "--name value" form, as Go's flag package accepts.
+// flagValue returns the value of --name (or -name) in args, as "--name=value" or "--name value".
 func flagValue(args []string, name string) (string, bool) {
 	for i, a := range args {
 		k, v, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
@@ -96,9 +83,7 @@ func addrPort(t *testing.T, addr string) int {
 	return n
 }
 
-// parseDNSTarget splits a gRPC target that resolves a name to every address
-// it has: dns:///NAME:PORT (NAME may be a longer DNS name such as
-// feed.extagram.svc.cluster.local).
+// parseDNSTarget splits a gRPC target that resolves to every address of a name: dns:///NAME:PORT.
 func parseDNSTarget(t *testing.T, target string) (name string, port int) {
 	t.Helper()
 	m := regexp.MustCompile(`^dns:///([a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]+)$`).FindStringSubmatch(target)
@@ -111,12 +96,3 @@ func parseDNSTarget(t *testing.T, target string) (name string, port int) {
 
 // secretName matches names of settings that hold a secret.
 var secretName = regexp.MustCompile(`(?i)pass(word|wd)?|secret|token|dsn|credential|private`)
-
-// checkNoLeakedLiterals fails if body holds a credential that the original
-// application committed.
-func checkNoLeakedLiterals(t *testing.T, name, body string) {
-	t.Helper()
-	for _, lit := range []string{"pass123", "extagram_admin"} {
-		check(t, !strings.Contains(strings.ToLower(body), lit), "%s contains %q", name, lit)
-	}
-}

@@ -3,12 +3,10 @@ package deploy
 import (
 	"errors"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,18 +27,16 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	kusttypes "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
 )
 
 const k8sDir = "kubernetes"
 
-// k8sDecoder decodes the kinds that the base may hold, strictly: an unknown
-// kind or apiVersion, and an unknown or duplicated field, are errors.
+// k8sDecoder decodes the kinds the base may hold, strictly: an unknown kind, apiVersion or field is an error.
 var k8sDecoder = func() runtime.Decoder {
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, policyv1.AddToScheme, networkingv1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			panic(err)
-		}
+		must(0, add(scheme))
 	}
 	return serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer()
 }()
@@ -54,18 +50,16 @@ type workload struct {
 	c        *corev1.Container // the first (and only) container
 }
 
+func (w *workload) role() string { return w.c.Args[0] }
+
 type k8sBase struct {
 	fs        filesys.FileSystem // the base's folder at /base
 	kust      kusttypes.Kustomization
 	objects   []runtime.Object
 	workloads []*workload
-	services  map[string]*corev1.Service
-	pvcs      map[string]*corev1.PersistentVolumeClaim
-	policies  []*networkingv1.NetworkPolicy
 }
 
-// kustomize builds the kustomization at dir of fs, as `kustomize build`,
-// and decodes every object.
+// kustomize builds the kustomization at dir of fs, as `kustomize build`, and decodes every object.
 func kustomize(fs filesys.FileSystem, dir string) ([]runtime.Object, error) {
 	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fs, dir)
 	if err != nil {
@@ -86,10 +80,9 @@ func kustomize(fs filesys.FileSystem, dir string) ([]runtime.Object, error) {
 	return out, nil
 }
 
-// The base is built from a copy of its folder's files in memory: it can use
-// nothing outside that folder.
+// The base is built from an in-memory copy of its folder: it can use nothing outside it.
 var k8sOnce = sync.OnceValues(func() (*k8sBase, error) {
-	b := &k8sBase{fs: filesys.MakeFsInMemory(), services: map[string]*corev1.Service{}, pvcs: map[string]*corev1.PersistentVolumeClaim{}}
+	b := &k8sBase{fs: filesys.MakeFsInMemory()}
 	files, err := filepath.Glob(k8sDir + "/*.y*ml")
 	for _, f := range files {
 		data, err2 := os.ReadFile(f)
@@ -103,16 +96,6 @@ var k8sOnce = sync.OnceValues(func() (*k8sBase, error) {
 	}
 	if b.objects, err = kustomize(b.fs, "/base"); err != nil {
 		return nil, err
-	}
-	for _, o := range b.objects {
-		switch o := o.(type) {
-		case *corev1.Service:
-			b.services[o.Name] = o
-		case *corev1.PersistentVolumeClaim:
-			b.pvcs[o.Name] = o
-		case *networkingv1.NetworkPolicy:
-			b.policies = append(b.policies, o)
-		}
 	}
 	b.workloads, err = workloads(b.objects)
 	return b, err
@@ -139,6 +122,20 @@ func workloads(objects []runtime.Object) (out []*workload, err error) {
 	return out, nil
 }
 
+// objectsOf returns the objects of type T by name.
+func objectsOf[T interface {
+	runtime.Object
+	GetName() string
+}](b *k8sBase) map[string]T {
+	out := map[string]T{}
+	for _, o := range b.objects {
+		if o, ok := o.(T); ok {
+			out[o.GetName()] = o
+		}
+	}
+	return out
+}
+
 func loadK8s(t *testing.T) *k8sBase {
 	t.Helper()
 	b, err := k8sOnce()
@@ -151,12 +148,7 @@ func loadK8s(t *testing.T) *k8sBase {
 // byRole returns the one workload whose container runs extagram role.
 func (b *k8sBase) byRole(t *testing.T, role string) *workload {
 	t.Helper()
-	var found []*workload
-	for _, w := range b.workloads {
-		if w.c.Args[0] == role {
-			found = append(found, w)
-		}
-	}
+	found := slices.DeleteFunc(slices.Clone(b.workloads), func(w *workload) bool { return w.role() != role })
 	if len(found) != 1 {
 		t.Fatalf("%d workloads run extagram %s, want 1", len(found), role)
 	}
@@ -178,7 +170,20 @@ func containerPort(c *corev1.Container, p intstr.IntOrString) int {
 	return p.IntValue()
 }
 
-func TestKustomizationListsEveryManifest(t *testing.T) {
+// secretMount returns where a workload mounts the Secret name read-only, and the volume.
+func secretMount(w *workload, name string) (string, *corev1.Volume) {
+	for i, v := range w.pod.Spec.Volumes {
+		for _, m := range w.c.VolumeMounts {
+			if v.Secret != nil && v.Secret.SecretName == name && m.Name == v.Name && m.ReadOnly {
+				return m.MountPath, &w.pod.Spec.Volumes[i]
+			}
+		}
+	}
+	return "", nil
+}
+
+// Every manifest of the folder but the secret examples is a resource, and an overlay can set the image.
+func TestKustomization(t *testing.T) {
 	b := loadK8s(t)
 	var onDisk []string
 	for _, e := range must(os.ReadDir(k8sDir)) {
@@ -186,29 +191,14 @@ func TestKustomizationListsEveryManifest(t *testing.T) {
 		switch {
 		case e.IsDir() || n == "kustomization.yaml" || (filepath.Ext(n) != ".yaml" && filepath.Ext(n) != ".yml"):
 		case strings.HasSuffix(n, ".example.yaml") || strings.HasSuffix(n, ".local.yaml"):
-			// Examples and their local copies hold secrets: never resources.
-			check(t, !slices.Contains(b.kust.Resources, n), "kustomization.yaml lists %s", n)
+			check(t, !slices.Contains(b.kust.Resources, n), "kustomization.yaml lists %s, which holds secrets", n)
 		default:
 			onDisk = append(onDisk, n)
 		}
 	}
 	listed := slices.Sorted(slices.Values(b.kust.Resources))
 	check(t, slices.Equal(listed, onDisk), "kustomization.yaml lists %v, the folder has %v", listed, onDisk)
-	_, err := os.Stat(filepath.Join(k8sDir, "secret.example.yaml"))
-	check(t, err == nil, "secret.example.yaml is missing: %v", err)
-	kinds := map[string]int{}
-	for _, o := range b.objects {
-		kinds[o.GetObjectKind().GroupVersionKind().Kind]++
-		check(t, o.(metav1.Object).GetName() != "", "an object without a name: %v", o.GetObjectKind())
-	}
-	for kind, n := range map[string]int{"Deployment": 4, "Service": 4, "PersistentVolumeClaim": 1, "Job": 1} {
-		check(t, kinds[kind] == n, "%d %s objects, want %d", kinds[kind], kind, n)
-	}
-	// An overlay sets the image of every workload by the name "extagram".
-	check(t, slices.ContainsFunc(b.kust.Images, func(i kusttypes.Image) bool { return i.Name == "extagram" }), "kustomization.yaml does not name the extagram image")
-	if err := b.fs.WriteFile("/overlay/kustomization.yaml", []byte("resources: [../base]\nimages: [{name: extagram, newName: registry.example/extagram, newTag: v9}]\n")); err != nil {
-		t.Fatal(err)
-	}
+	must(0, b.fs.WriteFile("/overlay/kustomization.yaml", []byte("resources: [../base]\nimages: [{name: extagram, newName: registry.example/extagram, newTag: v9}]\n")))
 	objects, err := kustomize(b.fs, "/overlay")
 	overlaid, err2 := workloads(objects)
 	check(t, err == nil && err2 == nil && len(overlaid) == len(b.workloads), "overlay: %v %v", err, err2)
@@ -219,28 +209,22 @@ func TestKustomizationListsEveryManifest(t *testing.T) {
 
 func TestKubernetesSecrets(t *testing.T) {
 	b := loadK8s(t)
-	for _, o := range b.objects {
-		if s, ok := o.(*corev1.Secret); ok {
-			check(t, len(s.Data) == 0 && len(s.StringData) == 0, "Secret %s with data in the base", s.Name)
-		}
+	for _, s := range objectsOf[*corev1.Secret](b) {
+		check(t, len(s.Data) == 0 && len(s.StringData) == 0, "Secret %s with data in the base", s.Name)
 	}
+	// The services read the data-only account and migrate (a Job) the DDL one, from one Secret; the edge
+	// gets no database credentials; no secret is a literal or on a command line.
+	dsn := map[string]*corev1.SecretKeySelector{}
 	for _, w := range b.workloads {
 		for _, c := range slices.Concat(w.pod.Spec.Containers, w.pod.Spec.InitContainers) {
 			for _, e := range c.Env {
 				check(t, !secretName.MatchString(e.Name) || (e.Value == "" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil), "%s: %s must come from a secretKeyRef", w.key, e.Name)
+				if e.Name == "EXTAGRAM_MYSQL_DSN" && e.ValueFrom != nil {
+					dsn[w.role()] = e.ValueFrom.SecretKeyRef
+				}
 			}
 			for _, a := range slices.Concat(c.Command, c.Args) {
 				check(t, !strings.Contains(a, "mysql-dsn") && !strings.Contains(a, "@tcp("), "%s: a DSN on the command line: %q", w.key, a)
-			}
-		}
-	}
-	// The services read the data-only account and migrate (a Job) the DDL
-	// one, from one Secret; the edge gets no database credentials.
-	dsn := map[string]*corev1.SecretKeySelector{}
-	for _, w := range b.workloads {
-		for _, e := range w.c.Env {
-			if e.Name == "EXTAGRAM_MYSQL_DSN" && e.ValueFrom != nil {
-				dsn[w.c.Args[0]] = e.ValueFrom.SecretKeyRef
 			}
 		}
 	}
@@ -257,7 +241,7 @@ func TestKubernetesSecrets(t *testing.T) {
 		p, ok := flagValue(edge.c.Args, f)
 		check(t, ok && tlsDir != "" && strings.HasPrefix(p, tlsDir+"/"), "edge --%s %q is not in the TLS Secret's mount %q", f, p, tlsDir)
 	}
-	// The example has the keys the workloads read, with placeholders only.
+	// The example has the keys the workloads read, with placeholders only (base64 data would hide them).
 	o, _, err := k8sDecoder.Decode(readFile(t, k8sDir+"/secret.example.yaml"), nil, nil)
 	example, ok := o.(*corev1.Secret)
 	if err != nil || !ok {
@@ -268,67 +252,21 @@ func TestKubernetesSecrets(t *testing.T) {
 	}
 	_, hasApp := example.StringData[app.Key]
 	_, hasMigrate := example.StringData[migrate.Key]
-	check(t, example.Name == migrate.Name && hasApp && hasMigrate, "secret.example.yaml has no %s and %s keys in Secret %s", app.Key, migrate.Key, migrate.Name)
-	check(t, len(example.Data) == 0, "secret.example.yaml has data (base64 hides what it holds); use stringData placeholders")
+	check(t, example.Name == migrate.Name && hasApp && hasMigrate && len(example.Data) == 0,
+		"secret.example.yaml: want stringData with %s and %s in Secret %s, and no data", app.Key, migrate.Key, migrate.Name)
 	check(t, strings.Contains(string(readFile(t, k8sDir+"/.gitignore")), "*.local.yaml"), "kubernetes/.gitignore does not keep *.local.yaml (real secrets) out of git")
 }
 
-// secretMount returns where a workload mounts the Secret name, and the
-// volume.
-func secretMount(w *workload, name string) (string, *corev1.Volume) {
-	for i, v := range w.pod.Spec.Volumes {
-		for _, m := range w.c.VolumeMounts {
-			if v.Secret != nil && v.Secret.SecretName == name && m.Name == v.Name && m.ReadOnly {
-				return m.MountPath, &w.pod.Spec.Volumes[i]
-			}
-		}
-	}
-	return "", nil
-}
-
-// meshFlags are the mesh flags a role's files are named by.
-func meshFiles(dir, role string) map[string]string {
-	return map[string]string{"mesh-ca": dir + "/ca.pem", "mesh-cert": dir + "/" + role + ".pem", "mesh-key": dir + "/" + role + "-key.pem"}
-}
-
-// TestKubernetesMeshTLS: each gRPC role mounts its own mesh identity, and
-// only it, from a Secret with cert-manager's keys, read-only and readable
-// by its user's group only; its flags point at those files.
-func TestKubernetesMeshTLS(t *testing.T) {
+// TestKubernetesWorkloads: least privilege for every workload; each gRPC role mounts its own mesh identity,
+// and only it, from a Secret with cert-manager's keys, readable by its user's group only, at the files its
+// flags name (the flags are Compose's: TestComposeAndKubernetesAgree); probes reach each role's listener.
+func TestKubernetesWorkloads(t *testing.T) {
 	b := loadK8s(t)
-	for _, role := range []string{"edge", "feed", "upload", "blob"} {
-		w := b.byRole(t, role)
-		dir, v := secretMount(w, "extagram-mesh-"+role)
-		if v == nil {
-			t.Errorf("%s mounts no Secret extagram-mesh-%s read-only", w.key, role)
-			continue
-		}
-		paths := map[string]string{}
-		for _, it := range v.Secret.Items {
-			paths[it.Key] = dir + "/" + it.Path
-		}
-		files := meshFiles(dir, role)
-		check(t, paths["ca.crt"] == files["mesh-ca"] && paths["tls.crt"] == files["mesh-cert"] && paths["tls.key"] == files["mesh-key"] && len(paths) == 3,
-			"%s: the Secret's keys land at %v, want ca.crt, tls.crt and tls.key at %v", w.key, paths, files)
-		psc := ptr.Deref(w.pod.Spec.SecurityContext, corev1.PodSecurityContext{})
-		check(t, ptr.Deref(v.Secret.DefaultMode, 0o644) == 0o440 && ptr.Deref(psc.FSGroup, 0) == ptr.Deref(psc.RunAsGroup, -1),
-			"%s: the key is mode %o with fsGroup %v, want 0440 for the process's group only", w.key, ptr.Deref(v.Secret.DefaultMode, 0o644), psc.FSGroup)
-		for f, want := range files {
-			got, _ := flagValue(w.c.Args, f)
-			check(t, got == want, "%s: --%s %q, want %q", w.key, f, got, want)
-		}
-		_, insecure := flagValue(w.c.Args, "mesh-insecure")
-		check(t, !insecure, "%s runs with --mesh-insecure", w.key)
-		for _, other := range []string{"edge", "feed", "upload", "blob", "operator"} {
-			if _, v := secretMount(w, "extagram-mesh-"+other); other != role {
-				check(t, v == nil, "%s also mounts the %s identity", w.key, other)
-			}
-		}
+	m := regexp.MustCompile(`const LivenessService = ("[^"]*")`).FindSubmatch(readFile(t, repoRoot+"/internal/grpcsrv/grpcsrv.go"))
+	if m == nil {
+		t.Fatal("internal/grpcsrv declares no LivenessService constant")
 	}
-}
-
-func TestKubernetesWorkloadsAreHardened(t *testing.T) {
-	b, liveness := loadK8s(t), livenessService(t)
+	liveness := must(strconv.Unquote(string(m[1])))
 	for _, w := range b.workloads {
 		pod, psc := w.pod.Spec, ptr.Deref(w.pod.Spec.SecurityContext, corev1.PodSecurityContext{})
 		if w.selector != nil {
@@ -359,25 +297,41 @@ func TestKubernetesWorkloadsAreHardened(t *testing.T) {
 				}), "%s: --%s %s is on the read-only root file system", name, f, dir)
 			}
 		}
-		if w.selector == nil {
-			continue // a Job: no probes
+		for _, other := range []string{"edge", "feed", "upload", "blob", "operator"} {
+			_, v := secretMount(w, "extagram-mesh-"+other)
+			check(t, other == w.role() || v == nil, "%s also mounts the %s identity", w.key, other)
 		}
+		if !slices.Contains(grpcRoles, w.role()) {
+			continue
+		}
+		dir, v := secretMount(w, "extagram-mesh-"+w.role())
+		if v == nil {
+			t.Errorf("%s mounts no Secret extagram-mesh-%s read-only", w.key, w.role())
+			continue
+		}
+		paths, files := map[string]string{}, map[string]string{}
+		for _, it := range v.Secret.Items {
+			paths[it.Key] = dir + "/" + it.Path
+		}
+		for key, f := range map[string]string{"ca.crt": "mesh-ca", "tls.crt": "mesh-cert", "tls.key": "mesh-key"} {
+			files[key], _ = flagValue(w.c.Args, f)
+		}
+		check(t, maps.Equal(paths, files), "%s: the Secret's keys land at %v, its --mesh-ca, --mesh-cert and --mesh-key are %v", w.key, paths, files)
+		check(t, ptr.Deref(v.Secret.DefaultMode, 0o644) == 0o440 && ptr.Deref(psc.FSGroup, 0) == ptr.Deref(psc.RunAsGroup, -1),
+			"%s: the key is mode %o with fsGroup %v, want 0440 for the process's group only", w.key, ptr.Deref(v.Secret.DefaultMode, 0o644), psc.FSGroup)
 		ready, live := w.c.ReadinessProbe, w.c.LivenessProbe
 		if ready == nil || live == nil {
 			t.Errorf("%s: want readiness and liveness probes", w.key)
-		} else if w.c.Args[0] == "edge" {
+		} else if w.role() == "edge" {
 			https, _ := flagValue(w.c.Args, "https-addr")
 			for path, p := range map[string]*corev1.Probe{"/readyz": ready, "/healthz": live} {
 				g := p.HTTPGet
 				check(t, g != nil && g.Path == path && g.Scheme == corev1.URISchemeHTTPS && containerPort(w.c, g.Port) == addrPort(t, https), "%s: want an HTTPS GET %s on --https-addr %s", w.key, path, https)
 			}
 		} else {
-			// Readiness follows the database (the server's overall status);
-			// liveness must not, or an outage restarts every pod. The
-			// services speak only mutual TLS, which the kubelet's gRPC probes
-			// cannot: the binary probes them, as the pod's own identity.
+			// Readiness follows the database; liveness must not, or an outage restarts every pod. The kubelet's
+			// gRPC probes cannot speak mutual TLS: the binary probes, as the pod's own identity.
 			addr, _ := flagValue(w.c.Args, "grpc-addr")
-			dir, _ := secretMount(w, "extagram-mesh-"+w.c.Args[0])
 			for service, p := range map[string]*corev1.Probe{"": ready, liveness: live} {
 				if p.Exec == nil || len(p.Exec.Command) < 3 || !slices.Equal(p.Exec.Command[:2], []string{"/extagram", "health"}) {
 					t.Errorf("%s: probe %v, want /extagram health", w.key, p.ProbeHandler)
@@ -387,8 +341,9 @@ func TestKubernetesWorkloadsAreHardened(t *testing.T) {
 				target, _ := flagValue(cmd, "grpc-addr")
 				svc, _ := flagValue(cmd, "service")
 				check(t, target != "" && addrPort(t, target) == addrPort(t, addr) && svc == service, "%s: probe %q, want --grpc-addr on the port of %s and the health service %q", w.key, cmd, addr, service)
-				for f, want := range meshFiles(dir, w.c.Args[0]) {
+				for _, f := range []string{"mesh-ca", "mesh-cert", "mesh-key"} {
 					got, _ := flagValue(cmd, f)
+					want, _ := flagValue(w.c.Args, f)
 					check(t, got == want, "%s: probe --%s %q, want the pod's own %q", w.key, f, got, want)
 				}
 			}
@@ -396,40 +351,17 @@ func TestKubernetesWorkloadsAreHardened(t *testing.T) {
 	}
 }
 
-// livenessService returns grpcsrv.LivenessService, the health service that
-// reports SERVING while the process runs whatever the database does, read
-// from the package's source so that the test does not build the gRPC stack.
-func livenessService(t *testing.T) string {
-	t.Helper()
-	for _, path := range must(filepath.Glob(repoRoot + "/internal/grpcsrv/*.go")) {
-		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for n := range ast.Preorder(f) {
-			if v, ok := n.(*ast.ValueSpec); ok && len(v.Names) == 1 && v.Names[0].Name == "LivenessService" && len(v.Values) == 1 {
-				if lit, ok := v.Values[0].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-					return must(strconv.Unquote(lit.Value))
-				}
-			}
-		}
-	}
-	t.Fatal("internal/grpcsrv declares no LivenessService constant")
-	return ""
-}
-
-// The edge dials dns:///NAME:PORT for each service; NAME must be a Service
-// that selects the pods running that role, on PORT, and the feed's must be
-// headless so that the name resolves to every pod. Their flags are the
-// Compose file's (TestComposeAndKubernetesAgree).
+// The edge dials dns:///NAME:PORT for each service; NAME must be a Service that selects the pods of that
+// role, on PORT, and the feed's must be headless so that the name resolves to every pod. The edge Service
+// publishes 443 and 80 onto --https-addr and --http-addr.
 func TestKubernetesEdgeTargetsReachEveryReplica(t *testing.T) {
-	b := loadK8s(t)
+	b, services := loadK8s(t), objectsOf[*corev1.Service](loadK8s(t))
 	edge := b.byRole(t, "edge").c
 	for role, replicas := range map[string]int32{"feed": 2, "upload": 1, "blob": 1} {
 		target, _ := flagValue(edge.Args, role+"-target")
 		host, port := parseDNSTarget(t, target)
 		name, _, _ := strings.Cut(host, ".")
-		svc, ok := b.services[name]
+		svc, ok := services[name]
 		if !ok {
 			t.Errorf("%s names Service %q, which does not exist", target, name)
 			continue
@@ -445,11 +377,10 @@ func TestKubernetesEdgeTargetsReachEveryReplica(t *testing.T) {
 		}), "Service %s has no port %d onto --grpc-addr %s of %s", name, port, addr, role)
 		check(t, w.replicas >= replicas, "%s has %d replicas, want at least %d", role, w.replicas, replicas)
 	}
-	// The edge Service publishes 443 and 80 onto --https-addr and --http-addr.
 	https, _ := flagValue(edge.Args, "https-addr")
 	http, _ := flagValue(edge.Args, "http-addr")
 	want := map[int]int{443: addrPort(t, https), 80: addrPort(t, http)}
-	for _, p := range b.services["edge"].Spec.Ports {
+	for _, p := range services["edge"].Spec.Ports {
 		if to, ok := want[int(p.Port)]; ok && containerPort(edge, p.TargetPort) == to {
 			delete(want, int(p.Port))
 		}
@@ -457,27 +388,28 @@ func TestKubernetesEdgeTargetsReachEveryReplica(t *testing.T) {
 	check(t, len(want) == 0, "Service edge does not map %v", want)
 }
 
+// One ReadWriteMany claim holds the uploads, mounted read-write at --uploads-dir by upload and blob only.
 func TestKubernetesUploadsClaimShared(t *testing.T) {
-	b := loadK8s(t)
-	if len(b.pvcs) != 1 {
-		t.Fatalf("%d PersistentVolumeClaims, want the one uploads claim", len(b.pvcs))
+	b, pvcs := loadK8s(t), objectsOf[*corev1.PersistentVolumeClaim](loadK8s(t))
+	if len(pvcs) != 1 {
+		t.Fatalf("%d PersistentVolumeClaims, want the one uploads claim", len(pvcs))
 	}
-	for name, pvc := range b.pvcs {
-		check(t, slices.Contains(pvc.Spec.AccessModes, corev1.ReadWriteMany), "claim %s is %v: upload and blob pods on different nodes need ReadWriteMany", name, pvc.Spec.AccessModes)
+	for name, pvc := range pvcs {
+		check(t, slices.Contains(pvc.Spec.AccessModes, corev1.ReadWriteMany), "claim %s is %v: pods on different nodes need ReadWriteMany", name, pvc.Spec.AccessModes)
 		for _, w := range b.workloads {
 			dir, hasDir := flagValue(w.c.Args, "uploads-dir")
-			var vols []string // those of the claim, and those read-write
+			var vols []string
 			for _, v := range w.pod.Spec.Volumes {
 				if claim := v.PersistentVolumeClaim; claim != nil && claim.ClaimName == name {
 					vols = append(vols, v.Name)
 					check(t, !claim.ReadOnly, "%s mounts claim %s read-only", w.key, name)
 				}
 			}
-			if r := w.c.Args[0]; r == "upload" || r == "blob" {
-				check(t, hasDir && slices.ContainsFunc(w.c.VolumeMounts, func(m corev1.VolumeMount) bool {
-					return slices.Contains(vols, m.Name) && m.MountPath == dir && !m.ReadOnly
-				}),
-					"%s does not mount claim %s read-write at its --uploads-dir %q", r, name, dir)
+			mounted := hasDir && slices.ContainsFunc(w.c.VolumeMounts, func(m corev1.VolumeMount) bool {
+				return slices.Contains(vols, m.Name) && m.MountPath == dir && !m.ReadOnly
+			})
+			if r := w.role(); r == "upload" || r == "blob" {
+				check(t, mounted, "%s does not mount claim %s read-write at its --uploads-dir %q", r, name, dir)
 			} else {
 				check(t, len(vols) == 0, "%s mounts the uploads claim too", w.key)
 			}
@@ -485,8 +417,8 @@ func TestKubernetesUploadsClaimShared(t *testing.T) {
 	}
 }
 
-// Compose and Kubernetes start each role with the same flags, but for the
-// certificate files that only Kubernetes mounts.
+// Compose and Kubernetes start each role with the same flags, but for the certificate files that only
+// Kubernetes mounts.
 func TestComposeAndKubernetesAgree(t *testing.T) {
 	p, b := loadComposeModel(t).p, loadK8s(t)
 	for _, r := range []string{"edge", "feed", "upload", "blob", "migrate"} {
@@ -495,6 +427,128 @@ func TestComposeAndKubernetesAgree(t *testing.T) {
 			if c := flagSet(s.Command, "tls-cert", "tls-key"); role(s) == r {
 				check(t, maps.Equal(c, k), "%s: compose runs %v, kubernetes %v", r, c, k)
 			}
+		}
+	}
+}
+
+// Prometheus in the cluster (observability/prometheus-kubernetes.yml) keeps the pods of every gRPC role,
+// named by their component label, which ask to be scraped on the port of their --metrics-addr.
+func TestKubernetesScrapeConfig(t *testing.T) {
+	var cfg struct {
+		ScrapeConfigs []struct {
+			RelabelConfigs []struct {
+				SourceLabels []string `json:"source_labels"`
+				Regex        string   `json:"regex"`
+				Action       string   `json:"action"`
+				TargetLabel  string   `json:"target_label"`
+			} `json:"relabel_configs"`
+		} `json:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal(readFile(t, obsDir+"/prometheus-kubernetes.yml"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var jobFromComponent bool
+	keptRoles := regexp.MustCompile(`^$`)
+	for _, sc := range cfg.ScrapeConfigs {
+		for _, rc := range sc.RelabelConfigs {
+			_, err := regexp.Compile(rc.Regex)
+			check(t, err == nil, "regex %q: %v", rc.Regex, err)
+			if slices.Equal(rc.SourceLabels, []string{"__meta_kubernetes_pod_label_app_kubernetes_io_component"}) {
+				jobFromComponent = jobFromComponent || rc.TargetLabel == "job"
+				if rc.Action == "keep" {
+					keptRoles = regexp.MustCompile("^(?:" + rc.Regex + ")$")
+				}
+			}
+		}
+	}
+	check(t, jobFromComponent, "no relabelling names the job after app.kubernetes.io/component")
+	b := loadK8s(t)
+	for _, role := range grpcRoles {
+		w := b.byRole(t, role)
+		metrics, _ := flagValue(w.c.Args, "metrics-addr")
+		a := w.pod.Annotations
+		check(t, w.pod.Labels["app.kubernetes.io/component"] == role && keptRoles.MatchString(role), "the scrape configuration drops the %s pods", role)
+		check(t, a["prometheus.io/scrape"] == "true" && a["prometheus.io/port"] == strconv.Itoa(addrPort(t, metrics)),
+			"%s: the pod's annotations %v do not ask for a scrape on the --metrics-addr %s", w.key, a, metrics)
+	}
+}
+
+// allowed reports whether the base's NetworkPolicies let from open a TCP connection to port of to. A peer
+// is a pod of the namespace by its labels, or nil for something outside (a browser, MySQL). The egress rules
+// of the policies selecting from, and the ingress rules of those selecting to, must both allow it; a pod that
+// no policy of a direction selects is open in that direction, as Kubernetes has it.
+func allowed(policies map[string]*networkingv1.NetworkPolicy, from, to map[string]string, port int) bool {
+	// matches: an empty list is everyone; the base selects pods of the namespace only (no namespace or IP).
+	matches := func(peers []networkingv1.NetworkPolicyPeer, ports []networkingv1.NetworkPolicyPort, other map[string]string) bool {
+		peerOK := len(peers) == 0 || slices.ContainsFunc(peers, func(p networkingv1.NetworkPolicyPeer) bool {
+			sel, err := metav1.LabelSelectorAsSelector(p.PodSelector)
+			return p.PodSelector != nil && p.NamespaceSelector == nil && p.IPBlock == nil && other != nil && err == nil && sel.Matches(labels.Set(other))
+		})
+		return peerOK && (len(ports) == 0 || slices.ContainsFunc(ports, func(p networkingv1.NetworkPolicyPort) bool {
+			return (p.Protocol == nil || *p.Protocol == "TCP") && (p.Port == nil || p.Port.IntValue() == port)
+		}))
+	}
+	side := func(pod, other map[string]string, kind networkingv1.PolicyType) bool {
+		if pod == nil {
+			return true // not in the namespace: not ours to say
+		}
+		selected := false
+		for _, p := range policies {
+			sel, err := metav1.LabelSelectorAsSelector(&p.Spec.PodSelector)
+			if err != nil || !sel.Matches(labels.Set(pod)) || !slices.Contains(p.Spec.PolicyTypes, kind) {
+				continue
+			}
+			selected = true
+			for _, r := range p.Spec.Ingress {
+				if kind == networkingv1.PolicyTypeIngress && matches(r.From, r.Ports, other) {
+					return true
+				}
+			}
+			for _, r := range p.Spec.Egress {
+				if kind == networkingv1.PolicyTypeEgress && matches(r.To, r.Ports, other) {
+					return true
+				}
+			}
+		}
+		return !selected
+	}
+	return side(from, to, networkingv1.PolicyTypeEgress) && side(to, from, networkingv1.PolicyTypeIngress)
+}
+
+// Only the edge reaches the services, only the services and the migrate Job reach MySQL, the edge faces the
+// browsers, metrics can be scraped, the edge and feed reach Telegram's HTTPS and every role a trace
+// collector; nothing else gets through.
+func TestKubernetesNetworkPolicies(t *testing.T) {
+	policies := objectsOf[*networkingv1.NetworkPolicy](loadK8s(t))
+	check(t, len(policies) > 0, "the base has no NetworkPolicy")
+	peers := map[string]map[string]string{
+		"stranger": {"app": "something-else"}, // another pod of the namespace
+		"outside":  nil,                       // a browser, MySQL, Prometheus, Telegram, a trace collector
+	}
+	for _, c := range []string{"edge", "feed", "upload", "blob", "migrate"} {
+		peers[c] = map[string]string{"app.kubernetes.io/name": "extagram", "app.kubernetes.io/component": c}
+	}
+	for _, c := range []struct {
+		from, to string
+		port     int
+		want     bool
+	}{
+		{"edge", "feed", 50051, true}, {"edge", "upload", 50051, true}, {"edge", "blob", 50051, true},
+		{"outside", "edge", 8443, true}, {"outside", "edge", 8080, true},
+		{"feed", "outside", 3306, true}, {"upload", "outside", 3306, true}, {"blob", "outside", 3306, true},
+		{"migrate", "outside", 3306, true}, {"edge", "outside", 3306, false},
+		{"outside", "edge", 9090, true}, {"outside", "feed", 9090, true}, // metrics scrapes
+		{"outside", "feed", 50051, false}, {"stranger", "feed", 50051, false}, {"stranger", "blob", 50051, false},
+		{"feed", "blob", 50051, false}, {"upload", "feed", 50051, false}, {"migrate", "upload", 50051, false},
+		{"outside", "migrate", 50051, false},
+		// The Telegram Bot API, at addresses no policy can name.
+		{"edge", "outside", 443, true}, {"feed", "outside", 443, true}, {"upload", "outside", 443, false},
+		{"blob", "outside", 443, false}, {"migrate", "outside", 443, false}, {"feed", "outside", 8080, false},
+		// Spans to an OTLP collector.
+		{"edge", "outside", 4317, true}, {"upload", "outside", 4317, true}, {"stranger", "outside", 4317, false},
+	} {
+		if got := allowed(policies, peers[c.from], peers[c.to], c.port); got != c.want {
+			t.Errorf("%s to %s on port %d: allowed %v, want %v", c.from, c.to, c.port, got, c.want)
 		}
 	}
 }
