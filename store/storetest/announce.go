@@ -31,7 +31,9 @@ func postIDs(as []store.Announcement) []contract.ID {
 	return out
 }
 
-func testAnnouncementQueued(t *testing.T, s store.Store) {
+// testAnnouncements: a post queues its announcement; those made before
+// the bot was connected are skipped.
+func testAnnouncements(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	if st := must(s.AnnouncementStats(ctx))(t); st != (store.AnnouncementStats{}) {
 		t.Errorf("stats of an empty store: %+v, want zero", st)
@@ -63,6 +65,47 @@ func testAnnouncementQueued(t *testing.T, s store.Store) {
 	wantErr(t, "announcement of a rolled back post", err, store.ErrNotFound)
 	if st := must(s.AnnouncementStats(ctx))(t); st.Pending != 2 {
 		t.Errorf("%d pending after refused posts, want 2", st.Pending)
+	}
+
+	// Skipping what was made before the bot was connected.
+	before, leased := p1, p2
+	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	since := must(s.AnnounceSince(ctx, "-1001234", t0))(t)
+	if !since.Equal(t0) {
+		t.Errorf("first AnnounceSince = %v, want %v", since, t0)
+	}
+	// Later calls, from any announcer, read the first time.
+	if again, err := s.AnnounceSince(ctx, "-1001234", t0.Add(time.Hour)); err != nil || !again.Equal(t0) {
+		t.Errorf("second AnnounceSince = %v, %v; want %v", again, err, t0)
+	}
+	if other, err := s.AnnounceSince(ctx, "@another_channel", t0.Add(time.Hour)); err != nil || !other.Equal(t0.Add(time.Hour)) {
+		t.Errorf("another chat's AnnounceSince = %v, %v; want its own time", other, err)
+	}
+	_, err = s.AnnounceSince(ctx, "", t0)
+	wantErr(t, "AnnounceSince of no chat", err, store.ErrInvalid)
+
+	// Both are claimed; one is put back, the other stays leased.
+	as := claim(t, s, t0, t0.Add(time.Minute), 10)
+	if !slices.Equal(postIDs(as), []contract.ID{before.ID, leased.ID}) {
+		t.Fatalf("claimed %v, want both posts", postIDs(as))
+	}
+	putBack := store.AnnouncementOutcome{State: store.AnnouncementPending, RetryAt: t0}
+	wantErr(t, "put back", s.FinishAnnouncement(ctx, as[0], t0, putBack), nil)
+	after := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: "after the bot"})
+	if n := must(s.SkipAnnouncements(ctx, since, t0, "made before the bot was connected"))(t); n != 1 {
+		t.Errorf("skipped %d, want 1 (the leased one is left to its claimer)", n)
+	}
+	if r := announcement(t, s, before.ID); r.State != store.AnnouncementSkipped ||
+		r.LastError != "made before the bot was connected" || r.DoneAt.IsZero() {
+		t.Errorf("post before the bot: %+v, want skipped", r)
+	}
+	for _, id := range []contract.ID{leased.ID, after.ID} {
+		if r := announcement(t, s, id); r.State != store.AnnouncementPending {
+			t.Errorf("leased post or post after the bot: %+v, want still pending", r)
+		}
+	}
+	if got := claim(t, s, t0.Add(time.Minute), t0.Add(2*time.Minute), 10); !slices.Equal(postIDs(got), []contract.ID{after.ID, leased.ID}) {
+		t.Errorf("claimable after the skip: %v, want the new post, then the one whose lease ended", postIDs(got))
 	}
 }
 
@@ -198,49 +241,4 @@ func testAnnouncementOutcomes(t *testing.T, s store.Store) {
 	_, err := s.ClaimAnnouncements(ctx, now, now, 0)
 	wantErr(t, "claim limit 0", err, store.ErrInvalid)
 	wantErr(t, "unknown state", s.FinishAnnouncement(ctx, renewed, now, store.AnnouncementOutcome{State: 9}), store.ErrInvalid)
-}
-
-func testAnnouncementSkip(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	before := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: "before the bot"})
-	leased := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: "claimed before the bot"})
-	t0 := time.Now().UTC().Truncate(time.Microsecond)
-
-	since := must(s.AnnounceSince(ctx, "-1001234", t0))(t)
-	if !since.Equal(t0) {
-		t.Errorf("first AnnounceSince = %v, want %v", since, t0)
-	}
-	// Later calls, from any announcer, read the first time.
-	if again, err := s.AnnounceSince(ctx, "-1001234", t0.Add(time.Hour)); err != nil || !again.Equal(t0) {
-		t.Errorf("second AnnounceSince = %v, %v; want %v", again, err, t0)
-	}
-	if other, err := s.AnnounceSince(ctx, "@another_channel", t0.Add(time.Hour)); err != nil || !other.Equal(t0.Add(time.Hour)) {
-		t.Errorf("another chat's AnnounceSince = %v, %v; want its own time", other, err)
-	}
-	_, err := s.AnnounceSince(ctx, "", t0)
-	wantErr(t, "AnnounceSince of no chat", err, store.ErrInvalid)
-
-	// Both are claimed; one is put back, the other stays leased.
-	as := claim(t, s, t0, t0.Add(time.Minute), 10)
-	if !slices.Equal(postIDs(as), []contract.ID{before.ID, leased.ID}) {
-		t.Fatalf("claimed %v, want both posts", postIDs(as))
-	}
-	putBack := store.AnnouncementOutcome{State: store.AnnouncementPending, RetryAt: t0}
-	wantErr(t, "put back", s.FinishAnnouncement(ctx, as[0], t0, putBack), nil)
-	after := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: "after the bot"})
-	if n := must(s.SkipAnnouncements(ctx, since, t0, "made before the bot was connected"))(t); n != 1 {
-		t.Errorf("skipped %d, want 1 (the leased one is left to its claimer)", n)
-	}
-	if r := announcement(t, s, before.ID); r.State != store.AnnouncementSkipped ||
-		r.LastError != "made before the bot was connected" || r.DoneAt.IsZero() {
-		t.Errorf("post before the bot: %+v, want skipped", r)
-	}
-	for _, id := range []contract.ID{leased.ID, after.ID} {
-		if r := announcement(t, s, id); r.State != store.AnnouncementPending {
-			t.Errorf("leased post or post after the bot: %+v, want still pending", r)
-		}
-	}
-	if got := claim(t, s, t0.Add(time.Minute), t0.Add(2*time.Minute), 10); !slices.Equal(postIDs(got), []contract.ID{after.ID, leased.ID}) {
-		t.Errorf("claimable after the skip: %v, want the new post, then the one whose lease ended", postIDs(got))
-	}
 }

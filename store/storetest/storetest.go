@@ -29,11 +29,11 @@ import (
 // own store.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	for name, test := range map[string]func(*testing.T, store.Store){
-		"CreateGet": testCreateGet, "ImageMetadata": testImageMetadata, "ListKeyset": testListKeyset, "NotFound": testNotFound,
-		"Duplicate": testDuplicate, "Unicode": testUnicode, "Invalid": testInvalid, "ImageIDs": testImageIDs,
-		"ConcurrentCreate": testConcurrentCreate, "ContextDone": testContextDone, "RequestKeys": testRequestKeys,
-		"AnnouncementQueued": testAnnouncementQueued, "AnnouncementClaimOnce": testAnnouncementClaimOnce,
-		"AnnouncementOutcomes": testAnnouncementOutcomes, "AnnouncementSkip": testAnnouncementSkip,
+		"CreateGet": testCreateGet, "ImageMetadata": testImageMetadata, "ListKeyset": testListKeyset,
+		"InvalidAndDuplicate": testDuplicate, "Unicode": testUnicode, "ImageIDs": testImageIDs,
+		"ConcurrentCreate": testConcurrentCreate, "NotFoundAndContextDone": testContextDone,
+		"RequestKeys": testRequestKeys, "Announcements": testAnnouncements,
+		"AnnouncementClaimOnce": testAnnouncementClaimOnce, "AnnouncementOutcomes": testAnnouncementOutcomes,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -359,24 +359,12 @@ func reads(s store.Store, post, image contract.ID) []call {
 	}
 }
 
-func testNotFound(t *testing.T, s store.Store) {
-	p := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: "exists", Image: newImage(10)})
-	missing := contract.NewID()
-	for what, calls := range map[string][]call{
-		"missing": reads(s, missing, missing), "zero id": reads(s, contract.ID{}, contract.ID{}),
-		"the other kind's id": reads(s, p.Image.ID, p.ID),
-	} {
-		for _, c := range calls {
-			wantErr(t, c.name+" of "+what, c.f(t.Context()), store.ErrNotFound)
-		}
-	}
-}
-
 // testDuplicate checks that a post or image id is never stored twice, and
 // that a rejected post leaves nothing behind: its image, written first in
 // the same transaction, must be rolled back.
 func testDuplicate(t *testing.T, s store.Store) {
 	ctx := t.Context()
+	testInvalid(t, s) // on the empty store
 	orig := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: "original", Image: newImage(1000)})
 	_, origData, err := s.ImageData(ctx, orig.Image.ID)
 	if err != nil {
@@ -479,7 +467,7 @@ func testInvalid(t *testing.T, s store.Store) {
 	wantErr(t, "ImageIDs limit 0", ids(0), store.ErrInvalid)
 	wantErr(t, "ImageIDs limit too large", ids(store.MaxListLimit+1), store.ErrInvalid)
 	if posts, images := counts(t, s); posts != 0 || images != 0 {
-		t.Errorf("invalid posts left %d posts and %d images behind", posts, images)
+		t.Fatalf("invalid posts left %d posts and %d images behind", posts, images)
 	}
 }
 
@@ -529,11 +517,21 @@ func testImageIDs(t *testing.T, s store.Store) {
 	}
 }
 
-// testContextDone checks that every method gives up on a finished context,
-// and that a CreatePost given up on stores nothing. A deadline that passed
-// also counts as the database being unavailable: the service answers 503.
+// testContextDone checks reads of ids not stored (ErrNotFound), then that
+// every method gives up on a finished context, and that a CreatePost given
+// up on stores nothing. A deadline that passed also counts as the database
+// being unavailable: the service answers 503.
 func testContextDone(t *testing.T, s store.Store) {
 	existing := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: "already here", Image: newImage(100)})
+	missing := contract.NewID()
+	for what, calls := range map[string][]call{
+		"missing": reads(s, missing, missing), "zero id": reads(s, contract.ID{}, contract.ID{}),
+		"the other kind's id": reads(s, existing.Image.ID, existing.ID),
+	} {
+		for _, c := range calls {
+			wantErr(t, c.name+" of "+what, c.f(t.Context()), store.ErrNotFound)
+		}
+	}
 	np := store.NewPost{ID: contract.NewID(), Text: "too late", Image: newImage(100)}
 	calls := append(reads(s, existing.ID, existing.Image.ID),
 		call{"CreatePost", func(ctx context.Context) error { _, err := s.CreatePost(ctx, np); return err }},
