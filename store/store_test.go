@@ -34,25 +34,6 @@ func TestStore(t *testing.T) {
 	})
 }
 
-// listen returns a listener on 127.0.0.1 closed when the test ends; with
-// handle, it accepts connections and hands each to handle.
-func listen(t *testing.T, handle func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	if handle != nil {
-		go func() {
-			for c, err := ln.Accept(); err == nil; c, err = ln.Accept() {
-				handle(c)
-			}
-		}()
-	}
-	return ln.Addr().String()
-}
-
 // TestOpenUnreachableMySQL checks that Open and Migrate give up with
 // ErrUnavailable instead of hanging when the server cannot be reached or
 // never answers. The 2s context is what makes them return; the test
@@ -62,18 +43,29 @@ func TestOpenUnreachableMySQL(t *testing.T) {
 	if _, err := store.Open(t.Context(), store.Config{}); err == nil {
 		t.Error("Open with neither a DSN nor a data folder succeeded")
 	}
-	servers := map[string]func(t *testing.T) string{
+	listen := func() net.Listener {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		return ln
+	}
+	garbage := listen()
+	go func() {
+		for c, err := garbage.Accept(); err == nil; c, err = garbage.Accept() {
+			_, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\n\r\n")
+			c.Close()
+		}
+	}()
+	closed := testproxy.Start(t, "127.0.0.1:1")
+	closed.Cut() // refuses connections from now on
+	servers := map[string]string{
 		// The kernel completes the handshake of a connection never accepted.
-		"accepts and never answers": func(t *testing.T) string { return listen(t, nil) },
-		"accepts and hangs up":      func(t *testing.T) string { return listen(t, func(c net.Conn) { c.Close() }) },
-		"answers garbage": func(t *testing.T) string {
-			return listen(t, func(c net.Conn) { _, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\n\r\n"); c.Close() })
-		},
-		"closed port": func(t *testing.T) string {
-			p := testproxy.Start(t, "127.0.0.1:1")
-			p.Cut() // refuses connections from now on
-			return p.Addr()
-		},
+		"accepts and never answers": listen().Addr().String(),
+		"accepts and hangs up":      testproxy.Start(t, closed.Addr()).Addr(), // its target refuses
+		"answers garbage":           garbage.Addr().String(),
+		"closed port":               closed.Addr(),
 	}
 	ops := map[string]func(ctx context.Context, cfg store.Config) error{
 		"Open": func(ctx context.Context, cfg store.Config) error {
@@ -89,7 +81,7 @@ func TestOpenUnreachableMySQL(t *testing.T) {
 		for op, run := range ops {
 			t.Run(srv+"/"+op, func(t *testing.T) {
 				t.Parallel()
-				cfg := store.Config{MySQLDSN: "extagram:secret@tcp(" + addr(t) + ")/extagram", Logger: storetest.Logger(t)}
+				cfg := store.Config{MySQLDSN: "extagram:secret@tcp(" + addr + ")/extagram", Logger: storetest.Logger(t)}
 				ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 				defer cancel()
 				if err := run(ctx, cfg); !errors.Is(err, store.ErrUnavailable) {
