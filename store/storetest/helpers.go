@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -81,31 +80,30 @@ func MySQLDSN(t testing.TB) string {
 // Logger returns a logger for warnings and errors that writes into t's
 // output, shown for failed tests and with -v.
 func Logger(t testing.TB) *slog.Logger {
-	w := &testWriter{w: t.Output()}
+	var mu sync.Mutex
+	out := t.Output()
 	// Registered before anything the test opens with this logger, so it
 	// runs after their cleanups: a connection the pool closes late must not
 	// write to a finished test, which panics.
 	t.Cleanup(func() {
-		w.mu.Lock()
-		w.w = nil
-		w.mu.Unlock()
+		mu.Lock()
+		out = nil
+		mu.Unlock()
+	})
+	w := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if out == nil {
+			return len(p), nil
+		}
+		return out.Write(p)
 	})
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-type testWriter struct {
-	mu sync.Mutex
-	w  io.Writer // nil once the test ended
-}
+type writerFunc func([]byte) (int, error)
 
-func (tw *testWriter) Write(p []byte) (int, error) {
-	tw.mu.Lock()
-	defer tw.mu.Unlock()
-	if tw.w == nil {
-		return len(p), nil
-	}
-	return tw.w.Write(p)
-}
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // MySQL opens a store on a new MySQL database (see MySQLDSN) and closes it
 // when the test ends.
