@@ -10,22 +10,17 @@ import (
 	"github.com/extagram/extagram/store/storetest"
 )
 
+var benchStores = map[string]func(testing.TB) store.Store{"embedded": storetest.Embedded, "mysql": storetest.MySQL}
+
 // BenchmarkListPosts reads feed pages of 20 from 10,000 posts. The feed
 // uses keyset pagination on the primary key, so page 500 (the oldest
 // posts) should cost about what page 1 does; with OFFSET it would read
 // and discard 9,980 rows first.
 func BenchmarkListPosts(b *testing.B) {
 	const posts, pageSize = 10_000, 20
-	stores := []struct {
-		name string
-		open func(testing.TB) store.Store
-	}{
-		{"embedded", storetest.Embedded},
-		{"mysql", storetest.MySQL},
-	}
-	for _, st := range stores {
-		b.Run(st.name, func(b *testing.B) {
-			s := st.open(b)
+	for name, open := range benchStores {
+		b.Run(name, func(b *testing.B) {
+			s := open(b)
 			if err := store.BulkFill(b.Context(), s, posts); err != nil {
 				b.Fatal(err)
 			}
@@ -47,14 +42,10 @@ func BenchmarkListPosts(b *testing.B) {
 			}
 			for _, n := range []int{1, posts / pageSize} {
 				b.Run(fmt.Sprintf("page%d", n), func(b *testing.B) {
-					opts := store.ListOptions{Before: cursors[n-1], Limit: pageSize}
 					for b.Loop() {
-						page, err := s.ListPosts(b.Context(), opts)
-						if err != nil {
-							b.Fatal(err)
-						}
-						if len(page) != pageSize {
-							b.Fatalf("page %d has %d posts, want %d", n, len(page), pageSize)
+						page, err := s.ListPosts(b.Context(), store.ListOptions{Before: cursors[n-1], Limit: pageSize})
+						if err != nil || len(page) != pageSize {
+							b.Fatalf("page %d: %d posts, %v; want %d", n, len(page), err, pageSize)
 						}
 					}
 				})
@@ -68,22 +59,14 @@ func BenchmarkListPosts(b *testing.B) {
 func BenchmarkCreatePost(b *testing.B) {
 	data := make([]byte, 120<<10)
 	_, _ = rand.Read(data)
-	for _, st := range []struct {
-		name string
-		open func(testing.TB) store.Store
-	}{
-		{"embedded", storetest.Embedded},
-		{"mysql", storetest.MySQL},
-	} {
-		b.Run(st.name, func(b *testing.B) {
-			s := st.open(b)
+	for name, open := range benchStores {
+		b.Run(name, func(b *testing.B) {
+			s := open(b)
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
 			for b.Loop() {
-				_, err := s.CreatePost(b.Context(), store.NewPost{ID: contract.NewID(), Text: "benchmark", Image: &store.NewImage{
-					ID: contract.NewID(), ContentType: "image/png", Width: 200, Height: 200, Data: data,
-				}})
-				if err != nil {
+				im := &store.NewImage{ID: contract.NewID(), ContentType: "image/png", Width: 200, Height: 200, Data: data}
+				if _, err := s.CreatePost(b.Context(), store.NewPost{ID: contract.NewID(), Text: "benchmark", Image: im}); err != nil {
 					b.Fatal(err)
 				}
 			}

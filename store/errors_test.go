@@ -43,18 +43,15 @@ func TestWrapClassifies(t *testing.T) {
 		{"anything else", errors.New("boom"), classifySQLite, nil},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			err := wrap("op", c.err, c.classify)
-			if !errors.Is(err, c.err) {
-				t.Errorf("wrap(%v) = %v, which no longer wraps the cause", c.err, err)
+		err := wrap("op", c.err, c.classify)
+		if !errors.Is(err, c.err) {
+			t.Errorf("%s: wrap(%v) = %v, which no longer wraps the cause", c.name, c.err, err)
+		}
+		for _, sentinel := range []error{ErrDuplicate, ErrUnavailable} {
+			if got, want := errors.Is(err, sentinel), sentinel == c.want; got != want {
+				t.Errorf("%s: errors.Is(wrap(%v), %v) = %v, want %v", c.name, c.err, sentinel, got, want)
 			}
-			for _, sentinel := range []error{ErrDuplicate, ErrUnavailable} {
-				if got, want := errors.Is(err, sentinel), sentinel == c.want; got != want {
-					t.Errorf("errors.Is(wrap(%v), %v) = %v, want %v", c.err, sentinel, got, want)
-				}
-			}
-		})
+		}
 	}
 }
 
@@ -76,22 +73,15 @@ func TestClassifySQLite(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cases := []struct {
-		query string
-		want  error
-	}{
-		{"INSERT INTO t VALUES (x'01', 'b', 1)", ErrDuplicate}, // primary key
-		{"INSERT INTO t VALUES (x'02', 'a', 1)", ErrDuplicate}, // unique
-		{"INSERT INTO t VALUES (x'03', 'c', NULL)", nil},       // not null: a bug, not a duplicate
-		{"INSERT INTO missing VALUES (1)", nil},
-	}
-	for _, c := range cases {
-		_, err := db.ExecContext(ctx, c.query)
-		if err == nil {
-			t.Fatalf("%s succeeded", c.query)
-		}
-		if got := classifySQLite(err); got != c.want {
-			t.Errorf("%s: classifySQLite(%v) = %v, want %v", c.query, err, got, c.want)
+	for query, want := range map[string]error{
+		"INSERT INTO t VALUES (x'01', 'b', 1)":    ErrDuplicate, // primary key
+		"INSERT INTO t VALUES (x'02', 'a', 1)":    ErrDuplicate, // unique
+		"INSERT INTO t VALUES (x'03', 'c', NULL)": nil,          // not null: a bug, not a duplicate
+		"INSERT INTO missing VALUES (1)":          nil,
+	} {
+		_, err := db.ExecContext(ctx, query)
+		if got := classifySQLite(err); err == nil || got != want {
+			t.Errorf("%s: classifySQLite(%v) = %v, want %v", query, err, got, want)
 		}
 	}
 }

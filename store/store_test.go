@@ -15,6 +15,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/extagram/extagram/internal/contract"
+	"github.com/extagram/extagram/internal/testproxy"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
 )
@@ -33,95 +34,58 @@ func TestStore(t *testing.T) {
 	})
 }
 
-// serveTCP accepts connections on 127.0.0.1 and hands each to handle until
-// the test ends.
-func serveTCP(t *testing.T, handle func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		wg    sync.WaitGroup
-	)
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			handle(c)
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
-}
-
-// closedPort returns an address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // TestOpenUnreachableMySQL checks that Open and Migrate give up with
 // ErrUnavailable instead of hanging when the server cannot be reached or
 // never answers. The 2s context is what makes them return; the test
 // asserts no time.
 func TestOpenUnreachableMySQL(t *testing.T) {
 	t.Parallel()
-	servers := []struct {
-		name string
-		addr func(t *testing.T) string
-	}{
-		{"accepts and never answers", func(t *testing.T) string { return serveTCP(t, func(net.Conn) {}) }},
-		{"accepts and hangs up", func(t *testing.T) string { return serveTCP(t, func(c net.Conn) { c.Close() }) }},
-		{"answers garbage", func(t *testing.T) string {
-			return serveTCP(t, func(c net.Conn) { _, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\n\r\n"); c.Close() })
-		}},
-		{"closed port", closedPort},
+	if _, err := store.Open(t.Context(), store.Config{}); err == nil {
+		t.Error("Open with neither a DSN nor a data folder succeeded")
 	}
-	ops := []struct {
-		name string
-		run  func(ctx context.Context, cfg store.Config) error
-	}{
-		{"Open", func(ctx context.Context, cfg store.Config) error {
+	listen := func() net.Listener {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		return ln
+	}
+	garbage := listen()
+	go func() {
+		for c, err := garbage.Accept(); err == nil; c, err = garbage.Accept() {
+			_, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\n\r\n")
+			c.Close()
+		}
+	}()
+	closed := testproxy.Start(t, "127.0.0.1:1")
+	closed.Cut() // refuses connections from now on
+	servers := map[string]string{
+		// The kernel completes the handshake of a connection never accepted.
+		"accepts and never answers": listen().Addr().String(),
+		"accepts and hangs up":      testproxy.Start(t, closed.Addr()).Addr(), // its target refuses
+		"answers garbage":           garbage.Addr().String(),
+		"closed port":               closed.Addr(),
+	}
+	ops := map[string]func(ctx context.Context, cfg store.Config) error{
+		"Open": func(ctx context.Context, cfg store.Config) error {
 			s, err := store.Open(ctx, cfg)
 			if err == nil {
 				s.Close()
 			}
 			return err
-		}},
-		{"Migrate", store.Migrate},
+		},
+		"Migrate": store.Migrate,
 	}
-	for _, srv := range servers {
-		for _, op := range ops {
-			t.Run(srv.name+"/"+op.name, func(t *testing.T) {
+	for srv, addr := range servers {
+		for op, run := range ops {
+			t.Run(srv+"/"+op, func(t *testing.T) {
 				t.Parallel()
-				cfg := store.Config{MySQLDSN: "extagram:secret@tcp(" + srv.addr(t) + ")/extagram", Logger: storetest.Logger(t)}
+				cfg := store.Config{MySQLDSN: "extagram:secret@tcp(" + addr + ")/extagram", Logger: storetest.Logger(t)}
 				ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 				defer cancel()
-				err := op.run(ctx, cfg)
-				if !errors.Is(err, store.ErrUnavailable) {
-					t.Fatalf("%s = %v, want ErrUnavailable", op.name, err)
+				if err := run(ctx, cfg); !errors.Is(err, store.ErrUnavailable) {
+					t.Fatalf("%s = %v, want ErrUnavailable", op, err)
 				}
 			})
 		}
@@ -137,20 +101,8 @@ func TestMySQLServerGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := cfg.Addr
-	proxyCtx, cutOff := context.WithCancel(context.Background())
-	defer cutOff()
-	cfg.Addr = serveTCP(t, func(c net.Conn) {
-		up, err := net.Dial("tcp", target)
-		if err != nil {
-			c.Close()
-			return
-		}
-		go func() { _, _ = io.Copy(up, c); up.Close() }()
-		go func() { _, _ = io.Copy(c, up); c.Close() }()
-		go func() { <-proxyCtx.Done(); c.Close(); up.Close() }()
-	})
-
+	proxy := testproxy.Start(t, cfg.Addr)
+	cfg.Addr = proxy.Addr()
 	s, err := store.Open(t.Context(), store.Config{MySQLDSN: cfg.FormatDSN(), Logger: storetest.Logger(t)})
 	if err != nil {
 		t.Fatalf("Open through the proxy: %v", err)
@@ -161,78 +113,27 @@ func TestMySQLServerGone(t *testing.T) {
 		t.Fatalf("CreatePost: %v", err)
 	}
 
-	// Cut every connection. The listener stays up, but each new connection
-	// is closed at once, like a server that crashed behind a load balancer.
-	cutOff()
+	// Open connections are reset, new ones refused.
+	proxy.Cut()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	calls := []struct {
-		name string
-		call func() error
-	}{
-		{"Ping", func() error { return s.Ping(ctx) }},
-		{"GetPost", func() error { _, err := s.GetPost(ctx, p.ID); return err }},
-		{"ListPosts", func() error { _, err := s.ListPosts(ctx, store.ListOptions{Limit: 5}); return err }},
-		{"CreatePost", func() error {
+	for name, call := range map[string]func() error{
+		"Ping":      func() error { return s.Ping(ctx) },
+		"GetPost":   func() error { _, err := s.GetPost(ctx, p.ID); return err },
+		"ListPosts": func() error { _, err := s.ListPosts(ctx, store.ListOptions{Limit: 5}); return err },
+		"CreatePost": func() error {
 			_, err := s.CreatePost(ctx, store.NewPost{ID: contract.NewID(), Text: "during the outage"})
 			return err
-		}},
-	}
-	for _, c := range calls {
-		if err := c.call(); !errors.Is(err, store.ErrUnavailable) {
-			t.Errorf("%s = %v, want ErrUnavailable", c.name, err)
+		},
+	} {
+		if err := call(); !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s = %v, want ErrUnavailable", name, err)
 		}
 	}
 }
 
-// TestMySQLMigrateConcurrently starts several migrators on one fresh
-// database at once, as two feed replicas, upload and blob do on a first
-// deployment: all must succeed, and each migration must be applied once.
-func TestMySQLMigrateConcurrently(t *testing.T) {
-	t.Parallel()
-	dsn := storetest.MySQLDSN(t)
-	const migrators = 6
-	var wg sync.WaitGroup
-	for i := range migrators {
-		wg.Go(func() {
-			if err := store.Migrate(t.Context(), store.Config{MySQLDSN: dsn, Logger: storetest.Logger(t)}); err != nil {
-				t.Errorf("migrator %d: %v", i, err)
-			}
-		})
-	}
-	wg.Wait()
-
-	db := openSQL(t, dsn)
-	rows, err := db.QueryContext(t.Context(), `SELECT version_id, COUNT(*) FROM goose_db_version GROUP BY version_id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	versions := 0
-	for rows.Next() {
-		var version, n int64
-		if err := rows.Scan(&version, &n); err != nil {
-			t.Fatal(err)
-		}
-		versions++
-		if n != 1 {
-			t.Errorf("version %d recorded %d times, want once", version, n)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if versions < 2 { // version 0 (goose's own) and at least the first migration
-		t.Errorf("goose_db_version holds %d versions, want at least 2", versions)
-	}
-}
-
-func openSQL(t *testing.T, dsn string) *sql.DB {
+func openSQL(t *testing.T, cfg *mysql.Config) *sql.DB {
 	t.Helper()
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg.Timeout = 5 * time.Second
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
@@ -246,8 +147,10 @@ func openSQL(t *testing.T, dsn string) *sql.DB {
 // TestMySQLMigrationStep follows a deployment that migrates in a one-shot
 // step with DDL rights and runs services with data rights only: before the
 // step, a store opened with SkipMigrations finds no tables (so it ran no
-// DDL); after it, a data-only user opens the store, migrations included,
-// and posts.
+// DDL); then several migrators start at once, as two feed replicas, upload
+// and blob do on a first deployment: all must succeed, each migration
+// applied once; after that a data-only user opens the store, migrations
+// included, and posts.
 func TestMySQLMigrationStep(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.MySQLDSN(t)
@@ -263,16 +166,31 @@ func TestMySQLMigrationStep(t *testing.T) {
 	}
 	skip.Close()
 
-	if err := store.Migrate(ctx, store.Config{MySQLDSN: dsn, Logger: logger}); err != nil {
-		t.Fatalf("Migrate: %v", err)
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			if err := store.Migrate(ctx, store.Config{MySQLDSN: dsn, Logger: logger}); err != nil {
+				t.Errorf("migrator %d: %v", i, err)
+			}
+		})
 	}
-
-	// A user with data rights only, on the test database.
+	wg.Wait()
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := openSQL(t, dsn)
+	root := openSQL(t, cfg.Clone())
+	var versions, recorded int
+	q := `SELECT COUNT(DISTINCT version_id), COUNT(*) FROM goose_db_version`
+	if err := root.QueryRowContext(ctx, q).Scan(&versions, &recorded); err != nil {
+		t.Fatal(err)
+	}
+	// Version 0 (goose's own) and at least the first migration, each once.
+	if versions < 2 || recorded != versions {
+		t.Errorf("goose_db_version holds %d versions in %d rows, want at least 2, each once", versions, recorded)
+	}
+
+	// A user with data rights only, on the test database.
 	user, password := "extagram_app_"+cfg.DBName[len(cfg.DBName)-8:], "pw-"+contract.NewID().String()
 	// Both hosts: an anonymous ''@'localhost' account, where one exists,
 	// would otherwise shadow user@'%' for connections from 127.0.0.1.
@@ -294,12 +212,9 @@ func TestMySQLMigrationStep(t *testing.T) {
 	}
 	app := cfg.Clone()
 	app.User, app.Passwd = user, password
-
-	appDB := openSQL(t, app.FormatDSN())
-	if _, err := appDB.ExecContext(ctx, "CREATE TABLE not_allowed (a INT)"); err == nil {
+	if _, err := openSQL(t, app.Clone()).ExecContext(ctx, "CREATE TABLE not_allowed (a INT)"); err == nil {
 		t.Fatal("the data-only user could create a table: the test proves nothing")
 	}
-
 	s, err := store.Open(ctx, store.Config{MySQLDSN: app.FormatDSN(), Logger: logger})
 	if err != nil {
 		t.Fatalf("Open as a data-only user, with migrations already applied: %v", err)
@@ -321,7 +236,6 @@ func TestEmbeddedReopen(t *testing.T) {
 	ctx := t.Context()
 	dir := filepath.Join(t.TempDir(), "not", "yet", "there")
 	cfg := store.Config{DataDir: dir, Logger: storetest.Logger(t)}
-
 	s, err := store.Open(ctx, cfg)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -338,27 +252,15 @@ func TestEmbeddedReopen(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, store.EmbeddedFile)); err != nil {
 		t.Fatalf("database file: %v", err)
 	}
-
 	if err := store.Migrate(ctx, cfg); err != nil {
 		t.Fatalf("Migrate an up-to-date database: %v", err)
 	}
-	s, err = store.Open(ctx, cfg)
-	if err != nil {
+	if s, err = store.Open(ctx, cfg); err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
 	defer s.Close()
 	got, err := s.GetPost(ctx, p.ID)
-	if err != nil {
-		t.Fatalf("GetPost after reopening: %v", err)
-	}
-	if got.Text != p.Text || !got.CreatedAt.Equal(p.CreatedAt) || got.Image == nil || *got.Image != *p.Image {
-		t.Errorf("after reopening got %+v, want %+v", got, p)
-	}
-}
-
-func TestOpenWithoutDatabase(t *testing.T) {
-	t.Parallel()
-	if _, err := store.Open(t.Context(), store.Config{}); err == nil {
-		t.Error("Open with neither a DSN nor a data folder succeeded")
+	if err != nil || got.Text != p.Text || !got.CreatedAt.Equal(p.CreatedAt) || got.Image == nil || *got.Image != *p.Image {
+		t.Errorf("after reopening got %+v, %v; want %+v", got, err, p)
 	}
 }

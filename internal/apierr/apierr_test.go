@@ -28,9 +28,7 @@ func TestUploadReasonRoundTrip(t *testing.T) {
 			t.Errorf("ErrorInfo = %v", info)
 		}
 	}
-}
-
-func TestUploadReasonOfOtherErrors(t *testing.T) {
+	// Anything else has no reason.
 	other, _ := status.New(codes.InvalidArgument, "x").WithDetails(&errdetails.ErrorInfo{Reason: "UPLOAD_ERROR_REASON_TOO_LARGE", Domain: "example.com"})
 	unknown, _ := status.New(codes.InvalidArgument, "x").WithDetails(&errdetails.ErrorInfo{Reason: "SOMETHING_NEW", Domain: UploadDomain})
 	for name, err := range map[string]error{

@@ -45,40 +45,26 @@ func TestCheckText(t *testing.T) {
 	}
 }
 
-func TestFormatBytes(t *testing.T) {
+// TestFormatting: FormatBytes, Truncate (a cut inside "é" or "😀" moves
+// back to the start of the character) and IsStoredText.
+func TestFormatting(t *testing.T) {
 	for n, want := range map[int64]string{10 << 20: "10 MiB", 256 << 10: "256 KiB", 1536 << 10: "1.5 MiB", 100: "100 bytes"} {
 		if got := FormatBytes(n); got != want {
 			t.Errorf("FormatBytes(%d) = %q, want %q", n, got, want)
 		}
 	}
-}
-
-func TestTruncate(t *testing.T) {
 	for _, c := range []struct {
 		in   string
 		n    int
 		want string
 	}{
-		{"short", 10, "short"},
-		{"exactly10!", 10, "exactly10!"},
-		{"abcdefghijk", 5, "abcde..."},
-		// A cut inside "é" (2 bytes) or "😀" (4 bytes) moves back to the
-		// start of the character.
-		{"aé", 2, "a..."},
-		{"ab😀cd", 4, "ab..."},
-		{"😀", 3, "..."},
+		{"short", 10, "short"}, {"exactly10!", 10, "exactly10!"}, {"abcdefghijk", 5, "abcde..."},
+		{"aé", 2, "a..."}, {"ab😀cd", 4, "ab..."}, {"😀", 3, "..."},
 	} {
-		got := Truncate(c.in, c.n)
-		if got != c.want {
+		if got := Truncate(c.in, c.n); got != c.want || !utf8.ValidString(got) {
 			t.Errorf("Truncate(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
 		}
-		if !utf8.ValidString(got) {
-			t.Errorf("Truncate(%q, %d) = %q is not valid UTF-8", c.in, c.n, got)
-		}
 	}
-}
-
-func TestIsStoredText(t *testing.T) {
 	for in, want := range map[string]bool{"hello": true, " hello": false, "": false, "a\x00b": false, strings.Repeat("a", MaxTextLen+1): false} {
 		if got := IsStoredText(in); got != want {
 			t.Errorf("IsStoredText(%q) = %v, want %v", in, got, want)

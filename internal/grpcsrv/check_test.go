@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -14,14 +15,25 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
-// TestSlowChecksKeepServing: under load a check may time out; timeouts
-// alone take a replica out only after SlowThreshold in a row, while real
-// errors do after FailureThreshold. Time is the bubble's: exact and fast.
-func TestSlowChecksKeepServing(t *testing.T) {
+// idleListener accepts nothing until closed; it blocks durably, as a
+// synctest bubble needs.
+type idleListener chan struct{}
+
+func (l idleListener) Accept() (net.Conn, error) { <-l; return nil, net.ErrClosed }
+func (l idleListener) Close() error              { close(l); return nil }
+func (l idleListener) Addr() net.Addr            { return &net.TCPAddr{} }
+
+// TestHealthFollowsChecks: NOT_SERVING until the first check passes. Under
+// load a check may time out; timeouts alone take a replica out only after
+// SlowThreshold in a row, while real errors do after FailureThreshold (one
+// is tolerated). Liveness stays SERVING until the drain, which reports
+// NOT_SERVING before the server stops. Time is the bubble's: exact and fast.
+func TestHealthFollowsChecks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mode atomic.Int32 // 0 fine, 1 slow, 2 broken
 		srv, err := New(Config{
-			Name: "test",
+			Name:     "test",
+			Services: []string{"x.v1.X"},
 			Check: func(ctx context.Context) error {
 				switch mode.Load() {
 				case 1:
@@ -32,47 +44,65 @@ func TestSlowChecksKeepServing(t *testing.T) {
 				}
 				return nil
 			},
-			Logger: slog.New(slog.DiscardHandler),
+			DrainPeriod: 200 * time.Millisecond,
+			Logger:      slog.New(slog.DiscardHandler),
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go srv.checkLoop(ctx, done)
-		defer func() { cancel(); <-done }()
-		statusAfter := func(d time.Duration) healthpb.HealthCheckResponse_ServingStatus {
-			time.Sleep(d)
-			synctest.Wait()
-			resp, err := srv.Health.Check(context.Background(), &healthpb.HealthCheckRequest{})
+		status := func(service string) healthpb.HealthCheckResponse_ServingStatus {
+			resp, err := srv.Health.Check(context.Background(), &healthpb.HealthCheckRequest{Service: service})
 			if err != nil {
 				t.Fatal(err)
 			}
 			return resp.GetStatus()
 		}
-		if st := statusAfter(time.Millisecond); st != healthpb.HealthCheckResponse_SERVING {
-			t.Fatalf("after the first check: %v", st)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel() // a failed test still stops the server
+		want := func(after time.Duration, what string, st healthpb.HealthCheckResponse_ServingStatus) {
+			t.Helper()
+			time.Sleep(after)
+			synctest.Wait()
+			if got, named := status(""), status("x.v1.X"); got != st || named != st {
+				t.Fatalf("%s: %v (x.v1.X %v), want %v", what, got, named, st)
+			}
+			if live := status(LivenessService); live != healthpb.HealthCheckResponse_SERVING && ctx.Err() == nil {
+				t.Fatalf("%s: liveness %v follows the dependency", what, live)
+			}
 		}
+		want(0, "before the first check", healthpb.HealthCheckResponse_NOT_SERVING)
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(ctx, make(idleListener)) }()
+		want(time.Millisecond, "after the first check", healthpb.HealthCheckResponse_SERVING)
+		mode.Store(2)
+		want(time.Second, "after one failed check", healthpb.HealthCheckResponse_SERVING)
+		mode.Store(0)
+		want(time.Second, "after a failed check and a good one", healthpb.HealthCheckResponse_SERVING)
 		// Slow: each check runs into its one-second timeout, the next
 		// starts at once. Eight in a row (by 9.5 s) and the replica still
-		// serves.
+		// serves; the tenth takes it out: a database that hangs for good.
 		mode.Store(1)
-		if st := statusAfter(9500 * time.Millisecond); st != healthpb.HealthCheckResponse_SERVING {
-			t.Fatalf("after 8 slow checks: %v, want SERVING", st)
-		}
-		// The tenth takes it out: a database that hangs for good.
-		if st := statusAfter(2 * time.Second); st != healthpb.HealthCheckResponse_NOT_SERVING {
-			t.Fatalf("after 10 slow checks: %v, want NOT_SERVING", st)
-		}
+		want(9500*time.Millisecond, "after 8 slow checks", healthpb.HealthCheckResponse_SERVING)
+		want(2*time.Second, "after 10 slow checks", healthpb.HealthCheckResponse_NOT_SERVING)
 		mode.Store(0)
-		if st := statusAfter(time.Second); st != healthpb.HealthCheckResponse_SERVING {
-			t.Fatalf("answering again: %v, want SERVING", st)
-		}
+		want(time.Second, "answering again", healthpb.HealthCheckResponse_SERVING)
 		// Broken: two errors in a row take it out; timeouts among them do
 		// not lengthen that.
 		mode.Store(2)
-		if st := statusAfter(2 * time.Second); st != healthpb.HealthCheckResponse_NOT_SERVING {
-			t.Fatalf("after 2 failed checks: %v, want NOT_SERVING", st)
+		want(2*time.Second, "after 2 failed checks", healthpb.HealthCheckResponse_NOT_SERVING)
+		mode.Store(0)
+		want(time.Second, "answering again", healthpb.HealthCheckResponse_SERVING)
+
+		cancel()
+		want(100*time.Millisecond, "during the drain", healthpb.HealthCheckResponse_NOT_SERVING)
+		select {
+		case err := <-served:
+			t.Fatalf("Serve returned %v before the drain period ended", err)
+		default:
+		}
+		time.Sleep(200 * time.Millisecond)
+		if err := <-served; err != nil {
+			t.Fatalf("Serve after drain: %v", err)
 		}
 	})
 }

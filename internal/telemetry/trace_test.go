@@ -1,12 +1,10 @@
 package telemetry_test
 
 import (
-	"bytes"
 	"context"
-	"image"
-	"image/color"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -59,43 +57,54 @@ func TestTraces(t *testing.T) {
 	st := storetest.Embedded(t)
 	slow := &slowFeed{Store: st}
 	m := testmesh.Start(t, testmesh.Options{Store: st, AskFeedPerView: true, FeedStores: []store.Store{slow}})
+	// do makes a request, wants status and returns its trace.
+	do := func(req *http.Request, status int) *spans {
+		t.Helper()
+		resp, err := m.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != status || resp.Header.Get("X-Request-Id") == "" {
+			t.Fatalf("%s %s: %d with request id %q, want %d and an id", req.Method, req.URL, resp.StatusCode,
+				resp.Header.Get("X-Request-Id"), status)
+		}
+		return traceOf(t, resp.Header.Get("X-Request-Id"))
+	}
+	feedPage := func() *http.Request { req, _ := http.NewRequest(http.MethodGet, m.URL+"/", nil); return req }
+	// Each call is one client and one server span, with queries under it.
+	oneCall := func(t *testing.T, tr *spans, method string) {
+		client, server := tr.all(trace.SpanKindClient, method), tr.all(trace.SpanKindServer, method)
+		if len(client) != 1 || len(server) != 1 {
+			t.Fatalf("%d client and %d server spans named %s, want 1 each; the trace:\n%s", len(client), len(server), method, tr)
+		}
+		tr.chain(t, tr.root, client[0], server[0])
+		for _, s := range tr.spans {
+			if strings.HasPrefix(s.Name(), "sql.") && attr(s, "db.system.name") == "sqlite" && tr.descends(s, server[0]) {
+				return
+			}
+		}
+		t.Fatalf("no store query under %s; the trace:\n%s", method, tr)
+	}
 
 	t.Run("upload", func(t *testing.T) {
-		body, ct := uploadForm(t, "traced upload")
-		resp := do(t, m, http.MethodPost, "/upload.php", body, ct)
-		if resp.StatusCode != http.StatusSeeOther {
-			t.Fatalf("upload: %d, want 303", resp.StatusCode)
-		}
-		tr := traceOf(t, resp.Header.Get("X-Request-Id"))
-		client := tr.one(t, trace.SpanKindClient, "extagram.upload.v1.UploadService/Upload")
-		server := tr.one(t, trace.SpanKindServer, "extagram.upload.v1.UploadService/Upload")
-		tr.chain(t, tr.root, client, server)
-		tr.queriesUnder(t, server)
+		body, ct := testutil.Form(t, [][2]string{{"post", "traced upload"}},
+			testutil.Photo("p.png", "application/octet-stream", testutil.PNG(t, 16, 16)))
+		req, _ := http.NewRequest(http.MethodPost, m.URL+"/upload.php", strings.NewReader(string(body)))
+		req.Header.Set("Content-Type", ct)
+		oneCall(t, do(req, http.StatusSeeOther), "extagram.upload.v1.UploadService/Upload")
 	})
-
 	t.Run("feed page", func(t *testing.T) {
-		resp := do(t, m, http.MethodGet, "/", nil, "")
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET /: %d", resp.StatusCode)
-		}
-		tr := traceOf(t, resp.Header.Get("X-Request-Id"))
-		client := tr.one(t, trace.SpanKindClient, "extagram.feed.v1.FeedService/ListPosts")
-		server := tr.one(t, trace.SpanKindServer, "extagram.feed.v1.FeedService/ListPosts")
-		tr.chain(t, tr.root, client, server)
-		tr.queriesUnder(t, server)
+		oneCall(t, do(feedPage(), http.StatusOK), "extagram.feed.v1.FeedService/ListPosts")
 	})
-
 	t.Run("hedged feed call", func(t *testing.T) {
 		slow.on.Store(true)
 		defer slow.on.Store(false)
 		// The first attempt goes to either replica: within a few pages
 		// one starts at the slow one and is hedged to the other.
 		for range 10 {
-			resp := do(t, m, http.MethodGet, "/", nil, "")
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("GET /: %d", resp.StatusCode)
-			}
-			tr := traceOf(t, resp.Header.Get("X-Request-Id"))
+			tr := do(feedPage(), http.StatusOK)
 			clients := tr.all(trace.SpanKindClient, "extagram.feed.v1.FeedService/ListPosts")
 			if len(clients) < 2 {
 				continue
@@ -117,42 +126,10 @@ func TestTraces(t *testing.T) {
 	})
 }
 
-func do(t *testing.T, m *testmesh.Mesh, method, path string, body []byte, ct string) *http.Response {
-	t.Helper()
-	req, err := http.NewRequest(method, m.URL+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ct != "" {
-		req.Header.Set("Content-Type", ct)
-	}
-	resp, err := m.Client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.Header.Get("X-Request-Id") == "" {
-		t.Fatalf("%s %s: no X-Request-Id", method, path)
-	}
-	return resp
-}
-
-func uploadForm(t *testing.T, text string) ([]byte, string) {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 16, 16))
-	for i := range img.Pix {
-		img.Pix[i] = byte(i)
-	}
-	img.Set(0, 0, color.White)
-	return testutil.Form(t, [][2]string{{"post", text}}, testutil.Photo("p.png", "application/octet-stream", testutil.EncodePNG(t, img)))
-}
-
 // spans is one trace's ended spans.
 type spans struct {
 	root  sdktrace.ReadOnlySpan
 	spans []sdktrace.ReadOnlySpan
-	byID  map[trace.SpanID]sdktrace.ReadOnlySpan
 }
 
 // traceOf waits for the edge's root span carrying the request id and
@@ -160,27 +137,25 @@ type spans struct {
 // calls it made and the answer).
 func traceOf(t *testing.T, id string) *spans {
 	t.Helper()
-	var tr *spans
-	if !testutil.Within(5*time.Second, func() bool {
-		for _, s := range recorder.Ended() {
-			if s.SpanKind() != trace.SpanKindServer || attr(s, "extagram.request_id") != id {
-				continue
-			}
-			if s.Parent().IsValid() {
-				t.Fatalf("the edge's span has a parent: it must start the trace")
-			}
-			tr = &spans{root: s, byID: map[trace.SpanID]sdktrace.ReadOnlySpan{}}
-			for _, o := range recorder.Ended() {
-				if o.SpanContext().TraceID() == s.SpanContext().TraceID() {
-					tr.spans = append(tr.spans, o)
-					tr.byID[o.SpanContext().SpanID()] = o
-				}
-			}
-			return true
+	tr := &spans{}
+	testutil.Eventually(t, 5*time.Second, "an edge span with request id "+id, func() bool {
+		ended := recorder.Ended()
+		i := slices.IndexFunc(ended, func(s sdktrace.ReadOnlySpan) bool {
+			return s.SpanKind() == trace.SpanKindServer && attr(s, "extagram.request_id") == id
+		})
+		if i < 0 {
+			return false
 		}
-		return false
-	}) {
-		t.Fatalf("no edge span carries the request id %s", id)
+		tr.root = ended[i]
+		for _, o := range ended {
+			if o.SpanContext().TraceID() == tr.root.SpanContext().TraceID() {
+				tr.spans = append(tr.spans, o)
+			}
+		}
+		return true
+	})
+	if tr.root.Parent().IsValid() {
+		t.Fatalf("the edge's span has a parent: it must start the trace")
 	}
 	return tr
 }
@@ -193,15 +168,6 @@ func (tr *spans) all(kind trace.SpanKind, name string) []sdktrace.ReadOnlySpan {
 		}
 	}
 	return out
-}
-
-func (tr *spans) one(t *testing.T, kind trace.SpanKind, name string) sdktrace.ReadOnlySpan {
-	t.Helper()
-	found := tr.all(kind, name)
-	if len(found) != 1 {
-		t.Fatalf("%d %s spans named %s in the trace, want 1; the trace:\n%s", len(found), kind, name, tr)
-	}
-	return found[0]
 }
 
 // chain checks that each span descends from the one before.
@@ -219,30 +185,20 @@ func (tr *spans) descends(s, ancestor sdktrace.ReadOnlySpan) bool {
 		if p.SpanID() == ancestor.SpanContext().SpanID() {
 			return true
 		}
-		next, ok := tr.byID[p.SpanID()]
-		if !ok {
+		i := slices.IndexFunc(tr.spans, func(o sdktrace.ReadOnlySpan) bool { return o.SpanContext().SpanID() == p.SpanID() })
+		if i < 0 {
 			return false
 		}
-		p = next.Parent()
+		p = tr.spans[i].Parent()
 	}
 	return false
-}
-
-// queriesUnder checks that the service's span has store queries under it.
-func (tr *spans) queriesUnder(t *testing.T, server sdktrace.ReadOnlySpan) {
-	t.Helper()
-	for _, s := range tr.spans {
-		if strings.HasPrefix(s.Name(), "sql.") && attr(s, "db.system.name") == "sqlite" && tr.descends(s, server) {
-			return
-		}
-	}
-	t.Fatalf("no store query under %s; the trace:\n%s", server.Name(), tr)
 }
 
 func (tr *spans) String() string {
 	var b strings.Builder
 	for _, s := range tr.spans {
-		b.WriteString("  " + s.SpanKind().String() + " " + s.Name() + " " + s.SpanContext().SpanID().String() + " parent " + s.Parent().SpanID().String() + "\n")
+		b.WriteString("  " + s.SpanKind().String() + " " + s.Name() + " " + s.SpanContext().SpanID().String() +
+			" parent " + s.Parent().SpanID().String() + "\n")
 	}
 	return b.String()
 }

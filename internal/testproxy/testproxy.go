@@ -6,7 +6,6 @@ package testproxy
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -17,61 +16,51 @@ import (
 
 // Proxy forwards every connection made to Addr to its target.
 type Proxy struct {
-	target string
-	addr   string
+	target, addr string
 
-	mu       sync.Mutex
-	ln       net.Listener // nil while cut
-	conns    map[net.Conn]struct{}
-	closed   bool
-	accepted int
-	wg       sync.WaitGroup
+	mu     sync.Mutex
+	ln     net.Listener // nil while cut
+	conns  map[net.Conn]bool
+	closed bool
+	wg     sync.WaitGroup
 }
 
-// New starts a proxy to target on 127.0.0.1, on a port of its own.
-func New(target string) (*Proxy, error) {
-	ln, err := listen()
-	if err != nil {
-		return nil, fmt.Errorf("testproxy: %w", err)
-	}
-	p := &Proxy{target: target, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}}
-	p.serve(ln)
-	return p, nil
-}
-
-// Start is New for a test: it fails the test on error and closes the proxy
-// when the test ends.
+// Start starts a proxy to target on 127.0.0.1, on a port of its own, and
+// closes it when the test ends.
+//
+// The port is below the kernel's ephemeral range (32768 and up on Linux),
+// which 127.0.0.1:0 listeners and outgoing connections use: while the proxy
+// is cut its port is free, and were it ephemeral an outgoing connection
+// could take it (Restore could not listen again, or a client dialling the
+// proxy could connect to itself). The range stays clear of other test
+// helpers' fixed-port picks (20000 and up).
 func Start(t testing.TB, target string) *Proxy {
 	t.Helper()
-	p, err := New(target)
-	if err != nil {
-		t.Fatal(err)
+	p := &Proxy{target: target, conns: map[net.Conn]bool{}}
+	var err error
+	for range 200 {
+		p.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(10000+rand.IntN(10000)))
+		if err = p.Restore(); err == nil {
+			t.Cleanup(p.close)
+			return p
+		}
 	}
-	t.Cleanup(p.Close)
-	return p
+	t.Fatalf("testproxy: no free port in 10000-20000: %v", err)
+	return nil
 }
 
 // Addr is the address clients connect to; it stays the same across Cut
 // and Restore.
 func (p *Proxy) Addr() string { return p.addr }
 
-// Accepted is the number of connections accepted so far.
-func (p *Proxy) Accepted() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.accepted
-}
-
 // Cut makes the target unreachable, as a stopped server or a broken link
-// would: every open connection is closed (the client sees a reset or EOF
+// would: every open connection is closed with a reset (the client sees it
 // mid-conversation) and the listener is closed, so new connections are
 // refused until Restore.
 func (p *Proxy) Cut() {
 	p.mu.Lock()
-	ln := p.ln
-	p.ln = nil
-	conns := p.conns
-	p.conns = map[net.Conn]struct{}{}
+	ln, conns := p.ln, p.conns
+	p.ln, p.conns = nil, map[net.Conn]bool{}
 	p.mu.Unlock()
 	if ln != nil {
 		_ = ln.Close()
@@ -81,7 +70,8 @@ func (p *Proxy) Cut() {
 	}
 }
 
-// Restore listens again on the same address; new connections reach the
+// Restore listens again on the same address (Go sets SO_REUSEADDR, so
+// connections in TIME_WAIT do not stop it); new connections reach the
 // target again.
 func (p *Proxy) Restore() error {
 	p.mu.Lock()
@@ -92,18 +82,21 @@ func (p *Proxy) Restore() error {
 	if p.ln != nil {
 		return nil
 	}
-	// Go sets SO_REUSEADDR, so the port can be bound again even while
-	// connections the proxy closed linger in TIME_WAIT.
 	ln, err := net.Listen("tcp", p.addr)
 	if err != nil {
-		return fmt.Errorf("testproxy: listen again on %s: %w", p.addr, err)
+		return err
 	}
-	p.serveLocked(ln)
+	p.ln = ln
+	p.wg.Go(func() {
+		for c, err := ln.Accept(); err == nil; c, err = ln.Accept() { // until Cut
+			p.wg.Go(func() { p.forward(ln, c) })
+		}
+	})
 	return nil
 }
 
-// Close cuts the proxy for good and waits for its goroutines.
-func (p *Proxy) Close() {
+// close cuts the proxy for good and waits for its goroutines.
+func (p *Proxy) close() {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
@@ -111,51 +104,21 @@ func (p *Proxy) Close() {
 	p.wg.Wait()
 }
 
-func (p *Proxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.serveLocked(ln)
-}
-
-func (p *Proxy) serveLocked(ln net.Listener) {
-	p.ln = ln
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return // closed by Cut or Close
-			}
-			p.wg.Add(1)
-			go func() {
-				defer p.wg.Done()
-				p.forward(ln, c)
-			}()
-		}
-	}()
-}
-
 // forward connects c to the target and copies both ways until either side
 // ends or the proxy is cut.
 func (p *Proxy) forward(ln net.Listener, c net.Conn) {
 	up, err := net.Dial("tcp", p.target)
-	if err != nil {
-		closeHard(c)
-		return
-	}
 	p.mu.Lock()
-	if p.ln != ln { // cut while dialling
+	if err != nil || p.ln != ln { // unreachable, or cut while dialling
 		p.mu.Unlock()
 		closeHard(c)
-		closeHard(up)
+		if up != nil {
+			closeHard(up)
+		}
 		return
 	}
-	p.accepted++
-	p.conns[c] = struct{}{}
-	p.conns[up] = struct{}{}
+	p.conns[c], p.conns[up] = true, true
 	p.mu.Unlock()
-
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
 		_, _ = io.Copy(dst, src)
@@ -173,31 +136,6 @@ func (p *Proxy) forward(ln net.Listener, c net.Conn) {
 	delete(p.conns, c)
 	delete(p.conns, up)
 	p.mu.Unlock()
-}
-
-// Ports the proxy listens on: below the kernel's ephemeral range (32768
-// and up on Linux), which 127.0.0.1:0 listeners and outgoing connections
-// use. While the proxy is cut its port is free; were it an ephemeral port,
-// an outgoing connection could take it and Restore could not listen again
-// (or a client dialling the proxy could even connect to itself). The
-// range also stays clear of other test helpers' fixed-port picks
-// (20000 and up).
-const (
-	portLow  = 10000
-	portHigh = 20000
-)
-
-func listen() (net.Listener, error) {
-	var err error
-	for range 200 {
-		port := portLow + rand.IntN(portHigh-portLow)
-		var ln net.Listener
-		ln, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err == nil {
-			return ln, nil
-		}
-	}
-	return nil, fmt.Errorf("no free port in %d-%d: %w", portLow, portHigh, err)
 }
 
 // closeHard closes a connection with a reset rather than a FIN, the way a

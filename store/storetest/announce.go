@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -16,20 +15,12 @@ import (
 
 func announcement(t *testing.T, s store.Store, id contract.ID) store.AnnouncementRecord {
 	t.Helper()
-	r, err := s.GetAnnouncement(t.Context(), id)
-	if err != nil {
-		t.Fatalf("GetAnnouncement(%s): %v", id, err)
-	}
-	return r
+	return must(s.GetAnnouncement(t.Context(), id))(t)
 }
 
 func claim(t *testing.T, s store.Store, now, until time.Time, limit int) []store.Announcement {
 	t.Helper()
-	got, err := s.ClaimAnnouncements(t.Context(), now, until, limit)
-	if err != nil {
-		t.Fatalf("ClaimAnnouncements: %v", err)
-	}
-	return got
+	return must(s.ClaimAnnouncements(t.Context(), now, until, limit))(t)
 }
 
 func postIDs(as []store.Announcement) []contract.ID {
@@ -40,48 +31,81 @@ func postIDs(as []store.Announcement) []contract.ID {
 	return out
 }
 
-func testAnnouncementQueued(t *testing.T, s store.Store) {
+// testAnnouncements: a post queues its announcement; those made before
+// the bot was connected are skipped.
+func testAnnouncements(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	st, err := s.AnnouncementStats(ctx)
-	if err != nil {
-		t.Fatalf("AnnouncementStats: %v", err)
-	}
-	if st.Pending != 0 || !st.OldestPending.IsZero() || !st.NextDue.IsZero() {
+	if st := must(s.AnnouncementStats(ctx))(t); st != (store.AnnouncementStats{}) {
 		t.Errorf("stats of an empty store: %+v, want zero", st)
 	}
 	p1 := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: "with a photo", Image: newImage(100)})
 	p2 := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: "text only"})
 	for _, p := range []store.Post{p1, p2} {
 		r := announcement(t, s, p.ID)
-		if r.State != store.AnnouncementPending || r.Attempts != 0 || r.MessageID != 0 || !r.DoneAt.IsZero() || !r.DueAt.Equal(p.CreatedAt) {
+		if r.State != store.AnnouncementPending || r.Attempts != 0 || r.MessageID != 0 || !r.DoneAt.IsZero() ||
+			!r.DueAt.Equal(p.CreatedAt) {
 			t.Errorf("announcement of a new post: %+v, want pending, due at the post's time %v", r, p.CreatedAt)
 		}
 	}
-	st, err = s.AnnouncementStats(ctx)
-	if err != nil {
-		t.Fatalf("AnnouncementStats: %v", err)
-	}
+	st := must(s.AnnouncementStats(ctx))(t)
 	if st.Pending != 2 || !st.OldestPending.Equal(p1.CreatedAt) || !st.NextDue.Equal(p1.CreatedAt) {
 		t.Errorf("stats: %+v, want 2 pending, oldest and next due at %v", st, p1.CreatedAt)
 	}
-	if _, err := s.GetAnnouncement(ctx, contract.NewID()); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("GetAnnouncement of no post: %v, want ErrNotFound", err)
-	}
+	_, err := s.GetAnnouncement(ctx, contract.NewID())
+	wantErr(t, "GetAnnouncement of no post", err, store.ErrNotFound)
 	// A post that is not stored queues nothing: the row is in the post's
 	// transaction.
-	if _, err := s.CreatePost(ctx, store.NewPost{ID: p1.ID, Text: "again"}); !errors.Is(err, store.ErrDuplicate) {
-		t.Fatalf("duplicate CreatePost: %v", err)
-	}
+	_, err = s.CreatePost(ctx, store.NewPost{ID: p1.ID, Text: "again"})
+	wantErr(t, "duplicate CreatePost", err, store.ErrDuplicate)
 	dup := store.NewPost{ID: contract.NewID(), Text: "image id taken", Image: newImage(10)}
 	dup.Image.ID = p1.Image.ID
-	if _, err := s.CreatePost(ctx, dup); !errors.Is(err, store.ErrDuplicate) {
-		t.Fatalf("CreatePost with a taken image id: %v", err)
-	}
-	if _, err := s.GetAnnouncement(ctx, dup.ID); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("announcement of a rolled back post: %v, want ErrNotFound", err)
-	}
-	if st, _ := s.AnnouncementStats(ctx); st.Pending != 2 {
+	_, err = s.CreatePost(ctx, dup)
+	wantErr(t, "CreatePost with a taken image id", err, store.ErrDuplicate)
+	_, err = s.GetAnnouncement(ctx, dup.ID)
+	wantErr(t, "announcement of a rolled back post", err, store.ErrNotFound)
+	if st := must(s.AnnouncementStats(ctx))(t); st.Pending != 2 {
 		t.Errorf("%d pending after refused posts, want 2", st.Pending)
+	}
+
+	// Skipping what was made before the bot was connected.
+	before, leased := p1, p2
+	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	since := must(s.AnnounceSince(ctx, "-1001234", t0))(t)
+	if !since.Equal(t0) {
+		t.Errorf("first AnnounceSince = %v, want %v", since, t0)
+	}
+	// Later calls, from any announcer, read the first time.
+	if again, err := s.AnnounceSince(ctx, "-1001234", t0.Add(time.Hour)); err != nil || !again.Equal(t0) {
+		t.Errorf("second AnnounceSince = %v, %v; want %v", again, err, t0)
+	}
+	if other, err := s.AnnounceSince(ctx, "@another_channel", t0.Add(time.Hour)); err != nil || !other.Equal(t0.Add(time.Hour)) {
+		t.Errorf("another chat's AnnounceSince = %v, %v; want its own time", other, err)
+	}
+	_, err = s.AnnounceSince(ctx, "", t0)
+	wantErr(t, "AnnounceSince of no chat", err, store.ErrInvalid)
+
+	// Both are claimed; one is put back, the other stays leased.
+	as := claim(t, s, t0, t0.Add(time.Minute), 10)
+	if !slices.Equal(postIDs(as), []contract.ID{before.ID, leased.ID}) {
+		t.Fatalf("claimed %v, want both posts", postIDs(as))
+	}
+	putBack := store.AnnouncementOutcome{State: store.AnnouncementPending, RetryAt: t0}
+	wantErr(t, "put back", s.FinishAnnouncement(ctx, as[0], t0, putBack), nil)
+	after := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: "after the bot"})
+	if n := must(s.SkipAnnouncements(ctx, since, t0, "made before the bot was connected"))(t); n != 1 {
+		t.Errorf("skipped %d, want 1 (the leased one is left to its claimer)", n)
+	}
+	if r := announcement(t, s, before.ID); r.State != store.AnnouncementSkipped ||
+		r.LastError != "made before the bot was connected" || r.DoneAt.IsZero() {
+		t.Errorf("post before the bot: %+v, want skipped", r)
+	}
+	for _, id := range []contract.ID{leased.ID, after.ID} {
+		if r := announcement(t, s, id); r.State != store.AnnouncementPending {
+			t.Errorf("leased post or post after the bot: %+v, want still pending", r)
+		}
+	}
+	if got := claim(t, s, t0.Add(time.Minute), t0.Add(2*time.Minute), 10); !slices.Equal(postIDs(got), []contract.ID{after.ID, leased.ID}) {
+		t.Errorf("claimable after the skip: %v, want the new post, then the one whose lease ended", postIDs(got))
 	}
 }
 
@@ -103,11 +127,8 @@ func testAnnouncementClaimOnce(t *testing.T, s store.Store) {
 		wg.Go(func() {
 			for {
 				as, err := s.ClaimAnnouncements(t.Context(), now, lease, 3)
-				if err != nil {
-					t.Errorf("ClaimAnnouncements: %v", err)
-					return
-				}
-				if len(as) == 0 {
+				if err != nil || len(as) == 0 {
+					wantErr(t, "ClaimAnnouncements", err, nil)
 					return
 				}
 				mu.Lock()
@@ -118,10 +139,12 @@ func testAnnouncementClaimOnce(t *testing.T, s store.Store) {
 	}
 	wg.Wait()
 	ids := postIDs(got)
-	slices.SortFunc(ids, func(a, b contract.ID) int { return slices.Compare(a[:], b[:]) })
-	slices.SortFunc(want, func(a, b contract.ID) int { return slices.Compare(a[:], b[:]) })
+	byBytes := func(a, b contract.ID) int { return slices.Compare(a[:], b[:]) }
+	slices.SortFunc(ids, byBytes)
+	slices.SortFunc(want, byBytes)
 	if !slices.Equal(ids, want) {
-		t.Fatalf("claimed %d announcements (%d distinct of the %d posts); want each once", len(got), len(slices.Compact(slices.Clone(ids))), n)
+		t.Fatalf("claimed %d announcements (%d distinct of the %d posts); want each once",
+			len(got), len(slices.Compact(slices.Clone(ids))), n)
 	}
 	for _, a := range got {
 		if a.Attempts != 1 || a.Claim.IsZero() || a.PostedAt.IsZero() {
@@ -143,24 +166,16 @@ func testAnnouncementClaimOnce(t *testing.T, s store.Store) {
 		t.Fatalf("claimed %d after the leases ended, want %d", len(after), n)
 	}
 	old := got[0]
-	var fresh store.Announcement
-	for _, a := range after {
-		if a.PostID == old.PostID {
-			fresh = a
-		}
-	}
+	fresh := after[slices.IndexFunc(after, func(a store.Announcement) bool { return a.PostID == old.PostID })]
 	if fresh.Attempts != 2 || fresh.Claim == old.Claim {
 		t.Errorf("second claim %+v, want attempt 2 and a new token", fresh)
 	}
-	if err := s.RenewAnnouncement(t.Context(), old, lease.Add(time.Hour)); !errors.Is(err, store.ErrClaimLost) {
-		t.Errorf("renewal with a lost claim: %v, want ErrClaimLost", err)
+	sent := func(id int64) store.AnnouncementOutcome {
+		return store.AnnouncementOutcome{State: store.AnnouncementSent, MessageID: id}
 	}
-	if err := s.FinishAnnouncement(t.Context(), old, lease, store.AnnouncementOutcome{State: store.AnnouncementSent, MessageID: 1}); !errors.Is(err, store.ErrClaimLost) {
-		t.Errorf("finish with a lost claim: %v, want ErrClaimLost", err)
-	}
-	if err := s.FinishAnnouncement(t.Context(), fresh, lease, store.AnnouncementOutcome{State: store.AnnouncementSent, MessageID: 77}); err != nil {
-		t.Errorf("finish with the current claim: %v", err)
-	}
+	wantErr(t, "renewal with a lost claim", s.RenewAnnouncement(t.Context(), old, lease.Add(time.Hour)), store.ErrClaimLost)
+	wantErr(t, "finish with a lost claim", s.FinishAnnouncement(t.Context(), old, lease, sent(1)), store.ErrClaimLost)
+	wantErr(t, "finish with the current claim", s.FinishAnnouncement(t.Context(), fresh, lease, sent(77)), nil)
 	if r := announcement(t, s, fresh.PostID); r.State != store.AnnouncementSent || r.MessageID != 77 {
 		t.Errorf("after finishing: %+v, want sent as message 77", r)
 	}
@@ -174,59 +189,48 @@ func testAnnouncementOutcomes(t *testing.T, s store.Store) {
 	}
 	now := time.Now().Add(time.Second).UTC().Truncate(time.Microsecond)
 	as := claim(t, s, now, now.Add(10*time.Second), 10)
-	if len(as) != 4 {
-		t.Fatalf("claimed %d, want 4", len(as))
-	}
 	// Claims come oldest first.
-	for i, a := range as {
-		if a.PostID != posts[i].ID {
-			t.Fatalf("claim %d is post %s, want %s (oldest first)", i, a.PostID, posts[i].ID)
+	if !slices.Equal(postIDs(as), []contract.ID{posts[0].ID, posts[1].ID, posts[2].ID, posts[3].ID}) {
+		t.Fatalf("claimed %v, want the 4 posts oldest first", postIDs(as))
+	}
+	sent, retry, failed, renewed := as[0], as[1], as[2], as[3]
+	retryAt := now.Add(time.Hour)
+	for what, err := range map[string]error{
+		"send": s.FinishAnnouncement(ctx, sent, now, store.AnnouncementOutcome{State: store.AnnouncementSent, MessageID: 4242}),
+		"retry": s.FinishAnnouncement(ctx, retry, now,
+			store.AnnouncementOutcome{State: store.AnnouncementPending, RetryAt: retryAt, Error: "telegram: 500"}),
+		"fail": s.FinishAnnouncement(ctx, failed, now,
+			store.AnnouncementOutcome{State: store.AnnouncementFailed, Error: "not sent within 24h"}),
+		"renew": s.RenewAnnouncement(ctx, renewed, now.Add(2*time.Hour)),
+	} {
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
 		}
 	}
-	byID := map[contract.ID]store.Announcement{}
-	for _, a := range as {
-		byID[a.PostID] = a
-	}
-	sent, retry, failed, renewed := byID[posts[0].ID], byID[posts[1].ID], byID[posts[2].ID], byID[posts[3].ID]
-
-	if err := s.FinishAnnouncement(ctx, sent, now, store.AnnouncementOutcome{State: store.AnnouncementSent, MessageID: 4242}); err != nil {
-		t.Fatal(err)
-	}
-	retryAt := now.Add(time.Hour)
-	if err := s.FinishAnnouncement(ctx, retry, now, store.AnnouncementOutcome{State: store.AnnouncementPending, RetryAt: retryAt, Error: "telegram: 500"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.FinishAnnouncement(ctx, failed, now, store.AnnouncementOutcome{State: store.AnnouncementFailed, Error: "not sent within 24h"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.RenewAnnouncement(ctx, renewed, now.Add(2*time.Hour)); err != nil {
-		t.Fatalf("renew: %v", err)
-	}
 	// Renewing to the same time again still holds the claim.
-	if err := s.RenewAnnouncement(ctx, renewed, now.Add(2*time.Hour)); err != nil {
-		t.Fatalf("renew to the same time: %v", err)
-	}
-	if r := announcement(t, s, sent.PostID); r.State != store.AnnouncementSent || r.MessageID != 4242 || !r.DoneAt.Equal(now) || r.Attempts != 1 {
+	wantErr(t, "renew to the same time", s.RenewAnnouncement(ctx, renewed, now.Add(2*time.Hour)), nil)
+	if r := announcement(t, s, sent.PostID); r.State != store.AnnouncementSent || r.MessageID != 4242 ||
+		!r.DoneAt.Equal(now) || r.Attempts != 1 {
 		t.Errorf("sent: %+v", r)
 	}
-	if r := announcement(t, s, retry.PostID); r.State != store.AnnouncementPending || !r.DueAt.Equal(retryAt) || r.LastError != "telegram: 500" || !r.DoneAt.IsZero() {
+	if r := announcement(t, s, retry.PostID); r.State != store.AnnouncementPending || !r.DueAt.Equal(retryAt) ||
+		r.LastError != "telegram: 500" || !r.DoneAt.IsZero() {
 		t.Errorf("retry: %+v, want pending until %v with the error", r, retryAt)
 	}
-	if r := announcement(t, s, failed.PostID); r.State != store.AnnouncementFailed || r.LastError != "not sent within 24h" || !r.DoneAt.Equal(now) {
+	if r := announcement(t, s, failed.PostID); r.State != store.AnnouncementFailed ||
+		r.LastError != "not sent within 24h" || !r.DoneAt.Equal(now) {
 		t.Errorf("failed: %+v", r)
 	}
 	// A finished claim is spent.
-	if err := s.FinishAnnouncement(ctx, sent, now, store.AnnouncementOutcome{State: store.AnnouncementFailed}); !errors.Is(err, store.ErrClaimLost) {
-		t.Errorf("finishing twice: %v, want ErrClaimLost", err)
-	}
-	if err := s.FinishAnnouncement(ctx, retry, now, store.AnnouncementOutcome{State: store.AnnouncementSent}); !errors.Is(err, store.ErrClaimLost) {
-		t.Errorf("finishing a released claim: %v, want ErrClaimLost", err)
-	}
+	wantErr(t, "finishing twice", s.FinishAnnouncement(ctx, sent, now,
+		store.AnnouncementOutcome{State: store.AnnouncementFailed}), store.ErrClaimLost)
+	wantErr(t, "finishing a released claim", s.FinishAnnouncement(ctx, retry, now,
+		store.AnnouncementOutcome{State: store.AnnouncementSent}), store.ErrClaimLost)
 	// Only the retry is due at its time; the renewed lease holds beyond.
 	if got := claim(t, s, retryAt.Add(-time.Millisecond), retryAt.Add(time.Minute), 10); len(got) != 0 {
 		t.Errorf("claimed %v before the retry was due", postIDs(got))
 	}
-	st, _ := s.AnnouncementStats(ctx)
+	st := must(s.AnnouncementStats(ctx))(t)
 	if st.Pending != 2 || !st.OldestPending.Equal(posts[1].CreatedAt) || !st.NextDue.Equal(retryAt) {
 		t.Errorf("stats: %+v, want 2 pending, oldest %v, next due %v", st, posts[1].CreatedAt, retryAt)
 	}
@@ -234,68 +238,7 @@ func testAnnouncementOutcomes(t *testing.T, s store.Store) {
 	if len(got) != 1 || got[0].PostID != retry.PostID || got[0].Attempts != 2 || got[0].LastError != "telegram: 500" {
 		t.Errorf("claim at the retry time: %+v, want the retry, attempt 2, with the last error", got)
 	}
-	if _, err := s.ClaimAnnouncements(ctx, now, now, 0); !errors.Is(err, store.ErrInvalid) {
-		t.Errorf("limit 0: %v, want ErrInvalid", err)
-	}
-	if err := s.FinishAnnouncement(ctx, renewed, now, store.AnnouncementOutcome{State: 9}); !errors.Is(err, store.ErrInvalid) {
-		t.Errorf("unknown state: %v, want ErrInvalid", err)
-	}
-}
-
-func testAnnouncementSkip(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	before := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: "before the bot"})
-	leased := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: "claimed before the bot"})
-	t0 := time.Now().UTC().Truncate(time.Microsecond)
-
-	since, err := s.AnnounceSince(ctx, "-1001234", t0)
-	if err != nil {
-		t.Fatalf("AnnounceSince: %v", err)
-	}
-	if !since.Equal(t0) {
-		t.Errorf("first AnnounceSince = %v, want %v", since, t0)
-	}
-	// Later calls, from any announcer, read the first time.
-	if again, err := s.AnnounceSince(ctx, "-1001234", t0.Add(time.Hour)); err != nil || !again.Equal(t0) {
-		t.Errorf("second AnnounceSince = %v, %v; want %v", again, err, t0)
-	}
-	if other, err := s.AnnounceSince(ctx, "@another_channel", t0.Add(time.Hour)); err != nil || !other.Equal(t0.Add(time.Hour)) {
-		t.Errorf("another chat's AnnounceSince = %v, %v; want its own time", other, err)
-	}
-	if _, err := s.AnnounceSince(ctx, "", t0); !errors.Is(err, store.ErrInvalid) {
-		t.Errorf("AnnounceSince of no chat: %v, want ErrInvalid", err)
-	}
-
-	// Both are claimed; one is put back, the other stays leased.
-	as := claim(t, s, t0, t0.Add(time.Minute), 10)
-	if len(as) != 2 {
-		t.Fatalf("claimed %d, want 2", len(as))
-	}
-	for _, a := range as {
-		if a.PostID == before.ID {
-			if err := s.FinishAnnouncement(ctx, a, t0, store.AnnouncementOutcome{State: store.AnnouncementPending, RetryAt: t0}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	after := mustCreate(t, s, store.NewPost{ID: contract.NewID(), Text: "after the bot"})
-	n, err := s.SkipAnnouncements(ctx, since, t0, "made before the bot was connected")
-	if err != nil {
-		t.Fatalf("SkipAnnouncements: %v", err)
-	}
-	if n != 1 {
-		t.Errorf("skipped %d, want 1 (the leased one is left to its claimer)", n)
-	}
-	if r := announcement(t, s, before.ID); r.State != store.AnnouncementSkipped || r.LastError != "made before the bot was connected" || r.DoneAt.IsZero() {
-		t.Errorf("post before the bot: %+v, want skipped", r)
-	}
-	if r := announcement(t, s, leased.ID); r.State != store.AnnouncementPending {
-		t.Errorf("leased post: %+v, want still pending", r)
-	}
-	if r := announcement(t, s, after.ID); r.State != store.AnnouncementPending {
-		t.Errorf("post after the bot: %+v, want pending", r)
-	}
-	if got := claim(t, s, t0.Add(time.Minute), t0.Add(2*time.Minute), 10); !slices.Equal(postIDs(got), []contract.ID{after.ID, leased.ID}) {
-		t.Errorf("claimable after the skip: %v, want the new post, then the one whose lease ended", postIDs(got))
-	}
+	_, err := s.ClaimAnnouncements(ctx, now, now, 0)
+	wantErr(t, "claim limit 0", err, store.ErrInvalid)
+	wantErr(t, "unknown state", s.FinishAnnouncement(ctx, renewed, now, store.AnnouncementOutcome{State: 9}), store.ErrInvalid)
 }

@@ -4,8 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"io"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -29,10 +28,12 @@ func RequireMySQL(t testing.TB) string {
 	t.Helper()
 	dsn := os.Getenv(DSNEnv)
 	if dsn == "" {
+		msg := "MySQL tests need " + DSNEnv + ", a server the tests may create databases on, e.g. " +
+			DSNEnv + "='root@tcp(127.0.0.1:3306)/'"
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set, and CI must run the MySQL tests: set it to a server the tests may create databases on, e.g. %s='root@tcp(127.0.0.1:3306)/'", DSNEnv, DSNEnv)
+			t.Fatal(msg)
 		}
-		t.Skipf("MySQL tests skipped: set %s to a server the tests may create databases on, e.g. %s='root@tcp(127.0.0.1:3306)/'", DSNEnv, DSNEnv)
+		t.Skip(msg)
 	}
 	return dsn
 }
@@ -50,12 +51,8 @@ func MySQLDSN(t testing.TB) string {
 	}
 	admin := cfg.Clone()
 	admin.DBName = ""
-
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	name := "extagram_test_" + hex.EncodeToString(b[:])
-
-	exec := func(query string) error {
+	cfg.DBName = "extagram_test_" + rand.Text()[:16]
+	exec := func(format string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		connector, err := mysql.NewConnector(admin)
@@ -64,54 +61,49 @@ func MySQLDSN(t testing.TB) string {
 		}
 		db := sql.OpenDB(connector)
 		defer db.Close()
-		_, err = db.ExecContext(ctx, query)
+		_, err = db.ExecContext(ctx, fmt.Sprintf(format, cfg.DBName))
 		return err
 	}
-	if err := exec("CREATE DATABASE `" + name + "` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
+	if err := exec("CREATE DATABASE `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
 		t.Fatalf("create test database on %s: %v", cfg.Addr, err)
 	}
 	// Registered after the database exists, so it runs after the cleanups
 	// of whatever the test opens on it (t.Cleanup runs last-in first-out).
 	t.Cleanup(func() {
-		if err := exec("DROP DATABASE IF EXISTS `" + name + "`"); err != nil {
-			t.Errorf("drop test database %s: %v", name, err)
+		if err := exec("DROP DATABASE IF EXISTS `%s`"); err != nil {
+			t.Errorf("drop test database %s: %v", cfg.DBName, err)
 		}
 	})
-	cfg.DBName = name
 	return cfg.FormatDSN()
 }
 
 // Logger returns a logger for warnings and errors that writes into t's
 // output, shown for failed tests and with -v.
 func Logger(t testing.TB) *slog.Logger {
-	w := &testWriter{w: t.Output()}
+	var mu sync.Mutex
+	out := t.Output()
 	// Registered before anything the test opens with this logger, so it
 	// runs after their cleanups: a connection the pool closes late must not
 	// write to a finished test, which panics.
-	t.Cleanup(w.close)
+	t.Cleanup(func() {
+		mu.Lock()
+		out = nil
+		mu.Unlock()
+	})
+	w := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if out == nil {
+			return len(p), nil
+		}
+		return out.Write(p)
+	})
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-type testWriter struct {
-	mu     sync.Mutex
-	w      io.Writer
-	closed bool
-}
+type writerFunc func([]byte) (int, error)
 
-func (tw *testWriter) Write(p []byte) (int, error) {
-	tw.mu.Lock()
-	defer tw.mu.Unlock()
-	if tw.closed {
-		return len(p), nil
-	}
-	return tw.w.Write(p)
-}
-
-func (tw *testWriter) close() {
-	tw.mu.Lock()
-	tw.closed = true
-	tw.mu.Unlock()
-}
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // MySQL opens a store on a new MySQL database (see MySQLDSN) and closes it
 // when the test ends.
