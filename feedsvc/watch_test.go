@@ -19,7 +19,8 @@ import (
 func TestWatchFeed(t *testing.T) {
 	st := storetest.Embedded(t)
 	srv := New(st, storetest.Logger(t))
-	client := feedv1.NewFeedServiceClient(testutil.Bufconn(t, func(gs *grpc.Server) { feedv1.RegisterFeedServiceServer(gs, srv) }))
+	cc := testutil.Bufconn(t, func(gs *grpc.Server) { feedv1.RegisterFeedServiceServer(gs, srv) })
+	client := feedv1.NewFeedServiceClient(cc)
 	post := func(text string) string {
 		p, err := st.CreatePost(t.Context(), store.NewPost{ID: contract.NewID(), Text: text})
 		if err != nil {
@@ -57,7 +58,8 @@ func TestWatchFeed(t *testing.T) {
 		}
 	}
 	page := msg.GetFirstPage()
-	if ps := page.GetPosts(); len(ps) != 2 || ps[0].GetId() != third || ps[1].GetId() != second || page.GetNextPageToken() == "" {
+	if ps := page.GetPosts(); len(ps) != 2 || ps[0].GetId() != third || ps[1].GetId() != second ||
+		page.GetNextPageToken() == "" {
 		t.Fatalf("changed page %v, want the two newest posts and a next page", page)
 	}
 	// The pushed page is what ListPosts returns.

@@ -74,7 +74,8 @@ func (c countingStream) RecvMsg(m any) error {
 
 // upload sends the header, then the photo in chunks of n bytes, and
 // returns the answer.
-func (s *service) upload(ctx context.Context, hdr *uploadv1.UploadRequest, photo []byte, n int) (*uploadv1.UploadResponse, error) {
+func (s *service) upload(ctx context.Context, hdr *uploadv1.UploadRequest, photo []byte, n int,
+) (*uploadv1.UploadResponse, error) {
 	stream, err := s.client.Upload(ctx)
 	if err != nil {
 		return nil, err
@@ -95,7 +96,8 @@ func chunk(b []byte) *uploadv1.UploadRequest {
 }
 
 func header(text string, photo *uploadv1.PhotoInfo) *uploadv1.UploadRequest {
-	return &uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Header{Header: &uploadv1.UploadHeader{Text: text, Photo: photo}}}
+	hdr := &uploadv1.UploadHeader{Text: text, Photo: photo}
+	return &uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Header{Header: hdr}}
 }
 
 // TestReadsNoFurtherThanLimit: an endless photo is refused with the first
@@ -116,7 +118,8 @@ func TestReadsNoFurtherThanLimit(t *testing.T) {
 		err = stream.Send(chunk(buf))
 	}
 	_, err = stream.CloseAndRecv()
-	if status.Code(err) != codes.ResourceExhausted || apierr.UploadReason(err) != uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_TOO_LARGE {
+	if reason := apierr.UploadReason(err); status.Code(err) != codes.ResourceExhausted ||
+		reason != uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_TOO_LARGE {
 		t.Fatalf("%v, want ResourceExhausted TOO_LARGE", err)
 	}
 	if n := s.received.Load(); n > limit+int64(len(buf)) {

@@ -127,7 +127,8 @@ func testReconcile(t *testing.T, st store.Store) {
 	}
 
 	rep, err := d.Reconcile(t.Context(), st, opts)
-	if want := (uploads.Report{Files: 3, RemovedTemp: 1, RemovedOrphans: 1, Restored: 1, Unknown: 4}); err != nil || rep != want {
+	want := uploads.Report{Files: 3, RemovedTemp: 1, RemovedOrphans: 1, Restored: 1, Unknown: 4}
+	if err != nil || rep != want {
 		t.Errorf("report %+v, %v; want %+v", rep, err, want)
 	}
 	checkFolder(t, d, 8, append(strangers, newTemp, newOrphan)...)
@@ -267,7 +268,8 @@ func TestReconcileFaults(t *testing.T) {
 		if err != nil || rep.Restored != 2500 || src.pages != 3 {
 			t.Fatalf("%+v, %v, %d pages", rep, err, src.pages)
 		}
-		if rep, err = d.Reconcile(t.Context(), src, uploads.ReconcileOptions{}); err != nil || rep.Files != 2500 || rep.Restored != 0 {
+		rep, err = d.Reconcile(t.Context(), src, uploads.ReconcileOptions{})
+		if err != nil || rep.Files != 2500 || rep.Restored != 0 {
 			t.Fatalf("second run %+v, %v", rep, err)
 		}
 	})
