@@ -41,8 +41,8 @@ func (c *countingStore) ImageData(ctx context.Context, id contract.ID) (store.Im
 type fixture struct {
 	client blobv1.BlobServiceClient
 	st     *countingStore
-	dir    *uploads.Dir
-	id     contract.ID
+	path   string // the image's file
+	id     string
 	data   []byte
 }
 
@@ -70,110 +70,85 @@ func newFixture(t testing.TB, n int) *fixture {
 		t.Fatal(err)
 	}
 	cc := testutil.Bufconn(t, func(gs *grpc.Server) { blobv1.RegisterBlobServiceServer(gs, srv) })
-	return &fixture{client: blobv1.NewBlobServiceClient(cc), st: st, dir: dir, id: post.Image.ID, data: data}
+	id := post.Image.ID.String()
+	return &fixture{blobv1.NewBlobServiceClient(cc), st, filepath.Join(dir.Path(), id), id, data}
 }
 
-// read returns the bytes GetBlob streams for req.
-func (f *fixture) read(t testing.TB, req *blobv1.GetBlobRequest) ([]byte, error) {
+// read returns the bytes GetBlob streams from off, limit bytes at most (0:
+// to the end), checking the metadata and the chunk sizes.
+func (f *fixture) read(t testing.TB, off, limit int64) ([]byte, error) {
 	t.Helper()
-	s, err := f.client.GetBlob(t.Context(), req)
+	s, err := f.client.GetBlob(t.Context(), &blobv1.GetBlobRequest{Id: f.id, ReadOffset: off, ReadLimit: limit})
 	if err != nil {
 		return nil, err
-	}
-	first, err := s.Recv()
-	if err != nil {
-		return nil, err
-	}
-	if first.GetMetadata().GetSizeBytes() != int64(len(f.data)) {
-		t.Fatalf("metadata %v", first.GetMetadata())
 	}
 	var out []byte
-	for {
+	for first := true; ; first = false {
 		msg, err := s.Recv()
-		if err == io.EOF {
+		switch {
+		case err == io.EOF:
 			return out, nil
-		}
-		if err != nil {
+		case err != nil:
 			return nil, err
-		}
-		if len(msg.GetChunk()) > ChunkSize {
+		case first && msg.GetMetadata().GetSizeBytes() != int64(len(f.data)):
+			t.Fatalf("metadata %v", msg.GetMetadata())
+		case len(msg.GetChunk()) > ChunkSize:
 			t.Fatalf("a chunk of %d bytes", len(msg.GetChunk()))
 		}
 		out = append(out, msg.GetChunk()...)
 	}
 }
 
-// TestVerifiedOnceThenServedFromTheFile: the record is read from the
-// database once, the file hashed once; later reads, whole or in ranges,
-// only read the file.
-func TestVerifiedOnceThenServedFromTheFile(t *testing.T) {
+// TestServedFromTheVerifiedFile: the record is read from the database
+// once, the file hashed once; later reads, whole or in ranges, only read
+// the file. A file replaced by another (a new identity) is hashed again; a
+// damaged one is answered from the database copy and rewritten.
+func TestServedFromTheVerifiedFile(t *testing.T) {
 	f := newFixture(t, 300<<10)
-	id := f.id.String()
-	for range 3 {
-		got, err := f.read(t, &blobv1.GetBlobRequest{Id: id})
-		if err != nil || !bytes.Equal(got, f.data) {
-			t.Fatalf("GetBlob: %d bytes, %v", len(got), err)
-		}
-	}
+	n := int64(len(f.data))
 	for _, c := range []struct{ off, limit, want int64 }{
+		{0, 0, n}, {0, 0, n}, {0, 0, n},
 		{0, 10, 10},
 		{100 << 10, 70 << 10, 70 << 10},
-		{int64(len(f.data)) - 5, 0, 5},
-		{int64(len(f.data)), 0, 0},
-		// A limit that would overflow off+limit reads to the end.
-		{1, math.MaxInt64, int64(len(f.data)) - 1},
+		{n - 5, 0, 5},
+		{n, 0, 0},
+		{1, math.MaxInt64, n - 1}, // a limit that would overflow off+limit reads to the end
 	} {
-		got, err := f.read(t, &blobv1.GetBlobRequest{Id: id, ReadOffset: c.off, ReadLimit: c.limit})
-		if err != nil || int64(len(got)) != c.want || !bytes.Equal(got, f.data[c.off:c.off+c.want]) {
+		got, err := f.read(t, c.off, c.limit)
+		if err != nil || !bytes.Equal(got, f.data[c.off:c.off+c.want]) {
 			t.Fatalf("range %d+%d: %d bytes, %v; want %d", c.off, c.limit, len(got), err, c.want)
 		}
 	}
-	if _, err := f.read(t, &blobv1.GetBlobRequest{Id: id, ReadOffset: int64(len(f.data)) + 1}); status.Code(err) != codes.OutOfRange {
+	if _, err := f.read(t, n+1, 0); status.Code(err) != codes.OutOfRange {
 		t.Fatalf("offset past the end: %v, want OutOfRange", err)
 	}
-	if _, err := f.read(t, &blobv1.GetBlobRequest{Id: id, ReadOffset: -1}); status.Code(err) != codes.InvalidArgument {
+	if _, err := f.read(t, -1, 0); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("negative offset: %v, want InvalidArgument", err)
 	}
-	if _, err := f.client.GetBlobMetadata(t.Context(), &blobv1.GetBlobMetadataRequest{Id: id}); err != nil {
+	if _, err := f.client.GetBlobMetadata(t.Context(), &blobv1.GetBlobMetadataRequest{Id: f.id}); err != nil {
 		t.Fatal(err)
 	}
 	if infos, datas := f.st.infos.Load(), f.st.datas.Load(); infos != 1 || datas != 0 {
 		t.Fatalf("database read %d records and %d image copies; want the record once, no copy", infos, datas)
 	}
-}
 
-// TestReplacedFileIsVerifiedAgain: a file replaced by another (a new
-// identity) is hashed again; a damaged one is answered from the database
-// copy and rewritten.
-func TestReplacedFileIsVerifiedAgain(t *testing.T) {
-	f := newFixture(t, 100<<10)
-	id := f.id.String()
-	if _, err := f.read(t, &blobv1.GetBlobRequest{Id: id}); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(f.dir.Path(), id)
+	// Damaged, of the same size, in a new file: another inode.
 	damaged := bytes.Clone(f.data)
 	damaged[len(damaged)/2] ^= 0xff
-	// Same size, a new file: another inode.
-	if err := os.Remove(path); err != nil {
+	if err := os.Remove(f.path); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, damaged, 0o640); err != nil {
+	if err := os.WriteFile(f.path, damaged, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	got, err := f.read(t, &blobv1.GetBlobRequest{Id: id})
-	if err != nil || !bytes.Equal(got, f.data) {
-		t.Fatalf("after the file was replaced: %d bytes, %v; want the stored bytes", len(got), err)
-	}
-	if f.st.datas.Load() != 1 {
-		t.Fatalf("database copy read %d times, want once", f.st.datas.Load())
-	}
-	if disk, err := os.ReadFile(path); err != nil || !bytes.Equal(disk, f.data) {
-		t.Fatalf("file not rewritten: %v", err)
-	}
-	// The rewritten file is known good: no further database reads.
-	if _, err := f.read(t, &blobv1.GetBlobRequest{Id: id}); err != nil || f.st.datas.Load() != 1 {
-		t.Fatalf("read after the repair: %v, %d copies read", err, f.st.datas.Load())
+	for range 2 { // the rewritten file is known good: no further database reads
+		if got, err := f.read(t, 0, 0); err != nil || !bytes.Equal(got, f.data) || f.st.datas.Load() != 1 {
+			t.Fatalf("after the file was replaced: %d bytes, %v, %d database copies read; want the stored bytes, one copy",
+				len(got), err, f.st.datas.Load())
+		}
+		if disk, err := os.ReadFile(f.path); err != nil || !bytes.Equal(disk, f.data) {
+			t.Fatalf("file not rewritten: %v", err)
+		}
 	}
 }
 
@@ -181,11 +156,10 @@ func TestReplacedFileIsVerifiedAgain(t *testing.T) {
 // on a cache miss.
 func BenchmarkGetBlob(b *testing.B) {
 	f := newFixture(b, 120<<10)
-	req := &blobv1.GetBlobRequest{Id: f.id.String()}
 	b.SetBytes(int64(len(f.data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := f.read(b, req); err != nil {
+		if _, err := f.read(b, 0, 0); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -2,20 +2,19 @@ package imaging
 
 import (
 	"bytes"
+	"compress/zlib"
 	"encoding/binary"
-	"errors"
 	"image"
 	"image/color"
 	"image/gif"
-	"image/jpeg"
-	"image/png"
+	_ "image/jpeg" // for image.Decode
+	_ "image/png"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/extagram/extagram/internal/testutil"
-	"golang.org/x/image/webp"
+	_ "golang.org/x/image/webp"
 )
 
 // testImage is a deterministic picture with detail in every channel, so a
@@ -30,23 +29,19 @@ func testImage(w, h int) *image.NRGBA {
 	return m
 }
 
-func encJPEG(t testing.TB, m image.Image, q int) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, m, &jpeg.Options{Quality: q}); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
+// The encoders and metadata fixtures are testutil's, shared with the
+// end-to-end tests.
+var (
+	encPNG     = testutil.EncodePNG
+	encJPEG    = testutil.EncodeJPEG
+	pngChunkT  = testutil.PNGChunk
+	jpegSeg    = testutil.JPEGSegment
+	jpegInsert = testutil.JPEGInsert
+	pngInsert  = testutil.PNGInsert
+	testTIFF   = testutil.TIFF
+)
 
-func encPNG(t testing.TB, m image.Image) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := png.Encode(&b, m); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
+const testXMP = testutil.XMP
 
 var testPalette = color.Palette{
 	color.RGBA{0, 0, 0, 255}, color.RGBA{255, 255, 255, 255},
@@ -84,137 +79,13 @@ func readTestdata(t testing.TB, name string) []byte {
 
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
-type jpegSegment struct {
-	marker  byte
-	payload []byte
-}
-
-// jpegHeaderSegments lists the segments before the first scan, the part
-// of a JPEG where metadata can live (entropy-coded data is not walked).
-func jpegHeaderSegments(t testing.TB, b []byte) []jpegSegment {
-	t.Helper()
-	var segs []jpegSegment
-	pos := 2
-	for pos+4 <= len(b) && b[pos] == 0xFF {
-		m := b[pos+1]
-		n := int(b[pos+2])<<8 | int(b[pos+3])
-		segs = append(segs, jpegSegment{m, b[pos+4 : pos+2+n]})
-		if m == mSOS {
-			return segs
-		}
-		pos += 2 + n
-	}
-	t.Fatalf("no scan found in the cleaned JPEG")
-	return nil
-}
-
-// The metadata fixtures are testutil's, shared with the end-to-end tests.
-var (
-	jpegSeg         = testutil.JPEGSegment
-	jpegInsert      = testutil.JPEGInsert
-	pngInsert       = testutil.PNGInsert
-	testTIFF        = testutil.TIFF
-	assertNoSecrets = testutil.NoSecrets
-)
-
-const testXMP = testutil.XMP
-
-// pngChunkT builds a chunk.
-func pngChunkT(typ string, body ...[]byte) []byte { return pngChunk(typ, cat(body...)) }
-
-// pngChunkTypes lists the chunk types of a PNG in order.
-func pngChunkTypes(b []byte) []string {
-	var ts []string
-	for pos := 8; pos+12 <= len(b); {
-		n := int(binary.BigEndian.Uint32(b[pos:]))
-		ts = append(ts, string(b[pos+4:pos+8]))
-		pos += 12 + n
-	}
-	return ts
-}
-
-func pngChunkBody(b []byte, typ string) []byte {
-	for pos := 8; pos+12 <= len(b); {
-		n := int(binary.BigEndian.Uint32(b[pos:]))
-		if string(b[pos+4:pos+8]) == typ {
-			return b[pos+8 : pos+8+n]
-		}
-		pos += 12 + n
-	}
-	return nil
-}
-
-// inspectOK runs Inspect and fails the test on error.
-func inspectOK(t *testing.T, b []byte) Result {
-	t.Helper()
-	r, err := Inspect(b, DefaultLimits())
-	if err != nil {
-		t.Fatalf("Inspect: %v", err)
-	}
-	return r
-}
-
-// wantErr checks that err matches kind and that no data came with it.
-func wantErr(t *testing.T, r Result, err, kind error) {
-	t.Helper()
-	if !errors.Is(err, kind) {
-		t.Fatalf("got error %v, want %v", err, kind)
-	}
-	if r.Data != nil || r.ContentType != "" {
-		t.Fatalf("an error came with a result: %+v", r)
-	}
-}
-
-// malformedCase is input Inspect must refuse as malformed, with the
-// message it must give.
-type malformedCase struct {
-	name string
-	data []byte
-	msg  string
-}
-
-// checkMalformed checks that each case is refused as malformed, naming its
-// format, with exactly its message (or one that starts with it, unless
-// exact).
-func checkMalformed(t *testing.T, exact bool, cases []malformedCase) {
-	t.Helper()
-	for _, tt := range cases {
-		t.Run(tt.name, func(t *testing.T) {
-			r, err := Inspect(tt.data, Limits{})
-			wantErr(t, r, err, ErrMalformed)
-			if msg := err.Error(); msg != tt.msg && (exact || !strings.HasPrefix(msg, tt.msg)) {
-				t.Fatalf("message %q, want %q", err, tt.msg)
-			}
-			var e *Error
-			if !errors.As(err, &e) || e.Format == "" {
-				t.Fatalf("no format in %#v", err)
-			}
-		})
-	}
-}
-
 // decode decodes with the standard library (and x/image for WebP); the
 // result for a cleaned file must equal the original's.
 func decode(t *testing.T, contentType string, b []byte) image.Image {
 	t.Helper()
-	var (
-		m   image.Image
-		err error
-	)
-	switch contentType {
-	case TypeJPEG:
-		m, err = jpeg.Decode(bytes.NewReader(b))
-	case TypePNG:
-		m, err = png.Decode(bytes.NewReader(b))
-	case TypeGIF:
-		m, err = gif.Decode(bytes.NewReader(b))
-	case TypeWebP:
-		m, err = webp.Decode(bytes.NewReader(b))
-	default:
-		t.Fatalf("no decoder for %q", contentType)
-	}
-	if err != nil {
-		t.Fatalf("decoding %s: %v", contentType, err)
+	m, format, err := image.Decode(bytes.NewReader(b))
+	if err != nil || "image/"+format != contentType {
+		t.Fatalf("decoding %s: %s, %v", contentType, format, err)
 	}
 	return m
 }
@@ -234,6 +105,120 @@ func samePixels(t *testing.T, a, b image.Image) {
 	}
 }
 
+func zlibBytes(b []byte) []byte {
+	var buf bytes.Buffer
+	z := zlib.NewWriter(&buf)
+	z.Write(b)
+	z.Close()
+	return buf.Bytes()
+}
+
+var (
+	testICCP = pngChunkT("iCCP", []byte("sRGB-ish\x00\x00"), zlibBytes(bytes.Repeat([]byte("fake-icc"), 30)))
+	testPHYs = pngChunkT("pHYs", []byte{0, 0, 0x0B, 0x13, 0, 0, 0x0B, 0x13, 1})
+)
+
+// pngWithMetadata adds what editors and phones write: an ICC profile and
+// physical size (kept), text, compressed text, XMP in iTXt, EXIF with GPS
+// and orientation, a timestamp and a private chunk (all removed).
+func pngWithMetadata(p []byte, orientation int) []byte {
+	return pngInsert(p, testICCP, testPHYs,
+		pngChunkT("tEXt", []byte("Author\x00SECRET-TEXT")),
+		pngChunkT("zTXt", []byte("Comment\x00\x00"), zlibBytes([]byte("compressed"))),
+		pngChunkT("iTXt", []byte("XML:com.adobe.xmp\x00\x00\x00\x00\x00"), []byte(testXMP)),
+		pngChunkT("iTXt", []byte("Description\x00\x00\x00en\x00\x00SECRET-TEXT")),
+		pngChunkT("eXIf", testTIFF(binary.BigEndian, orientation)),
+		pngChunkT("tIME", []byte{0x07, 0xE9, 1, 2, 3, 4, 5}),
+		pngChunkT("prVt", []byte("SECRET-TEXT")),
+	)
+}
+
+var (
+	testICC = cat([]byte("ICC_PROFILE\x00\x01\x01"), bytes.Repeat([]byte("fake-icc-profile"), 20))
+	// testJFIF is a JFIF header with no thumbnail.
+	testJFIF = []byte("JFIF\x00\x01\x02\x01\x00\x48\x00\x48\x00\x00")
+)
+
+// jpegWithMetadata dresses a plain JPEG like a phone photo: JFIF with a
+// thumbnail, EXIF (orientation, GPS, maker note), XMP and extended XMP,
+// an ICC profile, Photoshop IPTC, a comment and an MPF index.
+func jpegWithMetadata(j []byte, orientation int) []byte {
+	return jpegInsert(j,
+		jpegSeg(mAPP0, testJFIF[:12], []byte{1, 1, 1, 2, 3}), // a 1x1 thumbnail
+		jpegSeg(mAPP1, []byte("Exif\x00\x00"), testTIFF(binary.LittleEndian, orientation)),
+		jpegSeg(mAPP1, xmpPrefix, []byte(testXMP)),
+		jpegSeg(mAPP1, xmpExtPrefix, []byte("0123456789ABCDEF0123456789ABCDEF\x00\x00\x01\x00\x00\x00\x00\x00SECRET-XMP")),
+		jpegSeg(mAPP2, testICC),
+		jpegSeg(mAPPD, []byte("Photoshop 3.0\x008BIM\x04\x04\x00\x00\x00\x00\x00\x0bSECRET-IPTC")),
+		jpegSeg(mCOM, []byte("SECRET-COMMENT")),
+		jpegSeg(mAPP2, []byte("MPF\x00II*\x00\x08\x00\x00\x00")),
+		jpegSeg(0xEC, []byte("Ducky\x00\x01")),
+	)
+}
+
+// jpegHeader is SOI and a baseline frame header declaring w x h.
+func jpegHeader(w, h int) []byte {
+	return cat([]byte{0xFF, 0xD8}, jpegSeg(mSOF0, []byte{8, byte(h >> 8), byte(h), byte(w >> 8), byte(w), 1, 1, 0x11, 0}))
+}
+
+// gifBlocksStart is the offset of the first block after the header and
+// the global colour table.
+func gifBlocksStart(b []byte) int {
+	if b[10]&0x80 != 0 {
+		return 13 + 3<<(b[10]&7+1)
+	}
+	return 13
+}
+
+// gifFirstDescriptor is the offset of the first image descriptor.
+func gifFirstDescriptor(b []byte) int {
+	pos := gifBlocksStart(b)
+	for b[pos] == 0x21 {
+		pos, _ = skipSubBlocks(b, pos+2)
+	}
+	return pos
+}
+
+// gifExt builds an extension with its payload split into sub-blocks.
+func gifExt(label byte, first []byte, payload []byte) []byte {
+	out := []byte{0x21, label}
+	if first != nil {
+		out = append(append(out, byte(len(first))), first...)
+	}
+	for len(payload) > 0 {
+		n := min(len(payload), 255)
+		out = append(append(out, byte(n)), payload[:n]...)
+		payload = payload[n:]
+	}
+	return append(out, 0)
+}
+
+// gifWithMetadata adds a comment and XMP before the first block and a
+// comment and an unknown application extension before the trailer. The
+// XMP is as Adobe writes it: the packet raw, not in sub-blocks, then the
+// 258-byte "magic trailer" that makes a sub-block reader skip it whatever
+// byte it lands on.
+func gifWithMetadata(g []byte) []byte {
+	xmp := cat([]byte{0x21, 0xFF, 11}, []byte("XMP DataXMP"), []byte(testXMP), []byte{1})
+	for i := 255; i >= 0; i-- {
+		xmp = append(xmp, byte(i))
+	}
+	at, end := gifBlocksStart(g), len(g)-1
+	return cat(g[:at], gifExt(0xFE, nil, []byte("SECRET-COMMENT")), xmp, []byte{0}, g[at:end],
+		gifExt(0xFE, nil, bytes.Repeat([]byte("SECRET-COMMENT "), 30)),
+		gifExt(0xFF, []byte("MGK8BIM0000"), []byte("SECRET-IPTC")), g[end:])
+}
+
+// gifFrameAt is a GIF whose one frame is w x h at (left, top), which may
+// lie outside its w x h logical screen.
+func gifFrameAt(t testing.TB, left, top, w, h int) []byte {
+	b := encGIF(t, w, h, 1)
+	pos := gifFirstDescriptor(b)
+	binary.LittleEndian.PutUint16(b[pos+1:], uint16(left))
+	binary.LittleEndian.PutUint16(b[pos+3:], uint16(top))
+	return b
+}
+
 // bitWriter writes the LSB-first bit stream of VP8L.
 type bitWriter struct {
 	buf []byte
@@ -251,14 +236,6 @@ func (w *bitWriter) write(v uint64, n uint) {
 	}
 }
 
-func (w *bitWriter) bytes() []byte {
-	if w.n > 0 {
-		w.buf = append(w.buf, byte(w.acc))
-		w.acc, w.n = 0, 0
-	}
-	return w.buf
-}
-
 // vp8lChecker encodes a w x h lossless WebP bitstream by hand: no
 // transforms, no colour cache, and "simple" prefix codes: green has two
 // symbols (one bit per pixel, a checkerboard), red, blue and alpha one each
@@ -268,32 +245,24 @@ func vp8lChecker(w, h int) []byte {
 	bw.write(0x2F, 8)
 	bw.write(uint64(w-1), 14)
 	bw.write(uint64(h-1), 14)
-	bw.write(0, 1) // alpha not used
-	bw.write(0, 3) // version 0
-	bw.write(0, 1) // no transform
-	bw.write(0, 1) // no colour cache
-	bw.write(0, 1) // no meta prefix codes
-	bw.write(1, 1) // green: simple code,
-	bw.write(1, 1) // two symbols,
-	bw.write(1, 1) // the first written with 8 bits
+	bw.write(0, 7) // no alpha, version 0, no transform, no colour cache, no meta prefix codes
+	bw.write(7, 3) // green: simple code, two symbols, the first written with 8 bits
 	bw.write(0x20, 8)
 	bw.write(0xC0, 8)
-	for _, v := range []uint64{0x40, 0x80, 0xFF} { // red, blue, alpha
-		bw.write(1, 1)
-		bw.write(0, 1)
-		bw.write(1, 1)
+	for _, v := range []uint64{0x40, 0x80, 0xFF} { // red, blue, alpha: one 8-bit symbol
+		bw.write(5, 3)
 		bw.write(v, 8)
 	}
-	bw.write(1, 1) // distance: simple, one symbol, 1-bit symbol 0
-	bw.write(0, 1)
-	bw.write(0, 1)
-	bw.write(0, 1)
+	bw.write(1, 4) // distance: simple, one symbol, 1-bit symbol 0
 	for y := range h {
 		for x := range w {
 			bw.write(uint64((x+y)&1), 1)
 		}
 	}
-	return bw.bytes()
+	if bw.n > 0 {
+		bw.write(0, 8-bw.n)
+	}
+	return bw.buf
 }
 
 type webpChunkT struct {
@@ -305,17 +274,25 @@ type webpChunkT struct {
 func riff(chunks ...webpChunkT) []byte {
 	var body []byte
 	for _, c := range chunks {
-		body = append(body, c.id...)
-		body = binary.LittleEndian.AppendUint32(body, uint32(len(c.data)))
+		body = binary.LittleEndian.AppendUint32(append(body, c.id...), uint32(len(c.data)))
 		body = append(body, c.data...)
 		if len(c.data)%2 == 1 {
 			body = append(body, 0)
 		}
 	}
-	out := []byte("RIFF")
-	out = binary.LittleEndian.AppendUint32(out, uint32(4+len(body)))
-	out = append(out, "WEBP"...)
-	return append(out, body...)
+	out := binary.LittleEndian.AppendUint32([]byte("RIFF"), uint32(4+len(body)))
+	return append(append(out, "WEBP"...), body...)
+}
+
+// webpChunks lists the top-level chunks of a WebP file.
+func webpChunks(b []byte) []webpChunkT {
+	var cs []webpChunkT
+	for pos := 12; pos+8 <= len(b); {
+		n := int(binary.LittleEndian.Uint32(b[pos+4:]))
+		cs = append(cs, webpChunkT{string(b[pos : pos+4]), b[pos+8 : pos+8+n]})
+		pos += 8 + n + n&1
+	}
+	return cs
 }
 
 func vp8x(flags byte, w, h int) webpChunkT {
@@ -326,13 +303,23 @@ func vp8x(flags byte, w, h int) webpChunkT {
 	return webpChunkT{"VP8X", d}
 }
 
-// webpChunkList lists the top-level chunk ids of a WebP file.
-func webpChunkList(b []byte) []string {
-	var ids []string
-	for pos := 12; pos+8 <= len(b); {
-		n := int(binary.LittleEndian.Uint32(b[pos+4:]))
-		ids = append(ids, string(b[pos:pos+4]))
-		pos += 8 + n + n&1
-	}
-	return ids
+// anmf builds an animation frame at (x, y), which must be even.
+func anmf(x, y, w, h int, chunks ...webpChunkT) webpChunkT {
+	d := make([]byte, 16)
+	put := func(p, v int) { d[p], d[p+1], d[p+2] = byte(v), byte(v>>8), byte(v>>16) }
+	put(0, x/2)
+	put(3, y/2)
+	put(6, w-1)
+	put(9, h-1)
+	return webpChunkT{"ANMF", append(d, riff(chunks...)[12:]...)}
 }
+
+// webpWithMetadata is an extended lossless WebP with an ICC profile, EXIF
+// (GPS, orientation, maker note), XMP and a private chunk.
+func webpWithMetadata(w, h int) []byte {
+	return riff(vp8x(0x20|0x08|0x04, w, h), webpChunkT{"ICCP", testICCData}, webpChunkT{"VP8L", vp8lChecker(w, h)},
+		webpChunkT{"EXIF", testTIFF(binary.LittleEndian, 6)}, webpChunkT{"XMP ", []byte(testXMP)},
+		webpChunkT{"prVt", []byte("SECRET-TEXT")})
+}
+
+var testICCData = bytes.Repeat([]byte("fake-icc"), 25)
