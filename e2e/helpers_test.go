@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"html"
 	"image"
-	"image/color"
 	"image/png"
 	"io"
 	"math/rand/v2"
@@ -30,52 +29,50 @@ import (
 	"github.com/extagram/extagram/store/storetest"
 )
 
-// uploadLimit is the shared meshes' MaxUploadBytes.
-const uploadLimit = 256 << 10
+const uploadLimit = 256 << 10 // the shared meshes' MaxUploadBytes
 
-// meshCase is a test that shares a mesh: the cases of one mesh run one
-// after another, and each leaves it as it found it but for the posts it
-// added.
+// meshCase is a test on a shared mesh: the cases of a mesh run one after
+// another, each leaving it as it was but for the posts it added.
 type meshCase struct {
 	name string
 	run  func(t *testing.T, m *testmesh.Mesh)
 }
 
-func runCases(t *testing.T, m *testmesh.Mesh, cases ...meshCase) {
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) { c.run(t, m) })
-	}
-}
-
 // TestMesh runs the cases on one mesh per store: those that depend on the
-// store on both, the others once, on the embedded store. The MySQL store
-// is reached through a proxy that the outage cases cut.
+// store on both, the others once, on the embedded store. The MySQL store is
+// reached through a proxy that the outage cases cut.
 func TestMesh(t *testing.T) {
 	perStore := []meshCase{
 		{"photo post", photoPost}, {"pagination", feedPagination}, {"post page", postPage},
 		{"gRPC contracts", grpcContracts}, {"storage routes", storageRoutes},
 		{"uploads folder unwritable", uploadsFolderUnwritable}, {"concurrent uploads", concurrentUploads},
 	}
-	// A 64 KiB image cache keeps images of up to 8 KiB; every read of a
-	// larger one reaches the blob service.
-	opts := testmesh.Options{MaxUploadBytes: uploadLimit, ImageCacheBytes: 64 << 10}
+	once := []meshCase{
+		{"hostile uploads", hostileUploads}, {"huge bodies", hugeBodyNotRead}, {"storage paths", storagePaths},
+		{"privacy", privacyMetadata}, {"idempotent uploads", uploadIdempotent}, {"health and reflection", healthAndReflection},
+		{"feed spread over replicas", feedSpreadOverReplicas}, {"newest page watched", newestPageWatched},
+		{"edge headers and limits", edgeHeadersAndLimits},
+	}
+	run := func(t *testing.T, st store.Store, cases ...meshCase) {
+		// The image cache keeps images of up to 8 KiB; every read of a
+		// larger one reaches the blob service.
+		m := testmesh.Start(t, testmesh.Options{Store: st, MaxUploadBytes: uploadLimit, ImageCacheBytes: 64 << 10})
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) { c.run(t, m) })
+		}
+	}
 	t.Run("mysql", func(t *testing.T) {
 		through, direct, proxy := proxiedMySQL(t)
-		opts.Store = through
-		m := testmesh.Start(t, opts)
-		runCases(t, m, perStore...)
-		runCases(t, m, outageCases(direct, proxy)...)
+		run(t, through, append(perStore, outageCases(direct, proxy)...)...)
 	})
-	t.Run("embedded", func(t *testing.T) {
-		opts.Store = storetest.Embedded(t)
-		m := testmesh.Start(t, opts)
-		runCases(t, m, perStore...)
-		runCases(t, m, meshCase{"hostile uploads", hostileUploads}, meshCase{"huge bodies", hugeBodyNotRead},
-			meshCase{"storage paths", storagePaths}, meshCase{"privacy", privacyMetadata},
-			meshCase{"idempotent uploads", uploadIdempotent}, meshCase{"health and reflection", healthAndReflection},
-			meshCase{"feed spread over replicas", feedSpreadOverReplicas}, meshCase{"newest page watched", newestPageWatched},
-			meshCase{"edge headers and limits", edgeHeadersAndLimits})
-	})
+	t.Run("embedded", func(t *testing.T) { run(t, storetest.Embedded(t), append(perStore, once...)...) })
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // send makes a request with headers given as name, value pairs; the path
@@ -83,22 +80,16 @@ func TestMesh(t *testing.T) {
 func send(t testing.TB, m *testmesh.Mesh, method, path string, body []byte, header ...string) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, m.URL+"/", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	must(t, err)
 	req.URL.Opaque = path
 	for i := 0; i < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := m.Client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
+	must(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
-	}
+	must(t, err)
 	return resp, string(b)
 }
 
@@ -115,13 +106,11 @@ func post(t testing.TB, m *testmesh.Mesh, body []byte, contentType string, heade
 func uploadPhoto(t testing.TB, m *testmesh.Mesh, text string, f *testutil.File) {
 	t.Helper()
 	body, ct := testutil.Form(t, [][2]string{{"post", text}}, f)
-	resp, page := post(t, m, body, ct)
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
-		t.Fatalf("upload %q: status %d, Location %q, want 303 to /; body:\n%s", text, resp.StatusCode, resp.Header.Get("Location"), page)
+	if resp, page := post(t, m, body, ct); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+		t.Fatalf("upload %q: %d to %q, want 303 to /:\n%s", text, resp.StatusCode, resp.Header.Get("Location"), page)
 	}
 }
 
-// pngFile is a photo sent as a PNG.
 func pngFile(name string, data []byte) *testutil.File { return testutil.Photo(name, "image/png", data) }
 
 type apiPost struct {
@@ -146,15 +135,14 @@ func newest(t testing.TB, m *testmesh.Mesh) []apiPost {
 var postRE = regexp.MustCompile(`(?s)<div class="post">\s*<p dir="auto">(.*?)</p>`)
 
 // pagePosts returns the texts of the posts on a feed page, in order.
-func pagePosts(page string) []string {
-	var out []string
+func pagePosts(page string) (texts []string) {
 	for _, m := range postRE.FindAllStringSubmatch(page, -1) {
-		out = append(out, m[1])
+		texts = append(texts, m[1])
 	}
-	return out
+	return texts
 }
 
-// olderLink is the link of a feed page to the next, older, page ("" if none).
+// olderLink is a feed page's link to the older posts ("" if none).
 func olderLink(page string) string {
 	i := strings.Index(page, `href="/?page=`)
 	if i < 0 {
@@ -168,20 +156,21 @@ func olderLink(page string) string {
 type snapshot string
 
 func snap(t testing.TB, m *testmesh.Mesh) snapshot {
-	t.Helper()
 	return snapshot(strings.Join(append([]string{"posts=" + strconv.Itoa(len(allPosts(t, m.Store)))}, folder(t, m)...), " "))
 }
 
-// allPosts lists every post in the store, newest first, a page at a time.
-func allPosts(t testing.TB, st store.Store) []store.Post {
+func (before snapshot) unchanged(t testing.TB, m *testmesh.Mesh) {
 	t.Helper()
-	var all []store.Post
-	var before int64
-	for {
+	if after := snap(t, m); after != before {
+		t.Fatalf("the store or the uploads folder changed:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// allPosts lists every post in the store, newest first.
+func allPosts(t testing.TB, st store.Store) (all []store.Post) {
+	for before := int64(0); ; {
 		ps, err := st.ListPosts(t.Context(), store.ListOptions{Before: before, Limit: store.MaxListLimit})
-		if err != nil {
-			t.Fatal(err)
-		}
+		must(t, err)
 		if all = append(all, ps...); len(ps) < store.MaxListLimit {
 			return all
 		}
@@ -189,37 +178,29 @@ func allPosts(t testing.TB, st store.Store) []store.Post {
 	}
 }
 
-// folder lists the uploads folder, sorted by name.
-func folder(t testing.TB, m *testmesh.Mesh) []string {
-	t.Helper()
+// folder lists the uploads folder, sorted by name; it fails the test if a
+// temp file is left there.
+func folder(t testing.TB, m *testmesh.Mesh) (names []string) {
 	entries, err := os.ReadDir(m.UploadsDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
+	must(t, err)
 	for _, e := range entries {
-		out = append(out, e.Name())
-	}
-	return out
-}
-
-func noTempFiles(t *testing.T, m *testmesh.Mesh) {
-	t.Helper()
-	for _, name := range folder(t, m) {
-		if uploads.IsTemp(name) {
-			t.Errorf("temp file left: %s", name)
+		if uploads.IsTemp(e.Name()) {
+			t.Errorf("temp file left: %s", e.Name())
 		}
+		names = append(names, e.Name())
 	}
+	return names
 }
 
-func uploadsFile(m *testmesh.Mesh, id string) string { return filepath.Join(m.UploadsDir, id) }
+// onDisk is the file of image id in the uploads folder (nil if none).
+func onDisk(m *testmesh.Mesh, id string) []byte {
+	b, _ := os.ReadFile(filepath.Join(m.UploadsDir, id))
+	return b
+}
 
 func mustID(t testing.TB, s string) contract.ID {
-	t.Helper()
 	id, err := contract.ParseID(s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	must(t, err)
 	return id
 }
 
@@ -228,27 +209,23 @@ func mustID(t testing.TB, s string) contract.ID {
 func noisePNG(t testing.TB, w, h int, seed uint64) []byte {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	for y := range h {
-		for x := range w {
-			img.Set(x, y, color.NRGBA{uint8(r.Uint32()), uint8(r.Uint32()), uint8(r.Uint32()), 255})
+	for i := range img.Pix {
+		if img.Pix[i] = uint8(r.Uint32()); i%4 == 3 {
+			img.Pix[i] = 255 // opaque
 		}
 	}
 	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
+	must(t, png.Encode(&b, img))
 	return b.Bytes()
 }
 
-// counter sums a gRPC server counter (grpc_server_handled_total, ...) for
-// a method, over the given services' /metrics URLs.
-func counter(t testing.TB, metric, method string, urls ...string) int {
-	t.Helper()
-	n := 0.0
+// counter sums a gRPC server counter (grpc_server_handled_total, ...) of a
+// method over the given /metrics URLs.
+func counter(t testing.TB, metric, method string, urls ...string) (n int) {
 	for _, u := range urls {
-		n += testutil.Metric(t, u, metric, `grpc_method="`+method+`"`)
+		n += int(testutil.Metric(t, u, metric, `grpc_method="`+method+`"`))
 	}
-	return int(n)
+	return n
 }
 
 func header(text string, f *testutil.File) *uploadv1.UploadRequest {
@@ -263,8 +240,7 @@ func chunk(b []byte) *uploadv1.UploadRequest {
 	return &uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Chunk{Chunk: b}}
 }
 
-// stream sends msgs on an Upload stream (up to the first refused) and
-// returns the answer.
+// stream sends msgs on an Upload stream, up to the first refused.
 func stream(ctx context.Context, up uploadv1.UploadServiceClient, msgs ...*uploadv1.UploadRequest) (*uploadv1.UploadResponse, error) {
 	s, err := up.Upload(ctx)
 	if err != nil {
@@ -278,8 +254,8 @@ func stream(ctx context.Context, up uploadv1.UploadServiceClient, msgs ...*uploa
 	return s.CloseAndRecv()
 }
 
-// upload sends a post over gRPC, its photo (if f is not nil) in chunks of
-// 1000 bytes.
+// upload sends a post over gRPC, with f (if not nil) in chunks of 1000
+// bytes.
 func upload(ctx context.Context, up uploadv1.UploadServiceClient, text string, f *testutil.File) (*uploadv1.UploadResponse, error) {
 	msgs := []*uploadv1.UploadRequest{header(text, f)}
 	if f != nil {
@@ -288,4 +264,10 @@ func upload(ctx context.Context, up uploadv1.UploadServiceClient, text string, f
 		}
 	}
 	return stream(ctx, up, msgs...)
+}
+
+// errOf is the error among a call's results.
+func errOf(results ...any) error {
+	err, _ := results[len(results)-1].(error)
+	return err
 }

@@ -4,7 +4,6 @@ import (
 	"archive/zip"
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"fmt"
@@ -59,9 +58,7 @@ type hostileCase struct {
 func hostileCases(t testing.TB) []hostileCase {
 	png, jpg, gif := testutil.PNG(t, 16, 16), testutil.JPEG(t, 64, 64), testutil.GIF(t, 64, 64)
 	webp, err := os.ReadFile(filepath.Join("..", "imaging", "testdata", "lossy.webp")) // the stdlib cannot write WebP
-	if err != nil {
-		t.Fatal(err)
-	}
+	must(t, err)
 	big := bytes.Repeat([]byte{0xff}, uploadLimit+1)
 	copy(big, png)
 	inv, exhausted := codes.InvalidArgument, codes.ResourceExhausted
@@ -88,9 +85,7 @@ func hostileCases(t testing.TB) []hostileCase {
 	zw := zip.NewWriter(&zipped)
 	w, _ := zw.Create("shell.php")
 	_, _ = w.Write([]byte("<?php system($_GET['c']); ?>"))
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, zw.Close())
 	for kind, data := range map[string]string{
 		"text": "hello, world\n", "HTML": "<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>",
 		"SVG": `<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">` +
@@ -138,25 +133,20 @@ func rawForm(t testing.TB, parts ...[2]string) form {
 			h.Set("Content-Disposition", p[0])
 		}
 		w, err := mw.CreatePart(h)
-		if err != nil {
-			t.Fatal(err)
-		}
+		must(t, err)
 		_, _ = w.Write([]byte(p[1]))
 	}
 	_ = mw.Close()
 	return form{b.Bytes(), mw.FormDataContentType()}
 }
 
-// rawCodec sends hand-encoded protobuf messages: what the Go protobuf
+// rawCodec sends a hand-encoded protobuf message: what the Go protobuf
 // library refuses to marshal (invalid UTF-8 in a string field).
 type rawCodec struct{}
 
-func (rawCodec) Marshal(v any) ([]byte, error) { return *v.(*[]byte), nil }
-func (rawCodec) Unmarshal(data []byte, v any) error {
-	*v.(*[]byte) = append([]byte(nil), data...)
-	return nil
-}
-func (rawCodec) Name() string { return "proto" }
+func (rawCodec) Marshal(v any) ([]byte, error) { return v.([]byte), nil }
+func (rawCodec) Unmarshal([]byte, any) error   { return nil }
+func (rawCodec) Name() string                  { return "proto" }
 
 // rawHeader encodes UploadRequest{header: {text, photo: {file_name}}}.
 func rawHeader(text, fileName string, photo bool) []byte {
@@ -166,23 +156,6 @@ func rawHeader(text, fileName string, photo bool) []byte {
 		hdr = protowire.AppendBytes(protowire.AppendTag(hdr, 2, protowire.BytesType), info)
 	}
 	return protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), hdr)
-}
-
-func rawUpload(ctx context.Context, cc *grpc.ClientConn, msgs ...[]byte) error {
-	s, err := cc.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true}, uploadv1.UploadService_Upload_FullMethodName, grpc.ForceCodec(rawCodec{}))
-	if err != nil {
-		return err
-	}
-	for _, m := range msgs {
-		if err := s.SendMsg(&m); err != nil {
-			break
-		}
-	}
-	if err := s.CloseSend(); err != nil {
-		return err
-	}
-	var resp []byte
-	return s.RecvMsg(&resp)
 }
 
 // grpcRefused checks an UploadService error: its code, its reason
@@ -201,28 +174,23 @@ func grpcRefused(t *testing.T, err error, code codes.Code, reason uploadv1.Uploa
 // message in an alert on the page.
 func httpRefused(t *testing.T, resp *http.Response, page string, code int, msg string) {
 	t.Helper()
-	if resp.StatusCode != code {
-		t.Fatalf("status %d, want %d; page:\n%.2000s", resp.StatusCode, code, page)
-	}
-	if !strings.Contains(html.UnescapeString(page), msg) || !strings.Contains(page, `role="alert"`) {
-		t.Fatalf("page does not say %q in an alert:\n%.4000s", msg, page)
+	if resp.StatusCode != code || !strings.Contains(html.UnescapeString(page), msg) || !strings.Contains(page, `role="alert"`) {
+		t.Fatalf("status %d, want %d with %q in an alert; page:\n%.4000s", resp.StatusCode, code, msg, page)
 	}
 }
 
 // hostileUploads sends bad uploads to the edge and straight to
-// UploadService, past the edge's own checks: missing, empty, too long or
-// invalid text, files that lie about their type, truncated files of every
-// format, polyglots, oversized files, NUL bytes in names, broken forms and
-// messages. Each is refused with its own answer, and nothing reaches the
-// database or the folder. Names are claims: long or ../-laden ones are
-// fine when the image is, and its file is uploads/{id} all the same.
+// UploadService (past the edge's checks): bad text, files that lie about
+// their type, truncated files, polyglots, oversized files, NUL bytes in
+// names, broken forms and messages. Each gets its own answer and nothing is
+// stored. Names are claims: long or ../-laden ones are fine when the image
+// is, and its file is uploads/{id} all the same.
 func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 	ctx := t.Context()
 	cc := m.Conn(t, m.UploadAddr)
 	up := uploadv1.NewUploadServiceClient(cc)
 	png := testutil.PNG(t, 16, 16)
 	before := snap(t, m)
-
 	for _, c := range hostileCases(t) {
 		t.Run(c.name, func(t *testing.T) {
 			body, ct := testutil.Form(t, [][2]string{{"post", c.text}}, c.file)
@@ -273,25 +241,26 @@ func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 		})
 	}
 
-	// Bad streams, to UploadService alone. A message the protobuf library
-	// cannot decode (invalid UTF-8 in a string field, broken wire format)
-	// is answered by grpc-go itself, Internal, before the service sees it;
-	// the edge never sends one (it checks the text and cleans names).
+	// Bad streams, to UploadService alone. A message protobuf cannot decode
+	// is answered by grpc-go itself, Internal, before the service sees it
+	// (the edge never sends one: it checks the text and cleans names).
+	raw := func(msg []byte) error {
+		return cc.Invoke(ctx, uploadv1.UploadService_Upload_FullMethodName, msg, nil, grpc.ForceCodec(rawCodec{}))
+	}
 	photoHdr := header("x", &testutil.File{})
 	headers := make([]*uploadv1.UploadRequest, 300)
 	for i := range headers {
 		headers[i] = photoHdr
 	}
-	rawChunk := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), png)
 	for _, c := range []struct {
 		name   string
 		err    error
 		code   codes.Code
 		reason uploadv1.UploadErrorReason
 	}{
-		{"invalid UTF-8 text", rawUpload(ctx, cc, rawHeader("caf\xe9", "", false)), codes.Internal, 0},
-		{"invalid UTF-8 file name", rawUpload(ctx, cc, rawHeader("x", "a\xff.png", true), rawChunk), codes.Internal, 0},
-		{"garbage message", rawUpload(ctx, cc, []byte{0xff, 0xff, 0xff}), codes.Internal, 0},
+		{"invalid UTF-8 text", raw(rawHeader("caf\xe9", "", false)), codes.Internal, 0},
+		{"invalid UTF-8 file name", raw(rawHeader("x", "a\xff.png", true)), codes.Internal, 0},
+		{"garbage message", raw([]byte{0xff, 0xff, 0xff}), codes.Internal, 0},
 		{"hundreds of headers", errOf(stream(ctx, up, headers...)), codes.InvalidArgument, badRequest},
 		{"no header", errOf(stream(ctx, up, chunk([]byte("x")))), codes.InvalidArgument, badRequest},
 		{"empty stream", errOf(stream(ctx, up)), codes.InvalidArgument, badRequest},
@@ -301,13 +270,11 @@ func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 		t.Run(c.name, func(t *testing.T) { grpcRefused(t, c.err, c.code, c.reason) })
 	}
 
-	// A photo that never ends: refused at the limit. What the client got to
-	// send is the limit plus gRPC's flow-control windows.
+	// A photo that never ends is refused at the limit: the client got to
+	// send the limit plus gRPC's flow-control windows.
 	t.Run("endless photo", func(t *testing.T) {
 		s, err := up.Upload(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		must(t, err)
 		_ = s.Send(photoHdr)
 		buf := make([]byte, 64<<10)
 		copy(buf, png)
@@ -317,36 +284,31 @@ func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 		}
 		_, err = s.CloseAndRecv()
 		t.Logf("sent %d bytes of an endless photo before %v", sent, status.Code(err))
-		grpcRefused(t, err, codes.ResourceExhausted, tooLarge)
-		if sent > uploadLimit+32<<20 {
+		if grpcRefused(t, err, codes.ResourceExhausted, tooLarge); sent > uploadLimit+32<<20 {
 			t.Fatalf("the service took %d bytes for a %d-byte limit", sent, uploadLimit)
 		}
 	})
-	if after := snap(t, m); after != before {
-		t.Fatalf("hostile uploads changed the store or the uploads folder:\nbefore %s\nafter  %s", before, after)
-	}
+	before.unchanged(t, m)
 
-	outside, files := filepath.Dir(m.UploadsDir), len(folder(t, m))
-	beforeOutside := listTree(t, outside)
+	dataDir, files := filepath.Dir(m.UploadsDir), len(folder(t, m))
+	outside := listTree(t, dataDir)
 	names := []string{strings.Repeat("n", 10000) + ".png", strings.Repeat("ñ", 10000), "../../../../etc/cron.d/evil.png",
 		`..\..\..\windows\evil.png`, "/etc/passwd", "%2e%2e%2fevil.png", ".tmp-evil"}
 	for _, name := range names {
 		uploadPhoto(t, m, "named", pngFile(name, png))
 		resp, err := upload(ctx, up, "named", &testutil.File{Name: name, ContentType: "../x", Data: png})
-		if err != nil {
-			t.Fatalf("name %.20q over gRPC: %v", name, err)
-		}
+		must(t, err)
 		for _, id := range []string{newest(t, m)[1].Image.ID, resp.GetPost().GetImage().GetId()} {
-			if disk, err := os.ReadFile(uploadsFile(m, id)); err != nil || !bytes.Equal(disk, png) {
-				t.Fatalf("name %.20q: uploads/%s: %v", name, id, err)
+			if !bytes.Equal(onDisk(m, id), png) {
+				t.Fatalf("name %.20q: uploads/%s is not the photo", name, id)
 			}
 		}
 	}
 	if got := len(folder(t, m)); got != files+2*len(names) {
 		t.Errorf("uploads folder has %d files, want %d", got, files+2*len(names))
 	}
-	for path := range listTree(t, outside) {
-		if !beforeOutside[path] && filepath.Dir(path) != filepath.Base(m.UploadsDir) {
+	for path := range listTree(t, dataDir) {
+		if !outside[path] && filepath.Dir(path) != filepath.Base(m.UploadsDir) {
 			t.Errorf("a file appeared outside the uploads folder: %s", path)
 		}
 	}
@@ -365,14 +327,11 @@ func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 // listTree lists every path under root, relative to it.
 func listTree(t testing.TB, root string) map[string]bool {
 	out := map[string]bool{}
-	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
+	must(t, filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
 		rel, _ := filepath.Rel(root, p)
 		out[rel] = true
 		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	}))
 	return out
 }
 
@@ -398,10 +357,9 @@ func (f fill) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// hugeBodyNotRead streams 1 GiB forms at the edge and checks that it
-// answers and stops reading near the limit: what the client managed to send
-// is the limit plus what the HTTP/2 flow-control windows and socket buffers
-// let through, nowhere near the gigabyte.
+// hugeBodyNotRead streams 1 GiB forms at the edge: it answers and stops
+// reading near the limit. What the client got to send is the limit plus
+// the HTTP/2 flow-control windows and socket buffers, far from the GiB.
 func hugeBodyNotRead(t *testing.T, m *testmesh.Mesh) {
 	before := snap(t, m)
 	const field = "--B\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n"
@@ -417,46 +375,37 @@ func hugeBodyNotRead(t *testing.T, m *testmesh.Mesh) {
 		t.Run(c.name, func(t *testing.T) {
 			body := &countingReader{Reader: io.MultiReader(strings.NewReader(c.prefix), io.LimitReader(fill(0xA5), 1<<30))}
 			resp, err := m.Client.Post(m.URL+"/upload.php", "multipart/form-data; boundary=B", body)
-			if err != nil {
-				t.Fatal(err)
-			}
+			must(t, err)
 			page, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != c.want {
+			if resp.Body.Close(); resp.StatusCode != c.want {
 				t.Fatalf("status %d, want %d: %.500s", resp.StatusCode, c.want, page)
 			}
-			read := body.n.Load()
-			t.Logf("the client sent %d bytes of a 1 GiB body before the %d answer (limit %d)", read, resp.StatusCode, uploadLimit)
-			if read > uploadLimit+16<<20 {
+			t.Logf("the client sent %d bytes of a 1 GiB body before the %d answer", body.n.Load(), resp.StatusCode)
+			if read := body.n.Load(); read > uploadLimit+16<<20 {
 				t.Fatalf("the edge let %d bytes in, far past the %d-byte limit", read, uploadLimit)
 			}
 		})
 	}
-	if after := snap(t, m); after != before {
-		t.Fatalf("stored something: %s", after)
-	}
+	before.unchanged(t, m)
 }
 
 // storagePaths asks /storage/ for everything but an id: dot segments,
-// encoded ones, NUL, wrong lengths and alphabets, and a path to a real file
-// just outside the uploads folder. Nothing outside the folder is served.
+// encoded ones, NUL, wrong lengths and alphabets, and a real file just
+// outside the uploads folder. Nothing outside the folder is served.
 func storagePaths(t *testing.T, m *testmesh.Mesh) {
 	uploadPhoto(t, m, "real", pngFile("a.png", testutil.PNG(t, 8, 8)))
-	real := newest(t, m)[0].Image.ID
-	// A file named like an id, beside the uploads folder.
-	secretID := contract.NewID().String()
-	if err := os.WriteFile(filepath.Join(filepath.Dir(m.UploadsDir), secretID), []byte("SECRET-OUTSIDE-UPLOADS"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	real, secret := newest(t, m)[0].Image.ID, contract.NewID().String()
+	must(t, os.WriteFile(filepath.Join(filepath.Dir(m.UploadsDir), secret), []byte("SECRET-OUTSIDE-UPLOADS"), 0o600))
+	paths := []string{"/storage"}
 	for _, p := range []string{
-		"/storage/..", "/storage/../" + secretID, "/storage/..%2f" + secretID, "/storage/%2e%2e%2f" + secretID,
-		"/storage/%2e%2e/" + secretID, "/storage/.%2e/" + secretID, "/storage/%2E%2E%5C" + secretID,
-		"/storage/" + real + "%00", "/storage/%00" + real[1:], "/storage/" + real[:21] + "%00",
-		"/storage/" + real[:21], "/storage/" + real + "A", "/storage/" + real + "=", "/storage/" + real + "/",
-		"/storage/" + real[:21] + "+", "/storage/" + real[:21] + "/", "/storage/" + real[:21] + ".",
-		"/storage/" + strings.Repeat("%41", 22), "/storage/" + strings.Repeat("A", 1000),
-		"/storage/" + strings.Repeat("é", 11), "/storage/", "/storage",
+		"..", "../" + secret, "..%2f" + secret, "%2e%2e%2f" + secret, "%2e%2e/" + secret, ".%2e/" + secret,
+		"%2E%2E%5C" + secret, real + "%00", "%00" + real[1:], real[:21] + "%00", real[:21], real + "A", real + "=",
+		real + "/", real[:21] + "+", real[:21] + "/", real[:21] + ".", strings.Repeat("%41", 22),
+		strings.Repeat("A", 1000), strings.Repeat("é", 11), "",
 	} {
+		paths = append(paths, "/storage/"+p)
+	}
+	for _, p := range paths {
 		for _, method := range []string{http.MethodGet, http.MethodHead} {
 			resp, body := send(t, m, method, p, nil)
 			if resp.StatusCode != 400 && resp.StatusCode != 404 && resp.StatusCode != 405 {
@@ -475,11 +424,10 @@ func storagePaths(t *testing.T, m *testmesh.Mesh) {
 	}
 }
 
-// privacyMetadata uploads photos full of metadata through the edge and
-// reads them back from /storage/: what is served, the file on disk and the
-// database copy are all exactly what imaging.Inspect makes of the upload,
-// and none of the metadata is left. (The imaging tests check, format by
-// format, what Inspect keeps.)
+// privacyMetadata uploads photos full of metadata: what is served, the
+// file on disk and the database copy are all exactly what imaging.Inspect
+// makes of the upload, with none of the metadata left. (The imaging tests
+// check, format by format, what Inspect keeps.)
 func privacyMetadata(t *testing.T, m *testmesh.Mesh) {
 	plainPNG := testutil.PNG(t, 40, 30)
 	richPNG := bytes.Join([][]byte{
@@ -490,9 +438,7 @@ func privacyMetadata(t *testing.T, m *testmesh.Mesh) {
 		plainPNG[33:],
 	}, nil)
 	richWebP, err := os.ReadFile(filepath.Join("..", "imaging", "testdata", "metadata.webp"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	must(t, err)
 	for _, f := range []*testutil.File{
 		testutil.Photo("IMG_0001.JPG", "image/jpeg", richJPEG(t, 6)), pngFile("shot.png", richPNG),
 		testutil.Photo("a.webp", "image/webp", richWebP),
@@ -504,17 +450,13 @@ func privacyMetadata(t *testing.T, m *testmesh.Mesh) {
 			}
 			uploadPhoto(t, m, "with metadata", f)
 			img := newest(t, m)[0].Image
-			if resp, body := get(t, m, "/storage/"+img.ID); resp.StatusCode != 200 || body != string(want.Data) {
-				t.Fatalf("GET /storage/%s: %d, %d bytes; want the %d bytes Inspect keeps", img.ID, resp.StatusCode, len(body), len(want.Data))
+			_, dbCopy, err := m.Store.ImageData(t.Context(), mustID(t, img.ID))
+			resp, body := get(t, m, "/storage/"+img.ID)
+			if resp.StatusCode != 200 || body != string(want.Data) || !bytes.Equal(onDisk(m, img.ID), want.Data) || err != nil || !bytes.Equal(dbCopy, want.Data) {
+				t.Fatalf("GET /storage/%s: %d, %d bytes; the file on disk or the database copy (%v) differ; want the %d bytes Inspect keeps",
+					img.ID, resp.StatusCode, len(body), err, len(want.Data))
 			}
-			disk, err := os.ReadFile(uploadsFile(m, img.ID))
-			if err != nil || !bytes.Equal(disk, want.Data) {
-				t.Fatalf("the file on disk is not what is served: %v", err)
-			}
-			if _, dbCopy, err := m.Store.ImageData(t.Context(), mustID(t, img.ID)); err != nil || !bytes.Equal(dbCopy, disk) {
-				t.Fatalf("the database copy is not what is served: %v", err)
-			}
-			testutil.NoSecrets(t, disk, "SECRET", "ns.adobe.com/xap", "xmpmeta")
+			testutil.NoSecrets(t, want.Data, "SECRET", "ns.adobe.com/xap", "xmpmeta")
 			// Orientation 6 turns the 64x48 photo a quarter: the page must
 			// reserve a 48x64 box for it.
 			if f.ContentType == "image/jpeg" && (img.Width != 48 || img.Height != 64) {
@@ -529,14 +471,10 @@ func privacyMetadata(t *testing.T, m *testmesh.Mesh) {
 // slot back.
 func TestUploadCaps(t *testing.T) {
 	m := testmesh.Start(t, testmesh.Options{Store: storetest.Embedded(t), MaxUploadsPerClient: 2, UploadIdle: 500 * time.Millisecond})
-	// Two uploads send their headers and the start of a large photo, then
-	// nothing.
-	var stalled []*bufio.Reader
+	var stalled []*bufio.Reader // uploads that send the start of a large photo, then nothing
 	for range 2 {
 		conn, err := tls.Dial("tcp", strings.TrimPrefix(m.URL, "https://"), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}) //nolint:gosec // the mesh's own certificate
-		if err != nil {
-			t.Fatal(err)
-		}
+		must(t, err)
 		t.Cleanup(func() { conn.Close() })
 		body := "--b\r\nContent-Disposition: form-data; name=\"post\"\r\n\r\nstalled\r\n--b\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n\x89PNG"
 		fmt.Fprintf(conn, "POST /upload.php HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: %d\r\n\r\n%s", 5<<20, body)
@@ -549,12 +487,9 @@ func TestUploadCaps(t *testing.T) {
 	}
 	for i, r := range stalled {
 		resp, err := http.ReadResponse(r, nil)
-		if err != nil {
-			t.Fatalf("stalled upload %d: %v", i, err)
-		}
+		must(t, err)
 		page, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(page), "nothing arrived") {
+		if resp.Body.Close(); resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(page), "nothing arrived") {
 			t.Fatalf("stalled upload %d: %d, want 408 saying why", i, resp.StatusCode)
 		}
 	}
