@@ -19,9 +19,8 @@ import (
 	"github.com/extagram/extagram/store"
 )
 
-// photoPost: a text-only post and a photo post, on the page (escaped), in
-// the API (verbatim), by id, and the photo at /storage/ (its headers:
-// storageRoutes).
+// photoPost: a text post and a photo post on the page (escaped), in the API
+// (verbatim), by id, and the photo at /storage/ (headers: storageRoutes).
 func photoPost(t *testing.T, m *testmesh.Mesh) {
 	photo := testutil.PNG(t, 120, 80)
 	const evil = `first, text only <script>alert(1)</script><img src=x onerror=alert(2)>`
@@ -115,10 +114,9 @@ func postPage(t *testing.T, m *testmesh.Mesh) {
 
 var tokenRE = regexp.MustCompile(`<input type="hidden" name="idempotency_key" value="([A-Za-z0-9_-]{22})">`)
 
-// uploadIdempotent: every view of the page carries a fresh one-time token
-// in its form; the same form sent twice stores one post and is answered
-// 303 both times; the token with another text is 422; the page after a
-// refused upload keeps its token; API clients send an Idempotency-Key.
+// uploadIdempotent: each page view has a fresh one-time upload token; a form
+// sent twice stores one post (303 both times), its token with another text
+// is 422, a refused upload's page keeps it; API clients use Idempotency-Key.
 func uploadIdempotent(t *testing.T, m *testmesh.Mesh) {
 	token := func(page string) string {
 		if g := tokenRE.FindStringSubmatch(page); g != nil {
@@ -171,9 +169,8 @@ func uploadIdempotent(t *testing.T, m *testmesh.Mesh) {
 	stored("from a script", 1)
 }
 
-// concurrentUploads sends 200 photo uploads through the edge at once: 200
-// posts and files, every checksum matching the bytes sent, no id used
-// twice, no error.
+// concurrentUploads: 200 uploads at once make 200 whole posts and files,
+// with no id used twice.
 func concurrentUploads(t *testing.T, m *testmesh.Mesh) {
 	const n = 200
 	posts, files := len(allPosts(t, m.Store)), len(folder(t, m))
@@ -201,7 +198,6 @@ func concurrentUploads(t *testing.T, m *testmesh.Mesh) {
 	close(start)
 	wg.Wait()
 	t.Logf("%d concurrent uploads of %d-byte PNGs in %v", n, len(photos[0]), time.Since(began).Round(time.Millisecond))
-
 	ps := allPosts(t, m.Store)
 	if len(ps) != posts+n || len(folder(t, m)) != files+n {
 		t.Fatalf("%d posts and %d files, want %d and %d", len(ps), len(folder(t, m)), posts+n, files+n)

@@ -51,7 +51,6 @@ func grpcContracts(t *testing.T, m *testmesh.Mesh) {
 		}
 		return nil, nil, err
 	}
-
 	photo := testutil.PNG(t, 300, 200)
 	created, err := upload(ctx, up, "  via gRPC  ", pngFile("p.png", photo))
 	if err != nil {
@@ -71,7 +70,6 @@ func grpcContracts(t *testing.T, m *testmesh.Mesh) {
 		len(meta.GetSha256()) != 32 || !bytes.Equal(md.GetMetadata().GetSha256(), meta.GetSha256()) {
 		t.Fatalf("GetBlob: meta %v, %d bytes, %v; GetBlobMetadata %v, %v", meta, len(data), err, md, err2)
 	}
-
 	unknown := contract.NewID().String()
 	for _, c := range []struct {
 		name string
@@ -145,11 +143,9 @@ func feedSpreadOverReplicas(t *testing.T, m *testmesh.Mesh) {
 	}
 }
 
-// newestPageWatched: the edge keeps the newest page from WatchFeed: views
-// of it (and of older pages, and the API) make no call while the watch
-// speaks; an upload through the edge is on the page its author is sent to
-// at once; a post made elsewhere (here straight into the store) reaches the
-// page within the watch's interval.
+// newestPageWatched: views of the newest page (kept from WatchFeed), older
+// pages and the API make no call; an upload shows at once on the page its
+// author is sent to, a post made elsewhere within the watch's interval.
 func newestPageWatched(t *testing.T, m *testmesh.Mesh) {
 	calls := func() int {
 		return counter(t, "grpc_server_handled_total", "ListPosts", m.Metrics["feed-1"], m.Metrics["feed-2"])
@@ -195,10 +191,9 @@ func newestPageWatched(t *testing.T, m *testmesh.Mesh) {
 	t.Logf("a post made elsewhere reached the page in %v", time.Since(start).Round(time.Millisecond))
 }
 
-// storageRoutes: GET, HEAD, conditional and range requests of an image the
-// edge's cache keeps and of one too large for it (bad paths: storagePaths);
-// the cached one is read from the blob service once, and a damaged file of
-// the other is repaired from the database copy.
+// storageRoutes: requests of an image the edge caches (read from blob once)
+// and of one too large for it, whose damaged file is repaired from the
+// database copy. (Bad paths: storagePaths.)
 func storageRoutes(t *testing.T, m *testmesh.Mesh) {
 	small, large := testutil.JPEG(t, 48, 48), testutil.JPEG(t, 400, 300)
 	if len(small) < 200 || len(small) > 8<<10 || len(large) <= 8<<10 {
@@ -227,7 +222,6 @@ func storageRoutes(t *testing.T, m *testmesh.Mesh) {
 	if n := blobCalls("GetBlob", "GetBlobMetadata") - before; n != 0 {
 		t.Fatalf("the cached image still reached the blob service: %d calls for 5 more rounds", n)
 	}
-
 	// The streamed image's file deleted, then corrupted, then truncated:
 	// the database copy is served and the file restored.
 	path := filepath.Join(m.UploadsDir, streamed)
@@ -247,34 +241,32 @@ func storageRoutes(t *testing.T, m *testmesh.Mesh) {
 // JPEG.
 func storageRequests(t *testing.T, m *testmesh.Mesh, id string, stored []byte) {
 	t.Helper()
-	url := "/storage/" + id
-	resp, body := get(t, m, url)
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/jpeg" || body != string(stored) {
-		t.Fatalf("GET %s: %d %s, %d bytes", url, resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
-	}
-	if cc := resp.Header.Get("Cache-Control"); cc != "public, max-age=31536000, immutable" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
-		t.Fatalf("GET %s: Cache-Control %q, X-Content-Type-Options %q", url, cc, resp.Header.Get("X-Content-Type-Options"))
-	}
-	etag := resp.Header.Get("ETag")
-	if sum := sha256.Sum256(stored); etag != `"`+hex.EncodeToString(sum[:])+`"` {
-		t.Fatalf("ETag %s is not the SHA-256", etag)
-	}
-	resp, body = send(t, m, http.MethodHead, url, nil)
-	if resp.StatusCode != 200 || body != "" || resp.Header.Get("Content-Length") != strconv.Itoa(len(stored)) || resp.Header.Get("ETag") != etag {
-		t.Fatalf("HEAD: %d, %d body bytes, length %q", resp.StatusCode, len(body), resp.Header.Get("Content-Length"))
-	}
-	if resp, body = get(t, m, url, "If-None-Match", etag); resp.StatusCode != http.StatusNotModified || body != "" {
-		t.Fatalf("If-None-Match: %d", resp.StatusCode)
-	}
-	if resp, body = get(t, m, url, "Range", "bytes=100-199"); resp.StatusCode != http.StatusPartialContent || body != string(stored[100:200]) ||
-		resp.Header.Get("Content-Range") != "bytes 100-199/"+strconv.Itoa(len(stored)) {
-		t.Fatalf("Range: %d %q, %d bytes", resp.StatusCode, resp.Header.Get("Content-Range"), len(body))
-	}
-	if resp, body = get(t, m, url, "Range", "bytes=-10"); resp.StatusCode != http.StatusPartialContent || body != string(stored[len(stored)-10:]) {
-		t.Fatalf("suffix Range: %d, %d bytes", resp.StatusCode, len(body))
-	}
-	if resp, _ = get(t, m, url, "Range", "bytes=999999-"); resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
-		t.Fatalf("Range past the end: %d", resp.StatusCode)
+	sum, n := sha256.Sum256(stored), strconv.Itoa(len(stored))
+	etag := `"` + hex.EncodeToString(sum[:]) + `"`
+	for _, c := range []struct {
+		method string
+		header []string
+		status int
+		body   string
+		want   map[string]string // headers
+	}{
+		{"GET", nil, 200, string(stored), map[string]string{"Content-Type": "image/jpeg", "ETag": etag,
+			"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"}},
+		{"HEAD", nil, 200, "", map[string]string{"Content-Length": n, "ETag": etag}},
+		{"GET", []string{"If-None-Match", etag}, http.StatusNotModified, "", nil},
+		{"GET", []string{"Range", "bytes=100-199"}, http.StatusPartialContent, string(stored[100:200]), map[string]string{"Content-Range": "bytes 100-199/" + n}},
+		{"GET", []string{"Range", "bytes=-10"}, http.StatusPartialContent, string(stored[len(stored)-10:]), nil},
+		{"GET", []string{"Range", "bytes=999999-"}, http.StatusRequestedRangeNotSatisfiable, "", nil},
+	} {
+		resp, body := send(t, m, c.method, "/storage/"+id, nil, c.header...)
+		if resp.StatusCode != c.status || body != c.body && c.status != http.StatusRequestedRangeNotSatisfiable {
+			t.Fatalf("%s %s %q: %d, %d bytes; want %d, %d bytes", c.method, id, c.header, resp.StatusCode, len(body), c.status, len(c.body))
+		}
+		for k, v := range c.want {
+			if got := resp.Header.Get(k); got != v {
+				t.Fatalf("%s %s %q: %s %q, want %q", c.method, id, c.header, k, got, v)
+			}
+		}
 	}
 }
 
@@ -289,7 +281,6 @@ func edgeHeadersAndLimits(t *testing.T, m *testmesh.Mesh) {
 			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
 		}
 	}
-
 	// Plain HTTP is redirected to the name in the certificate, whatever
 	// Host the request names.
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(m.URL, "https://"))
@@ -304,7 +295,6 @@ func edgeHeadersAndLimits(t *testing.T, m *testmesh.Mesh) {
 			t.Fatalf("HTTP with Host %q: %d to %q, want 308 to %q", host, resp.StatusCode, resp.Header.Get("Location"), want)
 		}
 	}
-
 	// A cross-site form post is refused (scripted clients without browser
 	// headers are not: TestRateLimits).
 	before := snap(t, m)
@@ -313,7 +303,6 @@ func edgeHeadersAndLimits(t *testing.T, m *testmesh.Mesh) {
 		t.Fatalf("cross-site post: %d, want 403", resp.StatusCode)
 	}
 	before.unchanged(t, m)
-
 	// HTTP/2 clients keep to the header list size the edge advertises;
 	// over HTTP/1.1 the edge itself refuses.
 	h1 := &http.Client{Transport: &http.Transport{

@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bufio"
 	"bytes"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
 	"fmt"
@@ -43,9 +44,8 @@ const (
 	keptText = "my holiday <3"
 )
 
-// hostileCase is a bad upload refused both by the edge's form, with a
-// status and msg in an alert on the page, and by UploadService, with a code
-// and a reason.
+// hostileCase is a bad upload refused by the edge's form (status, and msg
+// in an alert) and by UploadService (code and reason).
 type hostileCase struct {
 	name, text string
 	file       *testutil.File // nil: text only
@@ -179,12 +179,9 @@ func httpRefused(t *testing.T, resp *http.Response, page string, code int, msg s
 	}
 }
 
-// hostileUploads sends bad uploads to the edge and straight to
-// UploadService (past the edge's checks): bad text, files that lie about
-// their type, truncated files, polyglots, oversized files, NUL bytes in
-// names, broken forms and messages. Each gets its own answer and nothing is
-// stored. Names are claims: long or ../-laden ones are fine when the image
-// is, and its file is uploads/{id} all the same.
+// hostileUploads sends bad uploads to the edge and straight to UploadService:
+// each gets its own answer and nothing is stored. Names are claims: long or
+// ../-laden ones are fine when the image is, and its file is uploads/{id}.
 func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 	ctx := t.Context()
 	cc := m.Conn(t, m.UploadAddr)
@@ -202,7 +199,6 @@ func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 			grpcRefused(t, errOf(upload(ctx, up, c.text, c.file)), c.code, c.reason)
 		})
 	}
-
 	// Bad forms, to the edge alone.
 	text, photo := [2]string{`form-data; name="post"`, "x"}, [2]string{`form-data; name="photo"; filename="a.png"`, string(png)}
 	many := [][2]string{text}
@@ -240,9 +236,7 @@ func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 			httpRefused(t, resp, page, c.status, c.msg)
 		})
 	}
-
-	// Bad streams, to UploadService alone. A message protobuf cannot decode
-	// is answered by grpc-go itself, Internal, before the service sees it
+	// Bad streams. One protobuf cannot decode is answered Internal by grpc-go
 	// (the edge never sends one: it checks the text and cleans names).
 	raw := func(msg []byte) error {
 		return cc.Invoke(ctx, uploadv1.UploadService_Upload_FullMethodName, msg, nil, grpc.ForceCodec(rawCodec{}))
@@ -269,7 +263,6 @@ func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 	} {
 		t.Run(c.name, func(t *testing.T) { grpcRefused(t, c.err, c.code, c.reason) })
 	}
-
 	// A photo that never ends is refused at the limit: the client got to
 	// send the limit plus gRPC's flow-control windows.
 	t.Run("endless photo", func(t *testing.T) {
@@ -289,7 +282,6 @@ func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 		}
 	})
 	before.unchanged(t, m)
-
 	dataDir, files := filepath.Dir(m.UploadsDir), len(folder(t, m))
 	outside := listTree(t, dataDir)
 	names := []string{strings.Repeat("n", 10000) + ".png", strings.Repeat("ñ", 10000), "../../../../etc/cron.d/evil.png",
@@ -312,7 +304,6 @@ func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 			t.Errorf("a file appeared outside the uploads folder: %s", path)
 		}
 	}
-
 	// A GIF that is also an HTML page is stored as the GIF alone.
 	uploadPhoto(t, m, "polyglot", testutil.Photo("poly.gif", "text/html", gifPolyglot(t)))
 	resp, body := get(t, m, "/storage/"+newest(t, m)[0].Image.ID)
@@ -347,19 +338,8 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// fill is an endless stream of one byte.
-type fill byte
-
-func (f fill) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = byte(f)
-	}
-	return len(p), nil
-}
-
-// hugeBodyNotRead streams 1 GiB forms at the edge: it answers and stops
-// reading near the limit. What the client got to send is the limit plus
-// the HTTP/2 flow-control windows and socket buffers, far from the GiB.
+// hugeBodyNotRead: the edge answers a 1 GiB form having read the limit plus
+// what HTTP/2 flow control and socket buffers let through.
 func hugeBodyNotRead(t *testing.T, m *testmesh.Mesh) {
 	before := snap(t, m)
 	const field = "--B\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n"
@@ -373,7 +353,7 @@ func hugeBodyNotRead(t *testing.T, m *testmesh.Mesh) {
 		{"other", fmt.Sprintf(field, "other"), 413},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			body := &countingReader{Reader: io.MultiReader(strings.NewReader(c.prefix), io.LimitReader(fill(0xA5), 1<<30))}
+			body := &countingReader{Reader: io.MultiReader(strings.NewReader(c.prefix), io.LimitReader(rand.Reader, 1<<30))}
 			resp, err := m.Client.Post(m.URL+"/upload.php", "multipart/form-data; boundary=B", body)
 			must(t, err)
 			page, _ := io.ReadAll(resp.Body)
@@ -389,9 +369,8 @@ func hugeBodyNotRead(t *testing.T, m *testmesh.Mesh) {
 	before.unchanged(t, m)
 }
 
-// storagePaths asks /storage/ for everything but an id: dot segments,
-// encoded ones, NUL, wrong lengths and alphabets, and a real file just
-// outside the uploads folder. Nothing outside the folder is served.
+// storagePaths: no path to /storage/ but an id's serves a file, not even one
+// beside the uploads folder.
 func storagePaths(t *testing.T, m *testmesh.Mesh) {
 	uploadPhoto(t, m, "real", pngFile("a.png", testutil.PNG(t, 8, 8)))
 	real, secret := newest(t, m)[0].Image.ID, contract.NewID().String()
@@ -424,10 +403,8 @@ func storagePaths(t *testing.T, m *testmesh.Mesh) {
 	}
 }
 
-// privacyMetadata uploads photos full of metadata: what is served, the
-// file on disk and the database copy are all exactly what imaging.Inspect
-// makes of the upload, with none of the metadata left. (The imaging tests
-// check, format by format, what Inspect keeps.)
+// privacyMetadata: what is served, on disk and in the database of a photo
+// full of metadata is what imaging.Inspect keeps of it (its own tests).
 func privacyMetadata(t *testing.T, m *testmesh.Mesh) {
 	plainPNG := testutil.PNG(t, 40, 30)
 	richPNG := bytes.Join([][]byte{
@@ -466,9 +443,8 @@ func privacyMetadata(t *testing.T, m *testmesh.Mesh) {
 	}
 }
 
-// TestUploadCaps: uploads in flight from one address are capped (429
-// beyond), and a body that stops sending is answered 408, which gives its
-// slot back.
+// TestUploadCaps: uploads in flight from one address are capped (429), and a
+// body that stops sending is answered 408, which frees its slot.
 func TestUploadCaps(t *testing.T) {
 	m := testmesh.Start(t, testmesh.Options{Store: storetest.Embedded(t), MaxUploadsPerClient: 2, UploadIdle: 500 * time.Millisecond})
 	var stalled []*bufio.Reader // uploads that send the start of a large photo, then nothing

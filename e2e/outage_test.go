@@ -44,56 +44,36 @@ func proxiedMySQL(t *testing.T) (through store.Store, direct store.Store, proxy 
 	return open(cfg.FormatDSN()), open(dsn), proxy
 }
 
-// outage is a case that cuts the link between the services and MySQL;
-// direct is a store that is not cut.
-type outage struct {
-	*testmesh.Mesh
-	direct store.Store
-	proxy  *testproxy.Proxy
-}
-
-func outageCases(direct store.Store, proxy *testproxy.Proxy) []meshCase {
-	with := func(f func(*testing.T, outage)) func(*testing.T, *testmesh.Mesh) {
-		return func(t *testing.T, m *testmesh.Mesh) { f(t, outage{m, direct, proxy}) }
+// outageCases cut the link between the services and MySQL.
+func outageCases(proxy *testproxy.Proxy) []meshCase {
+	with := func(f func(*testing.T, *testmesh.Mesh, *testproxy.Proxy)) func(*testing.T, *testmesh.Mesh) {
+		return func(t *testing.T, m *testmesh.Mesh) { f(t, m, proxy) }
 	}
-	return []meshCase{
-		{"database down", with(databaseDown)}, {"cut in the middle of an upload", with(cutMidUpload)},
-		{"database stopped during uploads", with(stopDatabaseDuringUploads)},
-	}
+	return []meshCase{{"database down", with(databaseDown)}, {"cut in the middle of an upload", with(cutMidUpload)},
+		{"database stopped during uploads", with(stopDatabaseDuringUploads)}}
 }
 
 // restore restores the link to MySQL and waits until the mesh is ready.
-func (o outage) restore(t *testing.T) {
+func restore(t *testing.T, m *testmesh.Mesh, proxy *testproxy.Proxy) {
 	t.Helper()
-	must(t, o.proxy.Restore())
-	o.WaitReady(t)
+	must(t, proxy.Restore())
+	m.WaitReady(t)
 }
 
 // refused checks the answer to an upload while MySQL is out of reach: 503
 // with a message and Retry-After, nothing stored.
-func (o outage) refused(t *testing.T, resp *http.Response, page string, before snapshot) {
+func refused(t *testing.T, m *testmesh.Mesh, resp *http.Response, page string, before snapshot) {
 	t.Helper()
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("status %d, Retry-After %q, want 503 with one; page:\n%.2000s", resp.StatusCode, resp.Header.Get("Retry-After"), page)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(page, "unavailable right now") || !strings.Contains(page, `role="alert"`) {
+		t.Fatalf("status %d, Retry-After %q, want 503 with one and a message; page:\n%.2000s", resp.StatusCode, resp.Header.Get("Retry-After"), page)
 	}
-	if !strings.Contains(page, "unavailable right now") || !strings.Contains(page, `role="alert"`) {
-		t.Errorf("no message in the page:\n%.2000s", page)
-	}
-	if after := o.snap(t); after != before {
-		t.Errorf("stored: %s, was %s", after, before)
-	}
+	before.unchanged(t, m)
 }
 
-func (o outage) snap(t *testing.T) snapshot {
-	return snapshot(fmt.Sprint(len(allPosts(t, o.direct)), folder(t, o.Mesh)))
-}
-
-// databaseDown cuts the link to MySQL: uploads are refused; images whose
-// file is on disk are still served, byte for byte with the same headers;
-// an image whose file is missing answers 503 until the database is back,
-// then it is served and its file rewritten.
-func databaseDown(t *testing.T, o outage) {
-	m := o.Mesh
+// databaseDown: without MySQL, uploads are refused, images on disk served
+// as before, and one whose file is missing 503 until its file is rewritten.
+func databaseDown(t *testing.T, m *testmesh.Mesh, proxy *testproxy.Proxy) {
 	kept := noisePNG(t, 60, 60, 2) // too large for the edge's cache: every read reaches the blob service
 	uploadPhoto(t, m, "on disk", pngFile("a.png", kept))
 	gone := testutil.PNG(t, 30, 20)
@@ -102,9 +82,8 @@ func databaseDown(t *testing.T, o outage) {
 	goneID, diskID := posts[0].Image.ID, posts[1].Image.ID
 	must(t, os.Remove(filepath.Join(m.UploadsDir, goneID)))
 	resp, _ := get(t, m, "/storage/"+diskID)
-	etag, before := resp.Header.Get("ETag"), o.snap(t)
-
-	o.proxy.Cut()
+	etag, before := resp.Header.Get("ETag"), snap(t, m)
+	proxy.Cut()
 	health := func(addr, service string) healthpb.HealthCheckResponse_ServingStatus {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		defer cancel()
@@ -119,7 +98,7 @@ func databaseDown(t *testing.T, o outage) {
 	}
 	body, ct := testutil.Form(t, [][2]string{{"post", "during the outage"}}, pngFile("c.png", noisePNG(t, 200, 200, 1)))
 	resp, page := post(t, m, body, ct)
-	o.refused(t, resp, page, before)
+	refused(t, m, resp, page, before)
 	for range 3 { // several times: every blob call goes without the database
 		resp, body := get(t, m, "/storage/"+diskID)
 		if resp.StatusCode != 200 || body != string(kept) || resp.Header.Get("Content-Type") != "image/png" || resp.Header.Get("ETag") != etag {
@@ -136,8 +115,7 @@ func databaseDown(t *testing.T, o outage) {
 	if resp, page := get(t, m, "/"); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(page, "unavailable") {
 		t.Fatalf("feed with the database down: %d", resp.StatusCode)
 	}
-
-	o.restore(t)
+	restore(t, m, proxy)
 	testutil.Eventually(t, 30*time.Second, "missing image served again", func() bool {
 		resp, body := get(t, m, "/storage/"+goneID)
 		return resp.StatusCode == 200 && body == string(gone)
@@ -149,8 +127,8 @@ func databaseDown(t *testing.T, o outage) {
 
 // cutMidUpload cuts the link to MySQL while the edge streams a photo to
 // UploadService: 503, nothing stored. Once the link is back, uploads work.
-func cutMidUpload(t *testing.T, o outage) {
-	m, before, posts := o.Mesh, o.snap(t), len(allPosts(t, o.direct))
+func cutMidUpload(t *testing.T, m *testmesh.Mesh, proxy *testproxy.Proxy) {
+	before, posts := snap(t, m), len(allPosts(t, m.Store))
 	photo := noisePNG(t, 200, 200, 1) // 120 KB: streamed in two chunks
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
@@ -178,30 +156,27 @@ func cutMidUpload(t *testing.T, o outage) {
 	_, err := fw.Write(photo[:len(photo)*3/4])
 	must(t, err)
 	testutil.Eventually(t, 30*time.Second, "upload stream started", func() bool { return started() > n })
-	o.proxy.Cut()
+	proxy.Cut()
 	_, _ = fw.Write(photo[len(photo)*3/4:])
 	_ = mw.Close()
 	_ = pw.Close()
 	a := <-answers
 	must(t, a.err)
-	o.refused(t, a.resp, string(a.page), before)
-	o.restore(t)
+	refused(t, m, a.resp, string(a.page), before)
+	restore(t, m, proxy)
 	uploadPhoto(t, m, "after the outage", pngFile("d.png", photo))
-	if n := len(allPosts(t, o.direct)); n != posts+1 {
+	if n := len(allPosts(t, m.Store)); n != posts+1 {
 		t.Fatalf("%d posts after the outage, want %d", n, posts+1)
 	}
 }
 
-// uploadsFolderUnwritable: when files cannot be written the post is still
-// saved (the database is the record) and its image is served from the
-// database copy; once the folder is back the file is rewritten.
+// uploadsFolderUnwritable: posts are saved and served from the database
+// copy; once the folder is back the file is rewritten.
 func uploadsFolderUnwritable(t *testing.T, m *testmesh.Mesh) {
 	first := testutil.PNG(t, 12, 12)
 	uploadPhoto(t, m, "before", pngFile("a.png", first))
 	firstID := newest(t, m)[0].Image.ID
-	// Tests run as root, who writes into a folder whatever its mode, but no
-	// one can create a file inside a regular file (ENOTDIR): the folder is
-	// moved away and a regular file takes its name.
+	// Root writes into any folder, but not into a file (ENOTDIR).
 	away := m.UploadsDir + ".away"
 	must(t, os.Rename(m.UploadsDir, away))
 	must(t, os.WriteFile(m.UploadsDir, []byte("not a folder"), 0o600))
@@ -225,15 +200,11 @@ func uploadsFolderUnwritable(t *testing.T, m *testmesh.Mesh) {
 	folder(t, m) // no temp file left
 }
 
-// stopDatabaseDuringUploads runs concurrent uploads and cuts the link to
-// MySQL part-way through, then restores it. Every answer is 303 or 503,
-// and every post stored (even one answered 503: the answer to its commit
-// was lost) is whole: its row, its image row with the uploaded bytes, its
-// file on disk or restorable. Then every upload answered 503 is sent again
-// with the form's token, as its user would: each is stored once.
-func stopDatabaseDuringUploads(t *testing.T, o outage) {
+// stopDatabaseDuringUploads cuts MySQL during concurrent uploads: each is
+// 303 or 503, every post stored (even after a 503 whose commit went through)
+// is whole, and sent again with its token each 503 is stored once.
+func stopDatabaseDuringUploads(t *testing.T, m *testmesh.Mesh, proxy *testproxy.Proxy) {
 	const total, workers, cutAt, backAt = 80, 8, 20, 50 // cut and restored after so many answers
-	m := o.Mesh
 	photos := make([][]byte, total)
 	for i := range photos {
 		photos[i] = noisePNG(t, 48, 48, uint64(i))
@@ -259,9 +230,9 @@ func stopDatabaseDuringUploads(t *testing.T, o outage) {
 				resp.Body.Close()
 				switch codes[i] = resp.StatusCode; answered.Add(1) {
 				case cutAt:
-					o.proxy.Cut()
+					proxy.Cut()
 				case backAt:
-					if err := o.proxy.Restore(); err != nil {
+					if err := proxy.Restore(); err != nil {
 						t.Error(err)
 					}
 				}
@@ -273,8 +244,7 @@ func stopDatabaseDuringUploads(t *testing.T, o outage) {
 	}
 	close(jobs)
 	wg.Wait()
-	o.restore(t)
-
+	restore(t, m, proxy)
 	refused := 0
 	for i, c := range codes {
 		if c == http.StatusServiceUnavailable {
@@ -287,7 +257,7 @@ func stopDatabaseDuringUploads(t *testing.T, o outage) {
 		t.Fatalf("want both successes and refusals around the outage, got %d refusals", refused)
 	}
 	stored := map[string]store.Post{}
-	for _, p := range allPosts(t, o.direct) {
+	for _, p := range allPosts(t, m.Store) {
 		stored[p.Text] = p
 	}
 	for i, c := range codes {
@@ -302,7 +272,7 @@ func stopDatabaseDuringUploads(t *testing.T, o outage) {
 			t.Errorf("upload %d (answered %d): post without its image", i, c)
 			continue
 		}
-		img, data, err := o.direct.ImageData(t.Context(), p.Image.ID)
+		img, data, err := m.Store.ImageData(t.Context(), p.Image.ID)
 		if err != nil || !bytes.Equal(data, photos[i]) || img.SHA256 != sha256.Sum256(photos[i]) {
 			t.Errorf("upload %d (answered %d): image row incomplete or wrong: %v", i, c, err)
 		} else if id := p.Image.ID.String(); !bytes.Equal(onDisk(m, id), photos[i]) {
@@ -320,7 +290,7 @@ func stopDatabaseDuringUploads(t *testing.T, o outage) {
 		}
 	}
 	times := map[string]int{}
-	for _, p := range allPosts(t, o.direct) {
+	for _, p := range allPosts(t, m.Store) {
 		times[p.Text]++
 	}
 	for i := range total {

@@ -85,9 +85,8 @@ func richJPEG(t *testing.T, orientation int) []byte {
 	}, nil)...), plain[2:]...)
 }
 
-// TestTelegram runs a mesh per store whose edge has a public URL, so that
-// it takes its updates by webhook. Announcing depends on the store; the
-// bot's cases run once, on the embedded store.
+// TestTelegram: a mesh per store whose edge takes updates by webhook.
+// Announcing depends on the store; the bot's cases run once.
 func TestTelegram(t *testing.T) {
 	for _, s := range []struct {
 		name string
@@ -109,9 +108,8 @@ func TestTelegram(t *testing.T) {
 	}
 }
 
-// announcesUploads: a photo uploaded on the site is announced once, within
-// 5 s, in the configured chat: the stripped photo, the text and the post's
-// link as caption (the post page: postPage).
+// announcesUploads: an upload is announced once in chat 42: the stripped
+// photo, and the text and the post's link as caption.
 func announcesUploads(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, public string) {
 	uploadPhoto(t, m, "harbour at dawn", testutil.Photo("IMG_0001.JPG", "image/jpeg", richJPEG(t, 1)))
 	p := newest(t, m)[0]
@@ -138,9 +136,8 @@ func announcesUploads(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, p
 	waitMetric(t, "extagram_telegram_announcements_sent_total", 1, m.Metrics["feed-1"], m.Metrics["feed-2"])
 }
 
-// webhook: the edge sets the webhook at its public URL, with a secret, and
-// Telegram delivers the updates there. A request without the secret, or
-// with another, is refused with 401 and changes nothing.
+// webhook: the edge sets its webhook with a secret; a call without it is
+// 401 and changes nothing.
 func webhook(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, public string) {
 	testutil.Eventually(t, 10*time.Second, "webhook set", func() bool { u, _ := tg.Webhook(); return u != "" })
 	hook, secret := tg.Webhook()
@@ -166,10 +163,8 @@ func webhook(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, public str
 	}
 }
 
-// photosBecomePosts: photos sent to the bot from the allowed chat become
-// posts, and the reply has the link; from another chat, a refusal; a file
-// that is not an image, or is over the size limit, the web page's own
-// message. /start explains the bot.
+// photosBecomePosts: photos from the allowed chat become posts; others are
+// refused with the web page's message, or as from a chat not allowed.
 func photosBecomePosts(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, public string) {
 	reply, p := replyTo(t, tg, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 40, 30), "from my phone")), newest(t, m)[0]
 	if reply != "Posted: "+public+"/posts/"+p.ID || p.Text != "from my phone" || p.Image == nil || p.Image.Width != 40 {
@@ -179,7 +174,6 @@ func photosBecomePosts(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, 
 	if p := newest(t, m)[0]; p.Text != "Photo sent from Telegram" {
 		t.Errorf("a photo without caption became %q", p.Text)
 	}
-
 	// Refused: nothing stored, and no file fetched but for the one that
 	// does not say its size, which is stopped at the limit while it is read.
 	big := make([]byte, 64<<10+1)
@@ -253,9 +247,8 @@ func waitMetric(t *testing.T, name string, want float64, urls ...string) {
 	})
 }
 
-// TestTelegramOnePoller: without a public URL, two edges long-poll: one
-// receives the updates, the other is answered 409 and stands by, and takes
-// over when the first stops. Every update is handled once.
+// TestTelegramOnePoller: of two edges that long-poll one gets the updates,
+// the other (409) takes over when it stops; each update is handled once.
 func TestTelegramOnePoller(t *testing.T) {
 	tg := telegramtest.Start(t, tgToken)
 	m := testmesh.Start(t, testmesh.Options{Store: storetest.Embedded(t)})
@@ -309,10 +302,8 @@ func TestTelegramOnePoller(t *testing.T) {
 	}
 }
 
-// TestRateLimits: past its budget (two a minute) a web client gets 429
-// with Retry-After and nothing is stored; scripted clients (curl -F: no
-// Origin, no Sec-Fetch-* headers) and same-origin browsers pass CSRF
-// protection. Each Telegram user has a budget of their own.
+// TestRateLimits: two uploads a minute from an address, scripted or from a
+// same-origin browser, then 429; each Telegram user has a budget of their own.
 func TestRateLimits(t *testing.T) {
 	tg := telegramtest.Start(t, tgToken)
 	m := telegramMesh(t, tg, testmesh.Options{Store: storetest.Embedded(t), UploadRate: 2, EdgeTelegram: edge.TelegramOptions{AllowedChats: []int64{9}}})
@@ -336,7 +327,6 @@ func TestRateLimits(t *testing.T) {
 		}
 	}
 	before.unchanged(t, m)
-
 	for i, c := range []struct {
 		chat int64
 		want string

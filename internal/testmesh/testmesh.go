@@ -26,25 +26,18 @@ import (
 // Options configures a mesh; the edge's options are as in edge.Options.
 type Options struct {
 	Store        store.Store
-	FeedReplicas int // default 2
-	// FeedStores, when set, are the feed replicas' own stores (a store
-	// wrapped to delay or fail some calls, say); the others use Store.
-	FeedStores      []store.Store
-	MaxUploadBytes  int64
-	UploadRate      float64
-	ImageCacheBytes int64 // 0: the default; negative: none
-	AskFeedPerView  bool
-	// MaxUploadsPerClient is 1000 unless set: every test client is on
-	// 127.0.0.1.
+	FeedReplicas int           // default 2
+	FeedStores   []store.Store // when set, the feed replicas' own stores
+	// MaxUploadsPerClient is 1000 unless set: every client is on 127.0.0.1.
 	MaxUploadsPerClient int
+	MaxUploadBytes      int64
+	UploadRate          float64
+	ImageCacheBytes     int64 // 0: the default; negative: none
+	AskFeedPerView      bool
 	UploadIdle          time.Duration
-	// Telegram configures the feed replicas' announcements and
-	// EdgeTelegram the edge's bot; each runs when its token is set.
-	Telegram     app.TelegramConfig
-	EdgeTelegram edge.TelegramOptions
-	// HTTPSListener is the edge's listener, for tests that need the site's
-	// address before it starts (default: a new one).
-	HTTPSListener net.Listener
+	Telegram            app.TelegramConfig   // the feed replicas' announcements
+	EdgeTelegram        edge.TelegramOptions // the edge's bot
+	HTTPSListener       net.Listener         // the edge's (default: a new one)
 }
 
 // Mesh is a running mesh.
@@ -55,12 +48,8 @@ type Mesh struct {
 	FeedAddrs  []string
 	UploadAddr string
 	BlobAddr   string
-	// Metrics maps "feed-1", "feed-2", ..., "upload", "blob" and "edge" to
-	// their /metrics URLs.
-	Metrics map[string]string
-	// Handler is the edge's handler, for in-process requests without TLS
-	// or a socket (fuzz targets).
-	Handler    http.Handler
+	Metrics    map[string]string // "feed-1", "feed-2", "upload", "blob", "edge": /metrics URLs
+	Handler    http.Handler      // the edge's, for in-process requests
 	Store      store.Store
 	UploadsDir string
 	MeshDir    string // the mesh's certificates (meshtls.Generate)
@@ -75,8 +64,7 @@ func Start(t testing.TB, opts Options) *Mesh {
 	if opts.MaxUploadsPerClient <= 0 {
 		opts.MaxUploadsPerClient = 1000
 	}
-	dataDir := t.TempDir()
-	logger := storetest.Logger(t)
+	dataDir, logger := t.TempDir(), storetest.Logger(t)
 	meshDir := filepath.Join(dataDir, "mesh")
 	if _, err := meshtls.Generate(meshDir); err != nil {
 		t.Fatal(err)
