@@ -1,9 +1,17 @@
+// Package e2e tests the whole mesh over real TCP on 127.0.0.1: the HTTPS
+// edge, two feed replicas, upload and blob, against the MySQL store and the
+// embedded store.
 package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"html"
+	"image"
+	"image/png"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,150 +20,258 @@ import (
 	"strings"
 	"testing"
 
+	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
+	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testmesh"
 	"github.com/extagram/extagram/internal/testutil"
+	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
 )
 
-// forEachStore runs fn against the MySQL store and the embedded store, as
-// subtests named "mysql" and "embedded".
-func forEachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
-	t.Run("mysql", func(t *testing.T) { fn(t, storetest.MySQL(t)) })
-	t.Run("embedded", func(t *testing.T) { fn(t, storetest.Embedded(t)) })
+const uploadLimit = 256 << 10 // the shared meshes' MaxUploadBytes
+
+// meshCase is a test on a shared mesh: the cases of a mesh run one after
+// another, each leaving it as it was but for the posts it added.
+type meshCase struct {
+	name string
+	run  func(t *testing.T, m *testmesh.Mesh)
 }
 
-func post(t testing.TB, m *testmesh.Mesh, body []byte, contentType string) (*http.Response, string) {
+// TestMesh runs the cases on one mesh per store: those that depend on the
+// store on both, the others once, on the embedded store. The MySQL store is
+// reached through a proxy that the outage cases cut.
+func TestMesh(t *testing.T) {
+	perStore := []meshCase{
+		{"photo post", photoPost}, {"pagination", feedPagination}, {"post page", postPage},
+		{"gRPC contracts", grpcContracts}, {"storage routes", storageRoutes},
+		{"uploads folder unwritable", uploadsFolderUnwritable}, {"concurrent uploads", concurrentUploads},
+	}
+	once := []meshCase{
+		{"hostile uploads", hostileUploads}, {"huge bodies", hugeBodyNotRead}, {"storage paths", storagePaths},
+		{"privacy", privacyMetadata}, {"idempotent uploads", uploadIdempotent}, {"health and reflection", healthAndReflection},
+		{"feed spread over replicas", feedSpreadOverReplicas}, {"newest page watched", newestPageWatched},
+		{"edge headers and limits", edgeHeadersAndLimits},
+	}
+	// The image cache keeps images of up to 8 KiB; every read of a larger
+	// one reaches the blob service.
+	start := func(t *testing.T, st store.Store) *testmesh.Mesh {
+		return testmesh.Start(t, testmesh.Options{Store: st, MaxUploadBytes: uploadLimit, ImageCacheBytes: 64 << 10})
+	}
+	run := func(t *testing.T, m *testmesh.Mesh, cases ...meshCase) {
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) { c.run(t, m) })
+		}
+	}
+	t.Run("mysql", func(t *testing.T) {
+		through, direct, proxy := proxiedMySQL(t)
+		m := start(t, through)
+		m.Store = direct // the test reads what is stored past the proxy
+		run(t, m, append(perStore, outageCases(proxy)...)...)
+	})
+	t.Run("embedded", func(t *testing.T) { run(t, start(t, storetest.Embedded(t)), append(perStore, once...)...) })
+}
+
+func must(t testing.TB, err error) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, m.URL+"/upload.php", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", contentType)
-	return do(t, m, req)
 }
 
-func get(t testing.TB, m *testmesh.Mesh, path string) (*http.Response, string) {
+// send makes a request with headers given as name, value pairs; the path
+// is sent exactly as written.
+func send(t testing.TB, m *testmesh.Mesh, method, path string, body []byte, header ...string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, m.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
+	req, err := http.NewRequest(method, m.URL+"/", bytes.NewReader(body))
+	must(t, err)
+	req.URL.Opaque = path
+	for i := 0; i < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
-	return do(t, m, req)
-}
-
-func do(t testing.TB, m *testmesh.Mesh, req *http.Request) (*http.Response, string) {
-	t.Helper()
 	resp, err := m.Client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
+	must(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", req.Method, req.URL, err)
-	}
+	must(t, err)
 	return resp, string(b)
+}
+
+func get(t testing.TB, m *testmesh.Mesh, path string, header ...string) (*http.Response, string) {
+	t.Helper()
+	return send(t, m, http.MethodGet, path, nil, header...)
+}
+
+func post(t testing.TB, m *testmesh.Mesh, body []byte, contentType string, header ...string) (*http.Response, string) {
+	t.Helper()
+	return send(t, m, http.MethodPost, "/upload.php", body, append([]string{"Content-Type", contentType}, header...)...)
 }
 
 func uploadPhoto(t testing.TB, m *testmesh.Mesh, text string, f *testutil.File) {
 	t.Helper()
 	body, ct := testutil.Form(t, [][2]string{{"post", text}}, f)
-	resp, page := post(t, m, body, ct)
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
-		t.Fatalf("upload %q: status %d, Location %q, want 303 to /; body:\n%s", text, resp.StatusCode, resp.Header.Get("Location"), page)
+	if resp, page := post(t, m, body, ct); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+		t.Fatalf("upload %q: %d to %q, want 303 to /:\n%s", text, resp.StatusCode, resp.Header.Get("Location"), page)
 	}
 }
+
+func pngFile(name string, data []byte) *testutil.File { return testutil.Photo(name, "image/png", data) }
 
 type apiPost struct {
-	ID         string `json:"id"`
-	Text       string `json:"text"`
-	CreateTime string `json:"createTime"`
-	Image      *struct {
-		ID          string `json:"id"`
-		ContentType string `json:"contentType"`
-		SizeBytes   string `json:"sizeBytes"`
-		Width       int    `json:"width"`
-		Height      int    `json:"height"`
-	} `json:"image"`
+	ID, Text string
+	Image    *struct {
+		ID, ContentType, SizeBytes string
+		Width, Height              int
+	}
 }
 
-type apiList struct {
-	Posts         []apiPost `json:"posts"`
-	NextPageToken string    `json:"nextPageToken"`
-}
-
-func listAPI(t testing.TB, m *testmesh.Mesh, query string) apiList {
+// newest returns the posts on the API's newest page.
+func newest(t testing.TB, m *testmesh.Mesh) []apiPost {
 	t.Helper()
-	resp, body := get(t, m, "/api/v1/posts"+query)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /api/v1/posts%s: %d %s", query, resp.StatusCode, body)
+	resp, body := get(t, m, "/api/v1/posts")
+	var l struct{ Posts []apiPost }
+	if err := json.Unmarshal([]byte(body), &l); resp.StatusCode != http.StatusOK || err != nil {
+		t.Fatalf("GET /api/v1/posts: %d %v %s", resp.StatusCode, err, body)
 	}
-	var l apiList
-	if err := json.Unmarshal([]byte(body), &l); err != nil {
-		t.Fatalf("decode %s: %v", body, err)
-	}
-	return l
+	return l.Posts
 }
 
 var postRE = regexp.MustCompile(`(?s)<div class="post">\s*<p dir="auto">(.*?)</p>`)
 
 // pagePosts returns the texts of the posts on a feed page, in order.
-func pagePosts(page string) []string {
-	var out []string
+func pagePosts(page string) (texts []string) {
 	for _, m := range postRE.FindAllStringSubmatch(page, -1) {
-		out = append(out, m[1])
+		texts = append(texts, m[1])
 	}
-	return out
+	return texts
+}
+
+// olderLink is a feed page's link to the older posts ("" if none).
+func olderLink(page string) string {
+	i := strings.Index(page, `href="/?page=`)
+	if i < 0 {
+		return ""
+	}
+	rest := page[i+len(`href="`):]
+	return html.UnescapeString(rest[:strings.IndexByte(rest, '"')])
 }
 
 // snapshot is what the database and the uploads folder hold.
-type snapshot struct {
-	posts int
-	files []string
-}
+type snapshot string
 
 func snap(t testing.TB, m *testmesh.Mesh) snapshot {
-	t.Helper()
-	return snapshot{posts: countPosts(t, m.Store), files: folder(t, m)}
+	return snapshot(strings.Join(append([]string{"posts=" + strconv.Itoa(len(allPosts(t, m.Store)))}, folder(t, m)...), " "))
 }
 
-// countPosts counts every post in the store, a page at a time.
-func countPosts(t testing.TB, st store.Store) int {
+func (before snapshot) unchanged(t testing.TB, m *testmesh.Mesh) {
 	t.Helper()
-	n := 0
-	var before int64
-	for {
+	if after := snap(t, m); after != before {
+		t.Fatalf("the store or the uploads folder changed:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// allPosts lists every post in the store, newest first.
+func allPosts(t testing.TB, st store.Store) (all []store.Post) {
+	for before := int64(0); ; {
 		ps, err := st.ListPosts(t.Context(), store.ListOptions{Before: before, Limit: store.MaxListLimit})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += len(ps)
-		if len(ps) < store.MaxListLimit {
-			return n
+		must(t, err)
+		if all = append(all, ps...); len(ps) < store.MaxListLimit {
+			return all
 		}
 		before = ps[len(ps)-1].Key
 	}
 }
 
-// folder lists the uploads folder, sorted by name.
-func folder(t testing.TB, m *testmesh.Mesh) []string {
-	t.Helper()
+// folder lists the uploads folder, sorted by name; it fails the test if a
+// temp file is left there.
+func folder(t testing.TB, m *testmesh.Mesh) (names []string) {
 	entries, err := os.ReadDir(m.UploadsDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
+	must(t, err)
 	for _, e := range entries {
-		out = append(out, e.Name())
+		if uploads.IsTemp(e.Name()) {
+			t.Errorf("temp file left: %s", e.Name())
+		}
+		names = append(names, e.Name())
 	}
-	return out
+	return names
 }
 
-func (s snapshot) String() string {
-	return strings.Join(append([]string{"posts=" + strconv.Itoa(s.posts)}, s.files...), " ")
+// onDisk is the file of image id in the uploads folder (nil if none).
+func onDisk(m *testmesh.Mesh, id string) []byte {
+	b, _ := os.ReadFile(filepath.Join(m.UploadsDir, id))
+	return b
 }
 
-func uploadsFile(m *testmesh.Mesh, id string) string { return filepath.Join(m.UploadsDir, id) }
+func mustID(t testing.TB, s string) contract.ID {
+	id, err := contract.ParseID(s)
+	must(t, err)
+	return id
+}
 
-func storeEmbedded(t *testing.T) store.Store { return storetest.Embedded(t) }
+// noisePNG is a PNG that compresses badly (about 4 bytes a pixel) and is
+// unique to seed.
+func noisePNG(t testing.TB, w, h int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		if img.Pix[i] = uint8(r.Uint32()); i%4 == 3 {
+			img.Pix[i] = 255 // opaque
+		}
+	}
+	var b bytes.Buffer
+	must(t, png.Encode(&b, img))
+	return b.Bytes()
+}
+
+// counter sums a gRPC server counter (grpc_server_handled_total, ...) of a
+// method over the given /metrics URLs.
+func counter(t testing.TB, metric, method string, urls ...string) (n int) {
+	for _, u := range urls {
+		n += int(testutil.Metric(t, u, metric, `grpc_method="`+method+`"`))
+	}
+	return n
+}
+
+func header(text string, f *testutil.File) *uploadv1.UploadRequest {
+	h := &uploadv1.UploadHeader{Text: text}
+	if f != nil {
+		h.Photo = &uploadv1.PhotoInfo{FileName: f.Name, ContentType: f.ContentType}
+	}
+	return &uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Header{Header: h}}
+}
+
+func chunk(b []byte) *uploadv1.UploadRequest {
+	return &uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Chunk{Chunk: b}}
+}
+
+// stream sends msgs on an Upload stream, up to the first refused.
+func stream(ctx context.Context, up uploadv1.UploadServiceClient, msgs ...*uploadv1.UploadRequest) (*uploadv1.UploadResponse, error) {
+	s, err := up.Upload(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, msg := range msgs {
+		if s.Send(msg) != nil {
+			break
+		}
+	}
+	return s.CloseAndRecv()
+}
+
+// upload sends a post over gRPC, with f (if not nil) in chunks of 1000
+// bytes.
+func upload(ctx context.Context, up uploadv1.UploadServiceClient, text string, f *testutil.File) (*uploadv1.UploadResponse, error) {
+	msgs := []*uploadv1.UploadRequest{header(text, f)}
+	if f != nil {
+		for data := f.Data; len(data) > 0; data = data[min(1000, len(data)):] {
+			msgs = append(msgs, chunk(data[:min(1000, len(data))]))
+		}
+	}
+	return stream(ctx, up, msgs...)
+}
+
+// errOf is the error among a call's results.
+func errOf(results ...any) error {
+	err, _ := results[len(results)-1].(error)
+	return err
+}

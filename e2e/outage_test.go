@@ -5,15 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
 	"io"
-	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
 	"os"
-	"slices"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,7 +19,6 @@ import (
 	"github.com/extagram/extagram/internal/testmesh"
 	"github.com/extagram/extagram/internal/testproxy"
 	"github.com/extagram/extagram/internal/testutil"
-	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
 	"github.com/go-sql-driver/mysql"
@@ -31,330 +26,215 @@ import (
 )
 
 // proxiedMySQL opens a store on a new MySQL database through a proxy the
-// test can cut, and a second store on the same database that goes
-// straight to the server, for checking what was stored.
+// test can cut, and one on the same database straight to the server.
 func proxiedMySQL(t *testing.T) (through store.Store, direct store.Store, proxy *testproxy.Proxy) {
-	t.Helper()
 	dsn := storetest.MySQLDSN(t)
 	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	must(t, err)
 	proxy = testproxy.Start(t, cfg.Addr)
 	cfg.Addr = proxy.Addr()
 	open := func(dsn string) store.Store {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		st, err := store.Open(ctx, store.Config{MySQLDSN: dsn, Logger: storetest.Logger(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		must(t, err)
 		t.Cleanup(func() { st.Close() })
 		return st
 	}
-	direct = open(dsn)
-	through = open(cfg.FormatDSN())
-	return through, direct, proxy
+	return open(cfg.FormatDSN()), open(dsn), proxy
 }
 
-// noisePNG is a PNG that compresses badly (about 4 bytes a pixel) and is
-// unique to seed.
-func noisePNG(t testing.TB, w, h int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	for y := range h {
-		for x := range w {
-			img.Set(x, y, color.NRGBA{uint8(r.Uint32()), uint8(r.Uint32()), uint8(r.Uint32()), 255})
-		}
+// outageCases cut the link between the services and MySQL.
+func outageCases(proxy *testproxy.Proxy) []meshCase {
+	with := func(f func(*testing.T, *testmesh.Mesh, *testproxy.Proxy)) func(*testing.T, *testmesh.Mesh) {
+		return func(t *testing.T, m *testmesh.Mesh) { f(t, m, proxy) }
 	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
+	return []meshCase{{"database down", with(databaseDown)}, {"cut in the middle of an upload", with(cutMidUpload)},
+		{"database stopped during uploads", with(stopDatabaseDuringUploads)}}
 }
 
-// healthOf asks a service's health endpoint for its status.
-func healthOf(t *testing.T, m *testmesh.Mesh, addr, service string) healthpb.HealthCheckResponse_ServingStatus {
+// restore restores the link to MySQL and waits until the mesh is ready.
+func restore(t *testing.T, m *testmesh.Mesh, proxy *testproxy.Proxy) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-	defer cancel()
-	r, err := healthpb.NewHealthClient(m.Conn(t, addr)).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
-	if err != nil {
-		return healthpb.HealthCheckResponse_UNKNOWN
-	}
-	return r.GetStatus()
+	must(t, proxy.Restore())
+	m.WaitReady(t)
 }
 
-// waitReady waits until the edge has a ready connection to every service
-// again (a service whose database came back reports SERVING within its
-// one-second health check).
-func waitReady(t *testing.T, m *testmesh.Mesh) {
+// refused checks the answer to an upload while MySQL is out of reach: 503
+// with a message and Retry-After, nothing stored.
+func refused(t *testing.T, m *testmesh.Mesh, resp *http.Response, page string, before snapshot) {
 	t.Helper()
-	testutil.Eventually(t, 30*time.Second, "/readyz", func() bool {
-		resp, err := m.Client.Get(m.URL + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(page, "unavailable right now") || !strings.Contains(page, `role="alert"`) {
+		t.Fatalf("status %d, Retry-After %q, want 503 with one and a message; page:\n%.2000s", resp.StatusCode, resp.Header.Get("Retry-After"), page)
+	}
+	before.unchanged(t, m)
 }
 
-// TestUploadWhileDatabaseUnreachable cuts the link to MySQL, before an
-// upload and in the middle of one: 503 with a message and Retry-After,
-// nothing in the database, nothing on disk. Once the link is back, uploads
-// work again.
-func TestUploadWhileDatabaseUnreachable(t *testing.T) {
-	through, direct, proxy := proxiedMySQL(t)
-	m := testmesh.Start(t, testmesh.Options{Store: through})
-	uploadPhoto(t, m, "before the outage", testutil.Photo("a.png", "image/png", testutil.PNG(t, 8, 8)))
-	wantFiles := strings.Join(folder(t, m), " ")
-	photo := noisePNG(t, 200, 200, 1) // 120 KB: streamed in two chunks
-	check := func(t *testing.T, resp *http.Response, page string) {
-		t.Helper()
-		if resp.StatusCode != http.StatusServiceUnavailable {
-			t.Fatalf("status %d, want 503; page:\n%.2000s", resp.StatusCode, page)
-		}
-		if resp.Header.Get("Retry-After") == "" {
-			t.Error("503 without Retry-After")
-		}
-		if !strings.Contains(page, "unavailable right now") || !strings.Contains(page, `role="alert"`) {
-			t.Errorf("no message in the page:\n%.2000s", page)
-		}
-		if got := strings.Join(folder(t, m), " "); got != wantFiles {
-			t.Errorf("uploads folder changed: %q, want %q", got, wantFiles)
-		}
-		if n := countPosts(t, direct); n != 1 {
-			t.Errorf("%d posts stored, want 1", n)
-		}
-	}
-
-	t.Run("cut before the upload", func(t *testing.T) {
-		proxy.Cut()
-		body, ct := testutil.Form(t, [][2]string{{"post", "during the outage"}}, testutil.Photo("b.png", "image/png", photo))
-		resp, page := post(t, m, body, ct)
-		check(t, resp, page)
-		if err := proxy.Restore(); err != nil {
-			t.Fatal(err)
-		}
-		waitReady(t, m)
-	})
-
-	t.Run("cut in the middle of the upload", func(t *testing.T) {
-		pr, pw := io.Pipe()
-		mw := multipart.NewWriter(pw)
-		req, _ := http.NewRequest(http.MethodPost, m.URL+"/upload.php", pr)
-		req.Header.Set("Content-Type", mw.FormDataContentType())
-		type answer struct {
-			resp *http.Response
-			page string
-			err  error
-		}
-		answers := make(chan answer, 1)
-		go func() {
-			resp, err := m.Client.Do(req)
-			if err != nil {
-				answers <- answer{err: err}
-				return
-			}
-			b, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			answers <- answer{resp, string(b), err}
-		}()
-		before := counter(t, m.Metrics["upload"], "grpc_server_started_total", "Upload")
-		_ = mw.WriteField("post", "cut mid-upload")
-		fw, _ := mw.CreateFormFile("photo", "c.png")
-		// More than the edge's first 64 KiB chunk, so the stream opens.
-		half := len(photo) * 3 / 4
-		if _, err := fw.Write(photo[:half]); err != nil {
-			t.Fatal(err)
-		}
-		// The edge has opened the upload stream and is sending chunks.
-		testutil.Eventually(t, 30*time.Second, "upload stream started", func() bool { return counter(t, m.Metrics["upload"], "grpc_server_started_total", "Upload") > before })
-		proxy.Cut()
-		_, _ = fw.Write(photo[half:])
-		_ = mw.Close()
-		_ = pw.Close()
-		a := <-answers
-		if a.err != nil {
-			t.Fatal(a.err)
-		}
-		check(t, a.resp, a.page)
-		if err := proxy.Restore(); err != nil {
-			t.Fatal(err)
-		}
-		waitReady(t, m)
-	})
-
-	uploadPhoto(t, m, "after the outage", testutil.Photo("d.png", "image/png", photo))
-	if n := countPosts(t, direct); n != 2 {
-		t.Fatalf("%d posts after the outage, want 2", n)
-	}
-	noTempFiles(t, m)
-}
-
-// TestDatabaseDownBlobsStillServed cuts the link to MySQL: images whose
-// file is on disk are still served, byte for byte with the same headers;
-// an image whose file is missing answers 503 until the database is back,
-// then it is served and its file rewritten.
-func TestDatabaseDownBlobsStillServed(t *testing.T) {
-	through, _, proxy := proxiedMySQL(t)
-	m := testmesh.Start(t, testmesh.Options{Store: through})
-	onDisk := testutil.JPEG(t, 120, 90)
-	uploadPhoto(t, m, "on disk", testutil.Photo("a.jpg", "image/jpeg", onDisk))
+// databaseDown: without MySQL, uploads are refused, images on disk served
+// as before, and one whose file is missing 503 until its file is rewritten.
+func databaseDown(t *testing.T, m *testmesh.Mesh, proxy *testproxy.Proxy) {
+	kept := noisePNG(t, 60, 60, 2) // too large for the edge's cache: every read reaches the blob service
+	uploadPhoto(t, m, "on disk", pngFile("a.png", kept))
 	gone := testutil.PNG(t, 30, 20)
-	uploadPhoto(t, m, "file gone", testutil.Photo("b.png", "image/png", gone))
-	posts := listAPI(t, m, "").Posts
+	uploadPhoto(t, m, "file gone", pngFile("b.png", gone))
+	posts := newest(t, m)
 	goneID, diskID := posts[0].Image.ID, posts[1].Image.ID
-	if err := os.Remove(uploadsFile(m, goneID)); err != nil {
-		t.Fatal(err)
-	}
+	must(t, os.Remove(filepath.Join(m.UploadsDir, goneID)))
 	resp, _ := get(t, m, "/storage/"+diskID)
-	etag := resp.Header.Get("ETag")
-
+	etag, before := resp.Header.Get("ETag"), snap(t, m)
 	proxy.Cut()
-	// The upload service's health check has seen the outage.
+	health := func(addr, service string) healthpb.HealthCheckResponse_ServingStatus {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		r, _ := healthpb.NewHealthClient(m.Conn(t, addr)).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+		return r.GetStatus()
+	}
 	testutil.Eventually(t, 30*time.Second, "upload NOT_SERVING", func() bool {
-		return healthOf(t, m, m.UploadAddr, "extagram.upload.v1.UploadService") == healthpb.HealthCheckResponse_NOT_SERVING
+		return health(m.UploadAddr, "extagram.upload.v1.UploadService") == healthpb.HealthCheckResponse_NOT_SERVING
 	})
-	if s := healthOf(t, m, m.BlobAddr, "extagram.blob.v1.BlobService"); s != healthpb.HealthCheckResponse_SERVING {
+	if s := health(m.BlobAddr, "extagram.blob.v1.BlobService"); s != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("blob health with the database down: %v, want SERVING (it can serve files)", s)
 	}
+	body, ct := testutil.Form(t, [][2]string{{"post", "during the outage"}}, pngFile("c.png", noisePNG(t, 200, 200, 1)))
+	resp, page := post(t, m, body, ct)
+	refused(t, m, resp, page, before)
 	for range 3 { // several times: every blob call goes without the database
 		resp, body := get(t, m, "/storage/"+diskID)
-		if resp.StatusCode != 200 || body != string(onDisk) || resp.Header.Get("Content-Type") != "image/jpeg" || resp.Header.Get("ETag") != etag {
+		if resp.StatusCode != 200 || body != string(kept) || resp.Header.Get("Content-Type") != "image/png" || resp.Header.Get("ETag") != etag {
 			t.Fatalf("file on disk with the database down: %d, %d bytes, %q, ETag %q (want %q)",
 				resp.StatusCode, len(body), resp.Header.Get("Content-Type"), resp.Header.Get("ETag"), etag)
 		}
 	}
-	req, _ := http.NewRequest(http.MethodGet, m.URL+"/storage/"+diskID, nil)
-	req.Header.Set("Range", "bytes=10-19")
-	if resp, body := do(t, m, req); resp.StatusCode != http.StatusPartialContent || body != string(onDisk[10:20]) {
+	if resp, body := get(t, m, "/storage/"+diskID, "Range", "bytes=10-19"); resp.StatusCode != http.StatusPartialContent || body != string(kept[10:20]) {
 		t.Fatalf("range with the database down: %d", resp.StatusCode)
 	}
-	resp, _ = get(t, m, "/storage/"+goneID)
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+	if resp, _ := get(t, m, "/storage/"+goneID); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("missing file with the database down: %d, want 503 with Retry-After", resp.StatusCode)
 	}
 	if resp, page := get(t, m, "/"); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(page, "unavailable") {
 		t.Fatalf("feed with the database down: %d", resp.StatusCode)
 	}
-
-	if err := proxy.Restore(); err != nil {
-		t.Fatal(err)
-	}
+	restore(t, m, proxy)
 	testutil.Eventually(t, 30*time.Second, "missing image served again", func() bool {
 		resp, body := get(t, m, "/storage/"+goneID)
 		return resp.StatusCode == 200 && body == string(gone)
 	})
-	if disk, err := os.ReadFile(uploadsFile(m, goneID)); err != nil || !bytes.Equal(disk, gone) {
-		t.Fatalf("file not rewritten after the outage: %v", err)
+	if !bytes.Equal(onDisk(m, goneID), gone) {
+		t.Fatalf("file not rewritten after the outage")
 	}
 }
 
-// TestUploadsFolderUnwritable: when files cannot be written the post is
-// still saved (the database is the record) and its image is served from
-// the database copy; once the folder is back the file is rewritten.
-func TestUploadsFolderUnwritable(t *testing.T) {
-	forEachStore(t, func(t *testing.T, st store.Store) {
-		// Without the edge's image cache, every read reaches the blob
-		// service, whose repair this is about.
-		m := testmesh.Start(t, testmesh.Options{Store: st, ImageCacheBytes: -1})
-		first := testutil.PNG(t, 12, 12)
-		uploadPhoto(t, m, "before", testutil.Photo("a.png", "image/png", first))
-		firstID := listAPI(t, m, "").Posts[0].Image.ID
-
-		// Tests run as root, and root writes into a folder whatever its
-		// mode (chmod 0500 stops nothing). No one, root included, can
-		// create a file inside a regular file (ENOTDIR): the folder is
-		// moved away and a regular file takes its name.
-		away := m.UploadsDir + ".away"
-		if err := os.Rename(m.UploadsDir, away); err != nil {
-			t.Fatal(err)
+// cutMidUpload cuts the link to MySQL while the edge streams a photo to
+// UploadService: 503, nothing stored. Once the link is back, uploads work.
+func cutMidUpload(t *testing.T, m *testmesh.Mesh, proxy *testproxy.Proxy) {
+	before, posts := snap(t, m), len(allPosts(t, m.Store))
+	photo := noisePNG(t, 200, 200, 1) // 120 KB: streamed in two chunks
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	type answer struct {
+		resp *http.Response
+		page []byte
+		err  error
+	}
+	answers := make(chan answer, 1)
+	go func() {
+		resp, err := m.Client.Post(m.URL+"/upload.php", mw.FormDataContentType(), pr)
+		if err != nil {
+			answers <- answer{err: err}
+			return
 		}
-		if err := os.WriteFile(m.UploadsDir, []byte("not a folder"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		photo := testutil.JPEG(t, 80, 60)
-		uploadPhoto(t, m, "folder unwritable", testutil.Photo("b.jpg", "image/jpeg", photo))
-		img := listAPI(t, m, "").Posts[0].Image
-		_, dbCopy, err := st.ImageData(t.Context(), mustID(t, img.ID))
-		if err != nil || !bytes.Equal(dbCopy, photo) {
-			t.Fatalf("post saved without its image: %v", err)
-		}
-		for id, want := range map[string][]byte{img.ID: photo, firstID: first} {
-			resp, body := get(t, m, "/storage/"+id)
-			if resp.StatusCode != 200 || body != string(want) {
-				t.Fatalf("/storage/%s with the folder unwritable: %d, %d bytes", id, resp.StatusCode, len(body))
-			}
-		}
-
-		// The folder is back: the next read rewrites the missing file.
-		if err := os.Remove(m.UploadsDir); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(away, m.UploadsDir); err != nil {
-			t.Fatal(err)
-		}
-		if resp, _ := get(t, m, "/storage/"+img.ID); resp.StatusCode != 200 {
-			t.Fatalf("after the folder came back: %d", resp.StatusCode)
-		}
-		if disk, err := os.ReadFile(uploadsFile(m, img.ID)); err != nil || !bytes.Equal(disk, photo) {
-			t.Fatalf("file not rewritten: %v", err)
-		}
-		noTempFiles(t, m)
-	})
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answers <- answer{resp, b, err}
+	}()
+	started := func() int { return counter(t, "grpc_server_started_total", "Upload", m.Metrics["upload"]) }
+	n := started()
+	_ = mw.WriteField("post", "cut mid-upload")
+	fw, _ := mw.CreateFormFile("photo", "c.png")
+	// More than the edge's first 64 KiB chunk, so the stream opens.
+	_, err := fw.Write(photo[:len(photo)*3/4])
+	must(t, err)
+	testutil.Eventually(t, 30*time.Second, "upload stream started", func() bool { return started() > n })
+	proxy.Cut()
+	_, _ = fw.Write(photo[len(photo)*3/4:])
+	_ = mw.Close()
+	_ = pw.Close()
+	a := <-answers
+	must(t, a.err)
+	refused(t, m, a.resp, string(a.page), before)
+	restore(t, m, proxy)
+	uploadPhoto(t, m, "after the outage", pngFile("d.png", photo))
+	if n := len(allPosts(t, m.Store)); n != posts+1 {
+		t.Fatalf("%d posts after the outage, want %d", n, posts+1)
+	}
 }
 
-// TestStopDatabaseDuringUploads runs concurrent uploads and cuts the link
-// to MySQL part-way through, then restores it. Every answer is 303 or 503,
-// and every post answered 303 is complete: its row, its image row with the
-// uploaded bytes, and its file on disk or restorable from the database.
-// Then every upload answered 503 is sent again, as its user would, with
-// the form's token: each is answered 303, and no post exists twice, not
-// even one whose first try was committed while its answer was lost.
-func TestStopDatabaseDuringUploads(t *testing.T) {
-	through, direct, proxy := proxiedMySQL(t)
-	m := testmesh.Start(t, testmesh.Options{Store: through})
-	const (
-		total   = 80
-		workers = 8
-		cutAt   = 20 // answers before the cut
-		backAt  = 50 // answers before the link is restored
-	)
+// uploadsFolderUnwritable: posts are saved and served from the database
+// copy; once the folder is back the file is rewritten.
+func uploadsFolderUnwritable(t *testing.T, m *testmesh.Mesh) {
+	first := testutil.PNG(t, 12, 12)
+	uploadPhoto(t, m, "before", pngFile("a.png", first))
+	firstID := newest(t, m)[0].Image.ID
+	// Root writes into any folder, but not into a file (ENOTDIR).
+	away := m.UploadsDir + ".away"
+	must(t, os.Rename(m.UploadsDir, away))
+	must(t, os.WriteFile(m.UploadsDir, []byte("not a folder"), 0o600))
+	photo := noisePNG(t, 64, 64, 3) // too large for the edge's cache: every read reaches the blob service
+	uploadPhoto(t, m, "folder unwritable", pngFile("b.png", photo))
+	img := newest(t, m)[0].Image
+	if _, dbCopy, err := m.Store.ImageData(t.Context(), mustID(t, img.ID)); err != nil || !bytes.Equal(dbCopy, photo) {
+		t.Fatalf("post saved without its image: %v", err)
+	}
+	for id, want := range map[string][]byte{img.ID: photo, firstID: first} {
+		if resp, body := get(t, m, "/storage/"+id); resp.StatusCode != 200 || body != string(want) {
+			t.Fatalf("/storage/%s with the folder unwritable: %d, %d bytes", id, resp.StatusCode, len(body))
+		}
+	}
+	// The folder is back: the next read rewrites the missing file.
+	must(t, os.Remove(m.UploadsDir))
+	must(t, os.Rename(away, m.UploadsDir))
+	if resp, _ := get(t, m, "/storage/"+img.ID); resp.StatusCode != 200 || !bytes.Equal(onDisk(m, img.ID), photo) {
+		t.Fatalf("after the folder came back: %d, file rewritten: %v", resp.StatusCode, bytes.Equal(onDisk(m, img.ID), photo))
+	}
+	folder(t, m) // no temp file left
+}
+
+// stopDatabaseDuringUploads cuts MySQL during concurrent uploads: each is
+// 303 or 503, every post stored (even after a 503 whose commit went through)
+// is whole, and sent again with its token each 503 is stored once.
+func stopDatabaseDuringUploads(t *testing.T, m *testmesh.Mesh, proxy *testproxy.Proxy) {
+	const total, workers, cutAt, backAt = 80, 8, 20, 50 // cut and restored after so many answers
 	photos := make([][]byte, total)
 	for i := range photos {
 		photos[i] = noisePNG(t, 48, 48, uint64(i))
 	}
-	codesSeen := make([]int, total)
+	form := func(i int) ([]byte, string) {
+		return testutil.Form(t, [][2]string{{"idempotency_key", fmt.Sprintf("outage-token-%03d", i)},
+			{"post", fmt.Sprintf("outage upload %03d", i)}}, pngFile("p.png", photos[i]))
+	}
+	codes := make([]int, total)
 	var answered atomic.Int64
-	var cutOnce, restoreOnce sync.Once
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for i := range jobs {
-				body, ct := outageForm(t, i, photos[i])
-				req, _ := http.NewRequest(http.MethodPost, m.URL+"/upload.php", bytes.NewReader(body))
-				req.Header.Set("Content-Type", ct)
-				resp, err := m.Client.Do(req)
+				body, ct := form(i)
+				resp, err := m.Client.Post(m.URL+"/upload.php", ct, bytes.NewReader(body))
 				if err != nil {
 					t.Errorf("upload %d: %v", i, err)
 					continue
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				codesSeen[i] = resp.StatusCode
-				switch n := answered.Add(1); {
-				case n == cutAt:
-					cutOnce.Do(proxy.Cut)
-				case n == backAt:
-					restoreOnce.Do(func() {
-						if err := proxy.Restore(); err != nil {
-							t.Error(err)
-						}
-					})
+				switch codes[i] = resp.StatusCode; answered.Add(1) {
+				case cutAt:
+					proxy.Cut()
+				case backAt:
+					if err := proxy.Restore(); err != nil {
+						t.Error(err)
+					}
 				}
 			}
 		})
@@ -364,86 +244,53 @@ func TestStopDatabaseDuringUploads(t *testing.T) {
 	}
 	close(jobs)
 	wg.Wait()
-	if err := proxy.Restore(); err != nil {
-		t.Fatal(err)
-	}
-
-	var ok, unavailable int
-	retried := slices.Clone(codesSeen)
-	for i, c := range codesSeen {
-		switch c {
-		case http.StatusSeeOther:
-			ok++
-		case http.StatusServiceUnavailable:
-			unavailable++
-		default:
+	restore(t, m, proxy)
+	refused := 0
+	for i, c := range codes {
+		if c == http.StatusServiceUnavailable {
+			refused++
+		} else if c != http.StatusSeeOther {
 			t.Errorf("upload %d answered %d, want 303 or 503", i, c)
 		}
 	}
-	t.Logf("%d uploads: %d answered 303, %d answered 503", total, ok, unavailable)
-	if ok == 0 || unavailable == 0 {
-		t.Fatalf("want both successes and refusals around the outage, got %d and %d", ok, unavailable)
+	if t.Logf("%d uploads: %d answered 503", total, refused); refused == 0 || refused == total {
+		t.Fatalf("want both successes and refusals around the outage, got %d refusals", refused)
 	}
-
-	// Every post in the database, by text.
 	stored := map[string]store.Post{}
-	ps, err := direct.ListPosts(t.Context(), store.ListOptions{Limit: store.MaxListLimit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range ps {
+	for _, p := range allPosts(t, m.Store) {
 		stored[p.Text] = p
 	}
-	waitReady(t, m)
-	for i, c := range codesSeen {
+	for i, c := range codes {
 		p, found := stored[fmt.Sprintf("outage upload %03d", i)]
-		if c != http.StatusSeeOther {
-			// A 503 may still have committed (the answer to the commit
-			// was lost in the cut); then the post must be whole too.
-			if !found {
-				continue
-			}
-			t.Logf("upload %d answered 503 but was committed: checking it is whole", i)
-		}
 		if !found {
-			t.Errorf("upload %d answered 303 but is not in the database", i)
+			if c == http.StatusSeeOther {
+				t.Errorf("upload %d answered 303 but is not in the database", i)
+			}
 			continue
 		}
 		if p.Image == nil {
-			t.Errorf("upload %d: post without its image", i)
+			t.Errorf("upload %d (answered %d): post without its image", i, c)
 			continue
 		}
-		img, data, err := direct.ImageData(t.Context(), p.Image.ID)
+		img, data, err := m.Store.ImageData(t.Context(), p.Image.ID)
 		if err != nil || !bytes.Equal(data, photos[i]) || img.SHA256 != sha256.Sum256(photos[i]) {
-			t.Errorf("upload %d: image row incomplete or wrong: %v", i, err)
-			continue
-		}
-		if disk, err := os.ReadFile(uploadsFile(m, p.Image.ID.String())); err != nil || !bytes.Equal(disk, photos[i]) {
+			t.Errorf("upload %d (answered %d): image row incomplete or wrong: %v", i, c, err)
+		} else if id := p.Image.ID.String(); !bytes.Equal(onDisk(m, id), photos[i]) {
 			// Not on disk: the blob service restores it from the database.
-			resp, body := get(t, m, "/storage/"+p.Image.ID.String())
-			if resp.StatusCode != 200 || body != string(photos[i]) {
+			if resp, body := get(t, m, "/storage/"+id); resp.StatusCode != 200 || body != string(photos[i]) {
 				t.Errorf("upload %d: file missing and not restorable: %d", i, resp.StatusCode)
 			}
 		}
 	}
-
-	// The users whose upload answered 503 send it again, with the same
-	// token: every one is stored once.
-	for i, c := range retried {
-		if c == http.StatusSeeOther {
-			continue
+	for i, c := range codes {
+		if body, ct := form(i); c != http.StatusSeeOther {
+			if resp, page := post(t, m, body, ct); resp.StatusCode != http.StatusSeeOther {
+				t.Errorf("upload %d sent again: %d\n%s", i, resp.StatusCode, page)
+			}
 		}
-		body, ct := outageForm(t, i, photos[i])
-		if resp, page := post(t, m, body, ct); resp.StatusCode != http.StatusSeeOther {
-			t.Errorf("upload %d sent again: %d\n%s", i, resp.StatusCode, page)
-		}
-	}
-	ps, err = direct.ListPosts(t.Context(), store.ListOptions{Limit: store.MaxListLimit})
-	if err != nil {
-		t.Fatal(err)
 	}
 	times := map[string]int{}
-	for _, p := range ps {
+	for _, p := range allPosts(t, m.Store) {
 		times[p.Text]++
 	}
 	for i := range total {
@@ -451,22 +298,5 @@ func TestStopDatabaseDuringUploads(t *testing.T) {
 			t.Errorf("upload %d is stored %d times after the retries, want once", i, n)
 		}
 	}
-	noTempFiles(t, m)
-}
-
-// outageForm is upload i's form, with the one-time token its page gave it
-// (the same each time it is sent).
-func outageForm(t *testing.T, i int, photo []byte) ([]byte, string) {
-	return testutil.Form(t, [][2]string{{"idempotency_key", fmt.Sprintf("outage-token-%03d", i)}, {"post", fmt.Sprintf("outage upload %03d", i)}}, testutil.Photo("p.png", "image/png", photo))
-}
-
-// noTempFiles fails the test when a temp file was left in the uploads
-// folder.
-func noTempFiles(t *testing.T, m *testmesh.Mesh) {
-	t.Helper()
-	for _, name := range folder(t, m) {
-		if uploads.IsTemp(name) {
-			t.Errorf("temp file left: %s", name)
-		}
-	}
+	folder(t, m) // no temp file left
 }

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,10 +27,8 @@ import (
 	"github.com/go-telegram/bot/models"
 )
 
-// The Telegram integration end to end: a mesh whose feed replicas announce
-// new posts in chat 42 and whose edge takes photos from chat 7, against a
-// stand-in for the Bot API.
-
+// The Telegram integration end to end, against a stand-in for the Bot API:
+// feed replicas announce new posts in chat 42, edges take photos from chat 7.
 const (
 	tgToken       = "5151:e2e-token"
 	announceChat  = "42"
@@ -37,390 +36,306 @@ const (
 	forbiddenChat = 8
 )
 
-func telegramMesh(t *testing.T, st store.Store, tg *telegramtest.Server, opts testmesh.Options) *testmesh.Mesh {
-	t.Helper()
-	opts.Store = st
+func telegramMesh(t *testing.T, tg *telegramtest.Server, opts testmesh.Options) *testmesh.Mesh {
 	opts.Telegram = app.TelegramConfig{Token: tgToken, APIURL: tg.URL, Chat: announceChat}
-	if opts.EdgeTelegram.AllowedChats == nil {
-		opts.EdgeTelegram.AllowedChats = []int64{allowedChat}
-	}
-	opts.EdgeTelegram.Token, opts.EdgeTelegram.APIURL = tgToken, tg.URL
-	opts.EdgeTelegram.PollTimeout = 5 * time.Second
+	opts.EdgeTelegram.AllowedChats = append(opts.EdgeTelegram.AllowedChats, allowedChat)
+	opts.EdgeTelegram.Token, opts.EdgeTelegram.APIURL, opts.EdgeTelegram.PollTimeout = tgToken, tg.URL, 5*time.Second
 	return testmesh.Start(t, opts)
 }
 
 // waitSent waits, at most for d, for a message the bot sent to chat that
-// satisfies ok, and returns it.
-func waitSent(t *testing.T, tg *telegramtest.Server, d time.Duration, chat string, ok func(telegramtest.Call) bool) telegramtest.Call {
+// satisfies ok.
+func waitSent(t *testing.T, tg *telegramtest.Server, d time.Duration, chat string, ok func(telegramtest.Call) bool) (found telegramtest.Call) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	defer cancel()
-	var found telegramtest.Call
 	if _, err := tg.Wait(ctx, func([]telegramtest.Call) bool {
-		for _, c := range tg.Sent() {
-			if c.Params["chat_id"] == chat && ok(c) {
-				found = c
+		for _, found = range tg.Sent() {
+			if found.Params["chat_id"] == chat && ok(found) {
 				return true
 			}
 		}
 		return false
 	}); err != nil {
-		t.Fatalf("no such message to chat %s within %s; sent: %+v", chat, d, tg.Sent())
+		t.Fatalf("no such message to chat %s within %v; sent: %+v", chat, d, tg.Sent())
 	}
 	return found
 }
 
-// replyTo waits, at most for d, for the bot's answer to the user's
-// message of update u, and returns its text.
-func replyTo(t *testing.T, tg *telegramtest.Server, d time.Duration, u models.Update) string {
+// replyTo waits for the bot's answer to the user's message of update u,
+// and returns its text.
+func replyTo(t *testing.T, tg *telegramtest.Server, u models.Update) string {
 	t.Helper()
-	m := u.Message
-	c := waitSent(t, tg, d, strconv.FormatInt(m.Chat.ID, 10), func(c telegramtest.Call) bool {
-		return strings.Contains(c.Params["reply_parameters"], `"message_id":`+strconv.Itoa(m.ID)+`,`)
-	})
-	return c.Params["text"]
-}
-
-// fetched reports whether the bot asked for the file of update u.
-func fetched(tg *telegramtest.Server, u models.Update) bool {
-	id := ""
-	if m := u.Message; len(m.Photo) > 0 {
-		id = m.Photo[0].FileID
-	} else if m.Document != nil {
-		id = m.Document.FileID
-	}
-	for _, c := range tg.Calls("getFile") {
-		if c.Params["file_id"] == id {
-			return true
-		}
-	}
-	return false
+	return waitSent(t, tg, 15*time.Second, strconv.FormatInt(u.Message.Chat.ID, 10), func(c telegramtest.Call) bool {
+		return strings.Contains(c.Params["reply_parameters"], `"message_id":`+strconv.Itoa(u.Message.ID)+`,`)
+	}).Params["text"]
 }
 
 var errorRE = regexp.MustCompile(`<p class="error" id="upload-error" role="alert">(.*?)</p>`)
-
-// webRefusal uploads a file through the web form and returns the message
-// the page shows.
-func webRefusal(t *testing.T, m *testmesh.Mesh, name, contentType string, data []byte) string {
-	t.Helper()
-	body, ct := testutil.Form(t, [][2]string{{"post", "compare"}}, testutil.Photo(name, contentType, data))
-	resp, page := post(t, m, body, ct)
-	g := errorRE.FindStringSubmatch(page)
-	if resp.StatusCode < 400 || g == nil {
-		t.Fatalf("web upload of %s: %d, no message", name, resp.StatusCode)
-	}
-	return html.UnescapeString(g[1])
-}
 
 // richJPEG is a phone's JPEG: EXIF with an orientation, a GPS position
 // and a maker note, XMP, a comment and IPTC.
 func richJPEG(t *testing.T, orientation int) []byte {
 	plain := testutil.JPEG(t, 64, 48)
-	rich := append([]byte{0xFF, 0xD8}, bytes.Join([][]byte{
+	return append(append([]byte{0xFF, 0xD8}, bytes.Join([][]byte{
 		testutil.JPEGSegment(0xE1, []byte("Exif\x00\x00"), testutil.TIFF(binary.BigEndian, orientation)),
 		testutil.JPEGSegment(0xE1, []byte("http://ns.adobe.com/xap/1.0/\x00"), []byte(testutil.XMP)),
 		testutil.JPEGSegment(0xFE, []byte("SECRET-COMMENT")),
 		testutil.JPEGSegment(0xED, []byte("Photoshop 3.0\x00SECRET-IPTC")),
-	}, nil)...)
-	return append(rich, plain[2:]...)
+	}, nil)...), plain[2:]...)
 }
 
-// A photo uploaded on the site is announced once, within 5 s, in the
-// configured chat: the stripped photo, the text and the post's link as
-// caption. The link serves the post's page.
-func TestTelegramAnnouncesUploads(t *testing.T) {
-	forEachStore(t, func(t *testing.T, st store.Store) {
-		tg := telegramtest.Start(t, tgToken)
-		m := telegramMesh(t, st, tg, testmesh.Options{})
-		uploadPhoto(t, m, "harbour at dawn", testutil.Photo("IMG_0001.JPG", "image/jpeg", richJPEG(t, 1)))
-		p := listAPI(t, m, "").Posts[0]
-		link := m.URL + "/posts/" + p.ID
-
-		c := waitSent(t, tg, 5*time.Second, announceChat, func(c telegramtest.Call) bool { return c.Method == "sendPhoto" })
-		if c.Params["caption"] != "harbour at dawn\n\n"+link {
-			t.Errorf("caption %q, want the text and %s", c.Params["caption"], link)
-		}
-		photo := c.Files["photo"].Data
-		testutil.NoSecrets(t, photo, "SECRET", "ns.adobe.com/xap", "xmpmeta")
-		if bytes.Contains(photo, []byte("Exif")) || bytes.Contains(photo, []byte("xmpmeta")) {
-			t.Error("the announced photo still has EXIF or XMP")
-		}
-		if _, served := get(t, m, "/storage/"+p.Image.ID); served != string(photo) {
-			t.Error("the announced photo is not the stored one")
-		}
-		resp, page := get(t, m, "/posts/"+p.ID)
-		if resp.StatusCode != http.StatusOK || !strings.Contains(page, "harbour at dawn") || !strings.Contains(page, `src="/storage/`+p.Image.ID+`"`) {
-			t.Errorf("GET %s: %d, without the post", link, resp.StatusCode)
-		}
-		// Once, though both replicas run an announcer.
-		rec := waitAnnouncementSent(t, st, p.ID)
-		if n := len(tg.Sent()); n != 1 || rec.MessageID != int64(c.MessageID) {
-			t.Errorf("%d messages sent, record %+v; want one, recorded as message %d", n, rec, c.MessageID)
-		}
-		// The counter follows the record.
-		sent := func() float64 {
-			return testutil.Metric(t, m.Metrics["feed-1"], "extagram_telegram_announcements_sent_total") +
-				testutil.Metric(t, m.Metrics["feed-2"], "extagram_telegram_announcements_sent_total")
-		}
-		testutil.Eventually(t, 5*time.Second, "the feed replicas count 1 sent", func() bool { return sent() == 1 })
-	})
+// TestTelegram: a mesh per store whose edge takes updates by webhook.
+// Announcing depends on the store; the bot's cases run once.
+func TestTelegram(t *testing.T) {
+	for _, s := range []struct {
+		name string
+		open func(testing.TB) store.Store
+	}{{"mysql", storetest.MySQL}, {"embedded", storetest.Embedded}} {
+		t.Run(s.name, func(t *testing.T) {
+			tg := telegramtest.Start(t, tgToken)
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			must(t, err)
+			public := "https://" + lis.Addr().String()
+			m := telegramMesh(t, tg, testmesh.Options{Store: s.open(t), MaxUploadBytes: 64 << 10, HTTPSListener: lis,
+				EdgeTelegram: edge.TelegramOptions{PublicURL: public}})
+			t.Run("announces uploads", func(t *testing.T) { announcesUploads(t, m, tg, public) })
+			if s.name == "embedded" {
+				t.Run("webhook", func(t *testing.T) { webhook(t, m, tg, public) })
+				t.Run("photos become posts", func(t *testing.T) { photosBecomePosts(t, m, tg, public) })
+			}
+		})
+	}
 }
 
-func waitAnnouncementSent(t *testing.T, st store.Store, id string) (r store.AnnouncementRecord) {
-	t.Helper()
-	testutil.Eventually(t, 10*time.Second, "announcement of "+id+" sent", func() bool {
+// announcesUploads: an upload is announced once in chat 42: the stripped
+// photo, and the text and the post's link as caption.
+func announcesUploads(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, public string) {
+	uploadPhoto(t, m, "harbour at dawn", testutil.Photo("IMG_0001.JPG", "image/jpeg", richJPEG(t, 1)))
+	p := newest(t, m)[0]
+	c := waitSent(t, tg, 5*time.Second, announceChat, func(c telegramtest.Call) bool { return c.Method == "sendPhoto" })
+	if c.Params["caption"] != "harbour at dawn\n\n"+public+"/posts/"+p.ID {
+		t.Errorf("caption %q, want the text and the post's link", c.Params["caption"])
+	}
+	photo := c.Files["photo"].Data
+	testutil.NoSecrets(t, photo, "SECRET", "ns.adobe.com/xap", "xmpmeta", "Exif")
+	if _, served := get(t, m, "/storage/"+p.Image.ID); served != string(photo) {
+		t.Error("the announced photo is not the stored one")
+	}
+	// Once, though both replicas run an announcer; the counter follows the
+	// record.
+	var rec store.AnnouncementRecord
+	testutil.Eventually(t, 10*time.Second, "announcement sent", func() bool {
 		var err error
-		r, err = st.GetAnnouncement(t.Context(), mustID(t, id))
-		return err == nil && r.State == store.AnnouncementSent
+		rec, err = m.Store.GetAnnouncement(t.Context(), mustID(t, p.ID))
+		return err == nil && rec.State == store.AnnouncementSent
 	})
-	return r
+	if n := len(tg.Sent()); n != 1 || rec.MessageID != int64(c.MessageID) {
+		t.Errorf("%d messages sent, record %+v; want one, recorded as message %d", n, rec, c.MessageID)
+	}
+	waitMetric(t, "extagram_telegram_announcements_sent_total", 1, m.Metrics["feed-1"], m.Metrics["feed-2"])
 }
 
-// Photos sent to the bot: from the allowed chat, a post and a reply with
-// its link; from another chat, a refusal and nothing stored; a file that
-// is not an image, or over the size limit, the web page's own message and
-// nothing stored; /start explains the bot.
-func TestTelegramPhotosBecomePosts(t *testing.T) {
-	forEachStore(t, func(t *testing.T, st store.Store) {
-		tg := telegramtest.Start(t, tgToken)
-		const limit = 64 << 10
-		m := telegramMesh(t, st, tg, testmesh.Options{MaxUploadBytes: limit})
+// webhook: the edge sets its webhook with a secret; a call without it is
+// 401 and changes nothing.
+func webhook(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, public string) {
+	testutil.Eventually(t, 10*time.Second, "webhook set", func() bool { u, _ := tg.Webhook(); return u != "" })
+	hook, secret := tg.Webhook()
+	if hook != public+"/telegram/webhook" || secret == "" || strings.Contains(secret, tgToken) {
+		t.Fatalf("webhook %q with secret %q", hook, secret)
+	}
+	before, sent := snap(t, m), len(tg.Sent())
+	update := []byte(`{"update_id": 1, "message": {"message_id": 1, "date": 1, "chat": {"id": 7, "type": "private"}, "text": "/start"}}`)
+	for _, h := range [][]string{nil, {"X-Telegram-Bot-Api-Secret-Token", "wrong-secret"}, {"X-Telegram-Bot-Api-Secret-Token", secret + "x"}} {
+		if resp, _ := send(t, m, http.MethodPost, "/telegram/webhook", update, append(h, "Content-Type", "application/json")...); resp.StatusCode != 401 {
+			t.Errorf("webhook with %q: %d, want 401", h, resp.StatusCode)
+		}
+	}
+	if before.unchanged(t, m); len(tg.Sent()) != sent {
+		t.Errorf("a refused webhook call sent %d messages", len(tg.Sent())-sent)
+	}
+	reply := replyTo(t, tg, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 30, 30), "by webhook"))
+	if p := newest(t, m)[0]; !strings.HasPrefix(reply, "Posted: "+public+"/posts/") || p.Text != "by webhook" {
+		t.Errorf("reply %q; newest post %+v", reply, p)
+	}
+	if n := len(tg.Calls("getUpdates")); n != 0 {
+		t.Errorf("%d getUpdates calls with a webhook set", n)
+	}
+}
 
-		t.Run("allowed", func(t *testing.T) {
-			u := tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 40, 30), "from my phone")
-			reply := replyTo(t, tg, 10*time.Second, u)
-			id, ok := strings.CutPrefix(reply, "Posted: "+m.URL+"/posts/")
-			if !ok {
-				t.Fatalf("reply %q, want the post's link", reply)
-			}
-			p := listAPI(t, m, "").Posts[0]
-			if p.ID != id || p.Text != "from my phone" || p.Image == nil || p.Image.Width != 40 {
-				t.Errorf("newest post %+v, want the photo from Telegram (%s)", p, id)
-			}
-			if resp, page := get(t, m, "/posts/"+id); resp.StatusCode != 200 || !strings.Contains(page, "from my phone") {
-				t.Errorf("the reply's link: %d", resp.StatusCode)
-			}
-			replyTo(t, tg, 10*time.Second, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 20, 20), ""))
-			if p := listAPI(t, m, "").Posts[0]; p.Text != "Photo sent from Telegram" {
-				t.Errorf("a photo without caption became %q", p.Text)
-			}
-		})
-		t.Run("not allowed", func(t *testing.T) {
-			before := snap(t, m)
-			u := tg.UserPhoto(forbiddenChat, forbiddenChat, testutil.PNG(t, 40, 30), "sneaky")
-			if reply := replyTo(t, tg, 10*time.Second, u); !strings.Contains(reply, "may not post") || !strings.Contains(reply, "chat id 8") {
-				t.Errorf("reply %q", reply)
-			}
-			if after := snap(t, m); after.String() != before.String() {
-				t.Errorf("stored: %s, was %s", after, before)
-			}
-			if fetched(tg, u) {
-				t.Error("the photo of a chat not allowed was fetched")
-			}
-		})
-		t.Run("not an image", func(t *testing.T) {
-			data := []byte("just some notes, not a picture\n")
-			want := webRefusal(t, m, "notes.png", "image/png", data)
-			before := snap(t, m)
-			u := tg.UserFile(allowedChat, allowedChat, "notes.png", "image/png", data, "notes")
-			if reply := replyTo(t, tg, 10*time.Second, u); reply != want {
-				t.Errorf("reply %q, want the web page's %q", reply, want)
-			}
-			if after := snap(t, m); after.String() != before.String() {
-				t.Errorf("stored: %s, was %s", after, before)
-			}
-		})
-		t.Run("too large", func(t *testing.T) {
-			data := make([]byte, limit+1)
-			_, _ = rand.Read(data)
-			want := webRefusal(t, m, "big.jpg", "image/jpeg", data)
-			before := snap(t, m)
-			u := tg.UserFile(allowedChat, allowedChat, "big.jpg", "image/jpeg", data, "big")
-			if reply := replyTo(t, tg, 10*time.Second, u); reply != want {
-				t.Errorf("reply %q, want the web page's %q", reply, want)
-			}
-			if fetched(tg, u) {
-				t.Error("a file whose message says it is too large was fetched")
-			}
-			// A file whose message does not say its size is stopped at
-			// the limit while it is read.
-			msg := tg.UserMessage(allowedChat, allowedChat)
-			fileID := tg.AddFile(data)
-			msg.Document = &models.Document{FileID: fileID, FileUniqueID: "u" + fileID, FileName: "big.jpg", MimeType: "image/jpeg"}
-			u = models.Update{Message: msg}
+// photosBecomePosts: photos from the allowed chat become posts; others are
+// refused with the web page's message, or as from a chat not allowed.
+func photosBecomePosts(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, public string) {
+	reply, p := replyTo(t, tg, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 40, 30), "from my phone")), newest(t, m)[0]
+	if reply != "Posted: "+public+"/posts/"+p.ID || p.Text != "from my phone" || p.Image == nil || p.Image.Width != 40 {
+		t.Errorf("reply %q, newest post %+v; want the photo from Telegram and its link", reply, p)
+	}
+	replyTo(t, tg, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 20, 20), ""))
+	if p := newest(t, m)[0]; p.Text != "Photo sent from Telegram" {
+		t.Errorf("a photo without caption became %q", p.Text)
+	}
+	// Refused: nothing stored, and no file fetched but for the one that
+	// does not say its size, which is stopped at the limit while it is read.
+	big := make([]byte, 64<<10+1)
+	_, _ = rand.Read(big)
+	undeclared := tg.UserMessage(allowedChat, allowedChat)
+	fileID := tg.AddFile(big)
+	undeclared.Document = &models.Document{FileID: fileID, FileUniqueID: "u" + fileID, FileName: "big.jpg", MimeType: "image/jpeg"}
+	notes := []byte("just some notes, not a picture\n")
+	for _, c := range []struct {
+		name    string
+		send    func() models.Update
+		web     *testutil.File // sent through the web form too: the reply must be its page's message
+		want    string
+		fetches int
+	}{
+		{"not allowed", func() models.Update {
+			return tg.UserPhoto(forbiddenChat, forbiddenChat, testutil.PNG(t, 40, 30), "sneaky")
+		},
+			nil, "This chat may not post to Extagram. Ask the site's operator to allow chat id 8.", 0},
+		{"not an image", func() models.Update {
+			return tg.UserFile(allowedChat, allowedChat, "notes.png", "image/png", notes, "notes")
+		},
+			pngFile("notes.png", notes), "", 1},
+		{"too large", func() models.Update {
+			return tg.UserFile(allowedChat, allowedChat, "big.jpg", "image/jpeg", big, "big")
+		},
+			testutil.Photo("big.jpg", "image/jpeg", big), "", 0},
+		{"too large, size not said", func() models.Update {
+			u := models.Update{Message: undeclared}
 			u.ID = tg.PushUpdate(u)
-			if reply := replyTo(t, tg, 10*time.Second, u); reply != want {
-				t.Errorf("reply %q, want the web page's %q", reply, want)
+			return u
+		}, testutil.Photo("big.jpg", "image/jpeg", big), "", 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.web != nil {
+				body, ct := testutil.Form(t, [][2]string{{"post", "compare"}}, c.web)
+				_, page := post(t, m, body, ct)
+				g := errorRE.FindStringSubmatch(page)
+				if g == nil {
+					t.Fatalf("the web form shows no message for %s", c.name)
+				}
+				c.want = html.UnescapeString(g[1])
 			}
-			if after := snap(t, m); after.String() != before.String() {
-				t.Errorf("stored: %s, was %s", after, before)
+			before, fetches := snap(t, m), len(tg.Calls("getFile"))
+			if reply := replyTo(t, tg, c.send()); reply != c.want {
+				t.Errorf("reply %q, want %q", reply, c.want)
+			}
+			if before.unchanged(t, m); len(tg.Calls("getFile")) != fetches+c.fetches {
+				t.Errorf("%d files fetched, want %d", len(tg.Calls("getFile"))-fetches, c.fetches)
 			}
 		})
-		t.Run("help", func(t *testing.T) {
-			reply := replyTo(t, tg, 10*time.Second, tg.UserText(forbiddenChat, forbiddenChat, "/start"))
-			if !strings.Contains(reply, "posts photos") || !strings.Contains(reply, "id 8") || !strings.Contains(reply, "may not post") {
-				t.Errorf("/start: %q", reply)
-			}
-			reply = replyTo(t, tg, 10*time.Second, tg.UserText(allowedChat, allowedChat, "/help@extagram_test_bot"))
-			if !strings.Contains(reply, "64 KiB") || !strings.Contains(reply, "may post") {
-				t.Errorf("/help: %q", reply)
-			}
-		})
-	})
+	}
+	reply = replyTo(t, tg, tg.UserText(forbiddenChat, forbiddenChat, "/start"))
+	if !strings.Contains(reply, "posts photos") || !strings.Contains(reply, "id 8") || !strings.Contains(reply, "may not post") {
+		t.Errorf("/start: %q", reply)
+	}
+	if reply = replyTo(t, tg, tg.UserText(allowedChat, allowedChat, "/help@extagram_test_bot")); !strings.Contains(reply, "64 KiB") || !strings.Contains(reply, "may post") {
+		t.Errorf("/help: %q", reply)
+	}
 }
 
-// With a public URL, the edge sets the webhook and Telegram delivers the
-// updates there, with the secret: a photo becomes a post. A request
-// without the secret, or with another, is refused with 401 and changes
-// nothing.
-func TestTelegramWebhook(t *testing.T) {
-	forEachStore(t, func(t *testing.T, st store.Store) {
-		tg := telegramtest.Start(t, tgToken)
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		public := "https://" + lis.Addr().String()
-		m := telegramMesh(t, st, tg, testmesh.Options{HTTPSListener: lis, EdgeTelegram: edge.TelegramOptions{PublicURL: public}})
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		defer cancel()
-		if _, err := tg.Wait(ctx, func([]telegramtest.Call) bool { u, _ := tg.Webhook(); return u != "" }); err != nil {
-			t.Fatal("the edge set no webhook")
-		}
-		hook, secret := tg.Webhook()
-		if hook != public+"/telegram/webhook" || secret == "" || strings.Contains(secret, tgToken) {
-			t.Fatalf("webhook %q with secret %q", hook, secret)
-		}
-
-		before := snap(t, m)
-		update := `{"update_id": 1, "message": {"message_id": 1, "date": 1, "chat": {"id": 7, "type": "private"}, "text": "/start"}}`
-		for _, header := range []string{"", "wrong-secret", secret + "x"} {
-			req, err := http.NewRequest(http.MethodPost, m.URL+"/telegram/webhook", strings.NewReader(update))
-			if err != nil {
-				t.Fatal(err)
-			}
-			req.Header.Set("Content-Type", "application/json")
-			if header != "" {
-				req.Header.Set("X-Telegram-Bot-Api-Secret-Token", header)
-			}
-			if resp, _ := do(t, m, req); resp.StatusCode != http.StatusUnauthorized {
-				t.Errorf("webhook with secret %q: %d, want 401", header, resp.StatusCode)
-			}
-		}
-		if after := snap(t, m); after.String() != before.String() || len(tg.Sent()) != 0 {
-			t.Errorf("a refused webhook call changed something: %s, %d messages", after, len(tg.Sent()))
-		}
-
-		u := tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 30, 30), "by webhook")
-		reply := replyTo(t, tg, 10*time.Second, u)
-		if !strings.HasPrefix(reply, "Posted: "+public+"/posts/") || listAPI(t, m, "").Posts[0].Text != "by webhook" {
-			t.Errorf("reply %q; newest post %+v", reply, listAPI(t, m, "").Posts[0])
-		}
-		if n := len(tg.Calls("getUpdates")); n != 0 {
-			t.Errorf("%d getUpdates calls with a webhook set", n)
-		}
-	})
-}
-
-// extraEdge runs another edge in front of m's services, with a bot, until
-// the returned function stops it; it returns the edge's metrics URL.
-func extraEdge(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server) (metrics string, stop func()) {
+// waitMetric waits for a metric's sum over urls to be want.
+func waitMetric(t *testing.T, name string, want float64, urls ...string) {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ml, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := app.NewEdge(edge.Options{
-		DataDir: t.TempDir(), HTTPSListener: lis, Logger: storetest.Logger(t),
-		FeedTarget: strings.Join(m.FeedAddrs, ","), UploadTarget: m.UploadAddr, BlobTarget: m.BlobAddr,
-		Mesh:     meshtls.DefaultFiles(m.MeshDir, meshtls.Edge),
-		Telegram: edge.TelegramOptions{Token: tgToken, APIURL: tg.URL, AllowedChats: []int64{allowedChat}, PollTimeout: 5 * time.Second},
+	testutil.Eventually(t, 15*time.Second, fmt.Sprintf("%s = %v at %s", name, want, urls), func() bool {
+		sum := 0.0
+		for _, u := range urls {
+			sum += testutil.Metric(t, u, name)
+		}
+		return sum == want
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Serve(ctx, ml) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("edge: %v", err)
-		}
-	}
-	t.Cleanup(stop)
-	return "http://" + ml.Addr().String() + "/metrics", stop
 }
 
-func waitMetric(t *testing.T, url, name string, want float64) {
-	t.Helper()
-	testutil.Eventually(t, 15*time.Second, fmt.Sprintf("%s = %v at %s", name, want, url), func() bool { return testutil.Metric(t, url, name) == want })
-}
-
-// Without a public URL, two edges long-poll: one receives the updates,
-// the other is answered 409 and stands by, and takes over when the first
-// stops. Every update is handled once.
+// TestTelegramOnePoller: of two edges that long-poll one gets the updates,
+// the other (409) takes over when it stops; each update is handled once.
 func TestTelegramOnePoller(t *testing.T) {
 	tg := telegramtest.Start(t, tgToken)
 	m := testmesh.Start(t, testmesh.Options{Store: storetest.Embedded(t)})
-	aMetrics, stopA := extraEdge(t, m, tg)
-	waitMetric(t, aMetrics, "extagram_telegram_polling", 1)
-	bMetrics, _ := extraEdge(t, m, tg)
-	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
-	defer cancel()
-	if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool {
-		for _, c := range calls {
-			if c.Method == "getUpdates" && c.Status == http.StatusConflict {
+	// edge runs another edge with a bot in front of m's services; it
+	// returns its metrics URL and a function that stops it.
+	edgeWithBot := func() (string, func()) {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		must(t, err)
+		ml, err := net.Listen("tcp", "127.0.0.1:0")
+		must(t, err)
+		e, err := app.NewEdge(edge.Options{
+			DataDir: t.TempDir(), HTTPSListener: lis, Logger: storetest.Logger(t), Mesh: meshtls.DefaultFiles(m.MeshDir, meshtls.Edge),
+			FeedTarget: strings.Join(m.FeedAddrs, ","), UploadTarget: m.UploadAddr, BlobTarget: m.BlobAddr,
+			Telegram: edge.TelegramOptions{Token: tgToken, APIURL: tg.URL, AllowedChats: []int64{allowedChat}, PollTimeout: 5 * time.Second},
+		})
+		must(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.Serve(ctx, ml) }()
+		stop := sync.OnceFunc(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("edge: %v", err)
+			}
+		})
+		t.Cleanup(stop)
+		return "http://" + ml.Addr().String() + "/metrics", stop
+	}
+	a, stopA := edgeWithBot()
+	waitMetric(t, "extagram_telegram_polling", 1, a)
+	b, _ := edgeWithBot()
+	testutil.Eventually(t, 15*time.Second, "the second edge answered 409", func() bool {
+		for _, c := range tg.Calls("getUpdates") {
+			if c.Status == http.StatusConflict {
 				return true
 			}
 		}
 		return false
-	}); err != nil {
-		t.Fatal("the second edge was never answered 409")
-	}
-	if testutil.Metric(t, bMetrics, "extagram_telegram_polling") != 0 {
+	})
+	if testutil.Metric(t, b, "extagram_telegram_polling") != 0 {
 		t.Error("the second edge says it polls")
 	}
-
-	replyTo(t, tg, 10*time.Second, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 10, 10), "first"))
-	waitMetric(t, aMetrics, `extagram_telegram_updates_total{outcome="posted"}`, 1)
+	replyTo(t, tg, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 10, 10), "first"))
+	waitMetric(t, `extagram_telegram_updates_total{outcome="posted"}`, 1, a)
 	stopA()
-	replyTo(t, tg, 15*time.Second, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 10, 10), "second"))
-	waitMetric(t, bMetrics, `extagram_telegram_updates_total{outcome="posted"}`, 1)
-	waitMetric(t, bMetrics, "extagram_telegram_polling", 1)
-	if n := countPosts(t, m.Store); n != 2 {
-		t.Errorf("%d posts, want 2: each update handled once", n)
-	}
-	if n := len(tg.Sent()); n != 2 {
-		t.Errorf("%d replies, want 2", n)
+	replyTo(t, tg, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 10, 10), "second"))
+	waitMetric(t, `extagram_telegram_updates_total{outcome="posted"}`, 1, b)
+	waitMetric(t, "extagram_telegram_polling", 1, b)
+	if p, n := len(allPosts(t, m.Store)), len(tg.Sent()); p != 2 || n != 2 {
+		t.Errorf("%d posts and %d replies, want 2 each: each update handled once", p, n)
 	}
 }
 
-// Each Telegram user has the web form's rate limit.
-func TestTelegramRateLimit(t *testing.T) {
+// TestRateLimits: two uploads a minute from an address, scripted or from a
+// same-origin browser, then 429; each Telegram user has a budget of their own.
+func TestRateLimits(t *testing.T) {
 	tg := telegramtest.Start(t, tgToken)
-	m := telegramMesh(t, storetest.Embedded(t), tg, testmesh.Options{UploadRate: 2, EdgeTelegram: edge.TelegramOptions{AllowedChats: []int64{allowedChat, 9}}})
-	for i := range 2 {
-		if reply := replyTo(t, tg, 10*time.Second, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 10, 10), "burst")); !strings.HasPrefix(reply, "Posted: ") {
-			t.Fatalf("photo %d: %q", i+1, reply)
+	m := telegramMesh(t, tg, testmesh.Options{Store: storetest.Embedded(t), UploadRate: 2, EdgeTelegram: edge.TelegramOptions{AllowedChats: []int64{9}}})
+	body, ct := testutil.Form(t, [][2]string{{"post", "limited"}}, pngFile("a.png", testutil.PNG(t, 8, 8)))
+	curl := []string{"User-Agent", "curl/8.5.0"}
+	browser := []string{"Origin", m.URL, "Sec-Fetch-Site", "same-origin", "User-Agent", "Mozilla/5.0"}
+	var before snapshot
+	for i, h := range [][]string{curl, browser, curl, browser, curl} {
+		resp, page := post(t, m, body, ct, h...)
+		if i < 2 {
+			if before = snap(t, m); resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("upload %d with %q: %d\n%.500s", i, h, resp.StatusCode, page)
+			}
+			continue
+		}
+		if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); resp.StatusCode != http.StatusTooManyRequests || err != nil || ra < 1 || ra > 60 {
+			t.Fatalf("upload past the limit: %d, Retry-After %q; want 429 and 1 to 60 seconds", resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+		if !strings.Contains(page, "Too many posts") || !strings.Contains(page, `role="alert"`) {
+			t.Fatalf("429 page does not explain:\n%.2000s", page)
 		}
 	}
-	if reply := replyTo(t, tg, 10*time.Second, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 10, 10), "one too many")); !strings.HasPrefix(reply, "Too many posts from you. Please wait ") {
-		t.Errorf("third photo in a minute: %q", reply)
+	before.unchanged(t, m)
+	for i, c := range []struct {
+		chat int64
+		want string
+	}{{allowedChat, "Posted: "}, {allowedChat, "Posted: "}, {allowedChat, "Too many posts from you. Please wait "}, {9, "Posted: "}} {
+		if reply := replyTo(t, tg, tg.UserPhoto(c.chat, c.chat, testutil.PNG(t, 10, 10), "burst")); !strings.HasPrefix(reply, c.want) {
+			t.Errorf("photo %d from chat %d: %q, want %q...", i+1, c.chat, reply, c.want)
+		}
 	}
-	if reply := replyTo(t, tg, 10*time.Second, tg.UserPhoto(9, 9, testutil.PNG(t, 10, 10), "another user")); !strings.HasPrefix(reply, "Posted: ") {
-		t.Errorf("another user: %q", reply)
-	}
-	if n := countPosts(t, m.Store); n != 3 {
-		t.Errorf("%d posts, want 3", n)
+	if n := len(allPosts(t, m.Store)); n != 5 {
+		t.Errorf("%d posts, want 5", n)
 	}
 }

@@ -7,8 +7,6 @@ package testmesh
 import (
 	"context"
 	"crypto/tls"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -18,45 +16,28 @@ import (
 	"github.com/extagram/extagram/edge"
 	"github.com/extagram/extagram/internal/app"
 	"github.com/extagram/extagram/internal/meshtls"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
 
-// Options configures a mesh.
+// Options configures a mesh; the edge's options are as in edge.Options.
 type Options struct {
 	Store        store.Store
-	FeedReplicas int // default 2
-	// FeedStores, when set, are the feed replicas' own stores (a store
-	// wrapped to delay or fail some calls, say); the others use Store.
-	FeedStores []store.Store
-	// Logger receives every role's log (default: the test's, warnings
-	// and up). AccessLog turns the edge's access log on.
-	Logger         *slog.Logger
-	AccessLog      bool
-	MaxUploadBytes int64
-	UploadRate     float64
-	// ImageCacheBytes is the edge's image cache (0: the default, negative:
-	// none, so that every image request reaches the blob service).
-	ImageCacheBytes int64
-	// AskFeedPerView turns the edge's watch of the newest page off.
-	AskFeedPerView bool
-	// MaxUploadsPerClient caps the uploads in flight from one address
-	// (0: 1000, since every test client is on 127.0.0.1).
+	FeedReplicas int           // default 2
+	FeedStores   []store.Store // when set, the feed replicas' own stores
+	// MaxUploadsPerClient is 1000 unless set: every client is on 127.0.0.1.
 	MaxUploadsPerClient int
-	// UploadIdle is the edge's --upload-idle (0: its default).
-	UploadIdle time.Duration
-	// DrainPeriod of the services (default 0: tests stop fast).
-	DrainPeriod time.Duration
-	// Telegram configures the feed replicas' announcements, and
-	// EdgeTelegram the edge's bot (see app.TelegramConfig and
-	// edge.TelegramOptions); each runs when its token is set.
-	Telegram     app.TelegramConfig
-	EdgeTelegram edge.TelegramOptions
-	// HTTPSListener, when set, is the edge's listener (for tests that need
-	// the site's address before it starts); default a new one.
-	HTTPSListener net.Listener
+	MaxUploadBytes      int64
+	UploadRate          float64
+	ImageCacheBytes     int64 // 0: the default; negative: none
+	AskFeedPerView      bool
+	UploadIdle          time.Duration
+	Telegram            app.TelegramConfig   // the feed replicas' announcements
+	EdgeTelegram        edge.TelegramOptions // the edge's bot
+	HTTPSListener       net.Listener         // the edge's (default: a new one)
 }
 
 // Mesh is a running mesh.
@@ -67,17 +48,11 @@ type Mesh struct {
 	FeedAddrs  []string
 	UploadAddr string
 	BlobAddr   string
-	// Metrics maps "feed-1", "feed-2", ..., "upload", "blob" and "edge" to
-	// their /metrics URLs.
-	Metrics map[string]string
-	// Handler is the edge's handler, for in-process requests without TLS
-	// or a socket (fuzz targets).
-	Handler    http.Handler
+	Metrics    map[string]string // "feed-1", "feed-2", "upload", "blob", "edge": /metrics URLs
+	Handler    http.Handler      // the edge's, for in-process requests
 	Store      store.Store
 	UploadsDir string
-	DataDir    string
-	// MeshDir holds the mesh's certificates (meshtls.Generate).
-	MeshDir string
+	MeshDir    string // the mesh's certificates (meshtls.Generate)
 }
 
 // Start starts a mesh and registers its shutdown with t.Cleanup.
@@ -89,11 +64,7 @@ func Start(t testing.TB, opts Options) *Mesh {
 	if opts.MaxUploadsPerClient <= 0 {
 		opts.MaxUploadsPerClient = 1000
 	}
-	dataDir := t.TempDir()
-	logger := opts.Logger
-	if logger == nil {
-		logger = storetest.Logger(t)
-	}
+	dataDir, logger := t.TempDir(), storetest.Logger(t)
 	meshDir := filepath.Join(dataDir, "mesh")
 	if _, err := meshtls.Generate(meshDir); err != nil {
 		t.Fatal(err)
@@ -104,16 +75,15 @@ func Start(t testing.TB, opts Options) *Mesh {
 	cfg := app.UpConfig{
 		Service: app.ServiceConfig{
 			Store: opts.Store, UploadsDir: app.DefaultUploadsDir(dataDir),
-			MaxUploadBytes: opts.MaxUploadBytes, DrainPeriod: opts.DrainPeriod, Logger: logger,
-			Telegram: opts.Telegram,
+			MaxUploadBytes: opts.MaxUploadBytes, Logger: logger, Telegram: opts.Telegram,
 		},
 		UploadListener: listen(t),
 		BlobListener:   listen(t),
 		Edge: edge.Options{
-			DataDir: dataDir, MaxUploadBytes: opts.MaxUploadBytes, UploadRate: opts.UploadRate, ImageCacheBytes: opts.ImageCacheBytes, AskFeedPerView: opts.AskFeedPerView,
-			MaxUploads: 1000, MaxUploadsPerClient: opts.MaxUploadsPerClient, UploadIdle: opts.UploadIdle, AccessLog: opts.AccessLog,
-			Logger: logger, HTTPSListener: opts.HTTPSListener, HTTPListener: listen(t),
-			Telegram: opts.EdgeTelegram,
+			DataDir: dataDir, MaxUploadBytes: opts.MaxUploadBytes, UploadRate: opts.UploadRate,
+			ImageCacheBytes: opts.ImageCacheBytes, AskFeedPerView: opts.AskFeedPerView,
+			MaxUploads: 1000, MaxUploadsPerClient: opts.MaxUploadsPerClient, UploadIdle: opts.UploadIdle,
+			Logger: logger, HTTPSListener: opts.HTTPSListener, HTTPListener: listen(t), Telegram: opts.EdgeTelegram,
 		},
 		FeedStores:      opts.FeedStores,
 		MetricsListener: func(string) (net.Listener, error) { return listen(t), nil },
@@ -140,7 +110,6 @@ func Start(t testing.TB, opts Options) *Mesh {
 		Handler:    up.Edge.Handler(),
 		Metrics:    map[string]string{"edge": "http://" + up.EdgeMetrics + "/metrics"},
 		Store:      opts.Store,
-		DataDir:    dataDir,
 		UploadsDir: cfg.Service.UploadsDir,
 		MeshDir:    meshDir,
 	}
@@ -165,44 +134,28 @@ func Start(t testing.TB, opts Options) *Mesh {
 		Timeout:       30 * time.Second,
 	}
 	t.Cleanup(m.Client.CloseIdleConnections)
-	m.waitReady(t)
+	m.WaitReady(t)
 	return m
 }
 
-// waitReady polls /readyz until every backend has a ready connection.
-func (m *Mesh) waitReady(t testing.TB) {
+// WaitReady waits until the edge has a ready connection to every backend.
+func (m *Mesh) WaitReady(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
+	testutil.Eventually(t, 30*time.Second, "/readyz", func() bool {
 		resp, err := m.Client.Get(m.URL + "/readyz")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-			last = string(b)
-		} else {
-			last = err.Error()
+		if err != nil {
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("mesh not ready: %s", last)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }
 
 // Conn returns a gRPC connection to addr as the mesh's operator, closed
 // when the test ends.
 func (m *Mesh) Conn(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
-	return m.ConnAs(t, addr, meshtls.Operator)
-}
-
-// ConnAs returns a gRPC connection to addr with the certificate of
-// identity (one the services may refuse), closed when the test ends.
-func (m *Mesh) ConnAs(t testing.TB, addr, identity string) *grpc.ClientConn {
-	t.Helper()
-	cfg, err := meshtls.ClientConfig(meshtls.DefaultFiles(m.MeshDir, identity), "")
+	cfg, err := meshtls.ClientConfig(meshtls.DefaultFiles(m.MeshDir, meshtls.Operator), "")
 	if err != nil {
 		t.Fatal(err)
 	}
