@@ -34,79 +34,58 @@ import (
 
 // Options configures a cluster.
 type Options struct {
-	// Bin is the extagram binary (see Build).
-	Bin string
-	// Dir holds the processes' logs, data folders and the shared uploads.
-	Dir string
+	Bin string // the extagram binary (see Build)
+	Dir string // the processes' logs, data folders and the shared uploads
 	// DSN is the MySQL database every role uses; it must exist. Start
-	// migrates it and seeds Posts posts.
-	DSN string
-	// Replicas is the number of feed replicas (default 2).
-	Replicas int
-	// FeedAddrs are the replicas' gRPC listen addresses (default: free
-	// ports on 127.0.0.1).
+	// migrates it and seeds Posts posts (default 30).
+	DSN   string
+	Posts int
+	// Replicas is the number of feed replicas (default 2), listening on
+	// FeedAddrs (default: free ports on 127.0.0.1), each over its own DSN
+	// of FeedDSNs when set (a proxy in front of the database, say).
+	Replicas  int
 	FeedAddrs []string
-	// FeedDSNs, when set, gives each replica its own DSN (a proxy in front
-	// of the database, say).
-	FeedDSNs []string
+	FeedDSNs  []string
 	// FeedTarget is the edge's --feed-target (default: the replicas'
 	// addresses, comma-separated).
 	FeedTarget string
-	// DrainPeriod is every role's --drain-period (default 1s).
-	DrainPeriod time.Duration
-	// MaxConnectionAge, when set, is the services' --max-connection-age.
+	// DrainPeriod is every role's --drain-period (default 1s);
+	// MaxConnectionAge, when set, the services' --max-connection-age.
+	DrainPeriod      time.Duration
 	MaxConnectionAge time.Duration
-	// Posts is the number of posts seeded (default 30).
-	Posts int
 	// WatchFeed lets the edge keep the newest page from WatchFeed. Without
 	// it the edge asks for the page on every view (--ask-feed-per-view), so
 	// that every page load is a call the replicas share and fail over.
 	WatchFeed bool
+	// EdgeArgs are more flags of the edge.
+	EdgeArgs []string
 }
 
 // Cluster is a running mesh of processes.
 type Cluster struct {
-	URL    string       // https://127.0.0.1:PORT of the edge
-	Client *http.Client // for checks; load uses its own (see NewClient)
-	Edge   *Proc
-	Upload *Proc
-	Blob   *Proc
-	Feeds  []*Proc
-
+	URL                string       // https://127.0.0.1:PORT of the edge
+	Client             *http.Client // for checks; load uses its own (see NewClient)
+	Edge, Upload, Blob *Proc
+	Feeds              []*Proc
 	// Operator are the files of the mesh's operator identity, for calls
 	// to the services (see Health).
 	Operator meshtls.Files
 
 	opts    Options
-	uploads string
 	meshDir string
 	procs   []*Proc
-}
-
-// meshArgs are the flags that give a process of identity its mesh
-// certificate.
-func (c *Cluster) meshArgs(identity string) []string {
-	f := meshtls.DefaultFiles(c.meshDir, identity)
-	return []string{"--mesh-ca", f.CA, "--mesh-cert", f.Cert, "--mesh-key", f.Key}
 }
 
 // Start migrates and seeds the database, starts upload, blob, the feed
 // replicas and the edge, and waits until the edge is ready and every
 // replica has served a page through it.
 func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
-	if opts.Replicas <= 0 {
-		opts.Replicas = 2
-	}
-	if opts.DrainPeriod == 0 {
-		opts.DrainPeriod = time.Second
-	}
-	if opts.Posts == 0 {
-		opts.Posts = 30
-	}
-	if err := Seed(ctx, opts.DSN, opts.Posts); err != nil {
+	opts.Replicas = cmp(opts.Replicas, 2)
+	opts.DrainPeriod = cmp(opts.DrainPeriod, time.Second)
+	if err := seed(ctx, opts.DSN, cmp(opts.Posts, 30)); err != nil {
 		return nil, err
 	}
-	c = &Cluster{opts: opts, uploads: filepath.Join(opts.Dir, "uploads"), Client: NewClient(4), meshDir: filepath.Join(opts.Dir, "mesh")}
+	c = &Cluster{opts: opts, Client: NewClient(4), meshDir: filepath.Join(opts.Dir, "mesh")}
 	if _, err := meshtls.Generate(c.meshDir); err != nil {
 		return nil, err
 	}
@@ -139,44 +118,44 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		c.Feeds = append(c.Feeds, p)
 		addrs = append(addrs, p.Addr)
 	}
-	target := opts.FeedTarget
-	if target == "" {
-		target = strings.Join(addrs, ",")
-	}
-	httpsAddr, err := FreePort("127.0.0.1")
+	target := cmp(opts.FeedTarget, strings.Join(addrs, ","))
+	httpsAddr, metricsAddr, err := freePorts()
 	if err != nil {
 		return c, err
 	}
-	metricsAddr, err := FreePort("127.0.0.1")
-	if err != nil {
-		return c, err
-	}
-	edgeArgs := []string{
+	args := []string{
 		"edge", "--https-addr", httpsAddr, "--metrics-addr", metricsAddr,
 		"--data-dir", c.dataDir("edge"), "--drain-period", opts.DrainPeriod.String(),
 		"--feed-target", target, "--upload-target", c.Upload.Addr, "--blob-target", c.Blob.Addr,
 	}
 	if !opts.WatchFeed {
-		edgeArgs = append(edgeArgs, "--ask-feed-per-view")
+		args = append(args, "--ask-feed-per-view")
 	}
-	edgeArgs = append(edgeArgs, c.meshArgs(meshtls.Edge)...)
-	c.Edge = c.add(newProc(opts.Bin, "edge", httpsAddr, metricsAddr, opts.Dir, childEnv(), edgeArgs))
+	args = append(append(args, c.meshArgs(meshtls.Edge)...), opts.EdgeArgs...)
+	c.Edge = c.add(NewProc(opts.Bin, "edge", httpsAddr, metricsAddr, opts.Dir, nil, args))
 	c.URL = "https://" + httpsAddr
 	if err := c.Edge.Start(); err != nil {
 		return c, err
 	}
-	if err := c.WaitReady(ctx, 30*time.Second); err != nil {
-		return c, err
-	}
-	if opts.WatchFeed {
-		return c, nil // page loads make no call to wait for
-	}
+	err = poll(ctx, 30*time.Second, 20*time.Millisecond, "ready edge", func() (bool, string) {
+		code, body, _, err := get(ctx, c.Client, c.URL+"/readyz")
+		return err == nil && code == http.StatusOK, fmt.Sprintf("%d %s %v", code, strings.TrimSpace(body), err)
+	})
 	for _, f := range c.Feeds {
-		if err := c.WaitServes(ctx, f, 30*time.Second); err != nil {
-			return c, err
+		if err == nil && !opts.WatchFeed { // else page loads make no call to wait for
+			err = c.WaitServes(ctx, f, 30*time.Second)
 		}
 	}
-	return c, nil
+	return c, err
+}
+
+// cmp returns v, or def when v is the zero value.
+func cmp[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
 }
 
 func (c *Cluster) add(p *Proc) *Proc {
@@ -186,25 +165,16 @@ func (c *Cluster) add(p *Proc) *Proc {
 
 func (c *Cluster) dataDir(name string) string { return filepath.Join(c.opts.Dir, "data-"+name) }
 
-// startService starts a gRPC role listening on addr (a port of 0 picks a
-// free one) and waits until it reports SERVING.
-func (c *Cluster) startService(ctx context.Context, name, role, addr, dsn string) (*Proc, error) {
-	p, err := c.NewService(name, role, addr, dsn)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.Start(); err != nil {
-		return p, err
-	}
-	if err := WaitHealth(ctx, c.Operator, p.Addr, 30*time.Second); err != nil {
-		return p, fmt.Errorf("%s: %w", name, err)
-	}
-	return p, nil
+// meshArgs are the flags that give a process of identity its mesh
+// certificate.
+func (c *Cluster) meshArgs(identity string) []string {
+	f := meshtls.DefaultFiles(c.meshDir, identity)
+	return []string{"--mesh-ca", f.CA, "--mesh-cert", f.Cert, "--mesh-key", f.Key}
 }
 
-// NewService prepares a gRPC role on addr (port 0: a free one) over dsn,
-// without starting it. The process is killed by Close.
-func (c *Cluster) NewService(name, role, addr, dsn string) (*Proc, error) {
+// startService starts a gRPC role listening on addr (a port of 0 picks a
+// free one) and waits until it reports SERVING. Close kills it.
+func (c *Cluster) startService(ctx context.Context, name, role, addr, dsn string) (*Proc, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("hatest: %s: %w", name, err)
@@ -220,19 +190,25 @@ func (c *Cluster) NewService(name, role, addr, dsn string) (*Proc, error) {
 	}
 	args := []string{
 		role, "--grpc-addr", addr, "--metrics-addr", metricsAddr,
-		"--data-dir", c.dataDir(name), "--uploads-dir", c.uploads,
+		"--data-dir", c.dataDir(name), "--uploads-dir", filepath.Join(c.opts.Dir, "uploads"),
 		"--drain-period", c.opts.DrainPeriod.String(), "--auto-migrate=false",
 	}
 	if c.opts.MaxConnectionAge > 0 {
 		args = append(args, "--max-connection-age", c.opts.MaxConnectionAge.String())
 	}
 	args = append(args, c.meshArgs(role)...)
-	return c.add(newProc(c.opts.Bin, name, addr, metricsAddr, c.opts.Dir, childEnv("EXTAGRAM_MYSQL_DSN="+dsn), args)), nil
+	p := c.add(NewProc(c.opts.Bin, name, addr, metricsAddr, c.opts.Dir, []string{"EXTAGRAM_MYSQL_DSN=" + dsn}, args))
+	if err := p.Start(); err != nil {
+		return p, err
+	}
+	if err := WaitHealth(ctx, c.Operator, p.Addr, 30*time.Second); err != nil {
+		return p, fmt.Errorf("%s: %w", name, err)
+	}
+	return p, nil
 }
 
 // AddFeed starts one more feed replica on addr and waits until it reports
-// SERVING (the edge finds it by itself, or not: that is for the caller to
-// check).
+// SERVING (whether the edge finds it is for the caller to check).
 func (c *Cluster) AddFeed(ctx context.Context, name, addr string) (*Proc, error) {
 	p, err := c.startService(ctx, name, "feed", addr, c.opts.DSN)
 	if p != nil {
@@ -258,21 +234,23 @@ func (c *Cluster) Logs(n int) string {
 	return b.String()
 }
 
-// WaitReady polls the edge's /readyz until it answers 200.
-func (c *Cluster) WaitReady(ctx context.Context, timeout time.Duration) error {
+// Procs returns every process of the cluster.
+func (c *Cluster) Procs() []*Proc { return c.procs }
+
+// poll calls cond every interval until it holds, for timeout at the most;
+// the error says what did not happen and cond's last word.
+func poll(ctx context.Context, timeout, interval time.Duration, what string, cond func() (bool, string)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var last string
 	for {
-		code, body, _, err := get(ctx, c.Client, c.URL+"/readyz")
-		if err == nil && code == http.StatusOK {
+		ok, last := cond()
+		if ok {
 			return nil
 		}
-		last = fmt.Sprintf("%d %s %v", code, strings.TrimSpace(body), err)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("hatest: edge not ready after %s: %s", timeout, last)
-		case <-time.After(20 * time.Millisecond):
+			return fmt.Errorf("hatest: no %s within %s (last: %s)", what, timeout, last)
+		case <-time.After(interval):
 		}
 	}
 }
@@ -280,34 +258,26 @@ func (c *Cluster) WaitReady(ctx context.Context, timeout time.Duration) error {
 // WaitServes loads pages through the edge until replica p's ListPosts
 // counter has grown, that is until the edge sends it calls.
 func (c *Cluster) WaitServes(ctx context.Context, p *Proc, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	first, err := ListPostsHandled(ctx, p.MetricsAddr)
-	for err != nil {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("hatest: %s metrics: %w", p.Name, err)
-		case <-time.After(50 * time.Millisecond):
-		}
-		first, err = ListPostsHandled(ctx, p.MetricsAddr)
+	var first float64
+	err := poll(ctx, timeout, 50*time.Millisecond, p.Name+" metrics", func() (bool, string) {
+		n, err := ListPostsHandled(ctx, p.MetricsAddr)
+		first = n
+		return err == nil, fmt.Sprint(err)
+	})
+	if err != nil {
+		return err
 	}
-	for {
+	return poll(ctx, timeout, 20*time.Millisecond, "calls to "+p.Name, func() (bool, string) {
 		for range 4 {
 			_, _, _, _ = get(ctx, c.Client, c.URL+"/")
 		}
-		if n, err := ListPostsHandled(ctx, p.MetricsAddr); err == nil && n > first {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("hatest: the edge sent %s no call within %s", p.Name, timeout)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		n, err := ListPostsHandled(ctx, p.MetricsAddr)
+		return err == nil && n > first, fmt.Sprint(n, err)
+	})
 }
 
-// Seed migrates the database and adds n text posts.
-func Seed(ctx context.Context, dsn string, n int) error {
+// seed migrates the database and adds n text posts.
+func seed(ctx context.Context, dsn string, n int) error {
 	st, err := store.Open(ctx, store.Config{MySQLDSN: dsn})
 	if err != nil {
 		return fmt.Errorf("hatest: open store: %w", err)
@@ -345,9 +315,19 @@ func FreePort(host string) (string, error) {
 		}
 		l.Close()
 		ports[port] = true
-		return net.JoinHostPort(host, strconv.Itoa(port)), nil
+		return l.Addr().String(), nil
 	}
 	return "", fmt.Errorf("hatest: no free port on %s", host)
+}
+
+// freePorts returns two free ports on 127.0.0.1.
+func freePorts() (string, string, error) {
+	a, err := FreePort("127.0.0.1")
+	if err != nil {
+		return "", "", err
+	}
+	b, err := FreePort("127.0.0.1")
+	return a, b, err
 }
 
 // NewClient returns an HTTP/1.1 client for the edge's self-signed
@@ -387,9 +367,6 @@ func Get(ctx context.Context, client *http.Client, url string) (code int, retryA
 	return code, retryAfter, time.Since(start), err
 }
 
-// Procs returns every process of the cluster.
-func (c *Cluster) Procs() []*Proc { return c.procs }
-
 // CreateDatabase creates a database of its own, named prefix and random
 // hex, on the MySQL server of serverDSN and returns its DSN and a function
 // that drops it (its error is reported on stderr, as the drop runs while
@@ -400,9 +377,7 @@ func CreateDatabase(ctx context.Context, serverDSN, prefix string) (dsn string, 
 		return "", nil, fmt.Errorf("-mysql-dsn: %w", err)
 	}
 	cfg.DBName = ""
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 5 * time.Second
-	}
+	cfg.Timeout = cmp(cfg.Timeout, 5*time.Second)
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return "", nil, err
