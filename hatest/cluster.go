@@ -8,11 +8,13 @@
 package hatest
 
 import (
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"crypto/tls"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -80,9 +82,9 @@ type Cluster struct {
 // replicas and the edge, and waits until the edge is ready and every
 // replica has served a page through it.
 func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
-	opts.Replicas = cmp(opts.Replicas, 2)
-	opts.DrainPeriod = cmp(opts.DrainPeriod, time.Second)
-	if err := seed(ctx, opts.DSN, cmp(opts.Posts, 30)); err != nil {
+	opts.Replicas = cmp.Or(opts.Replicas, 2)
+	opts.DrainPeriod = cmp.Or(opts.DrainPeriod, time.Second)
+	if err := seed(ctx, opts.DSN, cmp.Or(opts.Posts, 30)); err != nil {
 		return nil, err
 	}
 	c = &Cluster{opts: opts, Client: NewClient(4), meshDir: filepath.Join(opts.Dir, "mesh")}
@@ -118,14 +120,15 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		c.Feeds = append(c.Feeds, p)
 		addrs = append(addrs, p.Addr)
 	}
-	target := cmp(opts.FeedTarget, strings.Join(addrs, ","))
-	httpsAddr, metricsAddr, err := freePorts()
-	if err != nil {
+	target := cmp.Or(opts.FeedTarget, strings.Join(addrs, ","))
+	httpsAddr, err1 := FreePort("127.0.0.1")
+	metricsAddr, err2 := FreePort("127.0.0.1")
+	if err := errors.Join(err1, err2); err != nil {
 		return c, err
 	}
 	args := []string{
 		"edge", "--https-addr", httpsAddr, "--metrics-addr", metricsAddr,
-		"--data-dir", c.dataDir("edge"), "--drain-period", opts.DrainPeriod.String(),
+		"--data-dir", filepath.Join(opts.Dir, "data-edge"), "--drain-period", opts.DrainPeriod.String(),
 		"--feed-target", target, "--upload-target", c.Upload.Addr, "--blob-target", c.Blob.Addr,
 	}
 	if !opts.WatchFeed {
@@ -149,21 +152,10 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	return c, err
 }
 
-// cmp returns v, or def when v is the zero value.
-func cmp[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
-}
-
 func (c *Cluster) add(p *Proc) *Proc {
 	c.procs = append(c.procs, p)
 	return p
 }
-
-func (c *Cluster) dataDir(name string) string { return filepath.Join(c.opts.Dir, "data-"+name) }
 
 // meshArgs are the flags that give a process of identity its mesh
 // certificate.
@@ -190,7 +182,7 @@ func (c *Cluster) startService(ctx context.Context, name, role, addr, dsn string
 	}
 	args := []string{
 		role, "--grpc-addr", addr, "--metrics-addr", metricsAddr,
-		"--data-dir", c.dataDir(name), "--uploads-dir", filepath.Join(c.opts.Dir, "uploads"),
+		"--data-dir", filepath.Join(c.opts.Dir, "data-"+name), "--uploads-dir", filepath.Join(c.opts.Dir, "uploads"),
 		"--drain-period", c.opts.DrainPeriod.String(), "--auto-migrate=false",
 	}
 	if c.opts.MaxConnectionAge > 0 {
@@ -320,16 +312,6 @@ func FreePort(host string) (string, error) {
 	return "", fmt.Errorf("hatest: no free port on %s", host)
 }
 
-// freePorts returns two free ports on 127.0.0.1.
-func freePorts() (string, string, error) {
-	a, err := FreePort("127.0.0.1")
-	if err != nil {
-		return "", "", err
-	}
-	b, err := FreePort("127.0.0.1")
-	return a, b, err
-}
-
 // NewClient returns an HTTP/1.1 client for the edge's self-signed
 // certificate that keeps up to conns connections open and follows no
 // redirect.
@@ -377,7 +359,7 @@ func CreateDatabase(ctx context.Context, serverDSN, prefix string) (dsn string, 
 		return "", nil, fmt.Errorf("-mysql-dsn: %w", err)
 	}
 	cfg.DBName = ""
-	cfg.Timeout = cmp(cfg.Timeout, 5*time.Second)
+	cfg.Timeout = cmp.Or(cfg.Timeout, 5*time.Second)
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return "", nil, err

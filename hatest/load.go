@@ -1,6 +1,7 @@
 package hatest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -45,7 +46,7 @@ type Load struct {
 // is above 0, the clients stop by themselves after limit page loads.
 func StartLoad(client *http.Client, url string, clients int, limit int64) *Load {
 	l := &Load{began: time.Now()}
-	l.left.Store(cmp(limit, 1<<62))
+	l.left.Store(cmp.Or(limit, 1<<62))
 	for range clients {
 		l.wg.Go(func() {
 			var mine []Sample
@@ -129,7 +130,9 @@ func Summarize(samples []Sample, from, to time.Duration) Stats {
 	}
 	slices.Sort(lat)
 	// nearest-rank percentiles
-	rank := func(q float64) time.Duration { return lat[max(0, min(int(float64(len(lat))*q+0.999999)-1, len(lat)-1))] }
+	rank := func(q float64) time.Duration {
+		return lat[max(0, min(int(float64(len(lat))*q+0.999999)-1, len(lat)-1))]
+	}
 	st.P50, st.P99, st.Max = rank(0.50), rank(0.99), lat[len(lat)-1]
 	return st
 }

@@ -1,15 +1,14 @@
 package hatest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -55,7 +54,7 @@ type Alertmanager = Monitor
 // StartPrometheus writes a configuration that scrapes opts.Targets, starts
 // Prometheus with it and waits until it is ready.
 func StartPrometheus(ctx context.Context, opts PrometheusOptions) (*Prometheus, error) {
-	iv := cmp(opts.Interval, time.Second)
+	iv := cmp.Or(opts.Interval, time.Second)
 	cfg := map[string]any{"global": map[string]string{
 		"scrape_interval": iv.String(), "evaluation_interval": iv.String(), "scrape_timeout": iv.String()}}
 	if len(opts.RuleFiles) > 0 {
@@ -75,7 +74,7 @@ func StartPrometheus(ctx context.Context, opts PrometheusOptions) (*Prometheus, 
 	if err := os.WriteFile(file, b, 0o600); err != nil {
 		return nil, err
 	}
-	return startMonitor(ctx, cmp(opts.Bin, "prometheus"), "prometheus", opts.Dir, func(addr string) []string {
+	return startMonitor(ctx, cmp.Or(opts.Bin, "prometheus"), "prometheus", opts.Dir, func(addr string) []string {
 		return []string{"--config.file=" + file, "--storage.tsdb.path=" + filepath.Join(opts.Dir, "prometheus-data"),
 			"--web.listen-address=" + addr, "--log.level=warn"}
 	})
@@ -122,24 +121,4 @@ func startMonitor(ctx context.Context, bin, name, dir string, args func(addr str
 		return nil, fmt.Errorf("%w\n%s", err, p.Log(2000))
 	}
 	return m, nil
-}
-
-// Query evaluates an instant query and returns the number of samples of
-// its result.
-func (m *Monitor) Query(ctx context.Context, query string) (int, error) {
-	var body struct {
-		Status, Error string
-		Data          struct{ Result []json.RawMessage }
-	}
-	_, text, _, err := get(ctx, metricsClient, m.URL+"/api/v1/query?query="+url.QueryEscape(query))
-	if err == nil {
-		err = json.NewDecoder(strings.NewReader(text)).Decode(&body)
-	}
-	if err == nil && body.Status != "success" {
-		err = fmt.Errorf("%s", body.Error)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("hatest: query %q: %w", query, err)
-	}
-	return len(body.Data.Result), nil
 }
