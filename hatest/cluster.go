@@ -98,15 +98,15 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 			c.Close()
 		}
 	}()
-	if c.Upload, err = c.startService(ctx, "upload", "upload", "127.0.0.1:0", opts.DSN); err != nil {
+	if c.Upload, err = c.startService(ctx, "upload", "upload", "", opts.DSN); err != nil {
 		return c, err
 	}
-	if c.Blob, err = c.startService(ctx, "blob", "blob", "127.0.0.1:0", opts.DSN); err != nil {
+	if c.Blob, err = c.startService(ctx, "blob", "blob", "", opts.DSN); err != nil {
 		return c, err
 	}
 	var addrs []string
 	for i := range opts.Replicas {
-		addr, dsn := "127.0.0.1:0", opts.DSN
+		addr, dsn := "", opts.DSN
 		if i < len(opts.FeedAddrs) {
 			addr = opts.FeedAddrs[i]
 		}
@@ -135,7 +135,8 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		args = append(args, "--ask-feed-per-view")
 	}
 	args = append(append(args, c.meshArgs(meshtls.Edge)...), opts.EdgeArgs...)
-	c.Edge = c.add(NewProc(opts.Bin, "edge", httpsAddr, metricsAddr, opts.Dir, nil, args))
+	c.Edge = NewProc(opts.Bin, "edge", httpsAddr, metricsAddr, opts.Dir, nil, args)
+	c.procs = append(c.procs, c.Edge)
 	c.URL = "https://" + httpsAddr
 	if err := c.Edge.Start(); err != nil {
 		return c, err
@@ -152,11 +153,6 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	return c, err
 }
 
-func (c *Cluster) add(p *Proc) *Proc {
-	c.procs = append(c.procs, p)
-	return p
-}
-
 // meshArgs are the flags that give a process of identity its mesh
 // certificate.
 func (c *Cluster) meshArgs(identity string) []string {
@@ -164,22 +160,15 @@ func (c *Cluster) meshArgs(identity string) []string {
 	return []string{"--mesh-ca", f.CA, "--mesh-cert", f.Cert, "--mesh-key", f.Key}
 }
 
-// startService starts a gRPC role listening on addr (a port of 0 picks a
-// free one) and waits until it reports SERVING. Close kills it.
+// startService starts a gRPC role listening on addr (default: a free port
+// on 127.0.0.1) and waits until it reports SERVING. Close kills it.
 func (c *Cluster) startService(ctx context.Context, name, role, addr, dsn string) (*Proc, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("hatest: %s: %w", name, err)
-	}
-	if port == "0" {
-		if addr, err = FreePort(host); err != nil {
-			return nil, err
-		}
-	}
-	metricsAddr, err := FreePort("127.0.0.1")
-	if err != nil {
+	free, err1 := FreePort("127.0.0.1")
+	metricsAddr, err2 := FreePort("127.0.0.1")
+	if err := errors.Join(err1, err2); err != nil {
 		return nil, err
 	}
+	addr = cmp.Or(addr, free)
 	args := []string{
 		role, "--grpc-addr", addr, "--metrics-addr", metricsAddr,
 		"--data-dir", filepath.Join(c.opts.Dir, "data-"+name), "--uploads-dir", filepath.Join(c.opts.Dir, "uploads"),
@@ -189,7 +178,8 @@ func (c *Cluster) startService(ctx context.Context, name, role, addr, dsn string
 		args = append(args, "--max-connection-age", c.opts.MaxConnectionAge.String())
 	}
 	args = append(args, c.meshArgs(role)...)
-	p := c.add(NewProc(c.opts.Bin, name, addr, metricsAddr, c.opts.Dir, []string{"EXTAGRAM_MYSQL_DSN=" + dsn}, args))
+	p := NewProc(c.opts.Bin, name, addr, metricsAddr, c.opts.Dir, []string{"EXTAGRAM_MYSQL_DSN=" + dsn}, args)
+	c.procs = append(c.procs, p)
 	if err := p.Start(); err != nil {
 		return p, err
 	}

@@ -33,10 +33,10 @@ func TestMain(m *testing.M) {
 		bin, err = hatest.Build(context.Background(), dir)
 	}
 	code := 1
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	} else {
+	if err == nil {
 		code = m.Run()
+	} else {
+		fmt.Fprintln(os.Stderr, err)
 	}
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"time"
 )
@@ -80,17 +79,10 @@ func StartPrometheus(ctx context.Context, opts PrometheusOptions) (*Prometheus, 
 	})
 }
 
-// StartAlertmanager starts Alertmanager (bin; default
-// prometheus-alertmanager, Debian's name, else alertmanager on PATH) with
-// the configuration file config, without clustering, keeping its state
-// in dir, and waits until it is ready.
+// StartAlertmanager starts the Alertmanager binary bin with the
+// configuration file config, without clustering, keeping its state in dir,
+// and waits until it is ready.
 func StartAlertmanager(ctx context.Context, bin, dir, config string) (*Alertmanager, error) {
-	if bin == "" {
-		bin = "prometheus-alertmanager"
-		if _, err := exec.LookPath(bin); err != nil {
-			bin = "alertmanager"
-		}
-	}
 	return startMonitor(ctx, bin, "alertmanager", dir, func(addr string) []string {
 		return []string{"--config.file=" + config, "--storage.path=" + filepath.Join(dir, "alertmanager-data"),
 			"--web.listen-address=" + addr, "--cluster.listen-address=", "--log.level=warn"}
