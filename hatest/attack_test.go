@@ -9,6 +9,7 @@ import (
 	"image/png"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -130,12 +131,15 @@ func TestWatchedEdge(t *testing.T) {
 		})
 	})
 
-	for _, photoFirst := range []bool{true, false} {
+	// Each from an address of its own (loopback on Linux), whose upload
+	// slots and rate are all free.
+	for i, photoFirst := range []bool{true, false} {
+		from := &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(i+1))}
 		t.Run(fmt.Sprintf("held uploads, photo first %v", photoFirst), func(t *testing.T) {
 			body, ct := upload(photoFirst)
 			held := body[:len(body)-len("\r\n--")-100] // the photo sent, the form never finished
 			underAttack(t, func() {
-				codes := heldUploads(t, c, held, ct, len(body), 30)
+				codes := heldUploads(t, c, from, held, ct, len(body), 30)
 				t.Logf("30 held uploads from one address: answers %v", codes)
 				if codes[http.StatusTooManyRequests] < 26 || codes[http.StatusRequestTimeout] == 0 {
 					t.Errorf("answers %v; want the address's uploads capped (429) and the held ones timed out (408)", codes)
@@ -288,10 +292,10 @@ func slowReaders(t *testing.T, c *hatest.Cluster, imageID string, n int, hold ti
 	}
 }
 
-// heldUploads opens n uploads on their own connections, each sending prefix
-// of a body of size bytes and then nothing, and returns the statuses they
-// were answered with.
-func heldUploads(t *testing.T, c *hatest.Cluster, prefix []byte, contentType string, size, n int) map[int]int {
+// heldUploads opens n uploads from address from on their own connections,
+// each sending prefix of a body of size bytes and then nothing, and returns
+// the statuses they were answered with.
+func heldUploads(t *testing.T, c *hatest.Cluster, from net.Addr, prefix []byte, contentType string, size, n int) map[int]int {
 	t.Helper()
 	host := strings.TrimPrefix(c.URL, "https://")
 	codes := map[int]int{}
@@ -299,7 +303,8 @@ func heldUploads(t *testing.T, c *hatest.Cluster, prefix []byte, contentType str
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			conn, err := tls.Dial("tcp", host, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}) //nolint:gosec // the cluster's own certificate
+			conn, err := tls.DialWithDialer(&net.Dialer{LocalAddr: from}, "tcp", host,
+				&tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}) //nolint:gosec // the cluster's own certificate
 			if err != nil {
 				t.Error(err)
 				return
