@@ -264,7 +264,7 @@ const (
 // Alertmanager with its configuration, the real servers, sending to the
 // Telegram stand-in tg.
 type alerting struct {
-	prom    *hatest.Prometheus
+	prom    *hatest.Monitor
 	tg      *telegramtest.Server
 	missing error // prometheus or alertmanager not installed
 }

@@ -44,15 +44,9 @@ type Monitor struct {
 	URL string // http://127.0.0.1:PORT
 }
 
-// Prometheus is a running Prometheus.
-type Prometheus = Monitor
-
-// Alertmanager is a running Alertmanager.
-type Alertmanager = Monitor
-
 // StartPrometheus writes a configuration that scrapes opts.Targets, starts
 // Prometheus with it and waits until it is ready.
-func StartPrometheus(ctx context.Context, opts PrometheusOptions) (*Prometheus, error) {
+func StartPrometheus(ctx context.Context, opts PrometheusOptions) (*Monitor, error) {
 	iv := cmp.Or(opts.Interval, time.Second)
 	cfg := map[string]any{"global": map[string]string{
 		"scrape_interval": iv.String(), "evaluation_interval": iv.String(), "scrape_timeout": iv.String()}}
@@ -82,7 +76,7 @@ func StartPrometheus(ctx context.Context, opts PrometheusOptions) (*Prometheus, 
 // StartAlertmanager starts the Alertmanager binary bin with the
 // configuration file config, without clustering, keeping its state in dir,
 // and waits until it is ready.
-func StartAlertmanager(ctx context.Context, bin, dir, config string) (*Alertmanager, error) {
+func StartAlertmanager(ctx context.Context, bin, dir, config string) (*Monitor, error) {
 	return startMonitor(ctx, bin, "alertmanager", dir, func(addr string) []string {
 		return []string{"--config.file=" + config, "--storage.path=" + filepath.Join(dir, "alertmanager-data"),
 			"--web.listen-address=" + addr, "--cluster.listen-address=", "--log.level=warn"}
