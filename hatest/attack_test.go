@@ -3,22 +3,26 @@ package hatest_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/extagram/extagram/hatest"
+	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testutil"
+	"github.com/extagram/extagram/store"
+	"github.com/extagram/extagram/store/storetest"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -27,9 +31,173 @@ import (
 // 256 MiB its Kubernetes limit allows.
 const memoryBound = 128 << 20
 
+// The edge keeping the newest page from WatchFeed, every role its own
+// process: first the cheap attacks that used to take a process past its
+// memory or burn seconds of CPU per request, each from one client with
+// default settings but for a shorter upload idle time (3s, not 10s); then
+// feed replicas killed and frozen.
+func TestWatchedEdge(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.MySQLDSN(t)
+	c := startCluster(t, hatest.Options{DSN: dsn, WatchFeed: true, EdgeArgs: []string{"--upload-idle", "3s"}})
+	photo := bigPhoto(t)
+	upload := func(photoFirst bool) ([]byte, string) {
+		return testutil.Form(t, [][2]string{{"post", "nine megabytes"}},
+			&testutil.File{Name: "big.png", ContentType: "application/octet-stream", Data: photo, First: photoFirst})
+	}
+	body, ct := upload(false)
+	resp, err := c.Client.Post(c.URL+"/upload.php", ct, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("uploading the 9 MiB photo: %d", resp.StatusCode)
+	}
+	page := func() string {
+		resp, err := c.Client.Get(c.URL + "/")
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	// The photo's image is the first on the page.
+	var imageID string
+	testutil.Eventually(t, 10*time.Second, "the uploaded photo on the page", func() bool {
+		if m := regexp.MustCompile(`/storage/([\w-]+)`).FindStringSubmatch(page()); m != nil {
+			imageID = m[1]
+		}
+		return imageID != ""
+	})
+	getImage := func(ranges string) (int, int64, error) {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, c.URL+"/storage/"+imageID, nil)
+		if ranges != "" {
+			req.Header.Set("Range", "bytes="+ranges)
+		}
+		resp, err := c.Client.Do(req)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer resp.Body.Close()
+		n, err := io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, n, err
+	}
+
+	// underAttack runs attack while 4 clients load the page, then checks
+	// that no process went past memoryBound, that the page loads kept their
+	// p99 under 500 ms without an error, and that the image is served after.
+	underAttack := func(t *testing.T, attack func()) {
+		load := startLoad(t, c, 4, 0)
+		peaks := peakRSS(c.Procs(), attack)
+		samples := load.Stop()
+		t.Logf("peak RSS during the attack (bytes): %v", peaks)
+		for name, peak := range peaks {
+			if peak > memoryBound {
+				t.Errorf("%s reached %.0f MiB, over %d MiB", name, float64(peak)/(1<<20), memoryBound>>20)
+			}
+		}
+		checkNoFailures(t, samples)
+		if p99 := hatest.Summarize(samples, 0, 0).P99; p99 > 500*time.Millisecond {
+			t.Errorf("other clients' page loads: p99 %s, want under 500ms", p99)
+		}
+		if code, n, err := getImage(""); code != http.StatusOK || n != int64(len(photo)) {
+			t.Fatalf("after the attack, the image: %d with %d bytes (%v)", code, n, err)
+		}
+	}
+
+	t.Run("300 ranges", func(t *testing.T) {
+		ranges := make([]string, 300)
+		for i := range ranges {
+			ranges[i] = fmt.Sprintf("%d-%d", 2*i, 2*i)
+		}
+		underAttack(t, func() {
+			for range 20 {
+				if code, n, err := getImage(strings.Join(ranges, ",")); code != http.StatusOK || n != int64(len(photo)) {
+					t.Fatalf("300 ranges: %d with %d bytes (%v); want the whole image, 200", code, n, err)
+				}
+			}
+		})
+	})
+
+	t.Run("slow readers", func(t *testing.T) {
+		underAttack(t, func() {
+			opened, refused := slowReaders(t, c, imageID, 60, 4*time.Second)
+			t.Logf("60 streams with a shut window on one connection: %d answered, %d refused", opened, refused)
+			if opened > 32 {
+				t.Errorf("%d streams ran on one connection, want at most 32", opened)
+			}
+		})
+	})
+
+	// Each from an address of its own (loopback on Linux), whose upload
+	// slots and rate are all free.
+	for i, photoFirst := range []bool{true, false} {
+		from := &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(i+1))}
+		t.Run(fmt.Sprintf("held uploads, photo first %v", photoFirst), func(t *testing.T) {
+			body, ct := upload(photoFirst)
+			held := body[:len(body)-len("\r\n--")-100] // the photo sent, the form never finished
+			underAttack(t, func() {
+				codes := heldUploads(t, c, from, held, ct, len(body), 30)
+				t.Logf("30 held uploads from one address: answers %v", codes)
+				if codes[http.StatusTooManyRequests] < 26 || codes[http.StatusRequestTimeout] == 0 {
+					t.Errorf("answers %v; want the address's uploads capped (429) and the held ones timed out (408)", codes)
+				}
+			})
+		})
+	}
+
+	// Under load, one replica killed with SIGKILL, then the other frozen
+	// with SIGSTOP. No page load fails, and a post made during each event
+	// (straight into the database, as another edge would) is on the page
+	// soon after: the edge notices a stream that ends or goes quiet, asks
+	// per view meanwhile and watches again on a live replica.
+	t.Run("replicas killed and frozen", func(t *testing.T) {
+		st, err := store.Open(t.Context(), store.Config{MySQLDSN: dsn, SkipMigrations: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		onPage := func(text string) {
+			t.Helper()
+			start := time.Now()
+			if _, err := st.CreatePost(t.Context(), store.NewPost{ID: contract.NewID(), Text: text}); err != nil {
+				t.Fatal(err)
+			}
+			testutil.Eventually(t, 10*time.Second, fmt.Sprintf("%q on the page", text), func() bool {
+				return strings.Contains(page(), text)
+			})
+			t.Logf("%q on the page after %v", text, time.Since(start).Round(time.Millisecond))
+		}
+		load := startLoad(t, c, clients, 0)
+		time.Sleep(time.Second)
+		onPage("before any event")
+		killed, frozen := c.Feeds[0], c.Feeds[1]
+		if err := killed.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		onPage("while one replica is dead")
+		if err := killed.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if err := hatest.WaitHealth(t.Context(), c.Operator, killed.Addr, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if err := frozen.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		onPage("while one replica is frozen")
+		if err := frozen.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		onPage("after the events")
+		checkNoFailures(t, load.Stop())
+	})
+}
+
 // bigPhoto is a 9 MiB PNG of noise (stored without compression).
 func bigPhoto(t *testing.T) []byte {
-	t.Helper()
 	const side = 1750
 	img := image.NewNRGBA(image.Rect(0, 0, side, side))
 	rng := rand.New(rand.NewPCG(9, 9))
@@ -42,183 +210,36 @@ func bigPhoto(t *testing.T) []byte {
 	return testutil.EncodePNG(t, img, png.NoCompression)
 }
 
-// multipartBody is an upload form with the photo first or last.
-func multipartBody(t *testing.T, text string, photo []byte, photoFirst bool) ([]byte, string) {
-	t.Helper()
-	return testutil.Form(t, [][2]string{{"post", text}}, &testutil.File{Name: "big.png", ContentType: "application/octet-stream", Data: photo, First: photoFirst})
-}
-
-// memoryWatch samples the RSS of every process of the cluster until stop,
-// and keeps each one's peak.
-type memoryWatch struct {
-	stop  chan struct{}
-	done  chan struct{}
-	mu    sync.Mutex
-	peaks map[string]int64
-}
-
-func watchMemory(procs []*hatest.Proc) *memoryWatch {
-	m := &memoryWatch{stop: make(chan struct{}), done: make(chan struct{}), peaks: map[string]int64{}}
-	go func() {
-		defer close(m.done)
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
+// peakRSS runs attack while it samples the RSS of procs every 50 ms, and
+// returns each one's peak.
+func peakRSS(procs []*hatest.Proc, attack func()) map[string]int64 {
+	peaks := map[string]int64{}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		for {
 			for _, p := range procs {
 				if rss, err := p.RSS(); err == nil {
-					m.mu.Lock()
-					m.peaks[p.Name] = max(m.peaks[p.Name], rss)
-					m.mu.Unlock()
+					peaks[p.Name] = max(peaks[p.Name], rss)
 				}
 			}
 			select {
-			case <-m.stop:
+			case <-done:
 				return
-			case <-tick.C:
+			case <-time.After(50 * time.Millisecond):
 			}
 		}
-	}()
-	return m
-}
-
-func (m *memoryWatch) end() map[string]int64 {
-	close(m.stop)
-	<-m.done
-	return m.peaks
-}
-
-// underAttack runs attack while 4 clients load the page, then checks that
-// no process went past memoryBound, that the page loads kept their p99
-// under 500 ms without an error, and that the site serves normally after.
-func underAttack(t *testing.T, c *hatest.Cluster, imageID string, size int, attack func(ctx context.Context)) {
-	t.Helper()
-	mem := watchMemory(c.Procs())
-	load := startLoad(t, c, 4, 0)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	attack(ctx)
-	samples := load.Stop()
-	peaks := mem.end()
-	var report []string
-	for name, peak := range peaks {
-		report = append(report, fmt.Sprintf("%s %.0f MiB", name, float64(peak)/(1<<20)))
-		if peak > memoryBound {
-			t.Errorf("%s reached %.0f MiB, over %d MiB", name, float64(peak)/(1<<20), memoryBound>>20)
-		}
-	}
-	t.Logf("peak RSS during the attack: %s", strings.Join(report, ", "))
-	st := hatest.Summarize(samples, 0, 0)
-	t.Logf("other clients: %d page loads, %d failed, p50 %s, p99 %s", st.Sent, st.Failed, st.P50, st.P99)
-	if st.Sent == 0 || st.Failed > 0 || st.P99 > 500*time.Millisecond {
-		t.Errorf("other clients' page loads: %d sent, %d failed, p99 %s; want none failed and p99 under 500ms", st.Sent, st.Failed, st.P99)
-	}
-	resp, err := c.Client.Get(c.URL + "/storage/" + imageID)
-	if err != nil {
-		t.Fatalf("after the attack: %v", err)
-	}
-	n, _ := io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || n != int64(size) {
-		t.Fatalf("after the attack, the image: %d with %d bytes", resp.StatusCode, n)
-	}
-}
-
-// TestAttacks runs the three cheap attacks that used to take a process
-// past its memory or burn seconds of CPU per request, each from one
-// client with default settings, against every role as its own process.
-func TestAttacks(t *testing.T) {
-	c := startCluster(t, hatest.Options{WatchFeed: true})
-	photo := bigPhoto(t)
-	body, ct := multipartBody(t, "nine megabytes", photo, false)
-	resp, err := c.Client.Post(c.URL+"/upload.php", ct, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("uploading the 9 MiB photo: %d", resp.StatusCode)
-	}
-	imageID := newestImage(t, c)
-
-	t.Run("many ranges", func(t *testing.T) {
-		ranges := make([]string, 300)
-		for i := range ranges {
-			ranges[i] = fmt.Sprintf("%d-%d", 2*i, 2*i)
-		}
-		underAttack(t, c, imageID, len(photo), func(ctx context.Context) {
-			for range 20 {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.URL+"/storage/"+imageID, nil)
-				req.Header.Set("Range", "bytes="+strings.Join(ranges, ","))
-				resp, err := c.Client.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				n, _ := io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK || n != int64(len(photo)) {
-					t.Fatalf("300 ranges: %d with %d bytes; want the whole image, 200", resp.StatusCode, n)
-				}
-			}
-		})
 	})
-
-	t.Run("slow readers", func(t *testing.T) {
-		underAttack(t, c, imageID, len(photo), func(ctx context.Context) {
-			opened, refused := slowReaders(t, ctx, c, imageID, 60, 12*time.Second)
-			t.Logf("60 streams with a shut window on one connection: %d answered, %d refused", opened, refused)
-			if opened > 32 {
-				t.Errorf("%d streams ran on one connection, want at most 32", opened)
-			}
-		})
-	})
-
-	for _, photoFirst := range []bool{true, false} {
-		name := "held uploads, text first"
-		if photoFirst {
-			name = "held uploads, photo first"
-		}
-		t.Run(name, func(t *testing.T) {
-			body, ct := multipartBody(t, "held", photo, photoFirst)
-			held := body[:len(body)-len("\r\n--")-100] // all but the end: the photo sent, the form never finished
-			underAttack(t, c, imageID, len(photo), func(ctx context.Context) {
-				codes := heldUploads(t, c, held, ct, len(body), 30)
-				t.Logf("30 held uploads from one address: answers %v", codes)
-				if codes[http.StatusTooManyRequests] < 26 || codes[http.StatusRequestTimeout] == 0 {
-					t.Errorf("answers %v; want the address's uploads capped (429) and the held ones timed out (408)", codes)
-				}
-			})
-		})
-	}
-}
-
-// newestImage returns the id of the newest post's image, from the API.
-func newestImage(t *testing.T, c *hatest.Cluster) string {
-	t.Helper()
-	var list struct {
-		Posts []struct {
-			Image *struct {
-				ID string `json:"id"`
-			} `json:"image"`
-		} `json:"posts"`
-	}
-	if !testutil.Within(10*time.Second, func() bool {
-		resp, err := c.Client.Get(c.URL + "/api/v1/posts?pageSize=1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = json.NewDecoder(resp.Body).Decode(&list)
-		resp.Body.Close()
-		return err == nil && len(list.Posts) > 0 && list.Posts[0].Image != nil
-	}) {
-		t.Fatal("the uploaded photo is not in the feed")
-	}
-	return list.Posts[0].Image.ID
+	attack()
+	close(done)
+	wg.Wait()
+	return peaks
 }
 
 // slowReaders opens n HTTP/2 streams for the image on one connection that
 // never opens its flow-control window, holds them for hold, and returns
 // how many the server answered and how many it refused.
-func slowReaders(t *testing.T, ctx context.Context, c *hatest.Cluster, imageID string, n int, hold time.Duration) (answered, refused int) {
+func slowReaders(t *testing.T, c *hatest.Cluster, imageID string, n int, hold time.Duration) (answered, refused int) {
 	t.Helper()
 	host := strings.TrimPrefix(c.URL, "https://")
 	conn, err := tls.Dial("tcp", host, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}) //nolint:gosec // the cluster's own certificate
@@ -268,16 +289,13 @@ func slowReaders(t *testing.T, ctx context.Context, c *hatest.Cluster, imageID s
 		case *http2.PingFrame:
 			_ = fr.WritePing(true, f.Data)
 		}
-		if ctx.Err() != nil {
-			return answered, refused
-		}
 	}
 }
 
-// heldUploads opens n uploads on their own connections, each sending prefix
-// of a body of size bytes and then nothing, and returns the statuses they
-// were answered with.
-func heldUploads(t *testing.T, c *hatest.Cluster, prefix []byte, contentType string, size, n int) map[int]int {
+// heldUploads opens n uploads from address from on their own connections,
+// each sending prefix of a body of size bytes and then nothing, and returns
+// the statuses they were answered with.
+func heldUploads(t *testing.T, c *hatest.Cluster, from net.Addr, prefix []byte, contentType string, size, n int) map[int]int {
 	t.Helper()
 	host := strings.TrimPrefix(c.URL, "https://")
 	codes := map[int]int{}
@@ -285,7 +303,8 @@ func heldUploads(t *testing.T, c *hatest.Cluster, prefix []byte, contentType str
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			conn, err := tls.Dial("tcp", host, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}) //nolint:gosec // the cluster's own certificate
+			conn, err := tls.DialWithDialer(&net.Dialer{LocalAddr: from}, "tcp", host,
+				&tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}) //nolint:gosec // the cluster's own certificate
 			if err != nil {
 				t.Error(err)
 				return
@@ -298,9 +317,8 @@ func heldUploads(t *testing.T, c *hatest.Cluster, prefix []byte, contentType str
 				fmt.Fprintf(conn, "POST /upload.php HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", host, contentType, size)
 				_, _ = conn.Write(prefix)
 			}()
-			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 			code := 0
-			if err == nil {
+			if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err == nil {
 				code = resp.StatusCode
 				resp.Body.Close()
 			}

@@ -8,11 +8,13 @@
 package hatest
 
 import (
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"crypto/tls"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -34,79 +36,58 @@ import (
 
 // Options configures a cluster.
 type Options struct {
-	// Bin is the extagram binary (see Build).
-	Bin string
-	// Dir holds the processes' logs, data folders and the shared uploads.
-	Dir string
+	Bin string // the extagram binary (see Build)
+	Dir string // the processes' logs, data folders and the shared uploads
 	// DSN is the MySQL database every role uses; it must exist. Start
-	// migrates it and seeds Posts posts.
-	DSN string
-	// Replicas is the number of feed replicas (default 2).
-	Replicas int
-	// FeedAddrs are the replicas' gRPC listen addresses (default: free
-	// ports on 127.0.0.1).
+	// migrates it and seeds Posts posts (default 30).
+	DSN   string
+	Posts int
+	// Replicas is the number of feed replicas (default 2), listening on
+	// FeedAddrs (default: free ports on 127.0.0.1), each over its own DSN
+	// of FeedDSNs when set (a proxy in front of the database, say).
+	Replicas  int
 	FeedAddrs []string
-	// FeedDSNs, when set, gives each replica its own DSN (a proxy in front
-	// of the database, say).
-	FeedDSNs []string
+	FeedDSNs  []string
 	// FeedTarget is the edge's --feed-target (default: the replicas'
 	// addresses, comma-separated).
 	FeedTarget string
-	// DrainPeriod is every role's --drain-period (default 1s).
-	DrainPeriod time.Duration
-	// MaxConnectionAge, when set, is the services' --max-connection-age.
+	// DrainPeriod is every role's --drain-period (default 1s);
+	// MaxConnectionAge, when set, the services' --max-connection-age.
+	DrainPeriod      time.Duration
 	MaxConnectionAge time.Duration
-	// Posts is the number of posts seeded (default 30).
-	Posts int
 	// WatchFeed lets the edge keep the newest page from WatchFeed. Without
 	// it the edge asks for the page on every view (--ask-feed-per-view), so
 	// that every page load is a call the replicas share and fail over.
 	WatchFeed bool
+	// EdgeArgs are more flags of the edge.
+	EdgeArgs []string
 }
 
 // Cluster is a running mesh of processes.
 type Cluster struct {
-	URL    string       // https://127.0.0.1:PORT of the edge
-	Client *http.Client // for checks; load uses its own (see NewClient)
-	Edge   *Proc
-	Upload *Proc
-	Blob   *Proc
-	Feeds  []*Proc
-
+	URL                string       // https://127.0.0.1:PORT of the edge
+	Client             *http.Client // for checks; load uses its own (see NewClient)
+	Edge, Upload, Blob *Proc
+	Feeds              []*Proc
 	// Operator are the files of the mesh's operator identity, for calls
 	// to the services (see Health).
 	Operator meshtls.Files
 
 	opts    Options
-	uploads string
 	meshDir string
 	procs   []*Proc
-}
-
-// meshArgs are the flags that give a process of identity its mesh
-// certificate.
-func (c *Cluster) meshArgs(identity string) []string {
-	f := meshtls.DefaultFiles(c.meshDir, identity)
-	return []string{"--mesh-ca", f.CA, "--mesh-cert", f.Cert, "--mesh-key", f.Key}
 }
 
 // Start migrates and seeds the database, starts upload, blob, the feed
 // replicas and the edge, and waits until the edge is ready and every
 // replica has served a page through it.
 func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
-	if opts.Replicas <= 0 {
-		opts.Replicas = 2
-	}
-	if opts.DrainPeriod == 0 {
-		opts.DrainPeriod = time.Second
-	}
-	if opts.Posts == 0 {
-		opts.Posts = 30
-	}
-	if err := Seed(ctx, opts.DSN, opts.Posts); err != nil {
+	opts.Replicas = cmp.Or(opts.Replicas, 2)
+	opts.DrainPeriod = cmp.Or(opts.DrainPeriod, time.Second)
+	if err := seed(ctx, opts.DSN, cmp.Or(opts.Posts, 30)); err != nil {
 		return nil, err
 	}
-	c = &Cluster{opts: opts, uploads: filepath.Join(opts.Dir, "uploads"), Client: NewClient(4), meshDir: filepath.Join(opts.Dir, "mesh")}
+	c = &Cluster{opts: opts, Client: NewClient(4), meshDir: filepath.Join(opts.Dir, "mesh")}
 	if _, err := meshtls.Generate(c.meshDir); err != nil {
 		return nil, err
 	}
@@ -117,15 +98,15 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 			c.Close()
 		}
 	}()
-	if c.Upload, err = c.startService(ctx, "upload", "upload", "127.0.0.1:0", opts.DSN); err != nil {
+	if c.Upload, err = c.startService(ctx, "upload", "upload", "", opts.DSN); err != nil {
 		return c, err
 	}
-	if c.Blob, err = c.startService(ctx, "blob", "blob", "127.0.0.1:0", opts.DSN); err != nil {
+	if c.Blob, err = c.startService(ctx, "blob", "blob", "", opts.DSN); err != nil {
 		return c, err
 	}
 	var addrs []string
 	for i := range opts.Replicas {
-		addr, dsn := "127.0.0.1:0", opts.DSN
+		addr, dsn := "", opts.DSN
 		if i < len(opts.FeedAddrs) {
 			addr = opts.FeedAddrs[i]
 		}
@@ -139,60 +120,66 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		c.Feeds = append(c.Feeds, p)
 		addrs = append(addrs, p.Addr)
 	}
-	target := opts.FeedTarget
-	if target == "" {
-		target = strings.Join(addrs, ",")
-	}
-	httpsAddr, err := FreePort("127.0.0.1")
-	if err != nil {
+	target := cmp.Or(opts.FeedTarget, strings.Join(addrs, ","))
+	httpsAddr, err1 := FreePort("127.0.0.1")
+	metricsAddr, err2 := FreePort("127.0.0.1")
+	if err := errors.Join(err1, err2); err != nil {
 		return c, err
 	}
-	metricsAddr, err := FreePort("127.0.0.1")
-	if err != nil {
-		return c, err
-	}
-	edgeArgs := []string{
+	args := []string{
 		"edge", "--https-addr", httpsAddr, "--metrics-addr", metricsAddr,
-		"--data-dir", c.dataDir("edge"), "--drain-period", opts.DrainPeriod.String(),
+		"--data-dir", filepath.Join(opts.Dir, "data-edge"), "--drain-period", opts.DrainPeriod.String(),
 		"--feed-target", target, "--upload-target", c.Upload.Addr, "--blob-target", c.Blob.Addr,
 	}
 	if !opts.WatchFeed {
-		edgeArgs = append(edgeArgs, "--ask-feed-per-view")
+		args = append(args, "--ask-feed-per-view")
 	}
-	edgeArgs = append(edgeArgs, c.meshArgs(meshtls.Edge)...)
-	c.Edge = c.add(newProc(opts.Bin, "edge", httpsAddr, metricsAddr, opts.Dir, childEnv(), edgeArgs))
+	args = append(append(args, c.meshArgs(meshtls.Edge)...), opts.EdgeArgs...)
+	c.Edge = NewProc(opts.Bin, "edge", httpsAddr, metricsAddr, opts.Dir, nil, args)
+	c.procs = append(c.procs, c.Edge)
 	c.URL = "https://" + httpsAddr
 	if err := c.Edge.Start(); err != nil {
 		return c, err
 	}
-	if err := c.WaitReady(ctx, 30*time.Second); err != nil {
-		return c, err
-	}
-	if opts.WatchFeed {
-		return c, nil // page loads make no call to wait for
-	}
+	err = poll(ctx, 30*time.Second, 20*time.Millisecond, "ready edge", func() (bool, string) {
+		code, body, _, err := get(ctx, c.Client, c.URL+"/readyz")
+		return err == nil && code == http.StatusOK, fmt.Sprintf("%d %s %v", code, strings.TrimSpace(body), err)
+	})
 	for _, f := range c.Feeds {
-		if err := c.WaitServes(ctx, f, 30*time.Second); err != nil {
-			return c, err
+		if err == nil && !opts.WatchFeed { // else page loads make no call to wait for
+			err = c.WaitServes(ctx, f, 30*time.Second)
 		}
 	}
-	return c, nil
+	return c, err
 }
 
-func (c *Cluster) add(p *Proc) *Proc {
-	c.procs = append(c.procs, p)
-	return p
+// meshArgs are the flags that give a process of identity its mesh
+// certificate.
+func (c *Cluster) meshArgs(identity string) []string {
+	f := meshtls.DefaultFiles(c.meshDir, identity)
+	return []string{"--mesh-ca", f.CA, "--mesh-cert", f.Cert, "--mesh-key", f.Key}
 }
 
-func (c *Cluster) dataDir(name string) string { return filepath.Join(c.opts.Dir, "data-"+name) }
-
-// startService starts a gRPC role listening on addr (a port of 0 picks a
-// free one) and waits until it reports SERVING.
+// startService starts a gRPC role listening on addr (default: a free port
+// on 127.0.0.1) and waits until it reports SERVING. Close kills it.
 func (c *Cluster) startService(ctx context.Context, name, role, addr, dsn string) (*Proc, error) {
-	p, err := c.NewService(name, role, addr, dsn)
-	if err != nil {
+	free, err1 := FreePort("127.0.0.1")
+	metricsAddr, err2 := FreePort("127.0.0.1")
+	if err := errors.Join(err1, err2); err != nil {
 		return nil, err
 	}
+	addr = cmp.Or(addr, free)
+	args := []string{
+		role, "--grpc-addr", addr, "--metrics-addr", metricsAddr,
+		"--data-dir", filepath.Join(c.opts.Dir, "data-"+name), "--uploads-dir", filepath.Join(c.opts.Dir, "uploads"),
+		"--drain-period", c.opts.DrainPeriod.String(), "--auto-migrate=false",
+	}
+	if c.opts.MaxConnectionAge > 0 {
+		args = append(args, "--max-connection-age", c.opts.MaxConnectionAge.String())
+	}
+	args = append(args, c.meshArgs(role)...)
+	p := NewProc(c.opts.Bin, name, addr, metricsAddr, c.opts.Dir, []string{"EXTAGRAM_MYSQL_DSN=" + dsn}, args)
+	c.procs = append(c.procs, p)
 	if err := p.Start(); err != nil {
 		return p, err
 	}
@@ -202,37 +189,8 @@ func (c *Cluster) startService(ctx context.Context, name, role, addr, dsn string
 	return p, nil
 }
 
-// NewService prepares a gRPC role on addr (port 0: a free one) over dsn,
-// without starting it. The process is killed by Close.
-func (c *Cluster) NewService(name, role, addr, dsn string) (*Proc, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("hatest: %s: %w", name, err)
-	}
-	if port == "0" {
-		if addr, err = FreePort(host); err != nil {
-			return nil, err
-		}
-	}
-	metricsAddr, err := FreePort("127.0.0.1")
-	if err != nil {
-		return nil, err
-	}
-	args := []string{
-		role, "--grpc-addr", addr, "--metrics-addr", metricsAddr,
-		"--data-dir", c.dataDir(name), "--uploads-dir", c.uploads,
-		"--drain-period", c.opts.DrainPeriod.String(), "--auto-migrate=false",
-	}
-	if c.opts.MaxConnectionAge > 0 {
-		args = append(args, "--max-connection-age", c.opts.MaxConnectionAge.String())
-	}
-	args = append(args, c.meshArgs(role)...)
-	return c.add(newProc(c.opts.Bin, name, addr, metricsAddr, c.opts.Dir, childEnv("EXTAGRAM_MYSQL_DSN="+dsn), args)), nil
-}
-
 // AddFeed starts one more feed replica on addr and waits until it reports
-// SERVING (the edge finds it by itself, or not: that is for the caller to
-// check).
+// SERVING (whether the edge finds it is for the caller to check).
 func (c *Cluster) AddFeed(ctx context.Context, name, addr string) (*Proc, error) {
 	p, err := c.startService(ctx, name, "feed", addr, c.opts.DSN)
 	if p != nil {
@@ -258,21 +216,23 @@ func (c *Cluster) Logs(n int) string {
 	return b.String()
 }
 
-// WaitReady polls the edge's /readyz until it answers 200.
-func (c *Cluster) WaitReady(ctx context.Context, timeout time.Duration) error {
+// Procs returns every process of the cluster.
+func (c *Cluster) Procs() []*Proc { return c.procs }
+
+// poll calls cond every interval until it holds, for timeout at the most;
+// the error says what did not happen and cond's last word.
+func poll(ctx context.Context, timeout, interval time.Duration, what string, cond func() (bool, string)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var last string
 	for {
-		code, body, _, err := get(ctx, c.Client, c.URL+"/readyz")
-		if err == nil && code == http.StatusOK {
+		ok, last := cond()
+		if ok {
 			return nil
 		}
-		last = fmt.Sprintf("%d %s %v", code, strings.TrimSpace(body), err)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("hatest: edge not ready after %s: %s", timeout, last)
-		case <-time.After(20 * time.Millisecond):
+			return fmt.Errorf("hatest: no %s within %s (last: %s)", what, timeout, last)
+		case <-time.After(interval):
 		}
 	}
 }
@@ -280,34 +240,26 @@ func (c *Cluster) WaitReady(ctx context.Context, timeout time.Duration) error {
 // WaitServes loads pages through the edge until replica p's ListPosts
 // counter has grown, that is until the edge sends it calls.
 func (c *Cluster) WaitServes(ctx context.Context, p *Proc, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	first, err := ListPostsHandled(ctx, p.MetricsAddr)
-	for err != nil {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("hatest: %s metrics: %w", p.Name, err)
-		case <-time.After(50 * time.Millisecond):
-		}
-		first, err = ListPostsHandled(ctx, p.MetricsAddr)
+	var first float64
+	err := poll(ctx, timeout, 50*time.Millisecond, p.Name+" metrics", func() (bool, string) {
+		n, err := ListPostsHandled(ctx, p.MetricsAddr)
+		first = n
+		return err == nil, fmt.Sprint(err)
+	})
+	if err != nil {
+		return err
 	}
-	for {
+	return poll(ctx, timeout, 20*time.Millisecond, "calls to "+p.Name, func() (bool, string) {
 		for range 4 {
 			_, _, _, _ = get(ctx, c.Client, c.URL+"/")
 		}
-		if n, err := ListPostsHandled(ctx, p.MetricsAddr); err == nil && n > first {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("hatest: the edge sent %s no call within %s", p.Name, timeout)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		n, err := ListPostsHandled(ctx, p.MetricsAddr)
+		return err == nil && n > first, fmt.Sprint(n, err)
+	})
 }
 
-// Seed migrates the database and adds n text posts.
-func Seed(ctx context.Context, dsn string, n int) error {
+// seed migrates the database and adds n text posts.
+func seed(ctx context.Context, dsn string, n int) error {
 	st, err := store.Open(ctx, store.Config{MySQLDSN: dsn})
 	if err != nil {
 		return fmt.Errorf("hatest: open store: %w", err)
@@ -345,7 +297,7 @@ func FreePort(host string) (string, error) {
 		}
 		l.Close()
 		ports[port] = true
-		return net.JoinHostPort(host, strconv.Itoa(port)), nil
+		return l.Addr().String(), nil
 	}
 	return "", fmt.Errorf("hatest: no free port on %s", host)
 }
@@ -387,9 +339,6 @@ func Get(ctx context.Context, client *http.Client, url string) (code int, retryA
 	return code, retryAfter, time.Since(start), err
 }
 
-// Procs returns every process of the cluster.
-func (c *Cluster) Procs() []*Proc { return c.procs }
-
 // CreateDatabase creates a database of its own, named prefix and random
 // hex, on the MySQL server of serverDSN and returns its DSN and a function
 // that drops it (its error is reported on stderr, as the drop runs while
@@ -400,9 +349,7 @@ func CreateDatabase(ctx context.Context, serverDSN, prefix string) (dsn string, 
 		return "", nil, fmt.Errorf("-mysql-dsn: %w", err)
 	}
 	cfg.DBName = ""
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 5 * time.Second
-	}
+	cfg.Timeout = cmp.Or(cfg.Timeout, 5*time.Second)
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return "", nil, err

@@ -1,6 +1,7 @@
 package hatest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -22,10 +23,11 @@ type Sample struct {
 func (s Sample) Failed() bool { return s.Status != http.StatusOK }
 
 func (s Sample) String() string {
+	what := fmt.Sprintf("status %d", s.Status)
 	if s.Err != "" {
-		return fmt.Sprintf("at %s after %s: %s", s.Start.Round(time.Millisecond), s.Latency.Round(time.Millisecond), s.Err)
+		what = s.Err
 	}
-	return fmt.Sprintf("at %s after %s: status %d", s.Start.Round(time.Millisecond), s.Latency.Round(time.Millisecond), s.Status)
+	return fmt.Sprintf("at %s after %s: %s", s.Start.Round(time.Millisecond), s.Latency.Round(time.Millisecond), what)
 }
 
 // Load is a set of clients each loading a page in a loop, one request
@@ -33,7 +35,7 @@ func (s Sample) String() string {
 type Load struct {
 	began time.Time
 	stop  atomic.Bool
-	left  atomic.Int64 // page loads still to send when limited
+	left  atomic.Int64 // page loads still to send
 	wg    sync.WaitGroup
 
 	mu      sync.Mutex
@@ -44,15 +46,9 @@ type Load struct {
 // is above 0, the clients stop by themselves after limit page loads.
 func StartLoad(client *http.Client, url string, clients int, limit int64) *Load {
 	l := &Load{began: time.Now()}
-	if limit > 0 {
-		l.left.Store(limit)
-	} else {
-		l.left.Store(1 << 62)
-	}
+	l.left.Store(cmp.Or(limit, 1<<62))
 	for range clients {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
+		l.wg.Go(func() {
 			var mine []Sample
 			for !l.stop.Load() && l.left.Add(-1) >= 0 {
 				start := time.Now()
@@ -68,16 +64,10 @@ func StartLoad(client *http.Client, url string, clients int, limit int64) *Load 
 			l.mu.Lock()
 			l.samples = append(l.samples, mine...)
 			l.mu.Unlock()
-		}()
+		})
 	}
 	return l
 }
-
-// Elapsed is the time since the load began.
-func (l *Load) Elapsed() time.Duration { return time.Since(l.began) }
-
-// SleepUntil sleeps until the load has run for d.
-func (l *Load) SleepUntil(d time.Duration) { time.Sleep(time.Until(l.began.Add(d))) }
 
 // WaitUntil waits until the load has run for d, or ctx is done.
 func (l *Load) WaitUntil(ctx context.Context, d time.Duration) error {
@@ -91,7 +81,8 @@ func (l *Load) WaitUntil(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Wait waits for a limited load to finish and returns its samples.
+// Wait waits for a limited load to finish and returns its samples, in the
+// order they started.
 func (l *Load) Wait() []Sample {
 	l.wg.Wait()
 	l.mu.Lock()
@@ -118,7 +109,7 @@ type Stats struct {
 // Summarize summarizes the samples that started in [from, to); to <= 0
 // means until the end.
 func Summarize(samples []Sample, from, to time.Duration) Stats {
-	var st Stats
+	st := Stats{FailedStatuses: map[int]int{}}
 	var lat []time.Duration
 	for _, s := range samples {
 		if s.Start < from || (to > 0 && s.Start >= to) {
@@ -128,9 +119,6 @@ func Summarize(samples []Sample, from, to time.Duration) Stats {
 		lat = append(lat, s.Latency)
 		if s.Failed() {
 			st.Failed++
-			if st.FailedStatuses == nil {
-				st.FailedStatuses = map[int]int{}
-			}
 			st.FailedStatuses[s.Status]++
 			if len(st.FirstFailures) < 5 {
 				st.FirstFailures = append(st.FirstFailures, s)
@@ -141,14 +129,10 @@ func Summarize(samples []Sample, from, to time.Duration) Stats {
 		return st
 	}
 	slices.Sort(lat)
-	st.P50 = percentile(lat, 0.50)
-	st.P99 = percentile(lat, 0.99)
-	st.Max = lat[len(lat)-1]
+	// nearest-rank percentiles
+	rank := func(q float64) time.Duration {
+		return lat[max(0, min(int(float64(len(lat))*q+0.999999)-1, len(lat)-1))]
+	}
+	st.P50, st.P99, st.Max = rank(0.50), rank(0.99), lat[len(lat)-1]
 	return st
-}
-
-// percentile is the nearest-rank percentile of sorted values.
-func percentile(sorted []time.Duration, q float64) time.Duration {
-	i := int(float64(len(sorted))*q+0.999999) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
 }

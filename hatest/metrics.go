@@ -31,31 +31,22 @@ func ListPostsHandled(ctx context.Context, metricsAddr string) (float64, error) 
 		return 0, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("hatest: %s/metrics: %s", metricsAddr, resp.Status)
-	}
 	var sum float64
 	found := false
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "grpc_server_handled_total{") || !strings.Contains(line, `grpc_method="ListPosts"`) {
-			continue
+		if strings.HasPrefix(line, "grpc_server_handled_total{") && strings.Contains(line, `grpc_method="ListPosts"`) {
+			v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			if err != nil {
+				return 0, fmt.Errorf("hatest: %s/metrics: %q: %w", metricsAddr, line, err)
+			}
+			sum, found = sum+v, true
 		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			return 0, fmt.Errorf("hatest: %s/metrics: %q: %w", metricsAddr, line, err)
-		}
-		sum += v
-		found = true
 	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	if !found {
-		return 0, fmt.Errorf("hatest: %s/metrics has no ListPosts counter", metricsAddr)
+	if err := sc.Err(); err != nil || resp.StatusCode != http.StatusOK || !found {
+		return 0, fmt.Errorf("hatest: %s/metrics (%s) has no ListPosts counter: %v", metricsAddr, resp.Status, err)
 	}
 	return sum, nil
 }
@@ -77,10 +68,7 @@ func Health(ctx context.Context, as meshtls.Files, addr string) (healthpb.Health
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
-	if err != nil {
-		return 0, err
-	}
-	return resp.GetStatus(), nil
+	return resp.GetStatus(), err
 }
 
 // WaitHealth polls the service at addr until it reports SERVING.
@@ -90,21 +78,10 @@ func WaitHealth(ctx context.Context, as meshtls.Files, addr string, timeout time
 
 // WaitStatus polls the service at addr until it reports want.
 func WaitStatus(ctx context.Context, as meshtls.Files, addr string, want healthpb.HealthCheckResponse_ServingStatus, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last string
-	for {
+	return poll(ctx, timeout, 50*time.Millisecond, fmt.Sprintf("%v from %s", want, addr), func() (bool, string) {
 		st, err := Health(ctx, as, addr)
-		if err == nil && st == want {
-			return nil
-		}
-		last = fmt.Sprintf("%v %v", st, err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("hatest: %s not %v after %s: %s", addr, want, timeout, last)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return err == nil && st == want, fmt.Sprint(st, err)
+	})
 }
 
 // Calls follows the ListPosts counters of feed replicas through restarts
@@ -114,13 +91,11 @@ type Calls struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu    sync.Mutex
-	last  map[string]float64
-	total map[string]float64
-	// first is when a process's counter was first seen to grow after
-	// MarkRestart.
-	mark  map[string]time.Time
-	first map[string]time.Time
+	mu          sync.Mutex
+	last, total map[string]float64
+	// first is when a process's counter was first seen to grow after its
+	// mark.
+	mark, first map[string]time.Time
 }
 
 // FollowCalls starts polling the replicas' metrics every interval.
@@ -155,20 +130,16 @@ func (c *Calls) poll(ctx context.Context) {
 			continue // down, frozen or not up yet
 		}
 		c.mu.Lock()
-		last, seen := c.last[p.Name]
-		grew := 0.0
-		switch {
-		case !seen:
-		case v >= last:
+		grew := v // restarted: the new process counts from 0
+		if last, seen := c.last[p.Name]; !seen {
+			grew = 0
+		} else if v >= last {
 			grew = v - last
-		default: // restarted: the new process counts from 0
-			grew = v
 		}
 		c.total[p.Name] += grew
-		if _, marked := c.mark[p.Name]; marked && grew > 0 {
-			if _, done := c.first[p.Name]; !done {
-				c.first[p.Name] = time.Now()
-			}
+		_, marked := c.mark[p.Name]
+		if _, done := c.first[p.Name]; marked && !done && grew > 0 {
+			c.first[p.Name] = time.Now()
 		}
 		c.last[p.Name] = v
 		c.mu.Unlock()
@@ -190,10 +161,7 @@ func (c *Calls) ServedAgain(p *Proc) (time.Duration, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f, ok := c.first[p.Name]
-	if !ok {
-		return 0, false
-	}
-	return f.Sub(c.mark[p.Name]), true
+	return f.Sub(c.mark[p.Name]), ok
 }
 
 // Stop polls one last time and returns the calls each replica handled
@@ -219,9 +187,7 @@ func Shares(calls map[string]float64) map[string]float64 {
 	}
 	out := make(map[string]float64, len(calls))
 	for k, v := range calls {
-		if sum > 0 {
-			out[k] = v / sum
-		}
+		out[k] = v / max(sum, 1)
 	}
 	return out
 }

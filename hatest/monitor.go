@@ -1,15 +1,13 @@
 package hatest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -21,10 +19,7 @@ import (
 // processes by role (edge, feed, upload, blob): the jobs of
 // deploy/observability's scrape configurations.
 func (c *Cluster) MetricsTargets() map[string][]string {
-	t := map[string][]string{}
-	t["edge"] = []string{c.Edge.MetricsAddr}
-	t["upload"] = []string{c.Upload.MetricsAddr}
-	t["blob"] = []string{c.Blob.MetricsAddr}
+	t := map[string][]string{"edge": {c.Edge.MetricsAddr}, "upload": {c.Upload.MetricsAddr}, "blob": {c.Blob.MetricsAddr}}
 	for _, f := range c.Feeds {
 		t["feed"] = append(t["feed"], f.MetricsAddr)
 	}
@@ -33,188 +28,83 @@ func (c *Cluster) MetricsTargets() map[string][]string {
 
 // PrometheusOptions configures StartPrometheus.
 type PrometheusOptions struct {
-	// Bin is the prometheus binary (default: prometheus on PATH).
-	Bin string
-	// Dir holds its configuration, its data and its log.
-	Dir string
-	// Targets are the /metrics addresses to scrape, by job.
-	Targets map[string][]string
-	// RuleFiles are loaded as they are.
-	RuleFiles []string
+	Bin       string              // default: prometheus on PATH
+	Dir       string              // its configuration, data and log
+	Targets   map[string][]string // the /metrics addresses to scrape, by job
+	RuleFiles []string            // loaded as they are
 	// Alertmanager is the host:port alerts go to; none when empty.
 	Alertmanager string
 	// Interval is the scrape and evaluation interval (default 1s).
 	Interval time.Duration
 }
 
-// Prometheus is a running Prometheus.
-type Prometheus struct {
+// Monitor is a running Prometheus or Alertmanager.
+type Monitor struct {
 	*Proc
 	URL string // http://127.0.0.1:PORT
 }
 
 // StartPrometheus writes a configuration that scrapes opts.Targets, starts
 // Prometheus with it and waits until it is ready.
-func StartPrometheus(ctx context.Context, opts PrometheusOptions) (*Prometheus, error) {
-	if opts.Bin == "" {
-		opts.Bin = "prometheus"
-	}
-	if opts.Interval == 0 {
-		opts.Interval = time.Second
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  evaluation_interval: %s\n  scrape_timeout: %s\n", opts.Interval, opts.Interval, opts.Interval)
+func StartPrometheus(ctx context.Context, opts PrometheusOptions) (*Monitor, error) {
+	iv := cmp.Or(opts.Interval, time.Second)
+	cfg := map[string]any{"global": map[string]string{
+		"scrape_interval": iv.String(), "evaluation_interval": iv.String(), "scrape_timeout": iv.String()}}
 	if len(opts.RuleFiles) > 0 {
-		b.WriteString("rule_files:\n")
-		for _, f := range opts.RuleFiles {
-			fmt.Fprintf(&b, "  - %s\n", quote(f))
-		}
+		cfg["rule_files"] = opts.RuleFiles
 	}
 	if opts.Alertmanager != "" {
-		fmt.Fprintf(&b, "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [%s]\n", quote(opts.Alertmanager))
+		cfg["alerting"] = map[string]any{"alertmanagers": []any{
+			map[string]any{"static_configs": []any{map[string]any{"targets": []string{opts.Alertmanager}}}}}}
 	}
-	b.WriteString("scrape_configs:\n")
+	var jobs []any
 	for job, targets := range opts.Targets {
-		fmt.Fprintf(&b, "  - job_name: %s\n    static_configs:\n      - targets: [", quote(job))
-		for i, t := range targets {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(quote(t))
-		}
-		b.WriteString("]\n")
+		jobs = append(jobs, map[string]any{"job_name": job, "static_configs": []any{map[string]any{"targets": targets}}})
 	}
-	cfg := filepath.Join(opts.Dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
+	cfg["scrape_configs"] = jobs
+	b, _ := json.Marshal(cfg) // JSON is YAML
+	file := filepath.Join(opts.Dir, "prometheus.yml")
+	if err := os.WriteFile(file, b, 0o600); err != nil {
 		return nil, err
 	}
+	return startMonitor(ctx, cmp.Or(opts.Bin, "prometheus"), "prometheus", opts.Dir, func(addr string) []string {
+		return []string{"--config.file=" + file, "--storage.tsdb.path=" + filepath.Join(opts.Dir, "prometheus-data"),
+			"--web.listen-address=" + addr, "--log.level=warn"}
+	})
+}
+
+// StartAlertmanager starts the Alertmanager binary bin with the
+// configuration file config, without clustering, keeping its state in dir,
+// and waits until it is ready.
+func StartAlertmanager(ctx context.Context, bin, dir, config string) (*Monitor, error) {
+	return startMonitor(ctx, bin, "alertmanager", dir, func(addr string) []string {
+		return []string{"--config.file=" + config, "--storage.path=" + filepath.Join(dir, "alertmanager-data"),
+			"--web.listen-address=" + addr, "--cluster.listen-address=", "--log.level=warn"}
+	})
+}
+
+// startMonitor starts bin with the flags args gives for a free address
+// and polls its /-/ready until it answers 200, while it runs.
+func startMonitor(ctx context.Context, bin, name, dir string, args func(addr string) []string) (*Monitor, error) {
 	addr, err := FreePort("127.0.0.1")
 	if err != nil {
 		return nil, err
 	}
-	p := newProc(opts.Bin, "prometheus", addr, addr, opts.Dir, childEnv(), []string{
-		"--config.file=" + cfg, "--storage.tsdb.path=" + filepath.Join(opts.Dir, "prometheus-data"),
-		"--web.listen-address=" + addr, "--log.level=warn",
-	})
+	p := NewProc(bin, name, addr, addr, dir, nil, args(addr))
 	if err := p.Start(); err != nil {
 		return nil, err
 	}
-	prom := &Prometheus{Proc: p, URL: "http://" + addr}
-	if err := waitOK(ctx, p, prom.URL+"/-/ready", 30*time.Second); err != nil {
-		_ = p.Kill()
-		return nil, err
-	}
-	return prom, nil
-}
-
-// quote writes s as a YAML (JSON) string.
-func quote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
-}
-
-// Query evaluates an instant query and returns the result's samples as
-// label sets with their value.
-func (p *Prometheus) Query(ctx context.Context, query string) ([]QuerySample, error) {
-	u := p.URL + "/api/v1/query?query=" + url.QueryEscape(query)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := metricsClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			Result []struct {
-				Metric map[string]string `json:"metric"`
-				Value  [2]any            `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("hatest: query %q: %w", query, err)
-	}
-	if body.Status != "success" {
-		return nil, fmt.Errorf("hatest: query %q: %s", query, body.Error)
-	}
-	var out []QuerySample
-	for _, r := range body.Data.Result {
-		s, _ := r.Value[1].(string)
-		out = append(out, QuerySample{Labels: r.Metric, Value: s})
-	}
-	return out, nil
-}
-
-// QuerySample is one sample of a query's result; Value as Prometheus writes
-// it.
-type QuerySample struct {
-	Labels map[string]string
-	Value  string
-}
-
-// Alertmanager is a running Alertmanager.
-type Alertmanager struct {
-	*Proc
-	URL string // http://127.0.0.1:PORT
-}
-
-// StartAlertmanager starts Alertmanager (bin; default
-// prometheus-alertmanager, Debian's name, else alertmanager on PATH) with
-// the configuration file config, without clustering, keeping its state
-// in dir, and waits until it is ready.
-func StartAlertmanager(ctx context.Context, bin, dir, config string) (*Alertmanager, error) {
-	if bin == "" {
-		bin = "prometheus-alertmanager"
-		if _, err := exec.LookPath(bin); err != nil {
-			bin = "alertmanager"
-		}
-	}
-	addr, err := FreePort("127.0.0.1")
-	if err != nil {
-		return nil, err
-	}
-	p := newProc(bin, "alertmanager", addr, addr, dir, childEnv(), []string{
-		"--config.file=" + config, "--storage.path=" + filepath.Join(dir, "alertmanager-data"),
-		"--web.listen-address=" + addr, "--cluster.listen-address=", "--log.level=warn",
-	})
-	if err := p.Start(); err != nil {
-		return nil, err
-	}
-	am := &Alertmanager{Proc: p, URL: "http://" + addr}
-	if err := waitOK(ctx, p, am.URL+"/-/ready", 30*time.Second); err != nil {
-		_ = p.Kill()
-		return nil, err
-	}
-	return am, nil
-}
-
-// waitOK polls url until it answers 200, while p runs.
-func waitOK(ctx context.Context, p *Proc, url string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
+	m := &Monitor{Proc: p, URL: "http://" + addr}
+	err = poll(ctx, 30*time.Second, 100*time.Millisecond, "ready "+name, func() (bool, string) {
 		if !p.Running() {
-			return fmt.Errorf("hatest: %s exited: %v\n%s", p.Name, p.Wait(0), p.Log(2000))
+			return false, fmt.Sprintf("exited: %v", p.Wait(0))
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		if resp, err := metricsClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("hatest: %s not ready at %s: %w\n%s", p.Name, url, ctx.Err(), p.Log(2000))
-		case <-time.After(100 * time.Millisecond):
-		}
+		code, _, _, err := get(ctx, metricsClient, m.URL+"/-/ready")
+		return code == http.StatusOK, fmt.Sprint(code, err)
+	})
+	if err != nil {
+		_ = p.Kill()
+		return nil, fmt.Errorf("%w\n%s", err, p.Log(2000))
 	}
+	return m, nil
 }

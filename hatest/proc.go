@@ -25,17 +25,15 @@ func Build(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
-// Proc is one role of the binary run as its own process. It can be
-// started again with the same arguments after it exits or is killed.
+// Proc is one process of a binary (a role of extagram, Prometheus...). It
+// can be started again with the same arguments after it exits or is killed.
 type Proc struct {
 	Name        string
 	Addr        string // gRPC address of a service, HTTPS address of the edge
 	MetricsAddr string // host:port of its /metrics
 
-	bin     string
-	args    []string
-	env     []string
-	logPath string
+	bin, logPath string
+	args, env    []string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -43,48 +41,37 @@ type Proc struct {
 	err  error         // its exit status, once done
 }
 
-func newProc(bin, name, addr, metricsAddr, logDir string, env, args []string) *Proc {
-	return &Proc{
-		Name: name, Addr: addr, MetricsAddr: metricsAddr,
-		bin: bin, args: args, env: env,
-		logPath: filepath.Join(logDir, name+".log"),
-	}
-}
-
-// childEnv is the environment of a child process: this one's, less every
-// EXTAGRAM_* variable (they would set the child's flags), plus extra.
-func childEnv(extra ...string) []string {
-	var env []string
+// NewProc prepares a process of the binary bin: role and flags in args,
+// the environment of this process less its EXTAGRAM_* variables (they
+// would set the child's flags) plus env, its output in <logDir>/<name>.log.
+// addr and metricsAddr are what its flags make it listen on, for the
+// caller's checks. It is not started.
+func NewProc(bin, name, addr, metricsAddr, logDir string, env, args []string) *Proc {
+	var all []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "EXTAGRAM_") {
-			env = append(env, kv)
+			all = append(all, kv)
 		}
 	}
-	return append(env, extra...)
+	return &Proc{Name: name, Addr: addr, MetricsAddr: metricsAddr, bin: bin, args: args,
+		env: append(all, env...), logPath: filepath.Join(logDir, name+".log")}
 }
 
-// Start starts the process. Its standard output and error go to
-// <dir>/<name>.log, appended across restarts.
+// Start starts the process; its output is appended to its log.
 func (p *Proc) Start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.done != nil {
-		select {
-		case <-p.done:
-		default:
-			return fmt.Errorf("hatest: %s is already running", p.Name)
-		}
+	if p.running() {
+		return fmt.Errorf("hatest: %s is already running", p.Name)
 	}
 	f, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("hatest: %s: %w", p.Name, err)
 	}
 	defer f.Close()
-	fmt.Fprintf(f, "---- %s: extagram %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(p.args, " "))
+	fmt.Fprintf(f, "---- %s: %s %s\n", time.Now().Format(time.RFC3339Nano), p.bin, strings.Join(p.args, " "))
 	cmd := exec.Command(p.bin, p.args...)
-	cmd.Env = p.env
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.Env, cmd.Stdout, cmd.Stderr, cmd.SysProcAttr = p.env, f, f, sysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("hatest: start %s: %w", p.Name, err)
 	}
@@ -100,20 +87,30 @@ func (p *Proc) Start() error {
 	return nil
 }
 
+func (p *Proc) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return p.done != nil
+	}
+}
+
+// Running reports whether the process has been started and not exited.
+func (p *Proc) Running() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.running()
+}
+
 // Signal sends sig to the running process.
 func (p *Proc) Signal(sig syscall.Signal) error {
 	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.mu.Unlock()
-	if cmd == nil {
-		return fmt.Errorf("hatest: %s was never started", p.Name)
+	defer p.mu.Unlock()
+	if !p.running() {
+		return fmt.Errorf("hatest: %s is not running", p.Name)
 	}
-	select {
-	case <-done:
-		return fmt.Errorf("hatest: %s has exited", p.Name)
-	default:
-	}
-	if err := cmd.Process.Signal(sig); err != nil {
+	if err := p.cmd.Process.Signal(sig); err != nil {
 		return fmt.Errorf("hatest: signal %s: %w", p.Name, err)
 	}
 	return nil
@@ -138,21 +135,6 @@ func (p *Proc) Wait(timeout time.Duration) error {
 	return p.err
 }
 
-// Running reports whether the process has been started and not exited.
-func (p *Proc) Running() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.done == nil {
-		return false
-	}
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
-
 // Kill sends SIGKILL (after SIGCONT, in case it is stopped) and waits for
 // the process to be gone. It does nothing when the process is not running.
 func (p *Proc) Kill() error {
@@ -161,23 +143,11 @@ func (p *Proc) Kill() error {
 	}
 	_ = p.Signal(syscall.SIGCONT)
 	_ = p.Signal(syscall.SIGKILL)
-	err := p.Wait(10 * time.Second)
 	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		return nil // killed, as asked
-	}
-	return err
-}
-
-// Terminate sends SIGTERM and waits at most timeout for a clean exit.
-func (p *Proc) Terminate(timeout time.Duration) error {
-	if err := p.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Wait(10 * time.Second); !errors.As(err, &exit) {
 		return err
 	}
-	if err := p.Wait(timeout); err != nil {
-		return fmt.Errorf("hatest: %s after SIGTERM: %w", p.Name, err)
-	}
-	return nil
+	return nil // killed, as asked
 }
 
 // Log returns the last n bytes of the process's log.
@@ -186,10 +156,7 @@ func (p *Proc) Log(n int) string {
 	if err != nil {
 		return err.Error()
 	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
+	return string(b[max(0, len(b)-n):])
 }
 
 // RSS returns the resident memory of the running process, in bytes
@@ -198,21 +165,18 @@ func (p *Proc) RSS() (int64, error) {
 	p.mu.Lock()
 	cmd := p.cmd
 	p.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return 0, fmt.Errorf("hatest: %s is not running", p.Name)
+	if cmd == nil {
+		return 0, fmt.Errorf("hatest: %s was never started", p.Name)
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
 	if err != nil {
 		return 0, fmt.Errorf("hatest: %s: %w", p.Name, err)
 	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("hatest: %s: VmRSS %q: %w", p.Name, v, err)
-			}
-			return kb << 10, nil
-		}
+	_, v, _ := strings.Cut(string(b), "VmRSS:")
+	v, _, _ = strings.Cut(v, "kB")
+	kb, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("hatest: %s: VmRSS %q: %w", p.Name, v, err)
 	}
-	return 0, fmt.Errorf("hatest: %s: no VmRSS", p.Name)
+	return kb << 10, nil
 }

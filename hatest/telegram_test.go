@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,27 +22,29 @@ import (
 // the other replica once the dead one's lease ends: nothing lost, nothing
 // sent twice. A send that had reached Telegram, whose answer died with
 // the replica, is sent once more: the bound on repeats, one per crash.
+//
+// Both stores at once, in one slot of -parallel: the test mostly waits
+// for leases to end.
 func TestTelegramAnnouncerKilled(t *testing.T) {
 	t.Parallel()
+	var wg sync.WaitGroup
 	for _, kind := range []string{"mysql", "embedded"} {
-		t.Run(kind, func(t *testing.T) {
-			t.Parallel()
-			testAnnouncerKilled(t, kind)
-		})
+		wg.Go(func() { t.Run(kind, func(t *testing.T) { testAnnouncerKilled(t, kind) }) })
 	}
+	wg.Wait()
 }
 
-const tgToken = "7777:hatest-token"
-
 func testAnnouncerKilled(t *testing.T, kind string) {
+	const token = "7777:hatest-token"
 	dir := t.TempDir()
 	cfg := store.Config{DataDir: dir, Logger: storetest.Logger(t)}
-	var env []string
+	// The token comes from the environment, as deployments give it.
+	env := []string{"EXTAGRAM_TELEGRAM_TOKEN=" + token}
 	if kind == "mysql" {
 		cfg = store.Config{MySQLDSN: storetest.MySQLDSN(t), Logger: storetest.Logger(t)}
 		env = append(env, "EXTAGRAM_MYSQL_DSN="+cfg.MySQLDSN)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	st, err := store.Open(ctx, cfg)
 	if err != nil {
@@ -49,14 +52,10 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 	}
 	defer st.Close()
 	// The replicas' mesh identities, in <data-dir>/mesh where they look.
-	mesh := filepath.Join(dir, "mesh")
-	if _, err := meshtls.Generate(mesh); err != nil {
+	if _, err := meshtls.Generate(filepath.Join(dir, "mesh")); err != nil {
 		t.Fatal(err)
 	}
-	operator := meshtls.DefaultFiles(mesh, meshtls.Operator)
-	tg := telegramtest.Start(t, tgToken)
-	// The token comes from the environment, as deployments give it.
-	env = append(env, "EXTAGRAM_TELEGRAM_TOKEN="+tgToken)
+	tg := telegramtest.Start(t, token)
 
 	replica := func(name string) *hatest.Proc {
 		addr, err := hatest.FreePort("127.0.0.1")
@@ -67,12 +66,7 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 			"feed", "--grpc-addr", addr, "--data-dir", dir, "--drain-period", "0s",
 			"--telegram-chat", "-100500", "--telegram-api-url", tg.URL, "--public-url", "https://wall.example",
 		})
-		t.Cleanup(func() {
-			_ = p.Kill()
-			if t.Failed() {
-				t.Logf("%s log:\n%s", name, p.Log(4000))
-			}
-		})
+		killAtEnd(t, p)
 		return p
 	}
 	run := func(p *hatest.Proc) {
@@ -80,9 +74,31 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 		if err := p.Start(); err != nil {
 			t.Fatal(err)
 		}
-		if err := hatest.WaitHealth(ctx, operator, p.Addr, 30*time.Second); err != nil {
+		if err := hatest.WaitHealth(ctx, meshtls.DefaultFiles(filepath.Join(dir, "mesh"), meshtls.Operator), p.Addr, 30*time.Second); err != nil {
 			t.Fatalf("%s: %v", p.Name, err)
 		}
+	}
+	// kill kills p and waits until the stand-in has seen its hanging call
+	// go, so that releasing the hang cannot answer a dead replica; then
+	// lets sends through.
+	kill := func(p *hatest.Proc) {
+		t.Helper()
+		gone := func(calls []telegramtest.Call) (n int) {
+			for _, c := range calls {
+				if c.Gone {
+					n++
+				}
+			}
+			return n
+		}
+		before := gone(tg.Calls(""))
+		if err := p.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool { return gone(calls) > before }); err != nil {
+			t.Fatalf("the stand-in did not see %s's call go: %v", p.Name, err)
+		}
+		tg.SetFault("sendPhoto", telegramtest.Fault{})
 	}
 	newPost := func(text string) store.Post {
 		t.Helper()
@@ -93,15 +109,18 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 		}
 		return p
 	}
+	postOf := func(c telegramtest.Call) string {
+		_, id, _ := strings.Cut(c.Params["caption"], "/posts/")
+		return id
+	}
 	// inFlight waits for a sendPhoto without an answer and returns the
 	// post it announces.
-	inFlight := func() string {
+	inFlight := func() (id string) {
 		t.Helper()
-		var id string
 		if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool {
 			for _, c := range calls {
 				if c.Method == "sendPhoto" && c.Status == 0 && !c.Gone {
-					_, id, _ = strings.Cut(c.Params["caption"], "/posts/")
+					id = postOf(c)
 					return true
 				}
 			}
@@ -111,28 +130,29 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 		}
 		return id
 	}
-	// delivered waits until each post's record says sent and returns how
-	// many messages announced each.
-	delivered := func(posts []store.Post) map[string]int {
+	// delivered waits until each post's record says sent, and checks that
+	// each was announced once, but repeat's twice.
+	delivered := func(posts []store.Post, repeat string) {
 		t.Helper()
 		for _, p := range posts {
-			for {
+			testutil.Eventually(t, time.Minute, "post "+p.ID.String()+" announced", func() bool {
 				r, err := st.GetAnnouncement(ctx, p.ID)
-				if err == nil && r.State == store.AnnouncementSent {
-					break
-				}
-				if ctx.Err() != nil {
-					t.Fatalf("post %s not announced: %+v %v", p.ID, r, err)
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+				return err == nil && r.State == store.AnnouncementSent
+			})
 		}
 		n := map[string]int{}
 		for _, c := range tg.Sent() {
-			_, id, _ := strings.Cut(c.Params["caption"], "/posts/")
-			n[id]++
+			n[postOf(c)]++
 		}
-		return n
+		for _, p := range posts {
+			want := 1
+			if p.ID.String() == repeat {
+				want = 2
+			}
+			if n[p.ID.String()] != want {
+				t.Errorf("post %s announced %d times, want %d", p.ID, n[p.ID.String()], want)
+			}
+		}
 	}
 
 	a, b := replica("feed-a"), replica("feed-b")
@@ -146,14 +166,13 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 	}
 	victim := inFlight()
 	run(b)
-	kill(t, ctx, tg, a)
-	tg.SetFault("sendPhoto", telegramtest.Fault{})
-	for id, n := range delivered(posts) {
-		if n != 1 {
-			t.Errorf("post %s announced %d times, want once", id, n)
-		}
+	kill(a)
+	delivered(posts, "")
+	id, err := contract.ParseID(victim)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if r, _ := st.GetAnnouncement(ctx, mustID(t, victim)); r.Attempts != 2 {
+	if r, _ := st.GetAnnouncement(ctx, id); r.Attempts != 2 {
 		t.Errorf("the post whose sender died: %+v, want sent at the second attempt", r)
 	}
 
@@ -164,46 +183,8 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 		t.Fatalf("in flight: %s, want %s", id, last.ID)
 	}
 	run(a)
-	kill(t, ctx, tg, b)
-	tg.SetFault("sendPhoto", telegramtest.Fault{})
-	counts := delivered(append(posts, last))
-	for _, p := range posts {
-		if counts[p.ID.String()] != 1 {
-			t.Errorf("post %s announced %d times, want once", p.ID, counts[p.ID.String()])
-		}
-	}
-	if n := counts[last.ID.String()]; n != 2 {
-		t.Errorf("the post sent as its sender died was announced %d times, want 2 (one repeat per crash)", n)
-	}
-}
-
-// kill kills p with SIGKILL and waits until the stand-in has seen its
-// hanging call go, so that releasing the hang cannot answer a dead
-// replica.
-func kill(t *testing.T, ctx context.Context, tg *telegramtest.Server, p *hatest.Proc) {
-	t.Helper()
-	gone := func(calls []telegramtest.Call) int {
-		n := 0
-		for _, c := range calls {
-			if c.Gone {
-				n++
-			}
-		}
-		return n
-	}
-	before := gone(tg.Calls(""))
-	if err := p.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool { return gone(calls) > before }); err != nil {
-		t.Fatalf("the stand-in did not see %s's call go: %v", p.Name, err)
-	}
-}
-
-func mustID(t *testing.T, s string) contract.ID {
-	id, err := contract.ParseID(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
+	kill(b)
+	// The post sent as its sender died is announced twice: one repeat per
+	// crash.
+	delivered(append(posts, last), last.ID.String())
 }
