@@ -1,10 +1,7 @@
-// Package hatest runs Extagram the way it is deployed: every role as its
-// own process of the extagram binary on loopback, over one MySQL database,
-// and drives the feed page through the edge with concurrent clients while
-// feed replicas are killed, frozen, drained, cut from their database or
-// added behind a DNS name. Its tests check the design's failure rules;
-// bench/failover uses the same harness to print latency and balance
-// figures.
+// Package hatest runs Extagram as deployed: every role a process of the
+// extagram binary on loopback over one MySQL database, with clients loading
+// the feed page through the edge while feed replicas fail. Its tests and
+// bench/failover use it.
 package hatest
 
 import (
@@ -13,7 +10,6 @@ import (
 	crand "crypto/rand"
 	"crypto/tls"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -36,51 +32,39 @@ import (
 
 // Options configures a cluster.
 type Options struct {
-	Bin string // the extagram binary (see Build)
-	Dir string // the processes' logs, data folders and the shared uploads
-	// DSN is the MySQL database every role uses; it must exist. Start
-	// migrates it and seeds Posts posts (default 30).
-	DSN   string
-	Posts int
-	// Replicas is the number of feed replicas (default 2), listening on
-	// FeedAddrs (default: free ports on 127.0.0.1), each over its own DSN
-	// of FeedDSNs when set (a proxy in front of the database, say).
-	Replicas  int
-	FeedAddrs []string
-	FeedDSNs  []string
-	// FeedTarget is the edge's --feed-target (default: the replicas'
-	// addresses, comma-separated).
-	FeedTarget string
-	// DrainPeriod is every role's --drain-period (default 1s);
-	// MaxConnectionAge, when set, the services' --max-connection-age.
-	DrainPeriod      time.Duration
-	MaxConnectionAge time.Duration
-	// WatchFeed lets the edge keep the newest page from WatchFeed. Without
-	// it the edge asks for the page on every view (--ask-feed-per-view), so
-	// that every page load is a call the replicas share and fail over.
+	Bin, Dir string // the extagram binary (see Build); logs, data and uploads
+	DSN      string // an existing MySQL database, migrated and seeded with Posts posts (default 30)
+	Posts    int
+	// Replicas feed replicas (default 2) on FeedAddrs (default: free ports),
+	// each over its DSN of FeedDSNs if set.
+	Replicas            int
+	FeedAddrs, FeedDSNs []string
+	FeedTarget          string // the edge's --feed-target (default: the replicas' addresses)
+	// Every role's --drain-period (default 1s); the services'
+	// --max-connection-age if set.
+	DrainPeriod, MaxConnectionAge time.Duration
+	// WatchFeed lets the edge keep the newest page from WatchFeed; without
+	// it the edge asks the replicas on every view (--ask-feed-per-view).
 	WatchFeed bool
-	// EdgeArgs are more flags of the edge.
-	EdgeArgs []string
+	EdgeArgs  []string // more flags of the edge
 }
 
 // Cluster is a running mesh of processes.
 type Cluster struct {
 	URL                string       // https://127.0.0.1:PORT of the edge
-	Client             *http.Client // for checks; load uses its own (see NewClient)
+	Client             *http.Client // for checks (load uses its own)
 	Edge, Upload, Blob *Proc
 	Feeds              []*Proc
-	// Operator are the files of the mesh's operator identity, for calls
-	// to the services (see Health).
-	Operator meshtls.Files
+	Operator           meshtls.Files // the operator identity, for Health
 
 	opts    Options
 	meshDir string
 	procs   []*Proc
 }
 
-// Start migrates and seeds the database, starts upload, blob, the feed
-// replicas and the edge, and waits until the edge is ready and every
-// replica has served a page through it.
+// Start seeds the database, starts upload, blob, the feed replicas and the
+// edge, and waits until the edge is ready and every replica has served a
+// page through it.
 func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	opts.Replicas = cmp.Or(opts.Replicas, 2)
 	opts.DrainPeriod = cmp.Or(opts.DrainPeriod, time.Second)
@@ -98,49 +82,30 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 			c.Close()
 		}
 	}()
-	if c.Upload, err = c.startService(ctx, "upload", "upload", "", opts.DSN); err != nil {
+	if c.Upload, err = c.run(ctx, "upload", "upload", "", opts.DSN); err != nil {
 		return c, err
 	}
-	if c.Blob, err = c.startService(ctx, "blob", "blob", "", opts.DSN); err != nil {
+	if c.Blob, err = c.run(ctx, "blob", "blob", "", opts.DSN); err != nil {
 		return c, err
 	}
 	var addrs []string
 	for i := range opts.Replicas {
-		addr, dsn := "", opts.DSN
-		if i < len(opts.FeedAddrs) {
-			addr = opts.FeedAddrs[i]
-		}
-		if i < len(opts.FeedDSNs) {
-			dsn = opts.FeedDSNs[i]
-		}
-		p, err := c.startService(ctx, fmt.Sprintf("feed-%d", i+1), "feed", addr, dsn)
+		p, err := c.run(ctx, fmt.Sprintf("feed-%d", i+1), "feed", at(opts.FeedAddrs, i, ""), at(opts.FeedDSNs, i, opts.DSN))
 		if err != nil {
 			return c, err
 		}
 		c.Feeds = append(c.Feeds, p)
 		addrs = append(addrs, p.Addr)
 	}
-	target := cmp.Or(opts.FeedTarget, strings.Join(addrs, ","))
-	httpsAddr, err1 := FreePort("127.0.0.1")
-	metricsAddr, err2 := FreePort("127.0.0.1")
-	if err := errors.Join(err1, err2); err != nil {
-		return c, err
-	}
-	args := []string{
-		"edge", "--https-addr", httpsAddr, "--metrics-addr", metricsAddr,
-		"--data-dir", filepath.Join(opts.Dir, "data-edge"), "--drain-period", opts.DrainPeriod.String(),
-		"--feed-target", target, "--upload-target", c.Upload.Addr, "--blob-target", c.Blob.Addr,
-	}
+	args := []string{"--feed-target", cmp.Or(opts.FeedTarget, strings.Join(addrs, ",")),
+		"--upload-target", c.Upload.Addr, "--blob-target", c.Blob.Addr}
 	if !opts.WatchFeed {
 		args = append(args, "--ask-feed-per-view")
 	}
-	args = append(append(args, c.meshArgs(meshtls.Edge)...), opts.EdgeArgs...)
-	c.Edge = NewProc(opts.Bin, "edge", httpsAddr, metricsAddr, opts.Dir, nil, args)
-	c.procs = append(c.procs, c.Edge)
-	c.URL = "https://" + httpsAddr
-	if err := c.Edge.Start(); err != nil {
+	if c.Edge, err = c.run(ctx, "edge", "edge", "", "", append(args, opts.EdgeArgs...)...); err != nil {
 		return c, err
 	}
+	c.URL = "https://" + c.Edge.Addr
 	err = poll(ctx, 30*time.Second, 20*time.Millisecond, "ready edge", func() (bool, string) {
 		code, body, _, err := get(ctx, c.Client, c.URL+"/readyz")
 		return err == nil && code == http.StatusOK, fmt.Sprintf("%d %s %v", code, strings.TrimSpace(body), err)
@@ -153,34 +118,37 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	return c, err
 }
 
-// meshArgs are the flags that give a process of identity its mesh
-// certificate.
-func (c *Cluster) meshArgs(identity string) []string {
-	f := meshtls.DefaultFiles(c.meshDir, identity)
-	return []string{"--mesh-ca", f.CA, "--mesh-cert", f.Cert, "--mesh-key", f.Key}
+func at(s []string, i int, or string) string {
+	if i < len(s) {
+		return s[i]
+	}
+	return or
 }
 
-// startService starts a gRPC role listening on addr (default: a free port
-// on 127.0.0.1) and waits until it reports SERVING. Close kills it.
-func (c *Cluster) startService(ctx context.Context, name, role, addr, dsn string) (*Proc, error) {
+// run starts a process of role (its mesh identity too) listening on addr
+// (default: a free port on 127.0.0.1) with the flags more, and waits until
+// a service reports SERVING. Close kills it.
+func (c *Cluster) run(ctx context.Context, name, role, addr, dsn string, more ...string) (*Proc, error) {
 	free, err1 := FreePort("127.0.0.1")
 	metricsAddr, err2 := FreePort("127.0.0.1")
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, err
 	}
-	addr = cmp.Or(addr, free)
-	args := []string{
-		role, "--grpc-addr", addr, "--metrics-addr", metricsAddr,
-		"--data-dir", filepath.Join(c.opts.Dir, "data-"+name), "--uploads-dir", filepath.Join(c.opts.Dir, "uploads"),
-		"--drain-period", c.opts.DrainPeriod.String(), "--auto-migrate=false",
+	addr, listen, env := cmp.Or(addr, free), "--https-addr", []string(nil)
+	if role != meshtls.Edge {
+		listen, env = "--grpc-addr", []string{"EXTAGRAM_MYSQL_DSN=" + dsn}
+		more = append(more, "--uploads-dir", filepath.Join(c.opts.Dir, "uploads"), "--auto-migrate=false")
+		if c.opts.MaxConnectionAge > 0 {
+			more = append(more, "--max-connection-age", c.opts.MaxConnectionAge.String())
+		}
 	}
-	if c.opts.MaxConnectionAge > 0 {
-		args = append(args, "--max-connection-age", c.opts.MaxConnectionAge.String())
-	}
-	args = append(args, c.meshArgs(role)...)
-	p := NewProc(c.opts.Bin, name, addr, metricsAddr, c.opts.Dir, []string{"EXTAGRAM_MYSQL_DSN=" + dsn}, args)
+	f := meshtls.DefaultFiles(c.meshDir, role)
+	args := append([]string{role, listen, addr, "--metrics-addr", metricsAddr,
+		"--data-dir", filepath.Join(c.opts.Dir, "data-"+name), "--drain-period", c.opts.DrainPeriod.String(),
+		"--mesh-ca", f.CA, "--mesh-cert", f.Cert, "--mesh-key", f.Key}, more...)
+	p := NewProc(c.opts.Bin, name, addr, metricsAddr, c.opts.Dir, env, args)
 	c.procs = append(c.procs, p)
-	if err := p.Start(); err != nil {
+	if err := p.Start(); err != nil || role == meshtls.Edge {
 		return p, err
 	}
 	if err := WaitHealth(ctx, c.Operator, p.Addr, 30*time.Second); err != nil {
@@ -192,7 +160,7 @@ func (c *Cluster) startService(ctx context.Context, name, role, addr, dsn string
 // AddFeed starts one more feed replica on addr and waits until it reports
 // SERVING (whether the edge finds it is for the caller to check).
 func (c *Cluster) AddFeed(ctx context.Context, name, addr string) (*Proc, error) {
-	p, err := c.startService(ctx, name, "feed", addr, c.opts.DSN)
+	p, err := c.run(ctx, name, "feed", addr, c.opts.DSN)
 	if p != nil {
 		c.Feeds = append(c.Feeds, p)
 	}
@@ -220,7 +188,7 @@ func (c *Cluster) Logs(n int) string {
 func (c *Cluster) Procs() []*Proc { return c.procs }
 
 // poll calls cond every interval until it holds, for timeout at the most;
-// the error says what did not happen and cond's last word.
+// the error has cond's last word.
 func poll(ctx context.Context, timeout, interval time.Duration, what string, cond func() (bool, string)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -238,7 +206,7 @@ func poll(ctx context.Context, timeout, interval time.Duration, what string, con
 }
 
 // WaitServes loads pages through the edge until replica p's ListPosts
-// counter has grown, that is until the edge sends it calls.
+// counter grows.
 func (c *Cluster) WaitServes(ctx context.Context, p *Proc, timeout time.Duration) error {
 	var first float64
 	err := poll(ctx, timeout, 50*time.Millisecond, p.Name+" metrics", func() (bool, string) {
@@ -278,11 +246,9 @@ var (
 	ports   = map[int]bool{} // handed out by FreePort
 )
 
-// FreePort returns host:port with a port free on host at the time of the
-// call and not returned before. Ports come from below Linux's ephemeral
-// range (32768 and up): a port the kernel picks for an outgoing connection
-// could otherwise be taken while a killed replica is down, and its
-// restart would fail.
+// FreePort returns host:port with a port free now and not returned before,
+// below Linux's ephemeral range so that no outgoing connection takes it
+// while a killed replica is down.
 func FreePort(host string) (string, error) {
 	portsMu.Lock()
 	defer portsMu.Unlock()
@@ -302,9 +268,8 @@ func FreePort(host string) (string, error) {
 	return "", fmt.Errorf("hatest: no free port on %s", host)
 }
 
-// NewClient returns an HTTP/1.1 client for the edge's self-signed
-// certificate that keeps up to conns connections open and follows no
-// redirect.
+// NewClient returns an HTTP/1.1 client of the edge's self-signed
+// certificate that keeps conns connections open and follows no redirect.
 func NewClient(conns int) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
@@ -339,10 +304,9 @@ func Get(ctx context.Context, client *http.Client, url string) (code int, retryA
 	return code, retryAfter, time.Since(start), err
 }
 
-// CreateDatabase creates a database of its own, named prefix and random
-// hex, on the MySQL server of serverDSN and returns its DSN and a function
-// that drops it (its error is reported on stderr, as the drop runs while
-// the caller ends).
+// CreateDatabase creates a database named prefix and random letters on the
+// server of serverDSN, and returns its DSN and a function that drops it
+// (reporting errors on stderr).
 func CreateDatabase(ctx context.Context, serverDSN, prefix string) (dsn string, drop func(), err error) {
 	cfg, err := mysql.ParseDSN(serverDSN)
 	if err != nil {
@@ -355,9 +319,7 @@ func CreateDatabase(ctx context.Context, serverDSN, prefix string) (dsn string, 
 		return "", nil, err
 	}
 	db := sql.OpenDB(connector)
-	var rnd [6]byte
-	_, _ = crand.Read(rnd[:])
-	name := prefix + hex.EncodeToString(rnd[:])
+	name := prefix + strings.ToLower(crand.Text()[:12])
 	if _, err := db.ExecContext(ctx, "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
 		db.Close()
 		return "", nil, fmt.Errorf("create database on %s: %w", cfg.Addr, err)

@@ -19,9 +19,6 @@ type Sample struct {
 	Err     string // the client's error, if any
 }
 
-// Failed reports whether the page load did not answer 200.
-func (s Sample) Failed() bool { return s.Status != http.StatusOK }
-
 func (s Sample) String() string {
 	what := fmt.Sprintf("status %d", s.Status)
 	if s.Err != "" {
@@ -30,20 +27,18 @@ func (s Sample) String() string {
 	return fmt.Sprintf("at %s after %s: %s", s.Start.Round(time.Millisecond), s.Latency.Round(time.Millisecond), what)
 }
 
-// Load is a set of clients each loading a page in a loop, one request
-// after the other, as fast as the answers come.
+// Load is clients each loading a page in a loop, as fast as answers come.
 type Load struct {
-	began time.Time
-	stop  atomic.Bool
-	left  atomic.Int64 // page loads still to send
-	wg    sync.WaitGroup
-
+	began   time.Time
+	stop    atomic.Bool
+	left    atomic.Int64 // page loads still to send
+	wg      sync.WaitGroup
 	mu      sync.Mutex
 	samples []Sample
 }
 
-// StartLoad starts clients loading url with client until Stop. When limit
-// is above 0, the clients stop by themselves after limit page loads.
+// StartLoad starts clients loading url until Stop, or until limit page
+// loads if limit > 0.
 func StartLoad(client *http.Client, url string, clients int, limit int64) *Load {
 	l := &Load{began: time.Now()}
 	l.left.Store(cmp.Or(limit, 1<<62))
@@ -52,8 +47,7 @@ func StartLoad(client *http.Client, url string, clients int, limit int64) *Load 
 			var mine []Sample
 			for !l.stop.Load() && l.left.Add(-1) >= 0 {
 				start := time.Now()
-				// The request's own context: stopping the load lets running
-				// requests finish rather than counting them as failed.
+				// Not stopped by Stop: a running request finishes.
 				code, _, _, err := get(context.Background(), client, url)
 				s := Sample{Start: start.Sub(l.began), Latency: time.Since(start), Status: code}
 				if err != nil {
@@ -81,8 +75,7 @@ func (l *Load) WaitUntil(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Wait waits for a limited load to finish and returns its samples, in the
-// order they started.
+// Wait waits for a limited load to end and returns its samples by start.
 func (l *Load) Wait() []Sample {
 	l.wg.Wait()
 	l.mu.Lock()
@@ -91,8 +84,7 @@ func (l *Load) Wait() []Sample {
 	return l.samples
 }
 
-// Stop lets every client finish its running request and returns all the
-// samples, in the order they started.
+// Stop lets the clients finish their requests and returns Wait's samples.
 func (l *Load) Stop() []Sample {
 	l.stop.Store(true)
 	return l.Wait()
@@ -106,8 +98,8 @@ type Stats struct {
 	FailedStatuses map[int]int
 }
 
-// Summarize summarizes the samples that started in [from, to); to <= 0
-// means until the end.
+// Summarize summarizes the samples that started in [from, to), or from on
+// if to <= 0.
 func Summarize(samples []Sample, from, to time.Duration) Stats {
 	st := Stats{FailedStatuses: map[int]int{}}
 	var lat []time.Duration
@@ -117,7 +109,7 @@ func Summarize(samples []Sample, from, to time.Duration) Stats {
 		}
 		st.Sent++
 		lat = append(lat, s.Latency)
-		if s.Failed() {
+		if s.Status != http.StatusOK {
 			st.Failed++
 			st.FailedStatuses[s.Status]++
 			if len(st.FirstFailures) < 5 {

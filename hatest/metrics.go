@@ -1,16 +1,15 @@
 package hatest
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/extagram/extagram/internal/meshtls"
+	"github.com/extagram/extagram/internal/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
@@ -19,36 +18,18 @@ import (
 
 var metricsClient = &http.Client{Timeout: 2 * time.Second}
 
-// ListPostsHandled reads grpc_server_handled_total{grpc_method="ListPosts"}
-// (all codes) from the /metrics of a feed replica at metricsAddr.
+// ListPostsHandled sums grpc_server_handled_total{grpc_method="ListPosts"}
+// (all codes) of the feed replica whose /metrics is at metricsAddr.
 func ListPostsHandled(ctx context.Context, metricsAddr string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+metricsAddr+"/metrics", nil)
+	code, text, _, err := get(ctx, metricsClient, "http://"+metricsAddr+"/metrics")
+	const method = `grpc_method="ListPosts"`
+	if err == nil && (code != http.StatusOK || !strings.Contains(text, method)) {
+		err = fmt.Errorf("hatest: %s/metrics (%d) has no ListPosts counter", metricsAddr, code)
+	}
 	if err != nil {
 		return 0, err
 	}
-	resp, err := metricsClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var sum float64
-	found := false
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "grpc_server_handled_total{") && strings.Contains(line, `grpc_method="ListPosts"`) {
-			v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			if err != nil {
-				return 0, fmt.Errorf("hatest: %s/metrics: %q: %w", metricsAddr, line, err)
-			}
-			sum, found = sum+v, true
-		}
-	}
-	if err := sc.Err(); err != nil || resp.StatusCode != http.StatusOK || !found {
-		return 0, fmt.Errorf("hatest: %s/metrics (%s) has no ListPosts counter: %v", metricsAddr, resp.Status, err)
-	}
-	return sum, nil
+	return testutil.MetricSum(text, "grpc_server_handled_total", method), nil
 }
 
 // Health returns the gRPC health status of the whole server at addr,
@@ -85,17 +66,14 @@ func WaitStatus(ctx context.Context, as meshtls.Files, addr string, want healthp
 }
 
 // Calls follows the ListPosts counters of feed replicas through restarts
-// (a restarted process counts from 0 again), by polling their metrics.
+// (a restarted process counts from 0 again) by polling their metrics.
 type Calls struct {
-	procs  []*Proc
-	cancel context.CancelFunc
-	done   chan struct{}
-
+	procs       []*Proc
+	cancel      context.CancelFunc
+	done        chan struct{}
 	mu          sync.Mutex
 	last, total map[string]float64
-	// first is when a process's counter was first seen to grow after its
-	// mark.
-	mark, first map[string]time.Time
+	mark, first map[string]time.Time // Mark's time; the counter's first growth after it
 }
 
 // FollowCalls starts polling the replicas' metrics every interval.
@@ -146,8 +124,7 @@ func (c *Calls) poll(ctx context.Context) {
 	}
 }
 
-// Mark notes that p was restarted or resumed now: ServedAgain then tells
-// how long it took until its counter grew.
+// Mark notes that p was restarted or resumed now, for ServedAgain.
 func (c *Calls) Mark(p *Proc) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -155,8 +132,8 @@ func (c *Calls) Mark(p *Proc) {
 	delete(c.first, p.Name)
 }
 
-// ServedAgain returns the time from Mark(p) to the first growth of its
-// counter seen after it, and whether there was one.
+// ServedAgain returns the time from Mark(p) to its counter's first growth
+// after it, if there was one.
 func (c *Calls) ServedAgain(p *Proc) (time.Duration, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -164,8 +141,8 @@ func (c *Calls) ServedAgain(p *Proc) (time.Duration, bool) {
 	return f.Sub(c.mark[p.Name]), ok
 }
 
-// Stop polls one last time and returns the calls each replica handled
-// since FollowCalls.
+// Stop polls one last time and returns each replica's calls since
+// FollowCalls.
 func (c *Calls) Stop() map[string]float64 {
 	c.cancel()
 	<-c.done

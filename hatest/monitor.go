@@ -11,13 +11,8 @@ import (
 	"time"
 )
 
-// This file runs Debian's prometheus and prometheus-alertmanager (or any
-// build of them on PATH) as processes on loopback, for tests and tools
-// that watch a Cluster the way production does.
-
-// MetricsTargets returns the /metrics addresses of the cluster's
-// processes by role (edge, feed, upload, blob): the jobs of
-// deploy/observability's scrape configurations.
+// MetricsTargets returns the /metrics addresses of the cluster's processes
+// by role, the jobs of deploy/observability's scrape configurations.
 func (c *Cluster) MetricsTargets() map[string][]string {
 	t := map[string][]string{"edge": {c.Edge.MetricsAddr}, "upload": {c.Upload.MetricsAddr}, "blob": {c.Blob.MetricsAddr}}
 	for _, f := range c.Feeds {
@@ -28,14 +23,11 @@ func (c *Cluster) MetricsTargets() map[string][]string {
 
 // PrometheusOptions configures StartPrometheus.
 type PrometheusOptions struct {
-	Bin       string              // default: prometheus on PATH
-	Dir       string              // its configuration, data and log
-	Targets   map[string][]string // the /metrics addresses to scrape, by job
-	RuleFiles []string            // loaded as they are
-	// Alertmanager is the host:port alerts go to; none when empty.
-	Alertmanager string
-	// Interval is the scrape and evaluation interval (default 1s).
-	Interval time.Duration
+	Bin, Dir     string              // default prometheus on PATH; its configuration, data and log
+	Targets      map[string][]string // the /metrics addresses to scrape, by job
+	RuleFiles    []string
+	Alertmanager string        // host:port alerts go to, if any
+	Interval     time.Duration // of scrapes and evaluations (default 1s)
 }
 
 // Monitor is a running Prometheus or Alertmanager.
@@ -44,8 +36,8 @@ type Monitor struct {
 	URL string // http://127.0.0.1:PORT
 }
 
-// StartPrometheus writes a configuration that scrapes opts.Targets, starts
-// Prometheus with it and waits until it is ready.
+// StartPrometheus starts Prometheus scraping opts.Targets and waits until it
+// is ready.
 func StartPrometheus(ctx context.Context, opts PrometheusOptions) (*Monitor, error) {
 	iv := cmp.Or(opts.Interval, time.Second)
 	cfg := map[string]any{"global": map[string]string{
@@ -73,9 +65,8 @@ func StartPrometheus(ctx context.Context, opts PrometheusOptions) (*Monitor, err
 	})
 }
 
-// StartAlertmanager starts the Alertmanager binary bin with the
-// configuration file config, without clustering, keeping its state in dir,
-// and waits until it is ready.
+// StartAlertmanager starts Alertmanager bin with config, unclustered, its
+// state in dir, and waits until it is ready.
 func StartAlertmanager(ctx context.Context, bin, dir, config string) (*Monitor, error) {
 	return startMonitor(ctx, bin, "alertmanager", dir, func(addr string) []string {
 		return []string{"--config.file=" + config, "--storage.path=" + filepath.Join(dir, "alertmanager-data"),
@@ -83,8 +74,8 @@ func StartAlertmanager(ctx context.Context, bin, dir, config string) (*Monitor, 
 	})
 }
 
-// startMonitor starts bin with the flags args gives for a free address
-// and polls its /-/ready until it answers 200, while it runs.
+// startMonitor starts bin with args for a free address and waits for its
+// /-/ready.
 func startMonitor(ctx context.Context, bin, name, dir string, args func(addr string) []string) (*Monitor, error) {
 	addr, err := FreePort("127.0.0.1")
 	if err != nil {

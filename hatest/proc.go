@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,8 +15,8 @@ import (
 	"time"
 )
 
-// Build compiles cmd/extagram into dir and returns the binary's path. It
-// must run inside the module (tests and `go run ./bench/failover` do).
+// Build compiles cmd/extagram into dir and returns the binary's path; it
+// must run inside the module.
 func Build(ctx context.Context, dir string) (string, error) {
 	bin := filepath.Join(dir, "extagram")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/extagram/extagram/cmd/extagram")
@@ -25,39 +26,28 @@ func Build(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
-// Proc is one process of a binary (a role of extagram, Prometheus...). It
-// can be started again with the same arguments after it exits or is killed.
+// Proc is one process of a binary, which can be started again after it
+// exits.
 type Proc struct {
-	Name        string
-	Addr        string // gRPC address of a service, HTTPS address of the edge
-	MetricsAddr string // host:port of its /metrics
-
-	bin, logPath string
-	args, env    []string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the current process has exited
-	err  error         // its exit status, once done
+	Name, Addr, MetricsAddr string // Addr: gRPC address of a service, HTTPS of the edge
+	bin, logPath            string
+	args, env               []string
+	mu                      sync.Mutex
+	cmd                     *exec.Cmd
+	done                    chan struct{} // closed when the current process has exited
+	err                     error         // its exit status, once done
 }
 
-// NewProc prepares a process of the binary bin: role and flags in args,
-// the environment of this process less its EXTAGRAM_* variables (they
-// would set the child's flags) plus env, its output in <logDir>/<name>.log.
-// addr and metricsAddr are what its flags make it listen on, for the
-// caller's checks. It is not started.
+// NewProc prepares (does not start) bin with args, the environment less
+// EXTAGRAM_* (flags of the child) plus env, its output in
+// <logDir>/<name>.log; addr and metricsAddr are where args make it listen.
 func NewProc(bin, name, addr, metricsAddr, logDir string, env, args []string) *Proc {
-	var all []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "EXTAGRAM_") {
-			all = append(all, kv)
-		}
-	}
+	all := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "EXTAGRAM_") })
 	return &Proc{Name: name, Addr: addr, MetricsAddr: metricsAddr, bin: bin, args: args,
 		env: append(all, env...), logPath: filepath.Join(logDir, name+".log")}
 }
 
-// Start starts the process; its output is appended to its log.
+// Start starts the process, appending its output to its log.
 func (p *Proc) Start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -117,7 +107,7 @@ func (p *Proc) Signal(sig syscall.Signal) error {
 }
 
 // Wait waits at most timeout for the process to exit and returns its exit
-// error (nil for status 0).
+// error.
 func (p *Proc) Wait(timeout time.Duration) error {
 	p.mu.Lock()
 	done := p.done
@@ -135,8 +125,8 @@ func (p *Proc) Wait(timeout time.Duration) error {
 	return p.err
 }
 
-// Kill sends SIGKILL (after SIGCONT, in case it is stopped) and waits for
-// the process to be gone. It does nothing when the process is not running.
+// Kill sends SIGCONT and SIGKILL to a running process and waits for it to
+// be gone.
 func (p *Proc) Kill() error {
 	if !p.Running() {
 		return nil
@@ -159,8 +149,7 @@ func (p *Proc) Log(n int) string {
 	return string(b[max(0, len(b)-n):])
 }
 
-// RSS returns the resident memory of the running process, in bytes
-// (VmRSS of /proc/PID/status).
+// RSS returns the resident memory of the running process (VmRSS), in bytes.
 func (p *Proc) RSS() (int64, error) {
 	p.mu.Lock()
 	cmd := p.cmd
