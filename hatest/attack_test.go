@@ -1,9 +1,10 @@
-package hatest_test
+package hatest
 
 import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"image"
 	"image/png"
@@ -18,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/extagram/extagram/hatest"
 	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/store"
@@ -27,20 +27,27 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// memoryBound is what no process may exceed during an attack: half of the
-// 256 MiB its Kubernetes limit allows.
+// memoryBound is half of the 256 MiB a process's Kubernetes limit allows.
 const memoryBound = 128 << 20
 
-// The edge keeping the newest page from WatchFeed, every role its own
-// process: first the cheap attacks that used to take a process past its
-// memory or burn seconds of CPU per request, each from one client with
-// default settings but for a shorter upload idle time (3s, not 10s); then
-// feed replicas killed and frozen.
+// The edge keeping the newest page from WatchFeed: first the cheap attacks
+// that used to take a process past its memory or burn seconds of CPU per
+// request, each from one client, with default settings but a 3s upload
+// idle time; then feed replicas killed and frozen.
 func TestWatchedEdge(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.MySQLDSN(t)
-	c := startCluster(t, hatest.Options{DSN: dsn, WatchFeed: true, EdgeArgs: []string{"--upload-idle", "3s"}})
-	photo := bigPhoto(t)
+	c := startCluster(t, Options{DSN: dsn, WatchFeed: true, EdgeArgs: []string{"--upload-idle", "3s"}})
+	// A 9 MiB PNG of noise, stored without compression.
+	img := image.NewNRGBA(image.Rect(0, 0, 1750, 1750))
+	rng := rand.New(rand.NewPCG(9, 9))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(rng.Uint32())
+		if i%4 == 3 {
+			img.Pix[i] = 255 // opaque
+		}
+	}
+	photo := testutil.EncodePNG(t, img, png.NoCompression)
 	upload := func(photoFirst bool) ([]byte, string) {
 		return testutil.Form(t, [][2]string{{"post", "nine megabytes"}},
 			&testutil.File{Name: "big.png", ContentType: "application/octet-stream", Data: photo, First: photoFirst})
@@ -55,16 +62,10 @@ func TestWatchedEdge(t *testing.T) {
 		t.Fatalf("uploading the 9 MiB photo: %d", resp.StatusCode)
 	}
 	page := func() string {
-		resp, err := c.Client.Get(c.URL + "/")
-		if err != nil {
-			return err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
+		_, body, _, _ := get(t.Context(), c.Client, c.URL+"/")
+		return body
 	}
-	// The photo's image is the first on the page.
-	var imageID string
+	var imageID string // the photo's, the first image on the page
 	testutil.Eventually(t, 10*time.Second, "the uploaded photo on the page", func() bool {
 		if m := regexp.MustCompile(`/storage/([\w-]+)`).FindStringSubmatch(page()); m != nil {
 			imageID = m[1]
@@ -85,12 +86,31 @@ func TestWatchedEdge(t *testing.T) {
 		return resp.StatusCode, n, err
 	}
 
-	// underAttack runs attack while 4 clients load the page, then checks
-	// that no process went past memoryBound, that the page loads kept their
-	// p99 under 500 ms without an error, and that the image is served after.
+	// underAttack runs attack while 4 clients load the page and every 50 ms
+	// the processes' RSS is read, then checks that none went past
+	// memoryBound, that no page load failed and their p99 stayed under
+	// 500 ms, and that the image is served after.
 	underAttack := func(t *testing.T, attack func()) {
 		load := startLoad(t, c, 4, 0)
-		peaks := peakRSS(c.Procs(), attack)
+		peaks, done := map[string]int64{}, make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for {
+				for _, p := range c.Procs() {
+					if rss, err := p.RSS(); err == nil {
+						peaks[p.Name] = max(peaks[p.Name], rss)
+					}
+				}
+				select {
+				case <-done:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		})
+		attack()
+		close(done)
+		wg.Wait()
 		samples := load.Stop()
 		t.Logf("peak RSS during the attack (bytes): %v", peaks)
 		for name, peak := range peaks {
@@ -99,7 +119,7 @@ func TestWatchedEdge(t *testing.T) {
 			}
 		}
 		checkNoFailures(t, samples)
-		if p99 := hatest.Summarize(samples, 0, 0).P99; p99 > 500*time.Millisecond {
+		if p99 := Summarize(samples, 0, 0).P99; p99 > 500*time.Millisecond {
 			t.Errorf("other clients' page loads: p99 %s, want under 500ms", p99)
 		}
 		if code, n, err := getImage(""); code != http.StatusOK || n != int64(len(photo)) {
@@ -148,11 +168,10 @@ func TestWatchedEdge(t *testing.T) {
 		})
 	}
 
-	// Under load, one replica killed with SIGKILL, then the other frozen
-	// with SIGSTOP. No page load fails, and a post made during each event
-	// (straight into the database, as another edge would) is on the page
-	// soon after: the edge notices a stream that ends or goes quiet, asks
-	// per view meanwhile and watches again on a live replica.
+	// Under load, one replica killed, then the other frozen: no page load
+	// fails, and a post made during each event (into the database, as by
+	// another edge) is on the page soon after: the edge notices a stream
+	// that ends or goes quiet, asks per view meanwhile and watches again.
 	t.Run("replicas killed and frozen", func(t *testing.T) {
 		st, err := store.Open(t.Context(), store.Config{MySQLDSN: dsn, SkipMigrations: true})
 		if err != nil {
@@ -178,13 +197,8 @@ func TestWatchedEdge(t *testing.T) {
 			t.Fatal(err)
 		}
 		onPage("while one replica is dead")
-		if err := killed.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if err := hatest.WaitHealth(t.Context(), c.Operator, killed.Addr, 20*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		if err := frozen.Signal(syscall.SIGSTOP); err != nil {
+		// In turn: the first is back, then the other freezes.
+		if err := errors.Join(killed.Start(), WaitHealth(t.Context(), c.Operator, killed.Addr, 20*time.Second), frozen.Signal(syscall.SIGSTOP)); err != nil {
 			t.Fatal(err)
 		}
 		onPage("while one replica is frozen")
@@ -196,51 +210,10 @@ func TestWatchedEdge(t *testing.T) {
 	})
 }
 
-// bigPhoto is a 9 MiB PNG of noise (stored without compression).
-func bigPhoto(t *testing.T) []byte {
-	const side = 1750
-	img := image.NewNRGBA(image.Rect(0, 0, side, side))
-	rng := rand.New(rand.NewPCG(9, 9))
-	for i := range img.Pix {
-		img.Pix[i] = uint8(rng.Uint32())
-	}
-	for i := 3; i < len(img.Pix); i += 4 {
-		img.Pix[i] = 255
-	}
-	return testutil.EncodePNG(t, img, png.NoCompression)
-}
-
-// peakRSS runs attack while it samples the RSS of procs every 50 ms, and
-// returns each one's peak.
-func peakRSS(procs []*hatest.Proc, attack func()) map[string]int64 {
-	peaks := map[string]int64{}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			for _, p := range procs {
-				if rss, err := p.RSS(); err == nil {
-					peaks[p.Name] = max(peaks[p.Name], rss)
-				}
-			}
-			select {
-			case <-done:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	})
-	attack()
-	close(done)
-	wg.Wait()
-	return peaks
-}
-
 // slowReaders opens n HTTP/2 streams for the image on one connection that
 // never opens its flow-control window, holds them for hold, and returns
 // how many the server answered and how many it refused.
-func slowReaders(t *testing.T, c *hatest.Cluster, imageID string, n int, hold time.Duration) (answered, refused int) {
-	t.Helper()
+func slowReaders(t *testing.T, c *Cluster, imageID string, n int, hold time.Duration) (answered, refused int) {
 	host := strings.TrimPrefix(c.URL, "https://")
 	conn, err := tls.Dial("tcp", host, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}) //nolint:gosec // the cluster's own certificate
 	if err != nil {
@@ -250,24 +223,23 @@ func slowReaders(t *testing.T, c *hatest.Cluster, imageID string, n int, hold ti
 	if conn.ConnectionState().NegotiatedProtocol != "h2" {
 		t.Fatal("no HTTP/2")
 	}
-	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
-		t.Fatal(err)
-	}
 	fr := http2.NewFramer(conn, bufio.NewReader(conn))
 	// A window of 0: the server may send headers, no data.
-	if err := fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}); err != nil {
-		t.Fatal(err)
+	_, err = io.WriteString(conn, http2.ClientPreface)
+	if err == nil {
+		err = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
 	}
 	var hbuf bytes.Buffer
 	enc := hpack.NewEncoder(&hbuf)
-	for i := range n {
+	for i := 0; i < n && err == nil; i++ {
 		hbuf.Reset()
 		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", host}, {":path", "/storage/" + imageID}} {
 			_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 		}
-		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hbuf.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
-			t.Fatal(err)
-		}
+		err = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hbuf.Bytes(), EndStream: true, EndHeaders: true})
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(hold))
 	for {
@@ -295,8 +267,7 @@ func slowReaders(t *testing.T, c *hatest.Cluster, imageID string, n int, hold ti
 // heldUploads opens n uploads from address from on their own connections,
 // each sending prefix of a body of size bytes and then nothing, and returns
 // the statuses they were answered with.
-func heldUploads(t *testing.T, c *hatest.Cluster, from net.Addr, prefix []byte, contentType string, size, n int) map[int]int {
-	t.Helper()
+func heldUploads(t *testing.T, c *Cluster, from net.Addr, prefix []byte, contentType string, size, n int) map[int]int {
 	host := strings.TrimPrefix(c.URL, "https://")
 	codes := map[int]int{}
 	var mu sync.Mutex

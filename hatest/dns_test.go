@@ -1,4 +1,4 @@
-package hatest_test
+package hatest
 
 import (
 	"net"
@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/extagram/extagram/hatest"
 	"github.com/miekg/dns"
 )
 
@@ -57,7 +56,7 @@ func TestDNSScaleOut(t *testing.T) {
 	// Replicas behind one name differ by address, not by port.
 	var port string
 	for i := 0; port == ""; i++ {
-		addr, err := hatest.FreePort(hostA)
+		addr, err := FreePort(hostA)
 		if err != nil || i == 20 {
 			t.Fatalf("no port free on both %s and %s: %v", hostA, hostB, err)
 		}
@@ -67,7 +66,7 @@ func TestDNSScaleOut(t *testing.T) {
 			port = p
 		}
 	}
-	c := startCluster(t, hatest.Options{
+	c := startCluster(t, Options{
 		Replicas:         1,
 		FeedAddrs:        []string{net.JoinHostPort(hostA, port)},
 		FeedTarget:       "dns://" + dnsAddr + "/" + name + ":" + port,
@@ -78,7 +77,7 @@ func TestDNSScaleOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls := followCalls(t, []*hatest.Proc{added}, 100*time.Millisecond)
+	calls := followCalls(t, []*Proc{added}, 100*time.Millisecond)
 	set(hostA, hostB)
 	calls.Mark(added)
 	runUntilServed(t, load, calls, added, 30*time.Second)

@@ -1,4 +1,4 @@
-package hatest_test
+package hatest
 
 import (
 	"context"
@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/extagram/extagram/hatest"
 	"github.com/extagram/extagram/internal/telegram/telegramtest"
 	"github.com/extagram/extagram/internal/testproxy"
 	"github.com/extagram/extagram/internal/testutil"
@@ -24,13 +23,12 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// bin is the extagram binary TestMain builds for every test.
-var bin string
+var bin string // the extagram binary, built by TestMain
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "extagram-hatest-")
 	if err == nil {
-		bin, err = hatest.Build(context.Background(), dir)
+		bin, err = Build(context.Background(), dir)
 	}
 	code := 1
 	if err == nil {
@@ -44,10 +42,9 @@ func TestMain(m *testing.M) {
 
 const clients = 32
 
-// startCluster starts a cluster (on a new MySQL database unless opts has
-// one); every process is killed when the test ends, and their logs are
-// shown if it failed.
-func startCluster(t *testing.T, opts hatest.Options) *hatest.Cluster {
+// startCluster starts a cluster (on a new database unless opts has one),
+// killed when the test ends, its logs shown if it failed.
+func startCluster(t *testing.T, opts Options) *Cluster {
 	t.Helper()
 	if opts.DSN == "" {
 		opts.DSN = storetest.MySQLDSN(t)
@@ -55,7 +52,7 @@ func startCluster(t *testing.T, opts hatest.Options) *hatest.Cluster {
 	opts.Bin, opts.Dir = bin, t.TempDir()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	c, err := hatest.Start(ctx, opts)
+	c, err := Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +65,8 @@ func startCluster(t *testing.T, opts hatest.Options) *hatest.Cluster {
 	return c
 }
 
-// killAtEnd kills p when the test ends, and shows its log if it failed.
-func killAtEnd(t *testing.T, p *hatest.Proc) {
+// killAtEnd kills p when the test ends, showing its log if it failed.
+func killAtEnd(t *testing.T, p *Proc) {
 	t.Cleanup(func() {
 		_ = p.Kill()
 		if t.Failed() {
@@ -78,37 +75,34 @@ func killAtEnd(t *testing.T, p *hatest.Proc) {
 	})
 }
 
-// startLoad starts clients loading the page (limit: see hatest.StartLoad),
-// stopped when the test ends if the test has not stopped it.
-func startLoad(t *testing.T, c *hatest.Cluster, clients int, limit int64) *hatest.Load {
-	load := hatest.StartLoad(hatest.NewClient(clients), c.URL+"/", clients, limit)
+// startLoad is StartLoad of the page, stopped when the test ends.
+func startLoad(t *testing.T, c *Cluster, clients int, limit int64) *Load {
+	load := StartLoad(NewClient(clients), c.URL+"/", clients, limit)
 	t.Cleanup(func() { load.Stop() })
 	return load
 }
 
-// followCalls follows the replicas' ListPosts counters until the test
-// ends, or Stop.
-func followCalls(t *testing.T, procs []*hatest.Proc, interval time.Duration) *hatest.Calls {
-	calls := hatest.FollowCalls(procs, interval)
+// followCalls is FollowCalls, stopped when the test ends.
+func followCalls(t *testing.T, procs []*Proc, interval time.Duration) *Calls {
+	calls := FollowCalls(procs, interval)
 	t.Cleanup(func() { calls.Stop() })
 	return calls
 }
 
-// checkNoFailures fails the test if any page load did not answer 200, and
-// logs the figures of the run.
-func checkNoFailures(t *testing.T, samples []hatest.Sample) {
+// checkNoFailures logs the figures of the page loads and fails the test if
+// one did not answer 200.
+func checkNoFailures(t *testing.T, samples []Sample) {
 	t.Helper()
-	st := hatest.Summarize(samples, 0, 0)
+	st := Summarize(samples, 0, 0)
 	t.Logf("%d page loads, %d failed; p50 %s, p99 %s, max %s", st.Sent, st.Failed, st.P50, st.P99, st.Max)
 	if st.Sent == 0 || st.Failed > 0 {
 		t.Errorf("%d of %d page loads failed (statuses %v); first: %v", st.Failed, st.Sent, st.FailedStatuses, st.FirstFailures)
 	}
 }
 
-// runUntilServed keeps the load going until calls saw p serve again after
-// Mark, at most limit, then for half a second more, and checks that no
-// page load failed.
-func runUntilServed(t *testing.T, load *hatest.Load, calls *hatest.Calls, p *hatest.Proc, limit time.Duration) {
+// runUntilServed keeps the load going until p serves after calls.Mark(p),
+// for limit at most, then half a second more, and checks no load failed.
+func runUntilServed(t *testing.T, load *Load, calls *Calls, p *Proc, limit time.Duration) {
 	t.Helper()
 	testutil.Within(limit, func() bool { _, ok := calls.ServedAgain(p); return ok })
 	time.Sleep(500 * time.Millisecond)
@@ -122,8 +116,8 @@ func runUntilServed(t *testing.T, load *hatest.Load, calls *hatest.Calls, p *hat
 	checkNoFailures(t, samples)
 }
 
-// One cluster of two feed replicas, the first over a proxy to the database
-// that can be cut, through each failure the design rules on, in turn.
+// Two feed replicas, the first over a proxy to the database that can be
+// cut, through each failure the design rules on, in turn.
 func TestFailover(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.MySQLDSN(t)
@@ -134,19 +128,18 @@ func TestFailover(t *testing.T) {
 	px := testproxy.Start(t, cfg.Addr)
 	viaProxy := cfg.Clone()
 	viaProxy.Addr = px.Addr()
-	c := startCluster(t, hatest.Options{DSN: dsn, FeedDSNs: []string{viaProxy.FormatDSN(), dsn}})
+	c := startCluster(t, Options{DSN: dsn, FeedDSNs: []string{viaProxy.FormatDSN(), dsn}})
 	a, b := c.Feeds[0], c.Feeds[1]
 	al := startAlerting(t, c)
 	ctx := t.Context()
 
-	// Over 1,000 page loads each replica handles 40% to 60% of the
-	// ListPosts calls, as their own metrics count them.
+	// Over 1,000 page loads each replica handles 40% to 60% of the calls.
 	t.Run("share", func(t *testing.T) {
 		calls := followCalls(t, c.Feeds, time.Hour) // read at the start and at Stop
 		samples := startLoad(t, c, clients, 1000).Wait()
 		handled := calls.Stop()
 		checkNoFailures(t, samples)
-		for name, share := range hatest.Shares(handled) {
+		for name, share := range Shares(handled) {
 			t.Logf("%s: %.0f calls, %.1f%%", name, handled[name], 100*share)
 			if share < 0.40 || share > 0.60 {
 				t.Errorf("%s handled %.1f%% of the calls, want 40%% to 60%% (%v)", name, 100*share, handled)
@@ -155,7 +148,7 @@ func TestFailover(t *testing.T) {
 	})
 
 	// A replica out under load, then back: no page load fails, the other
-	// serves meanwhile, and the first serves again.
+	// serves meanwhile, the first serves again.
 	signal := func(sig syscall.Signal) func() error { return func() error { return a.Signal(sig) } }
 	for _, ev := range []struct {
 		name       string
@@ -163,28 +156,26 @@ func TestFailover(t *testing.T) {
 		out        time.Duration
 	}{
 		{"kill -9, restart", a.Kill, a.Start, time.Second},
-		// It drains and exits cleanly.
-		{"SIGTERM, restart", func() error {
+		{"SIGTERM, restart", func() error { // it drains and exits cleanly
 			if err := a.Signal(syscall.SIGTERM); err != nil {
 				return err
 			}
 			return a.Wait(20 * time.Second)
 		}, a.Start, 0},
-		// The edge hedges the calls the frozen replica does not answer; the
-		// freeze outlasts a call's 2s deadline.
+		// The edge hedges the frozen replica's calls; the freeze outlasts a
+		// call's 2s deadline.
 		{"SIGSTOP, SIGCONT", signal(syscall.SIGSTOP), signal(syscall.SIGCONT), 3 * time.Second},
-		// Its database unreachable, it reports NOT_SERVING and leaves the
-		// rotation: once the edge has seen the status, its counter stands
-		// still. The database back, it reports SERVING.
+		// Without its database it reports NOT_SERVING and, once the edge
+		// has seen it, gets no calls; with it, SERVING again.
 		{"database lost, back", func() error {
 			px.Cut()
-			if err := hatest.WaitStatus(ctx, c.Operator, a.Addr, healthpb.HealthCheckResponse_NOT_SERVING, 10*time.Second); err != nil {
+			if err := WaitStatus(ctx, c.Operator, a.Addr, healthpb.HealthCheckResponse_NOT_SERVING, 10*time.Second); err != nil {
 				return err
 			}
 			time.Sleep(300 * time.Millisecond)
-			n1, err1 := hatest.ListPostsHandled(ctx, a.MetricsAddr)
+			n1, err1 := ListPostsHandled(ctx, a.MetricsAddr)
 			time.Sleep(time.Second)
-			n2, err2 := hatest.ListPostsHandled(ctx, a.MetricsAddr)
+			n2, err2 := ListPostsHandled(ctx, a.MetricsAddr)
 			if n2 != n1 || err1 != nil || err2 != nil {
 				return fmt.Errorf("%s, NOT_SERVING, got %.0f calls in 1s (%v, %v)", a.Name, n2-n1, err1, err2)
 			}
@@ -193,7 +184,7 @@ func TestFailover(t *testing.T) {
 			if err := px.Restore(); err != nil {
 				return err
 			}
-			return hatest.WaitHealth(ctx, c.Operator, a.Addr, 20*time.Second)
+			return WaitHealth(ctx, c.Operator, a.Addr, 20*time.Second)
 		}, 0},
 	} {
 		t.Run(ev.name, func(t *testing.T) {
@@ -216,10 +207,8 @@ func TestFailover(t *testing.T) {
 		})
 	}
 
-	// Every replica down: the page answers 503 with Retry-After, and the
-	// "no feed replica serving" alert reaches Telegram; one replica back:
-	// the page answers 200 again, and the alert's resolution reaches
-	// Telegram.
+	// Every replica down: 503 with Retry-After, and the alert reaches
+	// Telegram; one back: 200, and the resolution reaches Telegram.
 	t.Run("every replica down", func(t *testing.T) {
 		before := len(al.tg.Calls("")) // before the kill
 		for _, f := range c.Feeds {
@@ -228,7 +217,7 @@ func TestFailover(t *testing.T) {
 			}
 		}
 		for range 5 {
-			code, retryAfter, d, err := hatest.Get(ctx, c.Client, c.URL+"/")
+			code, retryAfter, d, err := Get(ctx, c.Client, c.URL+"/")
 			if err != nil || code != http.StatusServiceUnavailable || retryAfter == "" {
 				t.Errorf("every replica down: got %d with Retry-After %q (%v), want 503 with Retry-After", code, retryAfter, err)
 			}
@@ -246,7 +235,7 @@ func TestFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 		testutil.Eventually(t, 20*time.Second, "a 200 after starting "+b.Name, func() bool {
-			code, _, _, err := hatest.Get(ctx, c.Client, c.URL+"/")
+			code, _, _, err := Get(ctx, c.Client, c.URL+"/")
 			return err == nil && code == http.StatusOK
 		})
 		t.Logf("first 200 %s after starting %s", time.Since(started).Round(time.Millisecond), b.Name)
@@ -254,27 +243,21 @@ func TestFailover(t *testing.T) {
 	})
 }
 
-const (
-	obsDir      = "../deploy/observability"
-	alertToken  = "4242:alerts-token"
-	alertChatID = -1001234500042
-)
+const obsDir, alertToken, alertChatID = "../deploy/observability", "4242:alerts-token", -1001234500042
 
-// alerting is Prometheus with deploy/observability's alert rules and
-// Alertmanager with its configuration, the real servers, sending to the
-// Telegram stand-in tg.
+// alerting is the real Prometheus with deploy/observability's rules and
+// Alertmanager with its configuration, sending to the Telegram stand-in.
 type alerting struct {
-	prom    *hatest.Monitor
+	prom    *Monitor
 	tg      *telegramtest.Server
 	missing error // prometheus or alertmanager not installed
 }
 
-// startAlerting starts alerting on c. The copies of the files differ from
-// the deployed ones only in time and place: the alerts' "for" cut to 1s,
-// Alertmanager grouping within a second, the Telegram receivers sending to
-// the stand-in with the token inline (Alertmanager before 0.26 has no
-// bot_token_file), the templates where they are.
-func startAlerting(t *testing.T, c *hatest.Cluster) *alerting {
+// startAlerting starts alerting on c, with copies of the files changed
+// only in time and place: the alerts' "for" 1s, grouping within 1s,
+// Telegram the stand-in with the token inline (Alertmanager before 0.26
+// has no bot_token_file), the templates where they are.
+func startAlerting(t *testing.T, c *Cluster) *alerting {
 	promBin, errP := exec.LookPath("prometheus")
 	amBin, errA := exec.LookPath("prometheus-alertmanager")
 	if errA != nil {
@@ -285,11 +268,10 @@ func startAlerting(t *testing.T, c *hatest.Cluster) *alerting {
 		return &alerting{tg: tg, missing: err}
 	}
 	dir := t.TempDir()
-	rules, amConfig := filepath.Join(dir, "extagram.yml"), filepath.Join(dir, "alertmanager.yml")
-	copyFile(t, filepath.Join(obsDir, "rules", "extagram.yml"), rules, func(b []byte) []byte {
+	rules := copyFile(t, dir, "rules/extagram.yml", func(b []byte) []byte {
 		return regexp.MustCompile(`(?m)^(\s+for: )\S+$`).ReplaceAll(b, []byte("${1}1s"))
 	})
-	copyFile(t, filepath.Join(obsDir, "alertmanager.yml"), amConfig, func(b []byte) []byte {
+	amConfig := copyFile(t, dir, "alertmanager.yml", func(b []byte) []byte {
 		var cfg map[string]any
 		if err := yaml.Unmarshal(b, &cfg); err != nil {
 			t.Fatal(err)
@@ -315,12 +297,12 @@ func startAlerting(t *testing.T, c *hatest.Cluster) *alerting {
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	am, err := hatest.StartAlertmanager(ctx, amBin, dir, amConfig)
+	am, err := StartAlertmanager(ctx, amBin, dir, amConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
 	killAtEnd(t, am.Proc)
-	prom, err := hatest.StartPrometheus(ctx, hatest.PrometheusOptions{
+	prom, err := StartPrometheus(ctx, PrometheusOptions{
 		Bin: promBin, Dir: dir, Targets: c.MetricsTargets(), RuleFiles: []string{rules}, Alertmanager: strings.TrimPrefix(am.URL, "http://"),
 	})
 	if err != nil {
@@ -330,20 +312,22 @@ func startAlerting(t *testing.T, c *hatest.Cluster) *alerting {
 	return &alerting{prom: prom, tg: tg}
 }
 
-// copyFile writes src, changed by edit, to dst.
-func copyFile(t *testing.T, src, dst string, edit func([]byte) []byte) {
-	t.Helper()
-	b, err := os.ReadFile(src)
+// copyFile writes obsDir's file name, changed by edit, into dir and
+// returns the copy's path.
+func copyFile(t *testing.T, dir, name string, edit func([]byte) []byte) string {
+	dst := filepath.Join(dir, filepath.Base(name))
+	b, err := os.ReadFile(filepath.Join(obsDir, name))
 	if err == nil {
 		err = os.WriteFile(dst, edit(b), 0o600)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dst
 }
 
-// waitMessage waits for a message sent after the first skip calls whose
-// text has state and alert.
+// waitMessage waits for a delivered message after the first skip calls
+// whose text has state and alert.
 func (al *alerting) waitMessage(t *testing.T, skip int, state, alert string) (found telegramtest.Call) {
 	t.Helper()
 	if al.missing != nil {

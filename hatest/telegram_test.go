@@ -1,4 +1,4 @@
-package hatest_test
+package hatest
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/extagram/extagram/hatest"
 	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/meshtls"
 	"github.com/extagram/extagram/internal/telegram/telegramtest"
@@ -57,31 +56,31 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 	}
 	tg := telegramtest.Start(t, token)
 
-	replica := func(name string) *hatest.Proc {
-		addr, err := hatest.FreePort("127.0.0.1")
+	replica := func(name string) *Proc {
+		addr, err := FreePort("127.0.0.1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := hatest.NewProc(bin, name, addr, "", dir, env, []string{
+		p := NewProc(bin, name, addr, "", dir, env, []string{
 			"feed", "--grpc-addr", addr, "--data-dir", dir, "--drain-period", "0s",
 			"--telegram-chat", "-100500", "--telegram-api-url", tg.URL, "--public-url", "https://wall.example",
 		})
 		killAtEnd(t, p)
 		return p
 	}
-	run := func(p *hatest.Proc) {
+	run := func(p *Proc) {
 		t.Helper()
 		if err := p.Start(); err != nil {
 			t.Fatal(err)
 		}
-		if err := hatest.WaitHealth(ctx, meshtls.DefaultFiles(filepath.Join(dir, "mesh"), meshtls.Operator), p.Addr, 30*time.Second); err != nil {
+		if err := WaitHealth(ctx, meshtls.DefaultFiles(filepath.Join(dir, "mesh"), meshtls.Operator), p.Addr, 30*time.Second); err != nil {
 			t.Fatalf("%s: %v", p.Name, err)
 		}
 	}
 	// kill kills p and waits until the stand-in has seen its hanging call
 	// go, so that releasing the hang cannot answer a dead replica; then
 	// lets sends through.
-	kill := func(p *hatest.Proc) {
+	kill := func(p *Proc) {
 		t.Helper()
 		gone := func(calls []telegramtest.Call) (n int) {
 			for _, c := range calls {
