@@ -1,6 +1,7 @@
 package hatest
 
 import (
+	"cmp"
 	"context"
 	"path/filepath"
 	"strings"
@@ -16,14 +17,11 @@ import (
 	"github.com/extagram/extagram/store/storetest"
 )
 
-// Feed replicas as processes announcing posts in Telegram, one killed with
-// kill -9 while it sends. A send that had not reached Telegram is made by
-// the other replica once the dead one's lease ends: nothing lost, nothing
-// sent twice. A send that had reached Telegram, whose answer died with
-// the replica, is sent once more: the bound on repeats, one per crash.
-//
-// Both stores at once, in one slot of -parallel: the test mostly waits
-// for leases to end.
+// Feed replicas announcing posts in Telegram, one killed with kill -9
+// while it sends. A send that had not reached Telegram is made by the
+// other replica once the dead one's lease ends; one that had, whose answer
+// died with the replica, is sent once more: one repeat per crash. Both
+// stores at once, in one slot of -parallel: the test mostly waits.
 func TestTelegramAnnouncerKilled(t *testing.T) {
 	t.Parallel()
 	var wg sync.WaitGroup
@@ -37,8 +35,7 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 	const token = "7777:hatest-token"
 	dir := t.TempDir()
 	cfg := store.Config{DataDir: dir, Logger: storetest.Logger(t)}
-	// The token comes from the environment, as deployments give it.
-	env := []string{"EXTAGRAM_TELEGRAM_TOKEN=" + token}
+	env := []string{"EXTAGRAM_TELEGRAM_TOKEN=" + token} // as deployments give it
 	if kind == "mysql" {
 		cfg = store.Config{MySQLDSN: storetest.MySQLDSN(t), Logger: storetest.Logger(t)}
 		env = append(env, "EXTAGRAM_MYSQL_DSN="+cfg.MySQLDSN)
@@ -50,12 +47,11 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	// The replicas' mesh identities, in <data-dir>/mesh where they look.
+	// The mesh identities, in <data-dir>/mesh where the replicas look.
 	if _, err := meshtls.Generate(filepath.Join(dir, "mesh")); err != nil {
 		t.Fatal(err)
 	}
 	tg := telegramtest.Start(t, token)
-
 	replica := func(name string) *Proc {
 		addr, err := FreePort("127.0.0.1")
 		if err != nil {
@@ -77,9 +73,8 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 			t.Fatalf("%s: %v", p.Name, err)
 		}
 	}
-	// kill kills p and waits until the stand-in has seen its hanging call
-	// go, so that releasing the hang cannot answer a dead replica; then
-	// lets sends through.
+	// kill kills p, waits until the stand-in has seen its hanging call go
+	// (so that no answer reaches a dead replica), then lets sends through.
 	kill := func(p *Proc) {
 		t.Helper()
 		gone := func(calls []telegramtest.Call) (n int) {
@@ -112,8 +107,7 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 		_, id, _ := strings.Cut(c.Params["caption"], "/posts/")
 		return id
 	}
-	// inFlight waits for a sendPhoto without an answer and returns the
-	// post it announces.
+	// inFlight waits for an unanswered sendPhoto and returns its post.
 	inFlight := func() (id string) {
 		t.Helper()
 		if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool {
@@ -130,8 +124,8 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 		return id
 	}
 	// delivered waits until each post's record says sent, and checks that
-	// each was announced once, but repeat's twice.
-	delivered := func(posts []store.Post, repeat string) {
+	// each was announced once, or as many times as times says.
+	delivered := func(posts []store.Post, times map[string]int) {
 		t.Helper()
 		for _, p := range posts {
 			testutil.Eventually(t, time.Minute, "post "+p.ID.String()+" announced", func() bool {
@@ -144,16 +138,11 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 			n[postOf(c)]++
 		}
 		for _, p := range posts {
-			want := 1
-			if p.ID.String() == repeat {
-				want = 2
-			}
-			if n[p.ID.String()] != want {
+			if want := cmp.Or(times[p.ID.String()], 1); n[p.ID.String()] != want {
 				t.Errorf("post %s announced %d times, want %d", p.ID, n[p.ID.String()], want)
 			}
 		}
 	}
-
 	a, b := replica("feed-a"), replica("feed-b")
 
 	// 1. A's send never reaches Telegram.
@@ -166,16 +155,14 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 	victim := inFlight()
 	run(b)
 	kill(a)
-	delivered(posts, "")
-	id, err := contract.ParseID(victim)
-	if err != nil {
-		t.Fatal(err)
-	}
+	delivered(posts, nil)
+	id, _ := contract.ParseID(victim)
 	if r, _ := st.GetAnnouncement(ctx, id); r.Attempts != 2 {
 		t.Errorf("the post whose sender died: %+v, want sent at the second attempt", r)
 	}
 
-	// 2. B's send reaches Telegram, and B dies before the answer.
+	// 2. B's send reaches Telegram, and B dies before the answer: the post
+	// is announced twice.
 	tg.SetFault("sendPhoto", telegramtest.Fault{Hang: true, Deliver: true})
 	last := newPost("five")
 	if id := inFlight(); id != last.ID.String() {
@@ -183,7 +170,5 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 	}
 	run(a)
 	kill(b)
-	// The post sent as its sender died is announced twice: one repeat per
-	// crash.
-	delivered(append(posts, last), last.ID.String())
+	delivered(append(posts, last), map[string]int{last.ID.String(): 2})
 }
