@@ -10,8 +10,8 @@ import (
 	"github.com/miekg/dns"
 )
 
-// startDNS serves the A records of name, the addresses last given to set,
-// over UDP on 127.0.0.1, and returns the server's address.
+// startDNS serves over UDP the A records of name, the addresses last given
+// to set, and returns the server's address.
 func startDNS(t *testing.T, name string) (addr string, set func(ips ...string)) {
 	var ips atomic.Pointer[[]string]
 	handler := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
@@ -43,14 +43,13 @@ func startDNS(t *testing.T, name string) (addr string, set func(ips ...string)) 
 	return pc.LocalAddr().String(), func(v ...string) { ips.Store(&v) }
 }
 
-// The edge's feed target is a dns:/// name; a replica added behind the
-// name is used without restarting the edge. The servers' max connection
-// age (here 2s, 30s by default) closes connections, which makes the edge
-// resolve the name again (at most every 5s, see edge/conn.go).
+// A replica added behind the edge's dns:/// feed target is used without a
+// restart: the servers' max connection age (2s here, 30s by default) makes
+// the edge resolve the name again (at most every 5s, see edge/conn.go).
 func TestDNSScaleOut(t *testing.T) {
 	t.Parallel()
-	const name = "feed"                           // a name the feed replicas' certificates carry, as in Compose and Kubernetes
-	const hostA, hostB = "127.0.0.2", "127.0.0.3" // loopback on Linux, no set-up needed
+	const name = "feed"                           // in the replicas' certificates, as in Compose and Kubernetes
+	const hostA, hostB = "127.0.0.2", "127.0.0.3" // loopback on Linux
 	dnsAddr, set := startDNS(t, name)
 	set(hostA)
 	// Replicas behind one name differ by address, not by port.

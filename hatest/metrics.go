@@ -32,8 +32,8 @@ func ListPostsHandled(ctx context.Context, metricsAddr string) (float64, error) 
 	return testutil.MetricSum(text, "grpc_server_handled_total", method), nil
 }
 
-// Health returns the gRPC health status of the whole server at addr,
-// asked with the mesh identity whose files are as.
+// Health returns the gRPC health status of the server at addr, asked as
+// the mesh identity of as.
 func Health(ctx context.Context, as meshtls.Files, addr string) (healthpb.HealthCheckResponse_ServingStatus, error) {
 	tlsCfg, err := meshtls.ClientConfig(as, "")
 	if err != nil {
@@ -79,21 +79,16 @@ type Calls struct {
 // FollowCalls starts polling the replicas' metrics every interval.
 func FollowCalls(procs []*Proc, interval time.Duration) *Calls {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Calls{
-		procs: procs, cancel: cancel, done: make(chan struct{}),
-		last: map[string]float64{}, total: map[string]float64{},
-		mark: map[string]time.Time{}, first: map[string]time.Time{},
-	}
+	c := &Calls{procs: procs, cancel: cancel, done: make(chan struct{}), last: map[string]float64{},
+		total: map[string]float64{}, mark: map[string]time.Time{}, first: map[string]time.Time{}}
 	c.poll(ctx)
 	go func() {
 		defer close(c.done)
-		t := time.NewTicker(interval)
-		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-time.After(interval):
 				c.poll(ctx)
 			}
 		}

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -158,14 +157,13 @@ func (p *Proc) RSS() (int64, error) {
 		return 0, fmt.Errorf("hatest: %s was never started", p.Name)
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
-	if err != nil {
-		return 0, fmt.Errorf("hatest: %s: %w", p.Name, err)
-	}
 	_, v, _ := strings.Cut(string(b), "VmRSS:")
-	v, _, _ = strings.Cut(v, "kB")
-	kb, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	var kb int64
+	if err == nil {
+		_, err = fmt.Sscan(v, &kb) // "  1234 kB"
+	}
 	if err != nil {
-		return 0, fmt.Errorf("hatest: %s: VmRSS %q: %w", p.Name, v, err)
+		return 0, fmt.Errorf("hatest: %s: VmRSS: %w", p.Name, err)
 	}
 	return kb << 10, nil
 }
