@@ -96,7 +96,7 @@ func TestWatchedEdge(t *testing.T) {
 		var wg sync.WaitGroup
 		wg.Go(func() {
 			for {
-				for _, p := range c.Procs() {
+				for _, p := range c.procs {
 					if rss, err := p.RSS(); err == nil {
 						peaks[p.Name] = max(peaks[p.Name], rss)
 					}

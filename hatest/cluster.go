@@ -157,16 +157,6 @@ func (c *Cluster) run(ctx context.Context, name, role, addr, dsn string, more ..
 	return p, nil
 }
 
-// AddFeed starts one more feed replica on addr and waits until it reports
-// SERVING (whether the edge finds it is for the caller to check).
-func (c *Cluster) AddFeed(ctx context.Context, name, addr string) (*Proc, error) {
-	p, err := c.run(ctx, name, "feed", addr, c.opts.DSN)
-	if p != nil {
-		c.Feeds = append(c.Feeds, p)
-	}
-	return p, err
-}
-
 // Close kills every process (continuing stopped ones first).
 func (c *Cluster) Close() {
 	for _, p := range c.procs {
@@ -183,9 +173,6 @@ func (c *Cluster) Logs(n int) string {
 	}
 	return b.String()
 }
-
-// Procs returns every process of the cluster.
-func (c *Cluster) Procs() []*Proc { return c.procs }
 
 // poll calls cond every interval until it holds, for timeout at the most;
 // the error has cond's last word.

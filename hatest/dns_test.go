@@ -72,7 +72,7 @@ func TestDNSScaleOut(t *testing.T) {
 		MaxConnectionAge: 2 * time.Second,
 	})
 	load := startLoad(t, c, 8, 0)
-	added, err := c.AddFeed(t.Context(), "feed-2", net.JoinHostPort(hostB, port))
+	added, err := c.run(t.Context(), "feed-2", "feed", net.JoinHostPort(hostB, port), c.opts.DSN)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,14 +121,10 @@ func runUntilServed(t *testing.T, load *Load, calls *Calls, p *Proc, limit time.
 func TestFailover(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.MySQLDSN(t)
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, _ := mysql.ParseDSN(dsn) // made by storetest with FormatDSN
 	px := testproxy.Start(t, cfg.Addr)
-	viaProxy := cfg.Clone()
-	viaProxy.Addr = px.Addr()
-	c := startCluster(t, Options{DSN: dsn, FeedDSNs: []string{viaProxy.FormatDSN(), dsn}})
+	cfg.Addr = px.Addr()
+	c := startCluster(t, Options{DSN: dsn, FeedDSNs: []string{cfg.FormatDSN(), dsn}})
 	a, b := c.Feeds[0], c.Feeds[1]
 	al := startAlerting(t, c)
 	ctx := t.Context()
@@ -224,8 +220,7 @@ func TestFailover(t *testing.T) {
 			t.Logf("every replica down: %d in %s", code, d.Round(time.Microsecond))
 		}
 		t.Run("alert fires", func(t *testing.T) {
-			firing := al.waitMessage(t, before, "FIRING", "ExtagramNoFeedReplicaServing")
-			p := firing.Params
+			p := al.waitMessage(t, before, "FIRING", "ExtagramNoFeedReplicaServing").Params
 			if !strings.Contains(p["text"], "No feed replica is serving") || p["chat_id"] != "-1001234500042" || p["parse_mode"] != "HTML" {
 				t.Errorf("firing message: %v", p)
 			}
