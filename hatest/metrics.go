@@ -268,11 +268,7 @@ type Sample struct {
 }
 
 func (s Sample) String() string {
-	what := fmt.Sprintf("status %d", s.Status)
-	if s.Err != "" {
-		what = s.Err
-	}
-	return fmt.Sprintf("at %s after %s: %s", s.Start.Round(time.Millisecond), s.Latency.Round(time.Millisecond), what)
+	return fmt.Sprintf("at %s after %s: status %d %s", s.Start.Round(time.Millisecond), s.Latency.Round(time.Millisecond), s.Status, s.Err)
 }
 
 // Load is clients each loading a page in a loop, as fast as answers come.
