@@ -179,8 +179,8 @@ func testListKeyset(t *testing.T, s store.Store) {
 // testConcurrentCreate: many goroutines post at once, as uploads do under
 // load; none may fail (SQLite must queue writers, not answer SQLITE_BUSY).
 // Then the feed is walked a small page at a time while others keep
-// posting: every earlier post appears exactly once, keys strictly
-// descending; posts made meanwhile may appear, but never twice.
+// posting: keys strictly descend (so no post shows twice) and every earlier
+// post shows as CreatePost returned it.
 func testConcurrentCreate(t *testing.T, s store.Store) {
 	const workers, each, pageSize = 20, 15, 7
 	var wg sync.WaitGroup
@@ -197,23 +197,13 @@ func testConcurrentCreate(t *testing.T, s store.Store) {
 			}
 		})
 	}
-	wg.Wait()
-	if t.Failed() {
+	if wg.Wait(); t.Failed() {
 		t.FailNow()
 	}
 	want := map[contract.ID]store.Post{}
 	for _, p := range before {
 		want[p.ID] = p
 	}
-	// Each post as CreatePost returned it, so also each with a key of its own.
-	posts := must(s.ListPosts(t.Context(), store.ListOptions{Limit: store.MaxListLimit}))(t)
-	if len(posts) != len(before) {
-		t.Errorf("ListPosts returned %d posts, want %d", len(posts), len(before))
-	}
-	for _, p := range posts {
-		check(t, "listed post", p, want[p.ID])
-	}
-
 	ctx, cancel := context.WithCancel(t.Context())
 	inserted := make(chan struct{}, 1) // a post was made since the last page
 	for range 3 {
@@ -237,12 +227,10 @@ func testConcurrentCreate(t *testing.T, s store.Store) {
 		cancel()
 		wg.Wait()
 	}()
-	seen := map[contract.ID]int{}
-	cursor, pages, lastKey, short := int64(0), 0, int64(math.MaxInt64), false
+	pages, last, short := 0, int64(0), false
 	for {
-		page, err := s.ListPosts(ctx, store.ListOptions{Before: cursor, Limit: pageSize})
-		if err != nil || len(page) == 0 {
-			wantErr(t, fmt.Sprintf("ListPosts page %d (before %d)", pages+1, cursor), err, nil)
+		page := must(s.ListPosts(ctx, store.ListOptions{Before: last, Limit: pageSize}))(t)
+		if len(page) == 0 {
 			break
 		}
 		if pages++; len(page) > pageSize || short {
@@ -251,36 +239,28 @@ func testConcurrentCreate(t *testing.T, s store.Store) {
 		}
 		short = len(page) < pageSize
 		for _, p := range page {
-			if p.Key >= lastKey {
-				t.Fatalf("page %d: key %d after key %d, want strictly descending", pages, p.Key, lastKey)
+			if last != 0 && p.Key >= last {
+				t.Fatalf("page %d: key %d after key %d, want strictly descending", pages, p.Key, last)
 			}
-			lastKey = p.Key
-			seen[p.ID]++
+			last = p.Key
 			if w, ok := want[p.ID]; ok {
 				check(t, fmt.Sprintf("page %d", pages), p, w)
+				delete(want, p.ID)
 			} else if p.Text != "meanwhile" || p.Image != nil {
 				t.Errorf("page %d: post %s was never created", pages, show(p))
 			}
 		}
-		cursor = page[len(page)-1].Key
 		select { // an insert lands between two pages: the walk races the writers
 		case <-inserted:
 		case <-ctx.Done():
 			t.Fatalf("waiting for a concurrent insert: %v", ctx.Err())
 		}
 	}
-	if atLeast := len(before)/pageSize + 1; pages < atLeast {
-		t.Errorf("walked %d pages, want at least %d", pages, atLeast)
+	if pages < len(before)/pageSize+1 {
+		t.Errorf("walked %d pages, want at least %d", pages, len(before)/pageSize+1)
 	}
-	for id, n := range seen {
-		if n != 1 {
-			t.Errorf("post %s listed %d times", id, n)
-		}
-	}
-	for _, p := range before {
-		if seen[p.ID] == 0 {
-			t.Errorf("post %s (key %d) existed before the walk but was skipped", p.ID, p.Key)
-		}
+	for _, p := range want {
+		t.Errorf("post %s (key %d) existed before the walk but was skipped", p.ID, p.Key)
 	}
 }
 
@@ -302,7 +282,7 @@ func reads(s store.Store, post, image contract.ID) []call {
 
 // testDuplicate checks that a post or image id is never stored twice, and
 // that a rejected post leaves nothing behind: its image and announcement,
-// written in the same transaction, are rolled back.
+// written in the same transaction, are rolled back (the counts at the end).
 func testDuplicate(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	testInvalid(t, s) // on the empty store
@@ -319,16 +299,6 @@ func testDuplicate(t *testing.T, s store.Store) {
 	} {
 		_, err := s.CreatePost(ctx, np)
 		wantErr(t, name+": CreatePost", err, store.ErrDuplicate)
-		if np.ID != orig.ID {
-			_, err := s.GetPost(ctx, np.ID)
-			wantErr(t, name+": GetPost of the rejected post", err, store.ErrNotFound)
-			_, err = s.GetAnnouncement(ctx, np.ID)
-			wantErr(t, name+": GetAnnouncement of the rejected post", err, store.ErrNotFound)
-		}
-		if np.Image != nil && np.Image.ID != orig.Image.ID {
-			_, err := s.ImageInfo(ctx, np.Image.ID)
-			wantErr(t, name+": ImageInfo of the rejected post's image", err, store.ErrNotFound)
-		}
 	}
 	check(t, "original post after the duplicates", must(s.GetPost(ctx, orig.ID))(t), orig)
 	if _, data, err := s.ImageData(ctx, orig.Image.ID); err != nil || sha256.Sum256(data) != orig.Image.SHA256 {
@@ -365,8 +335,6 @@ func testUnicode(t *testing.T, s store.Store) {
 			t.Errorf("%s: text changed:\n got %q\nwant %q", name, got.Text, text)
 		}
 	}
-	_, err := s.CreatePost(t.Context(), newPost(strings.Repeat("😀", contract.MaxTextLen+1), 0))
-	wantErr(t, "CreatePost of one character too many", err, store.ErrInvalid)
 }
 
 // testInvalid: arguments no store may accept are refused with ErrInvalid
@@ -382,6 +350,7 @@ func testInvalid(t *testing.T, s store.Store) {
 		"empty text":           {ID: contract.NewID()},
 		"blank text":           newPost(" \t\n ", 0),
 		"too long text":        newPost(strings.Repeat("a", contract.MaxTextLen+1), 0),
+		"one emoji too many":   newPost(strings.Repeat("😀", contract.MaxTextLen+1), 0),
 		"invalid UTF-8":        newPost("caf\xe9", 0),
 		"zero image id":        with(func(im *store.NewImage) { im.ID = contract.ID{} }),
 		"no image bytes":       with(func(im *store.NewImage) { im.Data = nil }),
@@ -492,14 +461,12 @@ func testRequestKeys(t *testing.T, s store.Store) {
 	p, err := s.CreatePost(ctx, again)
 	wantErr(t, "repeat", err, store.ErrRepeated)
 	check(t, "the post a repeat returns", p, orig)
-	_, err = s.ImageInfo(ctx, again.Image.ID)
-	wantErr(t, "ImageInfo of the repeat's image", err, store.ErrNotFound)
 	other := newPost("other", 0)
 	other.Request = &store.RequestKey{Key: key.Key, Hash: sha256.Sum256([]byte("another request"))}
 	_, err = s.CreatePost(ctx, other)
 	wantErr(t, "key reused for another request", err, store.ErrKeyReused)
-	if n, _ := counts(t, s); n != 1 {
-		t.Fatalf("%d posts stored, want 1", n)
+	if posts, images := counts(t, s); posts != 1 || images != 1 {
+		t.Fatalf("%d posts and %d images stored, want 1 of each (none of the repeat's)", posts, images)
 	}
 
 	// Eight retries of a new request at once: one post.
@@ -549,12 +516,11 @@ func claim(t *testing.T, s store.Store, now, until time.Time, limit int) []store
 	return must(s.ClaimAnnouncements(t.Context(), now, until, limit))(t)
 }
 
-func postIDs(as []store.Announcement) []contract.ID {
-	out := make([]contract.ID, len(as))
-	for i, a := range as {
-		out[i] = a.PostID
+func postIDs(as []store.Announcement) (ids []contract.ID) {
+	for _, a := range as {
+		ids = append(ids, a.PostID)
 	}
-	return out
+	return ids
 }
 
 // testAnnouncements: a post queues its announcement, due at once; those
