@@ -30,7 +30,7 @@ func Run(t *testing.T, open func(testing.TB) store.Store) {
 		"InvalidAndDuplicate": testDuplicate, "Unicode": testUnicode, "ImageIDs": testImageIDs,
 		"ConcurrentCreate": testConcurrentCreate, "NotFoundAndContextDone": testContextDone,
 		"RequestKeys": testRequestKeys, "Announcements": testAnnouncements,
-		"AnnouncementClaimOnce": testAnnouncementClaimOnce, "AnnouncementOutcomes": testAnnouncementOutcomes,
+		"AnnouncementClaims": testAnnouncementClaims,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -569,15 +569,17 @@ func testAnnouncements(t *testing.T, s store.Store) {
 		[]contract.ID{after.ID, leased.ID})
 }
 
-func testAnnouncementClaimOnce(t *testing.T, s store.Store) {
-	const n = 30
-	var want []contract.ID
-	for range n {
-		want = append(want, mustCreate(t, s, newPost("announce me", 0)).ID)
+// testAnnouncementClaims: racing claimers get each announcement once; a
+// lease that ran out is claimed again, oldest first, with a new token, and
+// the old one can neither renew nor finish; then each outcome is recorded.
+func testAnnouncementClaims(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	var posts []store.Post
+	for range 30 {
+		posts = append(posts, mustCreate(t, s, newPost("announce me", 0)))
 	}
-	now := time.Now().Add(time.Second)
+	now := time.Now().Add(time.Second).UTC().Truncate(time.Microsecond)
 	lease := now.Add(time.Minute)
-	// Claimers race; every announcement is handed out exactly once.
 	var (
 		mu  sync.Mutex
 		got []store.Announcement
@@ -586,7 +588,7 @@ func testAnnouncementClaimOnce(t *testing.T, s store.Store) {
 	for range 4 {
 		wg.Go(func() {
 			for {
-				as, err := s.ClaimAnnouncements(t.Context(), now, lease, 3)
+				as, err := s.ClaimAnnouncements(ctx, now, lease, 3)
 				if err != nil || len(as) == 0 {
 					wantErr(t, "ClaimAnnouncements", err, nil)
 					return
@@ -598,62 +600,42 @@ func testAnnouncementClaimOnce(t *testing.T, s store.Store) {
 		})
 	}
 	wg.Wait()
-	ids := postIDs(got)
-	slices.SortFunc(ids, byBytes)
+	want := make([]contract.ID, len(posts))
+	for i, p := range posts {
+		want[i] = p.ID
+	}
 	slices.SortFunc(want, byBytes)
-	check(t, "claimed post ids, each once", ids, want)
+	check(t, "claimed post ids, each once", slices.SortedFunc(slices.Values(postIDs(got)), byBytes), want)
 	for _, a := range got {
 		if a.Attempts != 1 || a.Claim.IsZero() || a.PostedAt.IsZero() {
 			t.Errorf("claim %+v: want attempt 1, a claim token and the post's time", a)
 		}
 	}
-	// While the leases run, nothing is due.
 	if again := claim(t, s, lease.Add(-time.Millisecond), lease.Add(time.Minute), 100); len(again) != 0 {
 		t.Errorf("claimed %d announcements under lease", len(again))
 	}
-	if st := must(s.AnnouncementStats(t.Context()))(t); st.Pending != n || !st.NextDue.Equal(lease.Truncate(time.Microsecond)) {
-		t.Errorf("stats under lease: %+v, want %d pending, next due at the lease's end %v", st, n, lease)
-	}
-	// A lease that ran out is claimed again, with a new token; the old one
-	// can neither renew nor finish.
-	after := claim(t, s, lease, lease.Add(time.Minute), 100)
-	if len(after) != n {
-		t.Fatalf("claimed %d after the leases ended, want %d", len(after), n)
-	}
+	check(t, "stats under lease", must(s.AnnouncementStats(ctx))(t),
+		store.AnnouncementStats{Pending: 30, OldestPending: posts[0].CreatedAt, NextDue: lease})
+	as := claim(t, s, lease, lease.Add(24*time.Hour), 100)
+	check(t, "claimed after the leases ended", slices.SortedFunc(slices.Values(postIDs(as)), byBytes), want)
 	old := got[0]
-	fresh := after[slices.IndexFunc(after, func(a store.Announcement) bool { return a.PostID == old.PostID })]
+	fresh := as[slices.IndexFunc(as, func(a store.Announcement) bool { return a.PostID == old.PostID })]
 	if fresh.Attempts != 2 || fresh.Claim == old.Claim {
 		t.Errorf("second claim %+v, want attempt 2 and a new token", fresh)
 	}
-	sent := func(id int64) store.AnnouncementOutcome {
-		return store.AnnouncementOutcome{State: store.AnnouncementSent, MessageID: id}
-	}
-	wantErr(t, "renewal with a lost claim", s.RenewAnnouncement(t.Context(), old, lease.Add(time.Hour)), store.ErrClaimLost)
-	wantErr(t, "finish with a lost claim", s.FinishAnnouncement(t.Context(), old, lease, sent(1)), store.ErrClaimLost)
-	wantErr(t, "finish with the current claim", s.FinishAnnouncement(t.Context(), fresh, lease, sent(77)), nil)
-	if r := announcement(t, s, fresh.PostID); r.State != store.AnnouncementSent || r.MessageID != 77 {
-		t.Errorf("after finishing: %+v, want sent as message 77", r)
-	}
-}
-
-func testAnnouncementOutcomes(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	var posts []store.Post
-	for range 4 {
-		posts = append(posts, mustCreate(t, s, newPost("outcomes", 0)))
-	}
-	now := time.Now().Add(time.Second).UTC().Truncate(time.Microsecond)
-	as := claim(t, s, now, now.Add(10*time.Second), 10)
-	check(t, "claimed, oldest first", postIDs(as), []contract.ID{posts[0].ID, posts[1].ID, posts[2].ID, posts[3].ID})
-	sent, retry, failed, renewed := as[0], as[1], as[2], as[3]
-	retryAt := now.Add(time.Hour)
+	retryAt := now.Add(time.Hour) // the other leases run beyond
 	outcome := func(state store.AnnouncementState, err string) store.AnnouncementOutcome {
 		return store.AnnouncementOutcome{State: state, MessageID: 4242, RetryAt: retryAt, Error: err}
 	}
+	wantErr(t, "renewal with a lost claim", s.RenewAnnouncement(ctx, old, lease.Add(time.Hour)), store.ErrClaimLost)
+	wantErr(t, "finish with a lost claim", s.FinishAnnouncement(ctx, old, lease, outcome(store.AnnouncementSent, "")),
+		store.ErrClaimLost)
+
+	sent, retry, failed, renewed := as[0], as[1], as[2], as[3]
 	for what, err := range map[string]error{
-		"send":  s.FinishAnnouncement(ctx, sent, now, outcome(store.AnnouncementSent, "")),
-		"retry": s.FinishAnnouncement(ctx, retry, now, outcome(store.AnnouncementPending, "telegram: 500")),
-		"fail":  s.FinishAnnouncement(ctx, failed, now, outcome(store.AnnouncementFailed, "not sent within 24h")),
+		"send":  s.FinishAnnouncement(ctx, sent, lease, outcome(store.AnnouncementSent, "")),
+		"retry": s.FinishAnnouncement(ctx, retry, lease, outcome(store.AnnouncementPending, "telegram: 500")),
+		"fail":  s.FinishAnnouncement(ctx, failed, lease, outcome(store.AnnouncementFailed, "not sent within 24h")),
 		"renew": s.RenewAnnouncement(ctx, renewed, now.Add(2*time.Hour)),
 		// Renewing to the same time again still holds the claim.
 		"renew to the same time": s.RenewAnnouncement(ctx, renewed, now.Add(2*time.Hour)),
@@ -661,9 +643,9 @@ func testAnnouncementOutcomes(t *testing.T, s store.Store) {
 		wantErr(t, what, err, nil)
 	}
 	for _, want := range []store.AnnouncementRecord{
-		{PostID: sent.PostID, State: store.AnnouncementSent, MessageID: 4242, DoneAt: now, Attempts: 1},
-		{PostID: retry.PostID, State: store.AnnouncementPending, DueAt: retryAt, LastError: "telegram: 500", Attempts: 1},
-		{PostID: failed.PostID, State: store.AnnouncementFailed, LastError: "not sent within 24h", DoneAt: now, Attempts: 1},
+		{PostID: sent.PostID, State: store.AnnouncementSent, MessageID: 4242, DoneAt: lease, Attempts: 2},
+		{PostID: retry.PostID, State: store.AnnouncementPending, DueAt: retryAt, LastError: "telegram: 500", Attempts: 2},
+		{PostID: failed.PostID, State: store.AnnouncementFailed, LastError: "not sent within 24h", DoneAt: lease, Attempts: 2},
 	} {
 		got := announcement(t, s, want.PostID)
 		if want.State != store.AnnouncementPending {
@@ -672,18 +654,19 @@ func testAnnouncementOutcomes(t *testing.T, s store.Store) {
 		check(t, want.State.String(), got, want)
 	}
 	// A finished claim is spent.
-	wantErr(t, "finishing twice", s.FinishAnnouncement(ctx, sent, now, outcome(store.AnnouncementFailed, "")), store.ErrClaimLost)
-	wantErr(t, "finishing a released claim", s.FinishAnnouncement(ctx, retry, now, outcome(store.AnnouncementSent, "")),
+	wantErr(t, "finishing twice", s.FinishAnnouncement(ctx, sent, lease, outcome(store.AnnouncementFailed, "")), store.ErrClaimLost)
+	wantErr(t, "finishing a released claim", s.FinishAnnouncement(ctx, retry, lease, outcome(store.AnnouncementSent, "")),
 		store.ErrClaimLost)
 	// Only the retry is due at its time; the renewed lease holds beyond.
-	if got := claim(t, s, retryAt.Add(-time.Millisecond), retryAt.Add(time.Minute), 10); len(got) != 0 {
+	if got := claim(t, s, retryAt.Add(-time.Millisecond), retryAt.Add(time.Minute), 100); len(got) != 0 {
 		t.Errorf("claimed %v before the retry was due", postIDs(got))
 	}
+	pending := slices.IndexFunc(posts, func(p store.Post) bool { return p.ID != sent.PostID && p.ID != failed.PostID })
 	check(t, "stats", must(s.AnnouncementStats(ctx))(t),
-		store.AnnouncementStats{Pending: 2, OldestPending: posts[1].CreatedAt, NextDue: retryAt})
-	got := claim(t, s, retryAt, retryAt.Add(time.Minute), 10)
-	if len(got) != 1 || got[0].PostID != retry.PostID || got[0].Attempts != 2 || got[0].LastError != "telegram: 500" {
-		t.Errorf("claim at the retry time: %+v, want the retry, attempt 2, with the last error", got)
+		store.AnnouncementStats{Pending: 28, OldestPending: posts[pending].CreatedAt, NextDue: retryAt})
+	got = claim(t, s, retryAt, retryAt.Add(time.Minute), 100)
+	if len(got) != 1 || got[0].PostID != retry.PostID || got[0].Attempts != 3 || got[0].LastError != "telegram: 500" {
+		t.Errorf("claim at the retry time: %+v, want the retry, attempt 3, with the last error", got)
 	}
 	_, err := s.ClaimAnnouncements(ctx, now, now, 0)
 	wantErr(t, "claim limit 0", err, store.ErrInvalid)
