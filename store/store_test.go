@@ -35,14 +35,18 @@ func TestStore(t *testing.T) {
 	}
 }
 
-// TestOpenUnreachableMySQL: Open and Migrate give up with ErrUnavailable
-// instead of hanging when the server cannot be reached or never answers.
-// The 2s context makes them return; the test asserts no time.
-func TestOpenUnreachableMySQL(t *testing.T) {
+// TestMySQLUnavailable: a store whose server is gone (open connections
+// reset, new ones refused), and Open and Migrate on servers that cannot be
+// reached or never answer, give up with ErrUnavailable (the services' 503)
+// instead of hanging or blaming the request. The 2s contexts make them
+// return; no time is asserted.
+func TestMySQLUnavailable(t *testing.T) {
 	t.Parallel()
 	if _, err := store.Open(t.Context(), store.Config{}); err == nil {
 		t.Error("Open with neither a DSN nor a data folder succeeded")
 	}
+	s, proxy := storetest.Proxied(t) // Open leaves a connection to be reset
+	proxy.Cut()
 	listen := func() net.Listener {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -58,58 +62,41 @@ func TestOpenUnreachableMySQL(t *testing.T) {
 			c.Close()
 		}
 	}()
-	closed := testproxy.Start(t, "127.0.0.1:1")
-	closed.Cut() // refuses connections from now on
-	servers := map[string]string{
-		// The kernel completes the handshake of a connection never accepted.
-		"accepts and never answers": listen().Addr().String(),
-		"accepts and hangs up":      testproxy.Start(t, closed.Addr()).Addr(), // its target refuses
-		"answers garbage":           garbage.Addr().String(),
-		"closed port":               closed.Addr(),
-	}
-	open := func(ctx context.Context, cfg store.Config) error {
-		s, err := store.Open(ctx, cfg)
-		if err == nil {
-			s.Close()
-		}
-		return err
-	}
-	for srv, addr := range servers {
-		for op, run := range map[string]func(context.Context, store.Config) error{"Open": open, "Migrate": store.Migrate} {
-			t.Run(srv+"/"+op, func(t *testing.T) {
-				t.Parallel()
-				ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-				defer cancel()
-				cfg := store.Config{MySQLDSN: "extagram:secret@tcp(" + addr + ")/extagram", Logger: storetest.Logger(t)}
-				if err := run(ctx, cfg); !errors.Is(err, store.ErrUnavailable) {
-					t.Fatalf("%s = %v, want ErrUnavailable", op, err)
-				}
-			})
-		}
-	}
-}
-
-// TestMySQLServerGone: a store whose server disappears (open connections
-// reset, new ones refused) answers ErrUnavailable, the services' 503,
-// rather than hanging or blaming the request.
-func TestMySQLServerGone(t *testing.T) {
-	t.Parallel()
-	s, proxy := storetest.Proxied(t) // Open leaves a connection open to be reset
-	proxy.Cut()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	for name, call := range map[string]func() error{
-		"Ping":      func() error { return s.Ping(ctx) },
-		"GetPost":   func() error { _, err := s.GetPost(ctx, contract.NewID()); return err },
-		"ListPosts": func() error { _, err := s.ListPosts(ctx, store.ListOptions{Limit: 5}); return err },
-		"CreatePost": func() error {
+	calls := map[string]func(context.Context) error{
+		"Ping":      s.Ping,
+		"GetPost":   func(ctx context.Context) error { _, err := s.GetPost(ctx, contract.NewID()); return err },
+		"ListPosts": func(ctx context.Context) error { _, err := s.ListPosts(ctx, store.ListOptions{Limit: 5}); return err },
+		"CreatePost": func(ctx context.Context) error {
 			_, err := s.CreatePost(ctx, store.NewPost{ID: contract.NewID(), Text: "during the outage"})
 			return err
 		},
+	}
+	for srv, addr := range map[string]string{
+		// The kernel completes the handshake of a connection never accepted.
+		"accepts and never answers": listen().Addr().String(),
+		"accepts and hangs up":      testproxy.Start(t, proxy.Addr()).Addr(), // its target refuses
+		"answers garbage":           garbage.Addr().String(),
+		"closed port":               proxy.Addr(),
 	} {
-		if err := call(); !errors.Is(err, store.ErrUnavailable) {
-			t.Errorf("%s = %v, want ErrUnavailable", name, err)
+		cfg := store.Config{MySQLDSN: "extagram:secret@tcp(" + addr + ")/extagram", Logger: storetest.Logger(t)}
+		calls[srv+"/Migrate"] = func(ctx context.Context) error { return store.Migrate(ctx, cfg) }
+		calls[srv+"/Open"] = func(ctx context.Context) error {
+			s, err := store.Open(ctx, cfg)
+			if err == nil {
+				s.Close()
+			}
+			return err
 		}
+	}
+	for name, call := range calls {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			defer cancel()
+			if err := call(ctx); !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("%s = %v, want ErrUnavailable", name, err)
+			}
+		})
 	}
 }
 
