@@ -18,6 +18,18 @@ import (
 
 func TestWrapClassifies(t *testing.T) {
 	t.Parallel()
+	// The SQLite driver's errors cannot be built outside its package: these
+	// come from a real database.
+	db, err := sql.Open("sqlite", sqliteDSN(t.TempDir()+"/classify.db", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	exec := func(q string) error { _, err := db.ExecContext(t.Context(), q); return err }
+	if err := errors.Join(exec("CREATE TABLE t (id BLOB PRIMARY KEY, u TEXT UNIQUE, n INTEGER NOT NULL)"),
+		exec("INSERT INTO t VALUES (x'01', 'a', 1)")); err != nil {
+		t.Fatal(err)
+	}
 	dialRefused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
 	cases := []struct {
 		name     string
@@ -43,8 +55,15 @@ func TestWrapClassifies(t *testing.T) {
 		{"dial canceled", &net.OpError{Op: "dial", Net: "tcp", Err: context.Canceled}, classifyMySQL, nil},
 		{"no rows", sql.ErrNoRows, classifyMySQL, nil},
 		{"anything else", errors.New("boom"), classifySQLite, nil},
+		{"sqlite primary key", exec("INSERT INTO t VALUES (x'01', 'b', 1)"), classifySQLite, ErrDuplicate},
+		{"sqlite unique", exec("INSERT INTO t VALUES (x'02', 'a', 1)"), classifySQLite, ErrDuplicate},
+		{"sqlite not null: a bug", exec("INSERT INTO t VALUES (x'03', 'c', NULL)"), classifySQLite, nil},
+		{"sqlite no such table", exec("INSERT INTO missing VALUES (1)"), classifySQLite, nil},
 	}
 	for _, c := range cases {
+		if c.err == nil {
+			t.Errorf("%s: no error to classify", c.name)
+		}
 		err := wrap("op", c.err, c.classify)
 		if !errors.Is(err, c.err) {
 			t.Errorf("%s: wrap(%v) = %v, which no longer wraps the cause", c.name, c.err, err)
@@ -53,37 +72,6 @@ func TestWrapClassifies(t *testing.T) {
 			if got, want := errors.Is(err, sentinel), sentinel == c.want; got != want {
 				t.Errorf("%s: errors.Is(wrap(%v), %v) = %v, want %v", c.name, c.err, sentinel, got, want)
 			}
-		}
-	}
-}
-
-// TestClassifySQLite uses a real database, since the driver's error type
-// cannot be built outside its package.
-func TestClassifySQLite(t *testing.T) {
-	t.Parallel()
-	db, err := sql.Open("sqlite", sqliteDSN(t.TempDir()+"/classify.db", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx := t.Context()
-	for _, q := range []string{
-		"CREATE TABLE t (id BLOB PRIMARY KEY, u TEXT UNIQUE, n INTEGER NOT NULL)",
-		"INSERT INTO t VALUES (x'01', 'a', 1)",
-	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for query, want := range map[string]error{
-		"INSERT INTO t VALUES (x'01', 'b', 1)":    ErrDuplicate, // primary key
-		"INSERT INTO t VALUES (x'02', 'a', 1)":    ErrDuplicate, // unique
-		"INSERT INTO t VALUES (x'03', 'c', NULL)": nil,          // not null: a bug, not a duplicate
-		"INSERT INTO missing VALUES (1)":          nil,
-	} {
-		_, err := db.ExecContext(ctx, query)
-		if got := classifySQLite(err); err == nil || got != want {
-			t.Errorf("%s: classifySQLite(%v) = %v, want %v", query, err, got, want)
 		}
 	}
 }
