@@ -565,8 +565,8 @@ func testAnnouncements(t *testing.T, s store.Store) {
 }
 
 // testAnnouncementClaims: racing claimers get each announcement once; a
-// lease that ran out is claimed again, oldest first, with a new token, and
-// the old one can neither renew nor finish; then each outcome is recorded.
+// lease that ran out is claimed again with a new token, and the old one can
+// neither renew nor finish; then each outcome is recorded.
 func testAnnouncementClaims(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	var posts []store.Post
