@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -161,7 +162,7 @@ func TestReconcileDatabaseUnreachable(t *testing.T) {
 	st, proxy := storetest.Proxied(t)
 	d := openDir(t)
 	metrics, reg := newMetrics()
-	id, data := createImage(t, st, 1)
+	createImage(t, st, 1) // its file is missing
 	files := []string{writeAged(t, d, uploads.TempPrefix+"x", 24*time.Hour), writeAged(t, d, contract.NewID().String(), 24*time.Hour)}
 	proxy.Cut()
 	rep, err := d.Reconcile(t.Context(), st, uploads.ReconcileOptions{Logger: storetest.Logger(t), Metrics: metrics})
@@ -178,9 +179,6 @@ func TestReconcileDatabaseUnreachable(t *testing.T) {
 	if err != nil || rep.RemovedTemp != 1 || rep.RemovedOrphans != 1 || rep.Restored != 1 {
 		t.Fatalf("after restore: %+v, %v", rep, err)
 	}
-	if got, err := d.Read(id); err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("not restored: %v", err)
-	}
 }
 
 // fakeSource is an ImageSource with faults to order.
@@ -196,13 +194,8 @@ func (f *fakeSource) ImageIDs(_ context.Context, after contract.ID, limit int) (
 	if f.pages++; f.listErr != nil && f.pages > 1 {
 		return nil, f.listErr
 	}
-	var ids []contract.ID
-	for id := range f.images {
-		if bytes.Compare(id[:], after[:]) > 0 {
-			ids = append(ids, id)
-		}
-	}
-	slices.SortFunc(ids, func(a, b contract.ID) int { return bytes.Compare(a[:], b[:]) })
+	ids := slices.SortedFunc(maps.Keys(f.images), func(a, b contract.ID) int { return bytes.Compare(a[:], b[:]) })
+	ids = slices.DeleteFunc(ids, func(id contract.ID) bool { return bytes.Compare(id[:], after[:]) <= 0 })
 	return ids[:min(limit, len(ids))], nil
 }
 
