@@ -8,14 +8,28 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 )
 
 func TestWrapClassifies(t *testing.T) {
 	t.Parallel()
+	// The SQLite driver's errors cannot be built outside its package: these
+	// come from a real database.
+	db, err := sql.Open("sqlite", sqliteDSN(t.TempDir()+"/classify.db", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	exec := func(q string) error { _, err := db.ExecContext(t.Context(), q); return err }
+	if err := errors.Join(exec("CREATE TABLE t (id BLOB PRIMARY KEY, u TEXT UNIQUE, n INTEGER NOT NULL)"),
+		exec("INSERT INTO t VALUES (x'01', 'a', 1)")); err != nil {
+		t.Fatal(err)
+	}
 	dialRefused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
 	cases := []struct {
 		name     string
@@ -41,8 +55,15 @@ func TestWrapClassifies(t *testing.T) {
 		{"dial canceled", &net.OpError{Op: "dial", Net: "tcp", Err: context.Canceled}, classifyMySQL, nil},
 		{"no rows", sql.ErrNoRows, classifyMySQL, nil},
 		{"anything else", errors.New("boom"), classifySQLite, nil},
+		{"sqlite primary key", exec("INSERT INTO t VALUES (x'01', 'b', 1)"), classifySQLite, ErrDuplicate},
+		{"sqlite unique", exec("INSERT INTO t VALUES (x'02', 'a', 1)"), classifySQLite, ErrDuplicate},
+		{"sqlite not null: a bug", exec("INSERT INTO t VALUES (x'03', 'c', NULL)"), classifySQLite, nil},
+		{"sqlite no such table", exec("INSERT INTO missing VALUES (1)"), classifySQLite, nil},
 	}
 	for _, c := range cases {
+		if c.err == nil {
+			t.Errorf("%s: no error to classify", c.name)
+		}
 		err := wrap("op", c.err, c.classify)
 		if !errors.Is(err, c.err) {
 			t.Errorf("%s: wrap(%v) = %v, which no longer wraps the cause", c.name, c.err, err)
@@ -55,33 +76,43 @@ func TestWrapClassifies(t *testing.T) {
 	}
 }
 
-// TestClassifySQLite uses a real database, since the driver's error type
-// cannot be built outside its package.
-func TestClassifySQLite(t *testing.T) {
+func TestMySQLConfig(t *testing.T) {
 	t.Parallel()
-	db, err := sql.Open("sqlite", sqliteDSN(t.TempDir()+"/classify.db", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx := t.Context()
-	for _, q := range []string{
-		"CREATE TABLE t (id BLOB PRIMARY KEY, u TEXT UNIQUE, n INTEGER NOT NULL)",
-		"INSERT INTO t VALUES (x'01', 'a', 1)",
+	// Forced settings win over the DSN's; its timeouts stay, defaults fill in.
+	for dsn, timeouts := range map[string][3]time.Duration{
+		"app:secret@tcp(db:3306)/extagram": {mysqlDialTimeout, mysqlIOTimeout, mysqlIOTimeout},
+		"app:secret@tcp(db)/extagram?parseTime=false&loc=Local&charset=latin1&collation=latin1_swedish_ci" +
+			"&timeout=1s&readTimeout=2s&writeTimeout=3s": {time.Second, 2 * time.Second, 3 * time.Second},
 	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
+		cfg, err := mysqlConfig(dsn)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	for query, want := range map[string]error{
-		"INSERT INTO t VALUES (x'01', 'b', 1)":    ErrDuplicate, // primary key
-		"INSERT INTO t VALUES (x'02', 'a', 1)":    ErrDuplicate, // unique
-		"INSERT INTO t VALUES (x'03', 'c', NULL)": nil,          // not null: a bug, not a duplicate
-		"INSERT INTO missing VALUES (1)":          nil,
-	} {
-		_, err := db.ExecContext(ctx, query)
-		if got := classifySQLite(err); err == nil || got != want {
-			t.Errorf("%s: classifySQLite(%v) = %v, want %v", query, err, got, want)
+		if !cfg.ParseTime || cfg.Loc != time.UTC || cfg.Collation != "utf8mb4_bin" {
+			t.Errorf("%s: ParseTime %v, Loc %v, Collation %q: want true, UTC, utf8mb4_bin", dsn, cfg.ParseTime, cfg.Loc, cfg.Collation)
 		}
+		if f := cfg.FormatDSN(); strings.Contains(f, "latin1") || !strings.Contains(f, "charset=utf8mb4") {
+			t.Errorf("DSN %q does not ask for charset utf8mb4 (only)", f)
+		}
+		if got := [3]time.Duration{cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout}; got != timeouts {
+			t.Errorf("%s: timeouts dial, read, write %v, want %v", dsn, got, timeouts)
+		}
+	}
+	if _, err := mysqlConfig("app:secret@tcp(db:3306)/"); err == nil {
+		t.Error("accepted a DSN without a database")
+	}
+	if _, err := mysqlConfig("app:hunter2@tcp(db:3306/extagram"); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("malformed DSN: %v, want an error that does not show the password", err)
+	}
+}
+
+func TestMySQLLockerName(t *testing.T) {
+	t.Parallel()
+	if got := newMySQLLocker("extagram").name; got != "extagram.migrate.extagram" {
+		t.Errorf("lock name %q", got)
+	}
+	long := newMySQLLocker(strings.Repeat("d", 64)).name
+	if len(long) > 64 || long == newMySQLLocker(strings.Repeat("e", 64)).name {
+		t.Errorf("lock name %q is %d characters (MySQL allows 64) or shared by two long database names", long, len(long))
 	}
 }

@@ -22,6 +22,9 @@ func BulkFill(ctx context.Context, s Store, n int) error {
 	}
 	const batch = 250 // rows per INSERT, far below both databases' placeholder limits
 	now := time.Now().UTC().Truncate(time.Microsecond)
+	data := make([]byte, 1024)
+	_, _ = rand.Read(data)
+	sum := sha256.Sum256(data)
 	return ss.inTx(ctx, func(tx *sql.Tx) error {
 		for start := 0; start < n; start += batch {
 			var imageArgs, postArgs []any
@@ -30,9 +33,6 @@ func BulkFill(ctx context.Context, s Store, n int) error {
 				var imageID any
 				if i%2 == 0 {
 					id := contract.NewID()
-					data := make([]byte, 1024)
-					_, _ = rand.Read(data)
-					sum := sha256.Sum256(data)
 					imageArgs = append(imageArgs, id[:], "image/jpeg", len(data), sum[:], 320, 240, data, ss.timeArg(now))
 					imageID = id[:]
 				}

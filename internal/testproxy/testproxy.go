@@ -1,7 +1,6 @@
-// Package testproxy is a TCP proxy for tests that can be cut and restored.
-// Put one between a service and its database (MySQL) and cut it: the
-// service then meets a real outage (connections reset, new ones refused)
-// without anyone stopping the database server, which other tests share.
+// Package testproxy is a TCP proxy for tests that can be cut and restored:
+// between a service and MySQL, it makes a real outage (connections reset,
+// new ones refused) without stopping the server other tests share.
 package testproxy
 
 import (
@@ -25,15 +24,10 @@ type Proxy struct {
 	wg     sync.WaitGroup
 }
 
-// Start starts a proxy to target on 127.0.0.1, on a port of its own, and
-// closes it when the test ends.
-//
-// The port is below the kernel's ephemeral range (32768 and up on Linux),
-// which 127.0.0.1:0 listeners and outgoing connections use: while the proxy
-// is cut its port is free, and were it ephemeral an outgoing connection
-// could take it (Restore could not listen again, or a client dialling the
-// proxy could connect to itself). The range stays clear of other test
-// helpers' fixed-port picks (20000 and up).
+// Start starts a proxy to target on 127.0.0.1, closed when the test ends.
+// Its port is in 10000-20000: below the kernel's ephemeral range, which an
+// outgoing connection could take while the proxy is cut, and below other
+// test helpers' fixed ports (20000 and up).
 func Start(t testing.TB, target string) *Proxy {
 	t.Helper()
 	p := &Proxy{target: target, conns: map[net.Conn]bool{}}
@@ -49,14 +43,11 @@ func Start(t testing.TB, target string) *Proxy {
 	return nil
 }
 
-// Addr is the address clients connect to; it stays the same across Cut
-// and Restore.
+// Addr is the address clients connect to, the same across Cut and Restore.
 func (p *Proxy) Addr() string { return p.addr }
 
-// Cut makes the target unreachable, as a stopped server or a broken link
-// would: every open connection is closed with a reset (the client sees it
-// mid-conversation) and the listener is closed, so new connections are
-// refused until Restore.
+// Cut makes the target unreachable: open connections are reset and new
+// ones refused until Restore.
 func (p *Proxy) Cut() {
 	p.mu.Lock()
 	ln, conns := p.ln, p.conns
@@ -70,9 +61,7 @@ func (p *Proxy) Cut() {
 	}
 }
 
-// Restore listens again on the same address (Go sets SO_REUSEADDR, so
-// connections in TIME_WAIT do not stop it); new connections reach the
-// target again.
+// Restore listens again on the same address (Go sets SO_REUSEADDR).
 func (p *Proxy) Restore() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -95,7 +84,6 @@ func (p *Proxy) Restore() error {
 	return nil
 }
 
-// close cuts the proxy for good and waits for its goroutines.
 func (p *Proxy) close() {
 	p.mu.Lock()
 	p.closed = true
@@ -104,8 +92,8 @@ func (p *Proxy) close() {
 	p.wg.Wait()
 }
 
-// forward connects c to the target and copies both ways until either side
-// ends or the proxy is cut.
+// forward copies between c and the target until either side ends or the
+// proxy is cut.
 func (p *Proxy) forward(ln net.Listener, c net.Conn) {
 	up, err := net.Dial("tcp", p.target)
 	p.mu.Lock()
@@ -120,15 +108,14 @@ func (p *Proxy) forward(ln net.Listener, c net.Conn) {
 	p.conns[c], p.conns[up] = true, true
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
-		done <- struct{}{}
+	for _, pair := range [][2]net.Conn{{up, c}, {c, up}} {
+		go func() {
+			_, _ = io.Copy(pair[0], pair[1])
+			done <- struct{}{}
+		}()
 	}
-	go pipe(up, c)
-	go pipe(c, up)
 	<-done
-	// One direction ended: end the other, so that neither side waits on a
-	// half-open connection.
+	// End the other direction too: neither side waits on a half-open connection.
 	_ = c.Close()
 	_ = up.Close()
 	<-done
@@ -138,8 +125,8 @@ func (p *Proxy) forward(ln net.Listener, c net.Conn) {
 	p.mu.Unlock()
 }
 
-// closeHard closes a connection with a reset rather than a FIN, the way a
-// crashed server or a broken link ends it.
+// closeHard closes with a reset rather than a FIN, as a crashed server or
+// a broken link would.
 func closeHard(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)

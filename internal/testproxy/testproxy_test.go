@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// roundTrip dials the proxy (with c nil) or uses c, sends a line and reads
+// roundTrip sends a line over c (a new connection to p if nil) and reads
 // the echo.
 func roundTrip(t *testing.T, p *Proxy, c net.Conn, msg string) (net.Conn, string, error) {
 	if c == nil {
@@ -58,8 +58,7 @@ func TestCutAndRestore(t *testing.T) {
 		t.Fatalf("after Restore: %q, %v", got, err)
 	}
 
-	// A dead target: the connection is accepted and closed, or refused
-	// (the reset came before connect returned), but carries no data.
+	// A dead target: the connection is accepted and reset, or refused; no data.
 	echo.Close()
 	if _, _, err := roundTrip(t, Start(t, echo.Addr().String()), nil, "x"); err == nil {
 		t.Fatal("a connection to a dead target carried data")
