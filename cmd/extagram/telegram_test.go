@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,93 +78,70 @@ func uploadWhenReady(t *testing.T, base, text string, photo []byte) (resp *http.
 	return resp
 }
 
-// The issue's own command: `extagram up --telegram-token T --telegram-chat
-// 42 --telegram-api-url http://127.0.0.1:PORT --telegram-allowed-chats 7`
-// announces an uploaded post within 5 s and turns a photo sent from chat
-// 7 into a post within 10 s.
+// The issue's own command, with a token that looks like one and debug
+// logging: `extagram up --telegram-token T --telegram-chat 42
+// --telegram-api-url http://127.0.0.1:PORT --telegram-allowed-chats 7`
+// announces an uploaded post within 5 s and turns a photo sent from chat 7
+// into a post within 10 s; the token never shows in the output, whatever
+// fails: the Bot API refusing, failing and out of reach.
 func TestUpWithTelegram(t *testing.T) {
-	tg := telegramtest.Start(t, "T")
-	base, _, stderr := startUp(t, t.TempDir(), "--telegram-token", "T", "--telegram-chat", "42",
-		"--telegram-api-url", tg.URL, "--telegram-allowed-chats", "7")
-
-	uploadWhenReady(t, base, "announced from up", testutil.PNG(t, 16, 12))
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	if _, err := tg.Wait(ctx, func([]telegramtest.Call) bool {
-		for _, c := range tg.Sent() {
-			if c.Method == "sendPhoto" && c.Params["chat_id"] == "42" && strings.HasPrefix(c.Params["caption"], "announced from up\n\n"+base+"/posts/") {
-				return true
-			}
-		}
-		return false
-	}); err != nil {
-		t.Fatalf("no announcement within 5s; sent %+v; stderr:\n%s", tg.Sent(), stderr.String())
-	}
-
-	u := tg.UserPhoto(7, 7, testutil.PNG(t, 16, 12), "sent from chat 7")
-	ctx, cancel = context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	for {
-		resp, err := insecureClient.Get(base + "/")
-		if err == nil {
-			page, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if strings.Contains(string(page), "sent from chat 7") {
-				break
-			}
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the photo from chat 7 is not in the feed within 10s; stderr:\n%s", stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	if _, err := tg.Wait(ctx, func([]telegramtest.Call) bool {
-		for _, c := range tg.Sent() {
-			if c.Params["chat_id"] == "7" && strings.HasPrefix(c.Params["text"], "Posted: "+base+"/posts/") && strings.Contains(c.Params["reply_parameters"], `"message_id":`) {
-				return true
-			}
-		}
-		return false
-	}); err != nil {
-		t.Fatalf("no reply with the post's link to chat 7 (update %d)", u.ID)
-	}
-}
-
-// The token never shows in the output, whatever fails: the Bot API
-// refusing, failing and out of reach, with debug logging on.
-func TestTelegramTokenNeverLogged(t *testing.T) {
 	const token = "987654321:SECRET-bot-token_xyz"
 	tg := telegramtest.Start(t, token)
+	base, stdout, stderr := startUp(t, t.TempDir(), "--log-level", "debug", "--telegram-token", token, "--telegram-chat", "42",
+		"--telegram-api-url", tg.URL, "--telegram-allowed-chats", "7")
+	wait := func(d time.Duration, what string, cond func() bool) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), d)
+		defer cancel()
+		if _, err := tg.Wait(ctx, func([]telegramtest.Call) bool { return cond() }); err != nil {
+			t.Fatalf("%s within %s; sent %+v; stderr:\n%s", what, d, tg.Sent(), stderr.String())
+		}
+	}
+	sent := func(ok func(c telegramtest.Call) bool) func() bool {
+		return func() bool { return slices.ContainsFunc(tg.Sent(), ok) }
+	}
+
+	uploadWhenReady(t, base, "announced from up", testutil.PNG(t, 16, 12))
+	wait(5*time.Second, "no announcement", sent(func(c telegramtest.Call) bool {
+		return c.Method == "sendPhoto" && c.Params["chat_id"] == "42" && strings.HasPrefix(c.Params["caption"], "announced from up\n\n"+base+"/posts/")
+	}))
+	tg.UserPhoto(7, 7, testutil.PNG(t, 16, 12), "sent from chat 7")
+	if !testutil.Within(10*time.Second, func() bool {
+		resp, err := insecureClient.Get(base + "/")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		page, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(page), "sent from chat 7")
+	}) {
+		t.Fatalf("the photo from chat 7 is not in the feed within 10s; stderr:\n%s", stderr.String())
+	}
+	wait(5*time.Second, "no reply with the post's link to chat 7", sent(func(c telegramtest.Call) bool {
+		return c.Params["chat_id"] == "7" && strings.HasPrefix(c.Params["text"], "Posted: "+base+"/posts/") && strings.Contains(c.Params["reply_parameters"], `"message_id":`)
+	}))
+
 	tg.SetFault("sendPhoto", telegramtest.Fault{Status: 500})
 	tg.SetFault("getUpdates", telegramtest.Fault{Status: 502})
 	tg.SetFault("file", telegramtest.Fault{Drop: true})
-	t.Setenv("EXTAGRAM_TELEGRAM_TOKEN", token)
-	base, stdout, stderr := startUp(t, t.TempDir(), "--log-level", "debug", "--telegram-chat", "42",
-		"--telegram-api-url", tg.URL, "--telegram-allowed-chats", "7")
+	photos := len(tg.Calls("sendPhoto"))
 	uploadWhenReady(t, base, "fails to announce", testutil.PNG(t, 16, 12))
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool { return len(tg.Calls("sendPhoto")) >= 2 }); err != nil {
-		t.Fatal("no failed announcement")
-	}
-	// The token, in the environment, set the bot up.
+	wait(10*time.Second, "no failed announcement", func() bool { return len(tg.Calls("sendPhoto")) >= photos+2 })
 	if !strings.Contains(stderr.String(), "announcement not sent") {
 		t.Errorf("no failed send logged:\n%s", stderr.String())
 	}
 	tg.SetFault("getUpdates", telegramtest.Fault{})
+	files, replies := len(tg.Calls("file")), len(tg.Sent())
 	tg.UserPhoto(7, 7, testutil.PNG(t, 16, 12), "cannot be fetched")
-	if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool { return len(tg.Calls("file")) >= 1 && len(tg.Sent()) >= 1 }); err != nil {
-		t.Fatal("the failed download was not answered")
-	}
+	wait(10*time.Second, "the failed download was not answered", func() bool {
+		return len(tg.Calls("file")) > files && len(tg.Sent()) > replies
+	})
 	// Connections dropped: the poll's errors (after the update that ends
 	// the poll in flight) and the reply's are logged.
 	polls := len(tg.Calls("getUpdates"))
 	tg.SetFault("", telegramtest.Fault{Drop: true})
 	tg.UserText(7, 7, "/help")
-	if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool { return len(tg.Calls("getUpdates")) >= polls+2 }); err != nil {
-		t.Fatal("no poll after the drop")
-	}
+	wait(10*time.Second, "no poll after the drop", func() bool { return len(tg.Calls("getUpdates")) >= polls+2 })
 	for _, out := range []string{stdout.String(), stderr.String()} {
 		if strings.Contains(out, token) || strings.Contains(out, "SECRET-bot") {
 			t.Fatalf("the token is in the output:\n%s", out)
