@@ -1,16 +1,10 @@
 // Package telegramtest is a stand-in for the Telegram Bot API, for tests:
-// an HTTP server on 127.0.0.1 with Telegram's URL layout
-// (/bot<TOKEN>/<method>, /file/bot<TOKEN>/<path>) and JSON shapes for
-// getMe, sendMessage, sendPhoto, getUpdates (a long poll; a second poller
-// while one waits gets 409 Conflict, as from Telegram), getFile, the file
-// download (recorded as method "file"), setWebhook and deleteWebhook (with
-// a webhook set, updates are POSTed to it with the secret header). Parameters
-// are read from a query, a URL-encoded or multipart form, or a JSON body.
-//
-// It records every call, lets a test play a user who sends the bot a text,
-// a photo or a file, and can be told to fail: answer an HTTP error (429
-// with retry_after, 500, ...), hang, or drop the connection as a server
-// that is down does.
+// Telegram's URL layout (/bot<TOKEN>/<method>, /file/bot<TOKEN>/<path>)
+// and JSON shapes for getMe, sendMessage, sendPhoto, getUpdates (a long
+// poll; a second poller gets 409), getFile, the file download (recorded as
+// method "file"), setWebhook and deleteWebhook (updates are then POSTed to
+// the webhook with the secret header). It records every call, plays users
+// who send the bot a text, a photo or a file, and can be told to fail.
 package telegramtest
 
 import (
@@ -101,8 +95,6 @@ type Server struct {
 	nextUpdate int64
 	polling    bool // a getUpdates call is waiting
 	hook       webhook
-	stopHook   context.CancelFunc // stops the webhook deliverer
-	delivering sync.WaitGroup
 }
 
 type webhook struct{ url, secret string }
@@ -114,11 +106,12 @@ func Start(t testing.TB, token string) *Server {
 		nextMsg: map[string]int{}, files: map[string][]byte{}, nextUpdate: 100001}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go s.deliverHooks(ctx, done)
 	t.Cleanup(func() {
-		s.mu.Lock()
-		s.setWebhook(webhook{})
-		s.mu.Unlock()
-		s.delivering.Wait()
+		cancel()
+		<-done
 		s.srv.CloseClientConnections() // ends the hangs and long polls
 		s.srv.Close()
 	})
@@ -372,22 +365,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 // answer writes the Bot API's answer (a file's bytes as they are) and
 // records its status.
-func (s *Server) answer(w http.ResponseWriter, call *Call, result any, apiErr *apiError) {
-	type params struct {
-		RetryAfter int `json:"retry_after,omitempty"`
-	}
-	resp := struct {
-		OK          bool    `json:"ok"`
-		Result      any     `json:"result,omitempty"`
-		ErrorCode   int     `json:"error_code,omitempty"`
-		Description string  `json:"description,omitempty"`
-		Parameters  *params `json:"parameters,omitempty"`
-	}{OK: apiErr == nil, Result: result}
-	code := http.StatusOK
-	if apiErr != nil {
-		code, resp.ErrorCode, resp.Description = apiErr.code, apiErr.code, apiErr.description
-		if apiErr.retryAfter > 0 {
-			resp.Parameters = &params{apiErr.retryAfter}
+func (s *Server) answer(w http.ResponseWriter, call *Call, result any, e *apiError) {
+	code, resp := http.StatusOK, map[string]any{"ok": true, "result": result}
+	if e != nil {
+		code, resp = e.code, map[string]any{"ok": false, "error_code": e.code, "description": e.description}
+		if e.retryAfter > 0 {
+			resp["parameters"] = map[string]int{"retry_after": e.retryAfter}
 		}
 	}
 	if data, ok := result.([]byte); ok {
@@ -457,7 +440,7 @@ func (s *Server) method(ctx context.Context, call *Call) (any, *apiError) {
 		if p["drop_pending_updates"] == "true" {
 			s.updates = nil
 		}
-		s.setWebhook(hook)
+		s.hook = hook
 		return true, nil
 	}
 	return nil, errorFor(http.StatusNotFound, 0)
@@ -528,46 +511,33 @@ func (s *Server) getUpdates(ctx context.Context, call *Call) (any, *apiError) {
 	}
 }
 
-// setWebhook replaces the webhook deliverer, which POSTs the pending
-// updates to hook in order, trying again every 50 ms while it fails; s.mu
-// must be held.
-func (s *Server) setWebhook(hook webhook) {
-	if s.stopHook != nil {
-		s.stopHook()
-	}
-	s.hook, s.stopHook = hook, nil
-	if hook.url == "" {
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.stopHook = cancel
+// deliverHooks POSTs the pending updates in order to the webhook, when one
+// is set, every 50 ms until ctx ends.
+func (s *Server) deliverHooks(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the site under test has a self-signed certificate
-	s.delivering.Add(1)
-	go func() {
-		defer s.delivering.Done()
-		defer client.CloseIdleConnections()
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-tick.C:
-			case <-ctx.Done():
-				return
+	defer client.CloseIdleConnections()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+		s.mu.Lock()
+		hook, pending := s.hook, slices.Clone(s.updates)
+		s.mu.Unlock()
+		for _, u := range pending {
+			if hook.url == "" || post(ctx, client, hook, u) != nil {
+				break
 			}
 			s.mu.Lock()
-			pending := slices.Clone(s.updates)
+			s.updates = slices.DeleteFunc(s.updates, func(v models.Update) bool { return v.ID == u.ID })
+			s.notify()
 			s.mu.Unlock()
-			for _, u := range pending {
-				if post(ctx, client, hook, u) != nil {
-					break
-				}
-				s.mu.Lock()
-				s.updates = slices.DeleteFunc(s.updates, func(v models.Update) bool { return v.ID == u.ID })
-				s.notify()
-				s.mu.Unlock()
-			}
 		}
-	}()
+	}
 }
 
 func post(ctx context.Context, client *http.Client, hook webhook, u models.Update) error {

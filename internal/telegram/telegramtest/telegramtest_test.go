@@ -38,7 +38,7 @@ func ctx(t *testing.T, d time.Duration) context.Context {
 }
 
 // The methods through the bot client, and through callers that send JSON
-// (Alertmanager's Telegram receiver does) or URL-encoded forms.
+// (Alertmanager's Telegram receiver does) or URL-encoded forms; webhooks.
 func TestMethods(t *testing.T) {
 	t.Parallel()
 	s := telegramtest.Start(t, token)
@@ -63,6 +63,40 @@ func TestMethods(t *testing.T) {
 	if _, err := upload(int64(42), strings.Repeat("x", 1025)); !errors.Is(err, bot.ErrorBadRequest) {
 		t.Errorf("caption of 1025: %v, want Bad Request", err)
 	}
+	// With a webhook set, updates are POSTed to it with the secret, until
+	// it answers 2xx; getUpdates is refused meanwhile, the rest works.
+	var (
+		mu   sync.Mutex
+		got  []string
+		fail = true
+	)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			fail = false
+			http.Error(w, "later", http.StatusServiceUnavailable)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		got = append(got, r.Header.Get("X-Telegram-Bot-Api-Secret-Token")+" "+string(b))
+	}))
+	t.Cleanup(hook.Close)
+	if ok, err := c.SetWebhook(ctx(t, 5*time.Second), &bot.SetWebhookParams{URL: hook.URL + "/telegram/webhook", SecretToken: "s3cret"}); !ok || err != nil {
+		t.Fatalf("setWebhook: %v %v", ok, err)
+	}
+	if u, sec := s.Webhook(); u != hook.URL+"/telegram/webhook" || sec != "s3cret" {
+		t.Errorf("webhook %q %q", u, sec)
+	}
+	s.UserText(9, 9, "/start")
+	testutil.Eventually(t, 10*time.Second, "the update delivered to the webhook (after one failure)", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 1
+	})
+	if !strings.HasPrefix(got[0], "s3cret {") || !strings.Contains(got[0], `"text":"/start"`) {
+		t.Errorf("webhook got %q", got[0])
+	}
 	for _, r := range []struct {
 		path, contentType, body string
 		want                    int
@@ -71,6 +105,7 @@ func TestMethods(t *testing.T) {
 		{"/bot" + token + "/sendMessage", "application/x-www-form-urlencoded", "chat_id=5&text=form", 200},
 		{"/botWRONG/getMe", "", "", http.StatusUnauthorized},
 		{"/bot" + token + "/noSuchMethod", "", "", http.StatusNotFound},
+		{"/bot" + token + "/getUpdates", "", "", http.StatusConflict},
 	} {
 		resp, err := http.Post(s.URL+r.path, r.contentType, strings.NewReader(r.body))
 		if err != nil {
@@ -81,6 +116,12 @@ func TestMethods(t *testing.T) {
 		if resp.StatusCode != r.want || r.want == 200 && !strings.Contains(string(body), `"ok":true,"result":{"message_id":1,`) {
 			t.Errorf("%s %s: %d %s, want %d", r.path, r.body, resp.StatusCode, body, r.want)
 		}
+	}
+	if ok, err := c.DeleteWebhook(ctx(t, 5*time.Second), &bot.DeleteWebhookParams{}); !ok || err != nil {
+		t.Fatalf("deleteWebhook: %v %v", ok, err)
+	}
+	if u, _ := s.Webhook(); u != "" {
+		t.Errorf("webhook still %q", u)
 	}
 	sent := s.Sent()
 	if len(sent) != 4 || len(s.Calls("sendPhoto")) != 2 {
@@ -191,62 +232,5 @@ func TestFaults(t *testing.T) {
 	}
 	if after := s.Sent(); len(after) != before+1 || after[len(after)-1].Status != 0 {
 		t.Errorf("a delivered hang: %d messages sent (was %d), last %+v", len(after), before, after[len(after)-1])
-	}
-}
-
-// With a webhook set, updates are POSTed to it with the secret, until it
-// answers 2xx; getUpdates is refused meanwhile.
-func TestWebhook(t *testing.T) {
-	t.Parallel()
-	s := telegramtest.Start(t, token)
-	var (
-		mu   sync.Mutex
-		got  []string
-		fail = true
-	)
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		if fail {
-			fail = false
-			http.Error(w, "later", http.StatusServiceUnavailable)
-			return
-		}
-		b, _ := io.ReadAll(r.Body)
-		got = append(got, r.Header.Get("X-Telegram-Bot-Api-Secret-Token")+" "+string(b))
-	}))
-	t.Cleanup(hook.Close)
-	c := client(t, s)
-	if ok, err := c.SetWebhook(ctx(t, 5*time.Second), &bot.SetWebhookParams{URL: hook.URL + "/telegram/webhook", SecretToken: "s3cret"}); !ok || err != nil {
-		t.Fatalf("setWebhook: %v %v", ok, err)
-	}
-	if u, sec := s.Webhook(); u != hook.URL+"/telegram/webhook" || sec != "s3cret" {
-		t.Errorf("webhook %q %q", u, sec)
-	}
-	s.UserText(9, 9, "/start")
-	testutil.Eventually(t, 10*time.Second, "the update delivered to the webhook (after one failure)", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(got) == 1
-	})
-	if !strings.HasPrefix(got[0], "s3cret {") || !strings.Contains(got[0], `"text":"/start"`) {
-		t.Errorf("webhook got %q", got[0])
-	}
-	if _, err := c.SendMessage(ctx(t, 5*time.Second), &bot.SendMessageParams{ChatID: int64(9), Text: "x"}); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Get(s.URL + "/bot" + token + "/getUpdates")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusConflict {
-		t.Errorf("getUpdates with a webhook: %d, want 409", resp.StatusCode)
-	}
-	if ok, err := c.DeleteWebhook(ctx(t, 5*time.Second), &bot.DeleteWebhookParams{}); !ok || err != nil {
-		t.Fatalf("deleteWebhook: %v %v", ok, err)
-	}
-	if u, _ := s.Webhook(); u != "" {
-		t.Errorf("webhook still %q", u)
 	}
 }
