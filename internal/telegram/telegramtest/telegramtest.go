@@ -39,21 +39,17 @@ import (
 // Call is one request to a method.
 type Call struct {
 	Method string
-	// Params are the request's fields; JSON values other than strings are
-	// kept as their JSON text.
-	Params map[string]string
-	Files  map[string]File // the uploaded files of a multipart request
-	// Status is the HTTP status answered; 0 while the call hangs, and for
-	// good when the client went away or the connection was dropped.
+	Params map[string]string // JSON values other than strings as JSON text
+	Files  map[string]File   // the uploaded files of a multipart request
+	// Status is the HTTP status answered: 0 while the call hangs, and for
+	// good when the connection was dropped or the client went away.
 	Status int
-	// Delivered: the call sent a message (sendMessage, sendPhoto), whether
-	// or not its answer reached the client.
+	// Delivered: the call sent a message, whether or not its answer
+	// reached the client.
 	Delivered bool
-	MessageID int // of a delivered message
-	// Gone: the client went away (gave up, or died) while the call hung,
-	// or the server closed; the call took no effect unless it already had.
-	Gone bool
-	Time time.Time
+	MessageID int  // of a delivered message
+	Gone      bool // the client went away while the call hung
+	Time      time.Time
 }
 
 // File is an uploaded file.
@@ -64,19 +60,13 @@ type File struct {
 
 // Fault is how calls are answered instead of normally.
 type Fault struct {
-	// Status, when not 0, answers with this HTTP status and Telegram's
-	// error body; a 429 carries RetryAfter (seconds) in its parameters.
-	Status     int
-	RetryAfter int
-	// Hang leaves calls without an answer until the fault is changed (then
+	Status     int // an HTTP error with Telegram's body, when not 0
+	RetryAfter int // seconds, in a 429's parameters
+	// Hang leaves calls without an answer until the fault changes (then
 	// they are answered as the new setting says) or the client goes away.
-	Hang bool
-	// Deliver, with Hang, makes a message call take effect before it
-	// hangs: the message is sent, its answer never arrives.
-	Deliver bool
-	// Drop closes the connection without an answer, as a server that is
-	// down does.
-	Drop bool
+	Hang    bool
+	Deliver bool // with Hang: the message is sent, its answer never comes
+	Drop    bool // the connection is closed without an answer
 }
 
 // Server is a running stand-in.
@@ -106,11 +96,9 @@ func Start(t testing.TB, token string) *Server {
 		nextMsg: map[string]int{}, files: map[string][]byte{}, nextUpdate: 100001}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
-	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go s.deliverHooks(ctx, done)
+	go s.deliverHooks(t.Context(), done)
 	t.Cleanup(func() {
-		cancel()
 		<-done
 		s.srv.CloseClientConnections() // ends the hangs and long polls
 		s.srv.Close()
@@ -238,8 +226,7 @@ func (s *Server) UserPhoto(chat, user int64, photo []byte, caption string) model
 		size.Width, size.Height = cfg.Width, cfg.Height
 	}
 	m := s.UserMessage(chat, user)
-	m.Photo = []models.PhotoSize{size}
-	m.Caption = caption
+	m.Photo, m.Caption = []models.PhotoSize{size}, caption
 	return s.push(m)
 }
 
@@ -248,8 +235,7 @@ func (s *Server) UserPhoto(chat, user int64, photo []byte, caption string) model
 func (s *Server) UserFile(chat, user int64, name, mimeType string, data []byte, caption string) models.Update {
 	id := s.AddFile(data)
 	m := s.UserMessage(chat, user)
-	m.Document = &models.Document{FileID: id, FileUniqueID: "u" + id, FileName: name, MimeType: mimeType, FileSize: int64(len(data))}
-	m.Caption = caption
+	m.Document, m.Caption = &models.Document{FileID: id, FileUniqueID: "u" + id, FileName: name, MimeType: mimeType, FileSize: int64(len(data))}, caption
 	return s.push(m)
 }
 
@@ -272,12 +258,8 @@ func (s *Server) UserMessage(chat, user int64) *models.Message {
 	if chat != user {
 		c = models.Chat{ID: chat, Type: models.ChatTypeSupergroup, Title: "Test group"}
 	}
-	return &models.Message{
-		ID:   id,
-		Date: int(time.Now().Unix()),
-		Chat: c,
-		From: &models.User{ID: user, FirstName: "Test", Username: "user" + strconv.FormatInt(user, 10)},
-	}
+	from := &models.User{ID: user, FirstName: "Test", Username: "user" + strconv.FormatInt(user, 10)}
+	return &models.Message{ID: id, Date: int(time.Now().Unix()), Chat: c, From: from}
 }
 
 // apiError is a Bot API error answer.
@@ -424,8 +406,6 @@ func (s *Server) method(ctx context.Context, call *Call) (any, *apiError) {
 			return nil, errorFor(http.StatusNotFound, 0)
 		case !ok:
 			return nil, badRequest("invalid file_id")
-		case len(data) > 20<<20:
-			return nil, badRequest("file is too big")
 		case call.Method == "file":
 			return data, nil
 		}
@@ -541,10 +521,7 @@ func (s *Server) deliverHooks(ctx context.Context, done chan<- struct{}) {
 }
 
 func post(ctx context.Context, client *http.Client, hook webhook, u models.Update) error {
-	body, err := json.Marshal(u)
-	if err != nil {
-		return err
-	}
+	body, _ := json.Marshal(u) // models.Update always encodes
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook.url, bytes.NewReader(body))
 	if err != nil {
 		return err
