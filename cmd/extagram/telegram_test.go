@@ -91,9 +91,7 @@ func TestUpWithTelegram(t *testing.T) {
 		"--telegram-api-url", tg.URL, "--telegram-allowed-chats", "7")
 	wait := func(d time.Duration, what string, cond func() bool) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(t.Context(), d)
-		defer cancel()
-		if _, err := tg.Wait(ctx, func([]telegramtest.Call) bool { return cond() }); err != nil {
+		if !testutil.Within(d, cond) {
 			t.Fatalf("%s within %s; sent %+v; stderr:\n%s", what, d, tg.Sent(), stderr.String())
 		}
 	}
@@ -106,7 +104,7 @@ func TestUpWithTelegram(t *testing.T) {
 		return c.Method == "sendPhoto" && c.Params["chat_id"] == "42" && strings.HasPrefix(c.Params["caption"], "announced from up\n\n"+base+"/posts/")
 	}))
 	tg.UserPhoto(7, 7, testutil.PNG(t, 16, 12), "sent from chat 7")
-	if !testutil.Within(10*time.Second, func() bool {
+	wait(10*time.Second, "the photo from chat 7 not in the feed", func() bool {
 		resp, err := insecureClient.Get(base + "/")
 		if err != nil {
 			return false
@@ -114,9 +112,7 @@ func TestUpWithTelegram(t *testing.T) {
 		defer resp.Body.Close()
 		page, _ := io.ReadAll(resp.Body)
 		return strings.Contains(string(page), "sent from chat 7")
-	}) {
-		t.Fatalf("the photo from chat 7 is not in the feed within 10s; stderr:\n%s", stderr.String())
-	}
+	})
 	wait(5*time.Second, "no reply with the post's link to chat 7", sent(func(c telegramtest.Call) bool {
 		return c.Params["chat_id"] == "7" && strings.HasPrefix(c.Params["text"], "Posted: "+base+"/posts/") && strings.Contains(c.Params["reply_parameters"], `"message_id":`)
 	}))
@@ -159,13 +155,11 @@ func TestTelegramFlagsChecked(t *testing.T) {
 		{"--telegram-token", "T", "--public-url", "ftp://x"},
 		{"--telegram-token", "T", "--telegram-webhook-secret", "has space"},
 	} {
-		var out, errOut bytes.Buffer
-		if code := run(context.Background(), append([]string{"up", "--data-dir", t.TempDir()}, args...), &out, &errOut); code != 2 {
-			t.Errorf("up %v: exit %d, want 2 (%s)", args, code, errOut.String())
+		if code, _, errOut := runCmd(t, append([]string{"up", "--data-dir", t.TempDir()}, args...)...); code != 2 {
+			t.Errorf("up %v: exit %d, want 2 (%s)", args, code, errOut)
 		}
 	}
-	var out, errOut bytes.Buffer
-	if code := run(context.Background(), []string{"upload", "--telegram-chat", "42"}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "not defined") {
-		t.Errorf("upload takes --telegram-chat: exit %d %s", code, errOut.String())
+	if code, _, errOut := runCmd(t, "upload", "--telegram-chat", "42"); code == 0 || !strings.Contains(errOut, "not defined") {
+		t.Errorf("upload takes --telegram-chat: exit %d %s", code, errOut)
 	}
 }

@@ -172,20 +172,20 @@ func TestAnnounce(t *testing.T) {
 		// each within 5 s, to the configured chat, message ids recorded.
 		p1, p2 := createPost(t, st, "sunrise over the harbour", true), createPost(t, st, "no photo today", false)
 		byPost := announced(t, tg, 5*time.Second, 2, p1, p2)
-		ph, tx := byPost[p1.ID.String()][0], byPost[p2.ID.String()][0]
-		if ph.Method != "sendPhoto" || ph.Params["chat_id"] != chat || ph.Params["caption"] != "sunrise over the harbour\n\n"+site+"/posts/"+p1.ID.String() {
-			t.Errorf("photo post: %s %v", ph.Method, ph.Params)
-		}
-		if f := ph.Files["photo"]; !bytes.Equal(f.Data, testutil.PNG(t, 8, 6)) || !strings.HasSuffix(f.Name, ".png") {
-			t.Errorf("photo sent: %q, %d bytes; want the stored one", f.Name, len(f.Data))
-		}
-		if tx.Method != "sendMessage" || tx.Params["chat_id"] != chat || tx.Params["text"] != "no photo today\n\n"+site+"/posts/"+p2.ID.String() {
-			t.Errorf("text post: %s %v", tx.Method, tx.Params)
-		}
-		for p, c := range map[contract.ID]telegramtest.Call{p1.ID: ph, p2.ID: tx} {
-			if r := waitRecord(t, st, p, store.AnnouncementSent); r.MessageID != int64(c.MessageID) || r.Attempts != 1 {
+		for _, w := range []struct {
+			p                   store.Post
+			method, field, text string
+		}{{p1, "sendPhoto", "caption", "sunrise over the harbour"}, {p2, "sendMessage", "text", "no photo today"}} {
+			c := byPost[w.p.ID.String()][0]
+			if c.Method != w.method || c.Params["chat_id"] != chat || c.Params[w.field] != w.text+"\n\n"+site+"/posts/"+w.p.ID.String() {
+				t.Errorf("%s: %s %v", w.text, c.Method, c.Params)
+			}
+			if r := waitRecord(t, st, w.p.ID, store.AnnouncementSent); r.MessageID != int64(c.MessageID) || r.Attempts != 1 {
 				t.Errorf("record %+v, want message %d after 1 attempt", r, c.MessageID)
 			}
+		}
+		if f := byPost[p1.ID.String()][0].Files["photo"]; !bytes.Equal(f.Data, testutil.PNG(t, 8, 6)) || !strings.HasSuffix(f.Name, ".png") {
+			t.Errorf("photo sent: %q, %d bytes; want the stored one", f.Name, len(f.Data))
 		}
 		waitMetric(t, "extagram_telegram_announcements_sent_total", 2, a)
 		waitMetric(t, "extagram_telegram_announcements_pending", 0, a)

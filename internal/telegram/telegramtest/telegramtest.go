@@ -509,7 +509,22 @@ func (s *Server) deliverHooks(ctx context.Context, done chan<- struct{}) {
 		hook, pending := s.hook, slices.Clone(s.updates)
 		s.mu.Unlock()
 		for _, u := range pending {
-			if hook.url == "" || post(ctx, client, hook, u) != nil {
+			body, _ := json.Marshal(u) // models.Update always encodes
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook.url, bytes.NewReader(body))
+			if hook.url == "" || err != nil {
+				break
+			}
+			req.Header.Set("Content-Type", "application/json")
+			if hook.secret != "" {
+				req.Header.Set("X-Telegram-Bot-Api-Secret-Token", hook.secret)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				break
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode/100 != 2 {
 				break
 			}
 			s.mu.Lock()
@@ -518,28 +533,6 @@ func (s *Server) deliverHooks(ctx context.Context, done chan<- struct{}) {
 			s.mu.Unlock()
 		}
 	}
-}
-
-func post(ctx context.Context, client *http.Client, hook webhook, u models.Update) error {
-	body, _ := json.Marshal(u) // models.Update always encodes
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook.url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if hook.secret != "" {
-		req.Header.Set("X-Telegram-Bot-Api-Secret-Token", hook.secret)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return errors.New(resp.Status)
-	}
-	return nil
 }
 
 // readParams reads a call's parameters from the query and a URL-encoded,
