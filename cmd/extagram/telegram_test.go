@@ -37,16 +37,10 @@ func startUp(t *testing.T, dataDir string, args ...string) (base string, stdout,
 			t.Error("up did not stop after its context ended")
 		}
 	})
-	if !testutil.Within(20*time.Second, func() bool {
-		m := urlRE.FindStringSubmatch(stdout.String())
-		if m != nil {
-			base = m[1]
-		}
-		return m != nil
-	}) {
+	if !testutil.Within(20*time.Second, func() bool { return urlRE.MatchString(stdout.String()) }) {
 		t.Fatalf("up printed no URL; stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	}
-	return base, stdout, stderr
+	return urlRE.FindStringSubmatch(stdout.String())[1], stdout, stderr
 }
 
 var insecureClient = &http.Client{

@@ -30,8 +30,7 @@ func forEachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
 	t.Run("embedded", func(t *testing.T) { t.Parallel(); fn(t, storetest.Embedded(t)) })
 }
 
-// fast are timings for tests: a failed send is tried again within a
-// second.
+// fast are timings for tests: a failed send is tried again within 1 s.
 var fast = announce.Timings{Poll: 50 * time.Millisecond, MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}
 
 // running is an announcer running until stopped or the test ends.
@@ -167,9 +166,8 @@ func TestAnnounce(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		tg := telegramtest.Start(t, token)
 		a := start(t, st, tg, announce.Timings{})
-		// A photo post: sendPhoto with the stored image and the text and
-		// link as caption; a text post: sendMessage with the text and link;
-		// each within 5 s, to the configured chat, message ids recorded.
+		// A photo post: sendPhoto with the stored image, text and link as
+		// caption; a text post: sendMessage; within 5 s, ids recorded.
 		p1, p2 := createPost(t, st, "sunrise over the harbour", true), createPost(t, st, "no photo today", false)
 		byPost := announced(t, tg, 5*time.Second, 2, p1, p2)
 		for _, w := range []struct {
@@ -214,8 +212,8 @@ func TestAnnounce(t *testing.T) {
 			t.Errorf("retried %s after the 429, want at least its retry_after of 2s", next.Time.Sub(answered.Time))
 		}
 
-		// A post that cannot be sent within MaxAge is marked failed,
-		// counted, and never tried again; another post goes through.
+		// A post not sent within MaxAge is marked failed, counted, and never
+		// tried again; another post goes through.
 		a.stop()
 		tg.SetFault("", telegramtest.Fault{Status: 500})
 		tm := fast
@@ -238,8 +236,7 @@ func TestAnnounce(t *testing.T) {
 func TestLifecycle(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		tg := telegramtest.Start(t, token)
-		// Posts made before the bot was first connected to the chat are
-		// skipped.
+		// Posts made before the bot first connected to the chat are skipped.
 		old := createPost(t, st, "made before the bot", false)
 		a, b := start(t, st, tg, fast), start(t, st, tg, fast)
 		first := createPost(t, st, "made with the bot", false)
@@ -247,8 +244,7 @@ func TestLifecycle(t *testing.T) {
 		waitRecord(t, st, old.ID, store.AnnouncementSkipped)
 		waitMetric(t, "extagram_telegram_announcements_skipped_total", 1, a, b)
 
-		// Two announcers over one store, 50 posts made while they run:
-		// exactly 50 announcements, one per post, counted once.
+		// Two announcers, 50 posts made while they run: each announced once.
 		var posts []store.Post
 		for i := range 50 {
 			posts = append(posts, createPost(t, st, fmt.Sprintf("post %d", i+1), i%5 == 0))
@@ -257,9 +253,8 @@ func TestLifecycle(t *testing.T) {
 		waitMetric(t, "extagram_telegram_announcements_pending", 0, a)
 		waitMetric(t, "extagram_telegram_announcements_sent_total", 51, a, b)
 
-		// Telegram out of reach (every connection dropped) for a few times
-		// the longest backoff: nothing is sent, the outbox ages, and every
-		// post is announced once afterwards.
+		// Telegram out of reach for a few times the longest backoff: nothing
+		// sent, the outbox ages, every post is announced once afterwards.
 		tg.SetFault("", telegramtest.Fault{Drop: true})
 		calls, sent := len(tg.Calls("")), len(tg.Sent())
 		posts = nil
@@ -281,9 +276,8 @@ func TestLifecycle(t *testing.T) {
 			t.Error("no failed send counted")
 		}
 
-		// An announcer asked to stop while a send is in flight lets it
-		// finish and records it; posts made while none runs are announced
-		// when one starts again, nothing twice.
+		// Stopping lets the send in flight finish and be recorded; posts made
+		// while none runs are announced when one starts, nothing twice.
 		b.stop()
 		tg.SetFault("sendPhoto", telegramtest.Fault{Hang: true})
 		calls = len(tg.Calls(""))

@@ -132,10 +132,6 @@ func (s *Server) fault(method string) Fault {
 func (s *Server) Calls(method string) []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.callsLocked(method)
-}
-
-func (s *Server) callsLocked(method string) []Call {
 	var out []Call
 	for _, c := range s.calls {
 		if method == "" || c.Method == method {
@@ -156,15 +152,15 @@ func (s *Server) Sent() []Call {
 func (s *Server) Wait(ctx context.Context, cond func(calls []Call) bool) ([]Call, error) {
 	for {
 		s.mu.Lock()
-		calls, changed := s.callsLocked(""), s.changed
+		changed := s.changed // taken first: a change after it closes it
 		s.mu.Unlock()
-		if cond(calls) {
+		if calls := s.Calls(""); cond(calls) {
 			return calls, nil
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return calls, fmt.Errorf("telegramtest: condition not met: %w", ctx.Err())
+			return s.Calls(""), fmt.Errorf("telegramtest: condition not met: %w", ctx.Err())
 		}
 	}
 }
@@ -197,9 +193,7 @@ func (s *Server) AddFile(data []byte) string {
 func (s *Server) PushUpdate(u models.Update) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if u.ID == 0 {
-		u.ID = s.nextUpdate
-	}
+	u.ID = cmp.Or(u.ID, s.nextUpdate)
 	s.nextUpdate = max(s.nextUpdate, u.ID+1)
 	s.updates = append(s.updates, u)
 	s.notify()
@@ -210,8 +204,7 @@ func (s *Server) PushUpdate(u models.Update) int64 {
 func (s *Server) UserText(chat, user int64, text string) models.Update {
 	m := s.UserMessage(chat, user)
 	m.Text = text
-	if strings.HasPrefix(text, "/") {
-		cmd, _, _ := strings.Cut(text, " ")
+	if cmd, _, _ := strings.Cut(text, " "); strings.HasPrefix(cmd, "/") {
 		m.Entities = []models.MessageEntity{{Type: models.MessageEntityTypeBotCommand, Offset: 0, Length: len(cmd)}}
 	}
 	return s.push(m)
@@ -402,8 +395,6 @@ func (s *Server) method(ctx context.Context, call *Call) (any, *apiError) {
 		data, ok := s.files[id]
 		s.mu.Unlock()
 		switch {
-		case !ok && call.Method == "file":
-			return nil, errorFor(http.StatusNotFound, 0)
 		case !ok:
 			return nil, badRequest("invalid file_id")
 		case call.Method == "file":
@@ -436,12 +427,9 @@ func (s *Server) sendMessage(call *Call) models.Message {
 	}
 	chat := call.Params["chat_id"]
 	m := models.Message{ID: call.MessageID, Date: int(call.Time.Unix()), Text: call.Params["text"]}
-	if id, err := strconv.ParseInt(chat, 10, 64); err != nil {
-		m.Chat = models.Chat{ID: -1009999999999, Type: models.ChatTypeChannel, Username: strings.TrimPrefix(chat, "@"), Title: "Test channel"}
-	} else if id > 0 {
-		m.Chat = models.Chat{ID: id, Type: models.ChatTypePrivate}
-	} else {
-		m.Chat = models.Chat{ID: id, Type: models.ChatTypeSupergroup, Title: "Test group"}
+	m.Chat.ID, _ = strconv.ParseInt(chat, 10, 64)
+	if name, ok := strings.CutPrefix(chat, "@"); ok {
+		m.Chat.ID, m.Chat.Type, m.Chat.Username = -1009999999999, models.ChatTypeChannel, name
 	}
 	if call.Method == "sendPhoto" {
 		m.Caption = call.Params["caption"]
@@ -468,10 +456,7 @@ func (s *Server) getUpdates(ctx context.Context, call *Call) (any, *apiError) {
 	defer cancel()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.hook.url != "" {
-		return nil, &apiError{409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first", 0}
-	}
-	if s.polling {
+	if s.hook.url != "" || s.polling { // a webhook is set, or another poller waits
 		return nil, &apiError{409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running", 0}
 	}
 	s.polling = true
