@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -114,12 +115,7 @@ func announced(t *testing.T, tg *telegramtest.Server, d time.Duration, n int, po
 			_, id, _ := strings.Cut(c.Params["text"]+c.Params["caption"], site+"/posts/")
 			byPost[id] = append(byPost[id], c)
 		}
-		for _, p := range posts {
-			if len(byPost[p.ID.String()]) == 0 {
-				return false
-			}
-		}
-		return true
+		return !slices.ContainsFunc(posts, func(p store.Post) bool { return len(byPost[p.ID.String()]) == 0 })
 	})
 	if err != nil {
 		t.Fatalf("%d of %d posts announced within %s", len(byPost), len(posts), d)
