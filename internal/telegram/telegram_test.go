@@ -13,10 +13,11 @@ import (
 
 func value[T any](v T, _ error) T { return v }
 
+func errOf[T any](f func(string) (T, error)) func(string) error {
+	return func(s string) error { _, err := f(s); return err }
+}
+
 func TestSettingsAndLinks(t *testing.T) {
-	errOf := func(f func(string) (string, error)) func(string) error {
-		return func(s string) error { _, err := f(s); return err }
-	}
 	badURLs := []string{"api.telegram.org", "ftp://x", "https://u:p@x", "https://x/?a=1"}
 	for _, c := range []struct {
 		name    string
@@ -24,8 +25,8 @@ func TestSettingsAndLinks(t *testing.T) {
 		ok, bad []string
 	}{
 		{"CheckToken", CheckToken, []string{"T", "123456:ABC-def_GHI"}, []string{"", "a b", "a/b", "a?b", "é", "a%2Fb"}},
-		{"ParseChat", func(s string) error { _, err := ParseChat(s); return err }, []string{"42", " @my_wall "}, []string{"", "0", "@", "@bad name", "wall", "12a"}},
-		{"ParseChatIDs", func(s string) error { _, err := ParseChatIDs(s); return err }, []string{"", " 7, -1,,"}, []string{"7,@wall"}},
+		{"ParseChat", errOf(ParseChat), []string{"42", " @my_wall "}, []string{"", "0", "@", "@bad name", "wall", "12a"}},
+		{"ParseChatIDs", errOf(ParseChatIDs), []string{"", " 7, -1,,"}, []string{"7,@wall"}},
 		{"ParseAPIURL", errOf(ParseAPIURL), []string{"", "http://127.0.0.1:8081/"}, badURLs},
 		{"ParsePublicURL", errOf(ParsePublicURL), []string{"", "https://wall.example"}, badURLs},
 		{"CheckWebhookSecret", CheckWebhookSecret, []string{"", "A-z_09"}, []string{"has space", strings.Repeat("a", 257)}},

@@ -141,21 +141,14 @@ func waitRecord(t *testing.T, st store.Store, id contract.ID, state store.Announ
 	return r
 }
 
-// firstCall waits for a call of method answered with status (0: hanging),
-// after the first skip calls.
-func firstCall(t *testing.T, tg *telegramtest.Server, skip int, method string, status int) (found telegramtest.Call) {
+// waitCall waits for a call ok accepts, and returns it.
+func waitCall(t *testing.T, tg *telegramtest.Server, ok func(telegramtest.Call) bool) telegramtest.Call {
 	t.Helper()
-	if _, err := tg.Wait(t.Context(), func(calls []telegramtest.Call) bool {
-		for _, found = range calls[min(skip, len(calls)):] {
-			if found.Method == method && found.Status == status && !found.Gone {
-				return true
-			}
-		}
-		return false
-	}); err != nil {
+	calls, err := tg.Wait(t.Context(), func(calls []telegramtest.Call) bool { return slices.ContainsFunc(calls, ok) })
+	if err != nil {
 		t.Fatal(err)
 	}
-	return found
+	return calls[slices.IndexFunc(calls, ok)]
 }
 
 func TestAnnounce(t *testing.T) {
@@ -202,7 +195,7 @@ func TestAnnounce(t *testing.T) {
 		// 429 with retry_after 2: the next call waits at least that long.
 		tg.SetFault("sendMessage", telegramtest.Fault{Status: 429, RetryAfter: 2})
 		limited := createPost(t, st, "rate limited", false)
-		answered := firstCall(t, tg, 0, "sendMessage", 429)
+		answered := waitCall(t, tg, func(c telegramtest.Call) bool { return c.Status == 429 })
 		tg.SetFault("sendMessage", telegramtest.Fault{})
 		if next := announced(t, tg, 30*time.Second, 5, limited)[limited.ID.String()][0]; next.Time.Sub(answered.Time) < 2*time.Second {
 			t.Errorf("retried %s after the 429, want at least its retry_after of 2s", next.Time.Sub(answered.Time))
@@ -276,9 +269,10 @@ func TestLifecycle(t *testing.T) {
 		// while none runs are announced when one starts, nothing twice.
 		b.stop()
 		tg.SetFault("sendPhoto", telegramtest.Fault{Hang: true})
-		calls = len(tg.Calls(""))
 		p := createPost(t, st, "in flight at shutdown", true)
-		firstCall(t, tg, calls, "sendPhoto", 0)
+		waitCall(t, tg, func(c telegramtest.Call) bool {
+			return c.Status == 0 && strings.Contains(c.Params["caption"], p.ID.String())
+		})
 		stopped := make(chan struct{})
 		go func() { a.stop(); close(stopped) }()
 		select {

@@ -312,11 +312,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case f.Drop:
 		conn, _, err := http.NewResponseController(w).Hijack()
 		if err != nil {
-			panic(http.ErrAbortHandler)
+			panic(http.ErrAbortHandler) // which drops the connection too
 		}
-		if tc, ok := conn.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0) // a reset, as from a port nothing listens on
-		}
+		_ = conn.(*net.TCPConn).SetLinger(0) // a reset, as from a port nothing listens on
 		conn.Close()
 	case f.Status != 0:
 		s.answer(w, call, nil, errorFor(f.Status, f.RetryAfter))

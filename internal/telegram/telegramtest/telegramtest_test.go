@@ -22,15 +22,6 @@ import (
 
 const token = "123456:TEST-token_abc"
 
-func client(t *testing.T, s *telegramtest.Server) *telegram.Client {
-	t.Helper()
-	c, err := telegram.New(telegram.Config{Token: token, APIURL: s.URL, PollTimeout: 2 * time.Second, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 func ctx(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	t.Cleanup(cancel)
@@ -43,7 +34,10 @@ func ctx(t *testing.T, d time.Duration) context.Context {
 func TestMethods(t *testing.T) {
 	t.Parallel()
 	s := telegramtest.Start(t, token)
-	c := client(t, s)
+	c, err := telegram.New(telegram.Config{Token: token, APIURL: s.URL, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	me, err := c.GetMe(ctx(t, 5*time.Second))
 	if err != nil || !me.IsBot || me.Username == "" {
 		t.Fatalf("getMe: %+v %v", me, err)
