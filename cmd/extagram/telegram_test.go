@@ -72,12 +72,10 @@ func uploadWhenReady(t *testing.T, base, text string, photo []byte) (resp *http.
 	return resp
 }
 
-// The issue's own command, with a token that looks like one and debug
-// logging: `extagram up --telegram-token T --telegram-chat 42
-// --telegram-api-url http://127.0.0.1:PORT --telegram-allowed-chats 7`
-// announces an uploaded post within 5 s and turns a photo sent from chat 7
-// into a post within 10 s; the token never shows in the output, whatever
-// fails: the Bot API refusing, failing and out of reach.
+// The issue's command (`up --telegram-token T --telegram-chat 42
+// --telegram-api-url URL --telegram-allowed-chats 7`, debug logging)
+// announces an upload within 5 s, turns a photo from chat 7 into a post
+// within 10 s, and never logs the token, whatever fails.
 func TestUpWithTelegram(t *testing.T) {
 	const token = "987654321:SECRET-bot-token_xyz"
 	tg := telegramtest.Start(t, token)

@@ -66,8 +66,7 @@ func TestSettingsAndLinks(t *testing.T) {
 			t.Errorf("%s = %#v, want %#v", c.name, c.got, c.want)
 		}
 	}
-	// Telegram counts UTF-16 code units: an emoji is two, and is never
-	// split.
+	// Telegram counts UTF-16 code units: an emoji is two, never split.
 	got := WithLink(strings.Repeat("😀", 2200), link, CaptionLimit)
 	if n := utf16Len(got); n > CaptionLimit || n < CaptionLimit-3 {
 		t.Errorf("emoji caption is %d UTF-16 units, want just under %d", n, CaptionLimit)

@@ -123,8 +123,7 @@ func (s *Server) fault(method string) Fault {
 	return s.faults[""]
 }
 
-// Calls returns the calls of method so far ("" for every call), in the
-// order they arrived.
+// Calls returns the calls of method ("" for every call) in arrival order.
 func (s *Server) Calls(method string) []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -174,8 +173,7 @@ func (s *Server) Webhook() (url, secret string) {
 	return s.hook.url, s.hook.secret
 }
 
-// AddFile stores data as a file the bot may fetch with getFile, and
-// returns its file_id.
+// AddFile stores data as a file for getFile, and returns its file_id.
 func (s *Server) AddFile(data []byte) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -230,9 +228,8 @@ func (s *Server) push(m *models.Message) models.Update {
 	return u
 }
 
-// UserMessage returns a new message of user in chat (a private chat when
-// they are the same), with the chat's next message id, for a test to fill
-// in and queue with PushUpdate.
+// UserMessage returns a new message of user in chat (private when they are
+// the same), for a test to fill in and queue with PushUpdate.
 func (s *Server) UserMessage(chat, user int64) *models.Message {
 	s.mu.Lock()
 	key := strconv.FormatInt(chat, 10)
@@ -324,8 +321,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// answer writes the Bot API's answer (a file's bytes as they are) and
-// records its status.
+// answer writes the Bot API's answer (a file as is), and records it.
 func (s *Server) answer(w http.ResponseWriter, call *Call, result any, e *apiError) {
 	code, resp := http.StatusOK, map[string]any{"ok": true, "result": result}
 	if e != nil {
@@ -391,17 +387,13 @@ func (s *Server) method(ctx context.Context, call *Call) (any, *apiError) {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if p["drop_pending_updates"] == "true" {
-			s.updates = nil
-		}
 		s.hook = hook
 		return true, nil
 	}
 	return nil, errorFor(http.StatusNotFound, 0)
 }
 
-// sendMessage delivers a message (if a hang has not already) and returns
-// it.
+// sendMessage delivers a message (if a hang has not) and returns it.
 func (s *Server) sendMessage(call *Call) models.Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -429,9 +421,8 @@ func (s *Server) deliver(call *Call) {
 	s.notify()
 }
 
-// getUpdates confirms the updates before offset, then returns those after
-// it, waiting up to the call's timeout for one. Telegram allows one
-// poller: a call while another waits is answered 409.
+// getUpdates confirms the updates before offset, then returns the others,
+// waiting up to the call's timeout for one; one poller at a time.
 func (s *Server) getUpdates(ctx context.Context, call *Call) (any, *apiError) {
 	offset, _ := strconv.ParseInt(call.Params["offset"], 10, 64)
 	timeout, _ := strconv.Atoi(call.Params["timeout"])
@@ -487,12 +478,11 @@ func (s *Server) deliverHooks(ctx context.Context, done chan<- struct{}) {
 				req.Header.Set("X-Telegram-Bot-Api-Secret-Token", hook.secret)
 			}
 			resp, err := client.Do(req)
-			if err != nil {
-				break
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
 			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode/100 != 2 {
+			if err != nil || resp.StatusCode/100 != 2 {
 				break
 			}
 			s.mu.Lock()
