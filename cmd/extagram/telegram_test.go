@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,16 +37,10 @@ func startUp(t *testing.T, dataDir string, args ...string) (base string, stdout,
 			t.Error("up did not stop after its context ended")
 		}
 	})
-	if !testutil.Within(20*time.Second, func() bool {
-		m := urlRE.FindStringSubmatch(stdout.String())
-		if m != nil {
-			base = m[1]
-		}
-		return m != nil
-	}) {
+	if !testutil.Within(20*time.Second, func() bool { return urlRE.MatchString(stdout.String()) }) {
 		t.Fatalf("up printed no URL; stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	}
-	return base, stdout, stderr
+	return urlRE.FindStringSubmatch(stdout.String())[1], stdout, stderr
 }
 
 var insecureClient = &http.Client{
@@ -77,93 +72,64 @@ func uploadWhenReady(t *testing.T, base, text string, photo []byte) (resp *http.
 	return resp
 }
 
-// The issue's own command: `extagram up --telegram-token T --telegram-chat
-// 42 --telegram-api-url http://127.0.0.1:PORT --telegram-allowed-chats 7`
-// announces an uploaded post within 5 s and turns a photo sent from chat
-// 7 into a post within 10 s.
+// The issue's command (`up --telegram-token T --telegram-chat 42
+// --telegram-api-url URL --telegram-allowed-chats 7`, debug logging)
+// announces an upload within 5 s, turns a photo from chat 7 into a post
+// within 10 s, and never logs the token, whatever fails.
 func TestUpWithTelegram(t *testing.T) {
-	tg := telegramtest.Start(t, "T")
-	base, _, stderr := startUp(t, t.TempDir(), "--telegram-token", "T", "--telegram-chat", "42",
-		"--telegram-api-url", tg.URL, "--telegram-allowed-chats", "7")
-
-	uploadWhenReady(t, base, "announced from up", testutil.PNG(t, 16, 12))
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	if _, err := tg.Wait(ctx, func([]telegramtest.Call) bool {
-		for _, c := range tg.Sent() {
-			if c.Method == "sendPhoto" && c.Params["chat_id"] == "42" && strings.HasPrefix(c.Params["caption"], "announced from up\n\n"+base+"/posts/") {
-				return true
-			}
-		}
-		return false
-	}); err != nil {
-		t.Fatalf("no announcement within 5s; sent %+v; stderr:\n%s", tg.Sent(), stderr.String())
-	}
-
-	u := tg.UserPhoto(7, 7, testutil.PNG(t, 16, 12), "sent from chat 7")
-	ctx, cancel = context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	for {
-		resp, err := insecureClient.Get(base + "/")
-		if err == nil {
-			page, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if strings.Contains(string(page), "sent from chat 7") {
-				break
-			}
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the photo from chat 7 is not in the feed within 10s; stderr:\n%s", stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	if _, err := tg.Wait(ctx, func([]telegramtest.Call) bool {
-		for _, c := range tg.Sent() {
-			if c.Params["chat_id"] == "7" && strings.HasPrefix(c.Params["text"], "Posted: "+base+"/posts/") && strings.Contains(c.Params["reply_parameters"], `"message_id":`) {
-				return true
-			}
-		}
-		return false
-	}); err != nil {
-		t.Fatalf("no reply with the post's link to chat 7 (update %d)", u.ID)
-	}
-}
-
-// The token never shows in the output, whatever fails: the Bot API
-// refusing, failing and out of reach, with debug logging on.
-func TestTelegramTokenNeverLogged(t *testing.T) {
 	const token = "987654321:SECRET-bot-token_xyz"
 	tg := telegramtest.Start(t, token)
+	base, stdout, stderr := startUp(t, t.TempDir(), "--log-level", "debug", "--telegram-token", token, "--telegram-chat", "42",
+		"--telegram-api-url", tg.URL, "--telegram-allowed-chats", "7")
+	wait := func(d time.Duration, what string, cond func() bool) {
+		t.Helper()
+		if !testutil.Within(d, cond) {
+			t.Fatalf("%s within %s; sent %+v; stderr:\n%s", what, d, tg.Sent(), stderr.String())
+		}
+	}
+	sent := func(ok func(c telegramtest.Call) bool) func() bool {
+		return func() bool { return slices.ContainsFunc(tg.Sent(), ok) }
+	}
+
+	uploadWhenReady(t, base, "announced from up", testutil.PNG(t, 16, 12))
+	wait(5*time.Second, "no announcement", sent(func(c telegramtest.Call) bool {
+		return c.Method == "sendPhoto" && c.Params["chat_id"] == "42" && strings.HasPrefix(c.Params["caption"], "announced from up\n\n"+base+"/posts/")
+	}))
+	tg.UserPhoto(7, 7, testutil.PNG(t, 16, 12), "sent from chat 7")
+	wait(10*time.Second, "the photo from chat 7 not in the feed", func() bool {
+		resp, err := insecureClient.Get(base + "/")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		page, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(page), "sent from chat 7")
+	})
+	wait(5*time.Second, "no reply with the post's link to chat 7", sent(func(c telegramtest.Call) bool {
+		return c.Params["chat_id"] == "7" && strings.HasPrefix(c.Params["text"], "Posted: "+base+"/posts/") && strings.Contains(c.Params["reply_parameters"], `"message_id":`)
+	}))
+
 	tg.SetFault("sendPhoto", telegramtest.Fault{Status: 500})
 	tg.SetFault("getUpdates", telegramtest.Fault{Status: 502})
 	tg.SetFault("file", telegramtest.Fault{Drop: true})
-	t.Setenv("EXTAGRAM_TELEGRAM_TOKEN", token)
-	base, stdout, stderr := startUp(t, t.TempDir(), "--log-level", "debug", "--telegram-chat", "42",
-		"--telegram-api-url", tg.URL, "--telegram-allowed-chats", "7")
+	photos := len(tg.Calls("sendPhoto"))
 	uploadWhenReady(t, base, "fails to announce", testutil.PNG(t, 16, 12))
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool { return len(tg.Calls("sendPhoto")) >= 2 }); err != nil {
-		t.Fatal("no failed announcement")
-	}
-	// The token, in the environment, set the bot up.
+	wait(10*time.Second, "no failed announcement", func() bool { return len(tg.Calls("sendPhoto")) >= photos+2 })
 	if !strings.Contains(stderr.String(), "announcement not sent") {
 		t.Errorf("no failed send logged:\n%s", stderr.String())
 	}
 	tg.SetFault("getUpdates", telegramtest.Fault{})
+	files, replies := len(tg.Calls("file")), len(tg.Sent())
 	tg.UserPhoto(7, 7, testutil.PNG(t, 16, 12), "cannot be fetched")
-	if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool { return len(tg.Calls("file")) >= 1 && len(tg.Sent()) >= 1 }); err != nil {
-		t.Fatal("the failed download was not answered")
-	}
+	wait(10*time.Second, "the failed download was not answered", func() bool {
+		return len(tg.Calls("file")) > files && len(tg.Sent()) > replies
+	})
 	// Connections dropped: the poll's errors (after the update that ends
 	// the poll in flight) and the reply's are logged.
 	polls := len(tg.Calls("getUpdates"))
 	tg.SetFault("", telegramtest.Fault{Drop: true})
 	tg.UserText(7, 7, "/help")
-	if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool { return len(tg.Calls("getUpdates")) >= polls+2 }); err != nil {
-		t.Fatal("no poll after the drop")
-	}
+	wait(10*time.Second, "no poll after the drop", func() bool { return len(tg.Calls("getUpdates")) >= polls+2 })
 	for _, out := range []string{stdout.String(), stderr.String()} {
 		if strings.Contains(out, token) || strings.Contains(out, "SECRET-bot") {
 			t.Fatalf("the token is in the output:\n%s", out)
@@ -181,13 +147,11 @@ func TestTelegramFlagsChecked(t *testing.T) {
 		{"--telegram-token", "T", "--public-url", "ftp://x"},
 		{"--telegram-token", "T", "--telegram-webhook-secret", "has space"},
 	} {
-		var out, errOut bytes.Buffer
-		if code := run(context.Background(), append([]string{"up", "--data-dir", t.TempDir()}, args...), &out, &errOut); code != 2 {
-			t.Errorf("up %v: exit %d, want 2 (%s)", args, code, errOut.String())
+		if code, _, errOut := runCmd(t, append([]string{"up", "--data-dir", t.TempDir()}, args...)...); code != 2 {
+			t.Errorf("up %v: exit %d, want 2 (%s)", args, code, errOut)
 		}
 	}
-	var out, errOut bytes.Buffer
-	if code := run(context.Background(), []string{"upload", "--telegram-chat", "42"}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "not defined") {
-		t.Errorf("upload takes --telegram-chat: exit %d %s", code, errOut.String())
+	if code, _, errOut := runCmd(t, "upload", "--telegram-chat", "42"); code == 0 || !strings.Contains(errOut, "not defined") {
+		t.Errorf("upload takes --telegram-chat: exit %d %s", code, errOut)
 	}
 }

@@ -3,6 +3,7 @@ package telegram
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -10,26 +11,62 @@ import (
 	"github.com/go-telegram/bot"
 )
 
-func TestWithLink(t *testing.T) {
+func value[T any](v T, _ error) T { return v }
+
+func errOf[T any](f func(string) (T, error)) func(string) error {
+	return func(s string) error { _, err := f(s); return err }
+}
+
+func TestSettingsAndLinks(t *testing.T) {
+	badURLs := []string{"api.telegram.org", "ftp://x", "https://u:p@x", "https://x/?a=1"}
+	for _, c := range []struct {
+		name    string
+		check   func(string) error
+		ok, bad []string
+	}{
+		{"CheckToken", CheckToken, []string{"T", "123456:ABC-def_GHI"}, []string{"", "a b", "a/b", "a?b", "é", "a%2Fb"}},
+		{"ParseChat", errOf(ParseChat), []string{"42", " @my_wall "}, []string{"", "0", "@", "@bad name", "wall", "12a"}},
+		{"ParseChatIDs", errOf(ParseChatIDs), []string{"", " 7, -1,,"}, []string{"7,@wall"}},
+		{"ParseAPIURL", errOf(ParseAPIURL), []string{"", "http://127.0.0.1:8081/"}, badURLs},
+		{"ParsePublicURL", errOf(ParsePublicURL), []string{"", "https://wall.example"}, badURLs},
+		{"CheckWebhookSecret", CheckWebhookSecret, []string{"", "A-z_09"}, []string{"has space", strings.Repeat("a", 257)}},
+	} {
+		for _, s := range c.ok {
+			if err := c.check(s); err != nil {
+				t.Errorf("%s(%q): %v", c.name, s, err)
+			}
+		}
+		for _, s := range c.bad {
+			if c.check(s) == nil {
+				t.Errorf("%s(%q) accepted", c.name, s)
+			}
+		}
+	}
 	link := "https://wall.example/posts/AAAAAAAAAAAAAAAAAAAAAA"
 	for _, c := range []struct {
-		name, text, link string
-		limit            int
-		want             string
+		name      string
+		got, want any
 	}{
-		{"fits", "hello", link, CaptionLimit, "hello\n\n" + link},
-		{"no link", "hello", "", CaptionLimit, "hello"},
-		{"cut", strings.Repeat("a", 2000), link, 100, strings.Repeat("a", 100-2-len(link)-1) + "…\n\n" + link},
-		{"no white space before the ellipsis", "aaaa bbbb", "", 6, "aaaa…"},
+		{"ParseChat id", value(ParseChat("42")), int64(42)},
+		{"ParseChat group", value(ParseChat("-1001234567890")), int64(-1001234567890)},
+		{"ParseChat username", value(ParseChat(" @my_wall ")), "@my_wall"},
+		{"ParseChatIDs", value(ParseChatIDs(" 7, -1001234567890,,")), []int64{7, -1001234567890}},
+		{"ParseChatIDs none", value(ParseChatIDs("")), []int64(nil)},
+		{"ParseAPIURL default", value(ParseAPIURL("")), DefaultAPIURL},
+		{"ParseAPIURL", value(ParseAPIURL("http://127.0.0.1:8081/")), "http://127.0.0.1:8081"},
+		{"PostURL", PostURL("https://wall.example", "abc"), "https://wall.example/posts/abc"},
+		{"PostURL without a base", PostURL("", "abc"), ""},
+		{"a configured secret", WebhookSecret("mine", "1:a"), "mine"},
+		{"WithLink fits", WithLink("hello", link, CaptionLimit), "hello\n\n" + link},
+		{"WithLink no link", WithLink("hello", "", CaptionLimit), "hello"},
+		{"WithLink cut", WithLink(strings.Repeat("a", 2000), link, 100), strings.Repeat("a", 100-2-len(link)-1) + "…\n\n" + link},
+		{"WithLink no white space before the ellipsis", WithLink("aaaa bbbb", "", 6), "aaaa…"},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			if got := WithLink(c.text, c.link, c.limit); got != c.want {
-				t.Errorf("WithLink = %q, want %q", got, c.want)
-			}
-		})
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s = %#v, want %#v", c.name, c.got, c.want)
+		}
 	}
-	// Telegram counts UTF-16 code units: an emoji is two, and is never
-	// split.
+	// Telegram counts UTF-16 code units: an emoji is two, never split.
 	got := WithLink(strings.Repeat("😀", 2200), link, CaptionLimit)
 	if n := utf16Len(got); n > CaptionLimit || n < CaptionLimit-3 {
 		t.Errorf("emoji caption is %d UTF-16 units, want just under %d", n, CaptionLimit)
@@ -37,74 +74,11 @@ func TestWithLink(t *testing.T) {
 	if !utf8.ValidString(got) || !strings.HasSuffix(got, "…\n\n"+link) {
 		t.Errorf("emoji caption %q", got[len(got)-80:])
 	}
-}
-
-func TestParseChat(t *testing.T) {
-	for in, want := range map[string]any{"42": int64(42), "-1001234567890": int64(-1001234567890), " @my_wall ": "@my_wall"} {
-		got, err := ParseChat(in)
-		if err != nil || got != want {
-			t.Errorf("ParseChat(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "0", "@", "@bad name", "wall", "12a"} {
-		if _, err := ParseChat(bad); err == nil {
-			t.Errorf("ParseChat(%q) accepted", bad)
-		}
-	}
-	ids, err := ParseChatIDs(" 7, -1001234567890,,")
-	if err != nil || len(ids) != 2 || ids[0] != 7 || ids[1] != -1001234567890 {
-		t.Errorf("ParseChatIDs = %v, %v", ids, err)
-	}
-	if ids, err := ParseChatIDs(""); err != nil || ids != nil {
-		t.Errorf("ParseChatIDs(\"\") = %v, %v", ids, err)
-	}
-	if _, err := ParseChatIDs("7,@wall"); err == nil {
-		t.Error("ParseChatIDs accepted a username")
-	}
-}
-
-func TestSettings(t *testing.T) {
-	for _, ok := range []string{"T", "123456:ABC-def_GHI"} {
-		if err := CheckToken(ok); err != nil {
-			t.Errorf("CheckToken(%q): %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"", "a b", "a/b", "a?b", "é", "a%2Fb"} {
-		if err := CheckToken(bad); err == nil {
-			t.Errorf("CheckToken(%q) accepted", bad)
-		}
-	}
-	if u, err := ParseAPIURL(""); err != nil || u != DefaultAPIURL {
-		t.Errorf("ParseAPIURL(\"\") = %q, %v", u, err)
-	}
-	if u, err := ParseAPIURL("http://127.0.0.1:8081/"); err != nil || u != "http://127.0.0.1:8081" {
-		t.Errorf("ParseAPIURL = %q, %v", u, err)
-	}
-	for _, bad := range []string{"api.telegram.org", "ftp://x", "https://u:p@x", "https://x/?a=1"} {
-		if _, err := ParseAPIURL(bad); err == nil {
-			t.Errorf("ParseAPIURL(%q) accepted", bad)
-		}
-		if _, err := ParsePublicURL(bad); err == nil {
-			t.Errorf("ParsePublicURL(%q) accepted", bad)
-		}
-	}
-	if got := PostURL("https://wall.example", "abc"); got != "https://wall.example/posts/abc" {
-		t.Errorf("PostURL = %q", got)
-	}
-	if got := PostURL("", "abc"); got != "" {
-		t.Errorf("PostURL without a base = %q", got)
-	}
-	// The derived secret is stable for one token, differs between tokens,
-	// and is what the Bot API accepts.
+	// The derived webhook secret is stable for one token, differs between
+	// tokens, and is what the Bot API accepts.
 	a, b := WebhookSecret("", "1:a"), WebhookSecret("", "1:b")
 	if a != WebhookSecret("", "1:a") || a == b || CheckWebhookSecret(a) != nil || strings.Contains(a, "1:a") {
 		t.Errorf("derived secrets %q %q", a, b)
-	}
-	if WebhookSecret("mine", "1:a") != "mine" {
-		t.Error("a configured secret is not used")
-	}
-	if CheckWebhookSecret("has space") == nil || CheckWebhookSecret(strings.Repeat("a", 257)) == nil {
-		t.Error("CheckWebhookSecret accepted a bad secret")
 	}
 }
 

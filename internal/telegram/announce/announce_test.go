@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -30,8 +31,7 @@ func forEachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
 	t.Run("embedded", func(t *testing.T) { t.Parallel(); fn(t, storetest.Embedded(t)) })
 }
 
-// fast are timings for tests: a failed send is tried again within a
-// second.
+// fast are timings for tests: a failed send is tried again within 1 s.
 var fast = announce.Timings{Poll: 50 * time.Millisecond, MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}
 
 // running is an announcer running until stopped or the test ends.
@@ -54,45 +54,45 @@ func start(t *testing.T, st store.Store, tg *telegramtest.Server, tm announce.Ti
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); a.Run(ctx) }()
-	var once sync.Once
-	r := &running{reg: reg, stop: func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case <-done:
-			case <-time.After(20 * time.Second):
-				t.Error("the announcer did not stop within 20s")
-			}
-		})
-	}}
+	r := &running{reg: reg, stop: sync.OnceFunc(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Error("the announcer did not stop within 20s")
+		}
+	})}
 	t.Cleanup(r.stop)
 	return r
 }
 
-func (r *running) metric(t *testing.T, name string) float64 {
+// metric is the sum of a metric over announcers.
+func metric(t *testing.T, name string, rs ...*running) (sum float64) {
 	t.Helper()
-	mfs, err := r.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			m := mf.GetMetric()[0]
-			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
+	for _, r := range rs {
+		mfs, err := r.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if m := mf.GetMetric()[0]; mf.GetName() == name {
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
-			return m.GetGauge().GetValue()
 		}
 	}
-	t.Fatalf("no metric %s", name)
-	return 0
+	return sum
 }
 
-func createPost(t *testing.T, st store.Store, text string, photo []byte) store.Post {
+func waitMetric(t *testing.T, name string, want float64, rs ...*running) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("%s = %v", name, want), func() bool { return metric(t, name, rs...) == want })
+}
+
+func createPost(t *testing.T, st store.Store, text string, photo bool) store.Post {
 	t.Helper()
 	np := store.NewPost{ID: contract.NewID(), Text: text}
-	if photo != nil {
-		np.Image = &store.NewImage{ID: contract.NewID(), ContentType: "image/png", Width: 8, Height: 6, Data: photo}
+	if photo {
+		np.Image = &store.NewImage{ID: contract.NewID(), ContentType: "image/png", Width: 8, Height: 6, Data: testutil.PNG(t, 8, 6)}
 	}
 	p, err := st.CreatePost(t.Context(), np)
 	if err != nil {
@@ -101,40 +101,25 @@ func createPost(t *testing.T, st store.Store, text string, photo []byte) store.P
 	return p
 }
 
-// postOf returns the post a message announces, from its link.
-func postOf(c telegramtest.Call) string {
-	text := c.Params["text"] + c.Params["caption"]
-	_, id, _ := strings.Cut(text, site+"/posts/")
-	return id
-}
-
-// waitAnnounced waits, at most for d, until every post was announced, and
-// returns the messages sent by then, by post.
-func waitAnnounced(t *testing.T, tg *telegramtest.Server, d time.Duration, posts ...store.Post) map[string][]telegramtest.Call {
+// announced waits, at most for d, until every post was announced, checks
+// that n posts were announced so far, each once, and returns the messages
+// by post.
+func announced(t *testing.T, tg *telegramtest.Server, d time.Duration, n int, posts ...store.Post) map[string][]telegramtest.Call {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	defer cancel()
 	byPost := map[string][]telegramtest.Call{}
 	_, err := tg.Wait(ctx, func([]telegramtest.Call) bool {
-		byPost = map[string][]telegramtest.Call{}
+		clear(byPost)
 		for _, c := range tg.Sent() {
-			byPost[postOf(c)] = append(byPost[postOf(c)], c)
+			_, id, _ := strings.Cut(c.Params["text"]+c.Params["caption"], site+"/posts/")
+			byPost[id] = append(byPost[id], c)
 		}
-		for _, p := range posts {
-			if len(byPost[p.ID.String()]) == 0 {
-				return false
-			}
-		}
-		return true
+		return !slices.ContainsFunc(posts, func(p store.Post) bool { return len(byPost[p.ID.String()]) == 0 })
 	})
 	if err != nil {
 		t.Fatalf("%d of %d posts announced within %s", len(byPost), len(posts), d)
 	}
-	return byPost
-}
-
-func checkOnce(t *testing.T, byPost map[string][]telegramtest.Call, n int) {
-	t.Helper()
 	if len(byPost) != n {
 		t.Errorf("%d posts announced, want %d", len(byPost), n)
 	}
@@ -143,6 +128,7 @@ func checkOnce(t *testing.T, byPost map[string][]telegramtest.Call, n int) {
 			t.Errorf("post %s announced %d times", id, len(calls))
 		}
 	}
+	return byPost
 }
 
 func waitRecord(t *testing.T, st store.Store, id contract.ID, state store.AnnouncementState) (r store.AnnouncementRecord) {
@@ -155,195 +141,138 @@ func waitRecord(t *testing.T, st store.Store, id contract.ID, state store.Announ
 	return r
 }
 
-// One photo post and one text post: a sendPhoto with the stored image and
-// the text and link as caption, a sendMessage with the text and link, each
-// within 5 s, to the configured chat; the message ids are recorded.
+// waitCall waits for a call ok accepts, and returns it.
+func waitCall(t *testing.T, tg *telegramtest.Server, ok func(telegramtest.Call) bool) telegramtest.Call {
+	t.Helper()
+	calls, err := tg.Wait(t.Context(), func(calls []telegramtest.Call) bool { return slices.ContainsFunc(calls, ok) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return calls[slices.IndexFunc(calls, ok)]
+}
+
 func TestAnnounce(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		tg := telegramtest.Start(t, token)
 		a := start(t, st, tg, announce.Timings{})
-		photo := testutil.PNG(t, 8, 6)
-		p1 := createPost(t, st, "sunrise over the harbour", photo)
-		p2 := createPost(t, st, "no photo today", nil)
-		byPost := waitAnnounced(t, tg, 5*time.Second, p1, p2)
-		checkOnce(t, byPost, 2)
-
-		ph := byPost[p1.ID.String()][0]
-		if ph.Method != "sendPhoto" || ph.Params["chat_id"] != chat || ph.Params["caption"] != "sunrise over the harbour\n\n"+site+"/posts/"+p1.ID.String() {
-			t.Errorf("photo post: %s %v", ph.Method, ph.Params)
-		}
-		if !bytes.Equal(ph.Files["photo"].Data, photo) || !strings.HasSuffix(ph.Files["photo"].Name, ".png") {
-			t.Errorf("photo sent: %q, %d bytes; want the stored %d", ph.Files["photo"].Name, len(ph.Files["photo"].Data), len(photo))
-		}
-		tx := byPost[p2.ID.String()][0]
-		if tx.Method != "sendMessage" || tx.Params["chat_id"] != chat || tx.Params["text"] != "no photo today\n\n"+site+"/posts/"+p2.ID.String() {
-			t.Errorf("text post: %s %v", tx.Method, tx.Params)
-		}
-		for _, c := range []struct {
-			p    store.Post
-			call telegramtest.Call
-		}{{p1, ph}, {p2, tx}} {
-			r := waitRecord(t, st, c.p.ID, store.AnnouncementSent)
-			if r.MessageID != int64(c.call.MessageID) || r.Attempts != 1 {
-				t.Errorf("record %+v, want message %d after 1 attempt", r, c.call.MessageID)
+		// A photo post: sendPhoto with the stored image, text and link as
+		// caption; a text post: sendMessage; within 5 s, ids recorded.
+		p1, p2 := createPost(t, st, "sunrise over the harbour", true), createPost(t, st, "no photo today", false)
+		byPost := announced(t, tg, 5*time.Second, 2, p1, p2)
+		for _, w := range []struct {
+			p                   store.Post
+			method, field, text string
+		}{{p1, "sendPhoto", "caption", "sunrise over the harbour"}, {p2, "sendMessage", "text", "no photo today"}} {
+			c := byPost[w.p.ID.String()][0]
+			if c.Method != w.method || c.Params["chat_id"] != chat || c.Params[w.field] != w.text+"\n\n"+site+"/posts/"+w.p.ID.String() {
+				t.Errorf("%s: %s %v", w.text, c.Method, c.Params)
+			}
+			if r := waitRecord(t, st, w.p.ID, store.AnnouncementSent); r.MessageID != int64(c.MessageID) || r.Attempts != 1 {
+				t.Errorf("record %+v, want message %d after 1 attempt", r, c.MessageID)
 			}
 		}
-		waitMetric(t, a, "extagram_telegram_announcements_sent_total", 2)
-		waitMetric(t, a, "extagram_telegram_announcements_pending", 0)
-		if got := a.metric(t, "extagram_telegram_announcements_oldest_pending_age_seconds"); got != 0 {
+		if f := byPost[p1.ID.String()][0].Files["photo"]; !bytes.Equal(f.Data, testutil.PNG(t, 8, 6)) || !strings.HasSuffix(f.Name, ".png") {
+			t.Errorf("photo sent: %q, %d bytes; want the stored one", f.Name, len(f.Data))
+		}
+		waitMetric(t, "extagram_telegram_announcements_sent_total", 2, a)
+		waitMetric(t, "extagram_telegram_announcements_pending", 0, a)
+		if got := metric(t, "extagram_telegram_announcements_oldest_pending_age_seconds", a); got != 0 {
 			t.Errorf("oldest pending age %v with nothing pending", got)
 		}
-	})
-}
 
-func waitMetric(t *testing.T, r *running, name string, want float64) {
-	t.Helper()
-	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("%s = %v", name, want), func() bool { return r.metric(t, name) == want })
-}
-
-// Two announcers over one store, 50 posts made while they run: exactly 50
-// announcements, one per post.
-func TestTwoAnnouncers(t *testing.T) {
-	forEachStore(t, func(t *testing.T, st store.Store) {
-		tg := telegramtest.Start(t, token)
-		a := start(t, st, tg, fast)
-		b := start(t, st, tg, fast)
-		var posts []store.Post
-		for i := range 50 {
-			var photo []byte
-			if i%5 == 0 {
-				photo = testutil.PNG(t, 8, 6)
-			}
-			posts = append(posts, createPost(t, st, fmt.Sprintf("post %d", i+1), photo))
+		// A text too long for a caption is cut to fit, link kept.
+		long := createPost(t, st, strings.Repeat("😀", contract.MaxTextLen), true)
+		if c := announced(t, tg, 5*time.Second, 3, long)[long.ID.String()][0]; c.Method != "sendPhoto" || !strings.HasSuffix(c.Params["caption"], "…\n\n"+site+"/posts/"+long.ID.String()) {
+			t.Errorf("long caption: %s %q", c.Method, c.Params["caption"])
 		}
-		byPost := waitAnnounced(t, tg, 30*time.Second, posts...)
-		checkOnce(t, byPost, 50)
-		// Nothing more comes, and the counters add up.
-		waitMetric(t, a, "extagram_telegram_announcements_pending", 0)
-		if total := a.metric(t, "extagram_telegram_announcements_sent_total") + b.metric(t, "extagram_telegram_announcements_sent_total"); total != 50 {
-			t.Errorf("the announcers counted %v sent, want 50", total)
+		// Telegram refusing a photo (400) does not lose the post: it is
+		// announced in words.
+		tg.SetFault("sendPhoto", telegramtest.Fault{Status: 400})
+		refused := createPost(t, st, "a photo Telegram will not show", true)
+		if c := announced(t, tg, 5*time.Second, 4, refused)[refused.ID.String()][0]; c.Method != "sendMessage" || !strings.HasPrefix(c.Params["text"], "a photo Telegram will not show\n\n") {
+			t.Errorf("refused photo announced as %s %v", c.Method, c.Params)
 		}
-		a.stop()
-		b.stop()
-		checkOnce(t, waitAnnounced(t, tg, time.Second, posts...), 50)
-	})
-}
-
-// Telegram out of reach for 20 s (every connection dropped), then
-// answering 429 with retry_after: every post is announced once afterwards,
-// and the retry waits as long as Telegram asked.
-func TestOutageAndRateLimit(t *testing.T) {
-	forEachStore(t, func(t *testing.T, st store.Store) {
-		tg := telegramtest.Start(t, token)
-		a := start(t, st, tg, fast)
-		tg.SetFault("", telegramtest.Fault{Drop: true})
-		downSince := time.Now()
-		var posts []store.Post
-		for i := range 5 {
-			posts = append(posts, createPost(t, st, fmt.Sprintf("during the outage %d", i), testutil.PNG(t, 8, 6)))
-		}
-		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-		defer cancel()
-		if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool { return len(calls) >= 3 }); err != nil {
-			t.Fatal("no attempt during the outage")
-		}
-		<-ctx.Done() // the outage lasts its 20 s
-		if len(tg.Sent()) != 0 {
-			t.Fatal("messages sent during the outage")
-		}
-		if got := a.metric(t, "extagram_telegram_announcements_pending"); got != 5 {
-			t.Errorf("pending during the outage: %v, want 5", got)
-		}
-		if age := a.metric(t, "extagram_telegram_announcements_oldest_pending_age_seconds"); age < time.Since(downSince).Seconds()-5 {
-			t.Errorf("oldest pending age %vs after an outage of %s", age, time.Since(downSince).Round(time.Second))
-		}
-		tg.SetFault("", telegramtest.Fault{})
-		checkOnce(t, waitAnnounced(t, tg, 30*time.Second, posts...), 5)
-		if a.metric(t, "extagram_telegram_announcement_errors_total") < 1 {
-			t.Error("no failed send counted")
-		}
-
 		// 429 with retry_after 2: the next call waits at least that long.
 		tg.SetFault("sendMessage", telegramtest.Fault{Status: 429, RetryAfter: 2})
-		limited := createPost(t, st, "rate limited", nil)
-		var answered telegramtest.Call
-		if _, err := tg.Wait(t.Context(), func(calls []telegramtest.Call) bool {
-			for _, c := range calls {
-				if c.Method == "sendMessage" && c.Status == 429 {
-					answered = c
-					return true
-				}
-			}
-			return false
-		}); err != nil {
-			t.Fatal(err)
-		}
+		limited := createPost(t, st, "rate limited", false)
+		answered := waitCall(t, tg, func(c telegramtest.Call) bool { return c.Status == 429 })
 		tg.SetFault("sendMessage", telegramtest.Fault{})
-		byPost := waitAnnounced(t, tg, 30*time.Second, append(posts, limited)...)
-		checkOnce(t, byPost, 6)
-		if next := byPost[limited.ID.String()][0]; next.Time.Sub(answered.Time) < 2*time.Second {
+		if next := announced(t, tg, 30*time.Second, 5, limited)[limited.ID.String()][0]; next.Time.Sub(answered.Time) < 2*time.Second {
 			t.Errorf("retried %s after the 429, want at least its retry_after of 2s", next.Time.Sub(answered.Time))
 		}
-	})
-}
 
-// A post that cannot be sent within MaxAge is marked failed, counted, and
-// never tried again.
-func TestGivesUp(t *testing.T) {
-	forEachStore(t, func(t *testing.T, st store.Store) {
-		tg := telegramtest.Start(t, token)
+		// A post not sent within MaxAge is marked failed, counted, and never
+		// tried again; another post goes through.
+		a.stop()
 		tg.SetFault("", telegramtest.Fault{Status: 500})
 		tm := fast
 		tm.MaxAge = 1500 * time.Millisecond
-		a := start(t, st, tg, tm)
-		p := createPost(t, st, "never to be announced", nil)
-		r := waitRecord(t, st, p.ID, store.AnnouncementFailed)
-		if r.Attempts < 2 || !strings.Contains(r.LastError, "500") || r.DoneAt.IsZero() {
+		b := start(t, st, tg, tm)
+		p := createPost(t, st, "never to be announced", false)
+		if r := waitRecord(t, st, p.ID, store.AnnouncementFailed); r.Attempts < 2 || !strings.Contains(r.LastError, "500") || r.DoneAt.IsZero() {
 			t.Errorf("failed record %+v, want a few attempts and the last error", r)
 		}
-		waitMetric(t, a, "extagram_telegram_announcements_failed_total", 1)
+		waitMetric(t, "extagram_telegram_announcements_failed_total", 1, b)
 		calls := len(tg.Calls("sendMessage"))
 		tg.SetFault("", telegramtest.Fault{})
-		// Another post goes through; the failed one stays failed.
-		q := createPost(t, st, "this one goes", nil)
-		byPost := waitAnnounced(t, tg, 5*time.Second, q)
-		if len(byPost[p.ID.String()]) != 0 || len(tg.Calls("sendMessage")) != calls+1 {
+		q := createPost(t, st, "this one goes", false)
+		if announced(t, tg, 5*time.Second, 6, q); len(tg.Calls("sendMessage")) != calls+1 {
 			t.Errorf("the failed post was tried again: %d calls, then %d", calls, len(tg.Calls("sendMessage")))
 		}
 	})
 }
 
-// Posts made before the bot was first connected to the chat are skipped;
-// posts made while every announcer is stopped afterwards are announced
-// when one starts again.
-func TestSkipsPostsBeforeTheBot(t *testing.T) {
+func TestLifecycle(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		tg := telegramtest.Start(t, token)
-		old := createPost(t, st, "made before the bot", nil)
-		a := start(t, st, tg, fast)
-		first := createPost(t, st, "made with the bot", nil)
-		waitAnnounced(t, tg, 5*time.Second, first)
+		// Posts made before the bot first connected to the chat are skipped.
+		old := createPost(t, st, "made before the bot", false)
+		a, b := start(t, st, tg, fast), start(t, st, tg, fast)
+		first := createPost(t, st, "made with the bot", false)
+		announced(t, tg, 5*time.Second, 1, first)
 		waitRecord(t, st, old.ID, store.AnnouncementSkipped)
-		waitMetric(t, a, "extagram_telegram_announcements_skipped_total", 1)
-		a.stop()
-		down := createPost(t, st, "made while no announcer ran", nil)
-		start(t, st, tg, fast)
-		byPost := waitAnnounced(t, tg, 5*time.Second, first, down)
-		checkOnce(t, byPost, 2)
-	})
-}
+		waitMetric(t, "extagram_telegram_announcements_skipped_total", 1, a, b)
 
-// An announcer asked to stop while a send is in flight lets it finish and
-// records it: nobody sends it again.
-func TestStopFinishesTheSend(t *testing.T) {
-	forEachStore(t, func(t *testing.T, st store.Store) {
-		tg := telegramtest.Start(t, token)
-		tg.SetFault("sendPhoto", telegramtest.Fault{Hang: true})
-		a := start(t, st, tg, fast)
-		p := createPost(t, st, "in flight at shutdown", testutil.PNG(t, 8, 6))
-		if _, err := tg.Wait(t.Context(), func(calls []telegramtest.Call) bool { return len(tg.Calls("sendPhoto")) == 1 }); err != nil {
-			t.Fatal(err)
+		// Two announcers, 50 posts made while they run: each announced once.
+		var posts []store.Post
+		for i := range 50 {
+			posts = append(posts, createPost(t, st, fmt.Sprintf("post %d", i+1), i%5 == 0))
 		}
+		announced(t, tg, 30*time.Second, 51, posts...)
+		waitMetric(t, "extagram_telegram_announcements_pending", 0, a)
+		waitMetric(t, "extagram_telegram_announcements_sent_total", 51, a, b)
+
+		// Telegram out of reach for a few times the longest backoff: nothing
+		// sent, the outbox ages, every post is announced once afterwards.
+		tg.SetFault("", telegramtest.Fault{Drop: true})
+		calls, sent := len(tg.Calls("")), len(tg.Sent())
+		posts = nil
+		for i := range 5 {
+			posts = append(posts, createPost(t, st, fmt.Sprintf("during the outage %d", i), true))
+		}
+		testutil.Eventually(t, 20*time.Second, "the outbox 3 s old with attempts during the outage", func() bool {
+			return metric(t, "extagram_telegram_announcements_oldest_pending_age_seconds", a) >= 3 && len(tg.Calls("")) >= calls+3
+		})
+		if len(tg.Sent()) != sent {
+			t.Fatal("messages sent during the outage")
+		}
+		if got := metric(t, "extagram_telegram_announcements_pending", a); got != 5 {
+			t.Errorf("pending during the outage: %v, want 5", got)
+		}
+		tg.SetFault("", telegramtest.Fault{})
+		announced(t, tg, 30*time.Second, 56, posts...)
+		if metric(t, "extagram_telegram_announcement_errors_total", a, b) < 1 {
+			t.Error("no failed send counted")
+		}
+
+		// Stopping lets the send in flight finish and be recorded; posts made
+		// while none runs are announced when one starts, nothing twice.
+		b.stop()
+		tg.SetFault("sendPhoto", telegramtest.Fault{Hang: true})
+		p := createPost(t, st, "in flight at shutdown", true)
+		waitCall(t, tg, func(c telegramtest.Call) bool {
+			return c.Status == 0 && strings.Contains(c.Params["caption"], p.ID.String())
+		})
 		stopped := make(chan struct{})
 		go func() { a.stop(); close(stopped) }()
 		select {
@@ -353,34 +282,11 @@ func TestStopFinishesTheSend(t *testing.T) {
 		}
 		tg.SetFault("sendPhoto", telegramtest.Fault{})
 		<-stopped
-		r := waitRecord(t, st, p.ID, store.AnnouncementSent)
-		start(t, st, tg, fast)
-		q := createPost(t, st, "after the restart", nil)
-		byPost := waitAnnounced(t, tg, 5*time.Second, p, q)
-		checkOnce(t, byPost, 2)
-		if r.MessageID == 0 {
+		if r := waitRecord(t, st, p.ID, store.AnnouncementSent); r.MessageID == 0 {
 			t.Errorf("record %+v", r)
 		}
-	})
-}
-
-// Telegram refusing a photo (400) does not lose the post: it is announced
-// in words. A text too long for a caption is cut to fit, link kept.
-func TestPhotoRefusedAndLongText(t *testing.T) {
-	forEachStore(t, func(t *testing.T, st store.Store) {
-		tg := telegramtest.Start(t, token)
+		down := createPost(t, st, "made while no announcer ran", false)
 		start(t, st, tg, fast)
-		long := createPost(t, st, strings.Repeat("😀", contract.MaxTextLen), testutil.PNG(t, 8, 6))
-		byPost := waitAnnounced(t, tg, 5*time.Second, long)
-		if c := byPost[long.ID.String()][0]; c.Method != "sendPhoto" || !strings.HasSuffix(c.Params["caption"], "…\n\n"+site+"/posts/"+long.ID.String()) {
-			t.Errorf("long caption: %s %q", c.Method, c.Params["caption"])
-		}
-		tg.SetFault("sendPhoto", telegramtest.Fault{Status: 400})
-		refused := createPost(t, st, "a photo Telegram will not show", testutil.PNG(t, 8, 6))
-		byPost = waitAnnounced(t, tg, 5*time.Second, long, refused)
-		checkOnce(t, byPost, 2)
-		if c := byPost[refused.ID.String()][0]; c.Method != "sendMessage" || !strings.HasPrefix(c.Params["text"], "a photo Telegram will not show\n\n") {
-			t.Errorf("refused photo announced as %s %v", c.Method, c.Params)
-		}
+		announced(t, tg, 5*time.Second, 58, p, down)
 	})
 }

@@ -1,30 +1,20 @@
 // Package telegramtest is a stand-in for the Telegram Bot API, for tests:
-// an HTTP server on 127.0.0.1 with Telegram's URL layout
-// (/bot<TOKEN>/<method>, /file/bot<TOKEN>/<path>) and JSON shapes for
-// getMe, sendMessage, sendPhoto, getUpdates (a long poll; a second poller
-// while one waits gets 409 Conflict, as from Telegram), getFile, the file
-// download, setWebhook and deleteWebhook (with a webhook set, updates are
-// POSTed to it with the secret header, as Telegram does). Parameters are
-// read from a query, a URL-encoded or multipart form, or a JSON body, the
-// ways Bot API clients send them.
-//
-// It records every call, lets a test play a user who sends the bot a text,
-// a photo or a file, and can be told to fail: answer an HTTP error (429
-// with retry_after, 500, ...), hang, or drop the connection as a server
-// that is down does.
+// Telegram's URL layout (/bot<TOKEN>/<method>, /file/bot<TOKEN>/<path>)
+// and JSON shapes for getMe, sendMessage, sendPhoto, getUpdates (a long
+// poll; a second poller gets 409), getFile, the file download (recorded as
+// method "file"), setWebhook and deleteWebhook (updates are then POSTed to
+// the webhook with the secret header). It records every call, plays users
+// who send the bot a text, a photo or a file, and can be told to fail.
 package telegramtest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
-	_ "image/gif" // photo sizes of the photos a test sends
-	_ "image/jpeg"
-	_ "image/png"
 	"io"
 	"mime"
 	"net"
@@ -37,6 +27,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf16"
 
 	"github.com/go-telegram/bot/models"
 )
@@ -44,27 +35,17 @@ import (
 // Call is one request to a method.
 type Call struct {
 	Method string
-	// Params are the request's fields; JSON values other than strings are
-	// kept as their JSON text.
-	Params map[string]string
-	// Files are the uploaded files of a multipart request, by field.
-	Files map[string]File
-	// Status is the HTTP status answered; 0 while the call hangs, and for
-	// good when the client went away without an answer or the connection
-	// was dropped.
+	Params map[string]string // JSON values other than strings as JSON text
+	Files  map[string]File   // the uploaded files of a multipart request
+	// Status is the HTTP status answered: 0 while the call hangs, and for
+	// good when the connection was dropped or the client went away.
 	Status int
-	// Delivered is true when the call took effect: a message was sent
-	// (sendMessage, sendPhoto), whether or not its answer reached the
-	// client.
+	// Delivered: the call sent a message, whether or not its answer
+	// reached the client.
 	Delivered bool
-	// MessageID is the id of a delivered message.
-	MessageID int
-	// Gone is true when the client went away (gave up, or died) while the
-	// call hung, without an answer.
-	Gone bool
-	// Updates are the ids of the updates a getUpdates call returned.
-	Updates []int64
-	Time    time.Time
+	MessageID int  // of a delivered message
+	Gone      bool // the client went away while the call hung
+	Time      time.Time
 }
 
 // File is an uploaded file.
@@ -75,93 +56,50 @@ type File struct {
 
 // Fault is how calls are answered instead of normally.
 type Fault struct {
-	// Status, when not 0, answers with this HTTP status and Telegram's
-	// error body; a 429 carries RetryAfter (seconds) in its parameters.
-	Status     int
-	RetryAfter int
-	// Hang leaves calls without an answer until the fault is changed (then
-	// they are answered as the new setting says) or the client goes away
-	// (then they take no effect, and are marked Gone).
-	Hang bool
-	// Deliver, with Hang, makes a message call take effect before it
-	// hangs: the message is sent, its answer never arrives.
-	Deliver bool
-	// Drop closes the connection without an answer, as a server that is
-	// down (or a network that breaks) would.
-	Drop bool
+	Status     int // an HTTP error with Telegram's body, when not 0
+	RetryAfter int // seconds, in a 429's parameters
+	// Hang leaves calls without an answer until the fault changes (then
+	// they are answered as the new setting says) or the client goes away.
+	Hang    bool
+	Deliver bool // with Hang: the message is sent, its answer never comes
+	Drop    bool // the connection is closed without an answer
 }
 
 // Server is a running stand-in.
 type Server struct {
-	// URL is the API's base URL, for the client's API URL setting.
-	URL string
-	// Token is the bot token it accepts; other tokens get 401.
-	Token string
+	URL   string // the API's base URL, for the client's API URL setting
+	token string // the bot token it accepts; others get 401
+	srv   *httptest.Server
 
-	srv     *httptest.Server
-	closing chan struct{}
-
-	mu      sync.Mutex
-	changed chan struct{} // closed and replaced on every change
-	calls   []*Call
-	faults  map[string]Fault // by method; "" for every method
-	release chan struct{}    // closed when the faults change
-	nextMsg map[string]int   // next message id by chat
-	files   map[string][]byte
-	fileSeq int
-	// updates are those not yet confirmed; nextUpdate the next id.
-	updates    []models.Update
+	mu         sync.Mutex
+	changed    chan struct{} // closed and replaced on every change
+	calls      []*Call
+	faults     map[string]Fault // by method; "" for every method
+	nextMsg    map[string]int   // next message id by chat
+	files      map[string][]byte
+	updates    []models.Update // not yet confirmed
 	nextUpdate int64
 	polling    bool // a getUpdates call is waiting
-	webhook    webhook
-	deliverer  chan struct{} // closed to stop the webhook deliverer
-	delivering sync.WaitGroup
+	hook       webhook
 }
 
-type webhook struct {
-	url, secret string
-}
+type webhook struct{ url, secret string }
 
-// New starts a stand-in that accepts token.
-func New(token string) *Server {
-	s := &Server{
-		Token:      token,
-		closing:    make(chan struct{}),
-		changed:    make(chan struct{}),
-		faults:     map[string]Fault{},
-		release:    make(chan struct{}),
-		nextMsg:    map[string]int{},
-		files:      map[string][]byte{},
-		nextUpdate: 100001,
-	}
+// Start starts a stand-in that accepts token, closed when the test ends:
+// calls that still hang then end as Gone.
+func Start(t testing.TB, token string) *Server {
+	s := &Server{token: token, changed: make(chan struct{}), faults: map[string]Fault{},
+		nextMsg: map[string]int{}, files: map[string][]byte{}, nextUpdate: 100001}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
+	done := make(chan struct{})
+	go s.deliverHooks(t.Context(), done)
+	t.Cleanup(func() {
+		<-done
+		s.srv.CloseClientConnections() // ends the hangs and long polls
+		s.srv.Close()
+	})
 	return s
-}
-
-// Start starts a stand-in that is closed when the test ends.
-func Start(t testing.TB, token string) *Server {
-	s := New(token)
-	t.Cleanup(s.Close)
-	return s
-}
-
-// Close answers the calls that hang with 503, stops the webhook deliverer
-// and the server.
-func (s *Server) Close() {
-	s.mu.Lock()
-	select {
-	case <-s.closing:
-		s.mu.Unlock()
-		return
-	default:
-	}
-	close(s.closing)
-	s.stopDeliverer()
-	s.mu.Unlock()
-	s.delivering.Wait()
-	s.srv.CloseClientConnections()
-	s.srv.Close()
 }
 
 // SetFault makes calls of method ("" for every method without a fault of
@@ -175,52 +113,33 @@ func (s *Server) SetFault(method string, f Fault) {
 	} else {
 		s.faults[method] = f
 	}
-	close(s.release)
-	s.release = make(chan struct{})
+	s.notify()
 }
 
-func (s *Server) faultFor(method string) (Fault, chan struct{}) {
-	f, ok := s.faults[method]
-	if !ok {
-		f = s.faults[""]
+func (s *Server) fault(method string) Fault {
+	if f, ok := s.faults[method]; ok {
+		return f
 	}
-	return f, s.release
+	return s.faults[""]
 }
 
-// Calls returns the calls of method so far ("" for every call), in the
-// order they arrived.
+// Calls returns the calls of method ("" for every call) in arrival order.
 func (s *Server) Calls(method string) []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.callsLocked(method)
-}
-
-func (s *Server) callsLocked(method string) []Call {
 	var out []Call
 	for _, c := range s.calls {
 		if method == "" || c.Method == method {
-			out = append(out, cloneCall(c))
+			out = append(out, *c)
 		}
 	}
 	return out
-}
-
-func cloneCall(c *Call) Call {
-	cc := *c
-	cc.Updates = slices.Clone(c.Updates)
-	return cc
 }
 
 // Sent returns the messages the bot sent (sendMessage and sendPhoto calls
 // that took effect), in order.
 func (s *Server) Sent() []Call {
-	var out []Call
-	for _, c := range s.Calls("") {
-		if c.Delivered {
-			out = append(out, c)
-		}
-	}
-	return out
+	return slices.DeleteFunc(s.Calls(""), func(c Call) bool { return !c.Delivered })
 }
 
 // Wait returns the calls once cond holds for them, checking at every new
@@ -228,20 +147,20 @@ func (s *Server) Sent() []Call {
 func (s *Server) Wait(ctx context.Context, cond func(calls []Call) bool) ([]Call, error) {
 	for {
 		s.mu.Lock()
-		calls, changed := s.callsLocked(""), s.changed
+		changed := s.changed // taken first: a change after it closes it
 		s.mu.Unlock()
-		if cond(calls) {
+		if calls := s.Calls(""); cond(calls) {
 			return calls, nil
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return calls, fmt.Errorf("telegramtest: condition not met: %w", ctx.Err())
+			return s.Calls(""), fmt.Errorf("telegramtest: condition not met: %w", ctx.Err())
 		}
 	}
 }
 
-// notify wakes Wait; s.mu must be held.
+// notify wakes the waiters; s.mu must be held.
 func (s *Server) notify() {
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -251,16 +170,14 @@ func (s *Server) notify() {
 func (s *Server) Webhook() (url, secret string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.webhook.url, s.webhook.secret
+	return s.hook.url, s.hook.secret
 }
 
-// AddFile stores data as a file the bot may fetch with getFile, and
-// returns its file_id.
+// AddFile stores data as a file for getFile, and returns its file_id.
 func (s *Server) AddFile(data []byte) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.fileSeq++
-	id := fmt.Sprintf("file-%d", s.fileSeq)
+	id := fmt.Sprintf("file-%d", len(s.files)+1)
 	s.files[id] = data
 	return id
 }
@@ -270,9 +187,7 @@ func (s *Server) AddFile(data []byte) string {
 func (s *Server) PushUpdate(u models.Update) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if u.ID == 0 {
-		u.ID = s.nextUpdate
-	}
+	u.ID = cmp.Or(u.ID, s.nextUpdate)
 	s.nextUpdate = max(s.nextUpdate, u.ID+1)
 	s.updates = append(s.updates, u)
 	s.notify()
@@ -283,8 +198,7 @@ func (s *Server) PushUpdate(u models.Update) int64 {
 func (s *Server) UserText(chat, user int64, text string) models.Update {
 	m := s.UserMessage(chat, user)
 	m.Text = text
-	if strings.HasPrefix(text, "/") {
-		cmd, _, _ := strings.Cut(text, " ")
+	if cmd, _, _ := strings.Cut(text, " "); strings.HasPrefix(cmd, "/") {
 		m.Entities = []models.MessageEntity{{Type: models.MessageEntityTypeBotCommand, Offset: 0, Length: len(cmd)}}
 	}
 	return s.push(m)
@@ -294,24 +208,17 @@ func (s *Server) UserText(chat, user int64, text string) models.Update {
 // caption in chat, and returns the update.
 func (s *Server) UserPhoto(chat, user int64, photo []byte, caption string) models.Update {
 	id := s.AddFile(photo)
-	size := models.PhotoSize{FileID: id, FileUniqueID: "u" + id, FileSize: len(photo)}
-	if cfg, _, err := image.DecodeConfig(bytes.NewReader(photo)); err == nil {
-		size.Width, size.Height = cfg.Width, cfg.Height
-	}
 	m := s.UserMessage(chat, user)
-	m.Photo = []models.PhotoSize{size}
-	m.Caption = caption
+	m.Photo, m.Caption = []models.PhotoSize{{FileID: id, FileUniqueID: "u" + id, FileSize: len(photo)}}, caption
 	return s.push(m)
 }
 
-// UserFile plays user sending a file (a document: sent as a file, not
-// compressed) named name, of type mimeType, with caption in chat, and
-// returns the update.
+// UserFile plays user sending a file (a document: not compressed) named
+// name, of type mimeType, with caption in chat, and returns the update.
 func (s *Server) UserFile(chat, user int64, name, mimeType string, data []byte, caption string) models.Update {
 	id := s.AddFile(data)
 	m := s.UserMessage(chat, user)
-	m.Document = &models.Document{FileID: id, FileUniqueID: "u" + id, FileName: name, MimeType: mimeType, FileSize: int64(len(data))}
-	m.Caption = caption
+	m.Document, m.Caption = &models.Document{FileID: id, FileUniqueID: "u" + id, FileName: name, MimeType: mimeType, FileSize: int64(len(data))}, caption
 	return s.push(m)
 }
 
@@ -321,9 +228,8 @@ func (s *Server) push(m *models.Message) models.Update {
 	return u
 }
 
-// UserMessage returns a new message of user in chat (a private chat when
-// they are the same), with the chat's next message id, for a test to fill
-// in and queue with PushUpdate.
+// UserMessage returns a new message of user in chat (private when they are
+// the same), for a test to fill in and queue with PushUpdate.
 func (s *Server) UserMessage(chat, user int64) *models.Message {
 	s.mu.Lock()
 	key := strconv.FormatInt(chat, 10)
@@ -334,37 +240,8 @@ func (s *Server) UserMessage(chat, user int64) *models.Message {
 	if chat != user {
 		c = models.Chat{ID: chat, Type: models.ChatTypeSupergroup, Title: "Test group"}
 	}
-	return &models.Message{
-		ID:   id,
-		Date: int(time.Now().Unix()),
-		Chat: c,
-		From: &models.User{ID: user, FirstName: "Test", Username: "user" + strconv.FormatInt(user, 10)},
-	}
-}
-
-// Pending returns the ids of the updates not yet confirmed by a getUpdates
-// offset or a webhook answer.
-func (s *Server) Pending() []int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var ids []int64
-	for _, u := range s.updates {
-		ids = append(ids, u.ID)
-	}
-	return ids
-}
-
-// apiResponse is the Bot API's answer.
-type apiResponse struct {
-	OK          bool            `json:"ok"`
-	Result      any             `json:"result,omitempty"`
-	ErrorCode   int             `json:"error_code,omitempty"`
-	Description string          `json:"description,omitempty"`
-	Parameters  *responseParams `json:"parameters,omitempty"`
-}
-
-type responseParams struct {
-	RetryAfter int `json:"retry_after,omitempty"`
+	from := &models.User{ID: user, FirstName: "Test", Username: "user" + strconv.FormatInt(user, 10)}
+	return &models.Message{ID: id, Date: int(time.Now().Unix()), Chat: c, From: from}
 }
 
 // apiError is a Bot API error answer.
@@ -375,132 +252,99 @@ type apiError struct {
 }
 
 func errorFor(code int, retryAfter int) *apiError {
-	desc := map[int]string{
-		http.StatusBadRequest:          "Bad Request",
-		http.StatusUnauthorized:        "Unauthorized",
-		http.StatusForbidden:           "Forbidden: bot was blocked by the user",
-		http.StatusNotFound:            "Not Found",
-		http.StatusConflict:            "Conflict",
-		http.StatusTooManyRequests:     "Too Many Requests: retry after " + strconv.Itoa(retryAfter),
-		http.StatusInternalServerError: "Internal Server Error",
-		http.StatusBadGateway:          "Bad Gateway",
-	}[code]
-	if desc == "" {
-		desc = http.StatusText(code)
-	}
-	return &apiError{code: code, description: desc, retryAfter: retryAfter}
+	return &apiError{code, http.StatusText(code), retryAfter}
+}
+
+func badRequest(why string) *apiError {
+	return &apiError{http.StatusBadRequest, "Bad Request: " + why, 0}
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	if rest, ok := strings.CutPrefix(r.URL.Path, "/file/bot"); ok {
-		s.serveFile(w, r, rest)
-		return
-	}
-	rest, ok := strings.CutPrefix(r.URL.Path, "/bot")
-	token, method, ok2 := strings.Cut(rest, "/")
-	if !ok || !ok2 {
-		writeAPI(w, nil, errorFor(http.StatusNotFound, 0))
-		return
-	}
-	if token != s.Token {
-		writeAPI(w, nil, errorFor(http.StatusUnauthorized, 0))
-		return
-	}
+	// The body is read first: the server notices a client that goes away
+	// (r.Context ends) only once it is.
 	params, files, err := readParams(r)
-	if err != nil {
-		writeAPI(w, nil, &apiError{code: http.StatusBadRequest, description: "Bad Request: " + err.Error()})
+	path, isFile := strings.CutPrefix(r.URL.Path, "/file")
+	rest, ok := strings.CutPrefix(path, "/bot")
+	token, method, ok2 := strings.Cut(rest, "/")
+	switch {
+	case !ok || !ok2:
+		s.answer(w, nil, nil, errorFor(http.StatusNotFound, 0))
 		return
+	case token != s.token:
+		s.answer(w, nil, nil, errorFor(http.StatusUnauthorized, 0))
+		return
+	case err != nil:
+		s.answer(w, nil, nil, badRequest(err.Error()))
+		return
+	}
+	if isFile {
+		method, params = "file", map[string]string{"path": method}
 	}
 	call := &Call{Method: method, Params: params, Files: files, Time: time.Now()}
 	s.mu.Lock()
 	s.calls = append(s.calls, call)
 	s.notify()
-	fault, release := s.faultFor(method)
-	s.mu.Unlock()
-
-	for fault.Hang {
-		if fault.Deliver && !call.Delivered && isMessage(method) {
-			s.mu.Lock()
+	f := s.fault(method)
+	for f.Hang {
+		if f.Deliver && !call.Delivered && (method == "sendMessage" || method == "sendPhoto") {
 			s.deliver(call)
-			s.mu.Unlock()
 		}
+		changed := s.changed
+		s.mu.Unlock()
 		select {
-		case <-release:
-			if r.Context().Err() == nil {
-				s.mu.Lock()
-				fault, release = s.faultFor(method)
-				s.mu.Unlock()
-				continue
-			}
-			s.gone(call)
-			return
+		case <-changed:
 		case <-r.Context().Done():
-			s.gone(call)
-			return
-		case <-s.closing:
-			s.answer(w, call, nil, errorFor(http.StatusServiceUnavailable, 0))
+		}
+		s.mu.Lock()
+		if r.Context().Err() != nil {
+			call.Gone = true
+			s.notify()
+			s.mu.Unlock()
 			return
 		}
+		f = s.fault(method)
 	}
+	s.mu.Unlock()
 	switch {
-	case fault.Drop:
-		dropConnection(w)
-		return
-	case fault.Status != 0:
-		s.answer(w, call, nil, errorFor(fault.Status, fault.RetryAfter))
-		return
+	case f.Drop:
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(http.ErrAbortHandler) // which drops the connection too
+		}
+		_ = conn.(*net.TCPConn).SetLinger(0) // a reset, as from a port nothing listens on
+		conn.Close()
+	case f.Status != 0:
+		s.answer(w, call, nil, errorFor(f.Status, f.RetryAfter))
+	default:
+		result, apiErr := s.method(r.Context(), call)
+		s.answer(w, call, result, apiErr)
 	}
-	result, apiErr := s.method(r.Context(), call)
-	s.answer(w, call, result, apiErr)
 }
 
-// gone records that the client of a hanging call went away: the call
-// stays without an answer (Status 0), and takes no effect unless it
-// already had.
-func (s *Server) gone(call *Call) {
-	s.mu.Lock()
-	call.Gone = true
-	s.notify()
-	s.mu.Unlock()
-}
-
-func isMessage(method string) bool { return method == "sendMessage" || method == "sendPhoto" }
-
-// answer writes the answer and records its status.
-func (s *Server) answer(w http.ResponseWriter, call *Call, result any, apiErr *apiError) {
-	code := writeAPI(w, result, apiErr)
-	s.mu.Lock()
-	call.Status = code
-	s.notify()
-	s.mu.Unlock()
-}
-
-func writeAPI(w http.ResponseWriter, result any, apiErr *apiError) int {
-	resp := apiResponse{OK: true, Result: result}
-	code := http.StatusOK
-	if apiErr != nil {
-		code = apiErr.code
-		resp = apiResponse{ErrorCode: apiErr.code, Description: apiErr.description}
-		if apiErr.retryAfter > 0 {
-			resp.Parameters = &responseParams{RetryAfter: apiErr.retryAfter}
+// answer writes the Bot API's answer (a file as is), and records it.
+func (s *Server) answer(w http.ResponseWriter, call *Call, result any, e *apiError) {
+	code, resp := http.StatusOK, map[string]any{"ok": true, "result": result}
+	if e != nil {
+		code, resp = e.code, map[string]any{"ok": false, "error_code": e.code, "description": e.description}
+		if e.retryAfter > 0 {
+			resp["parameters"] = map[string]int{"retry_after": e.retryAfter}
 		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(resp)
-	return code
-}
-
-// dropConnection closes the connection without an answer.
-func dropConnection(w http.ResponseWriter) {
-	conn, _, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		panic(http.ErrAbortHandler)
+	if data, ok := result.([]byte); ok {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		_, _ = w.Write(data)
+	} else {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(resp)
 	}
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0) // a reset, as from a port nothing listens on
+	if call != nil {
+		s.mu.Lock()
+		call.Status = code
+		s.notify()
+		s.mu.Unlock()
 	}
-	conn.Close()
 }
 
 // method runs an API method.
@@ -509,79 +353,64 @@ func (s *Server) method(ctx context.Context, call *Call) (any, *apiError) {
 	switch call.Method {
 	case "getMe":
 		return models.User{ID: 7000001, IsBot: true, FirstName: "Extagram test bot", Username: "extagram_test_bot"}, nil
-	case "sendMessage":
-		if strings.TrimSpace(p["text"]) == "" {
-			return nil, &apiError{code: 400, description: "Bad Request: message text is empty"}
+	case "sendMessage", "sendPhoto":
+		text, limit := p["text"], 4096
+		if _, ok := call.Files["photo"]; call.Method == "sendPhoto" && !ok && p["photo"] == "" {
+			return nil, badRequest("there is no photo in the request")
+		} else if call.Method == "sendPhoto" {
+			text, limit = p["caption"], 1024
+		} else if strings.TrimSpace(text) == "" {
+			return nil, badRequest("message text is empty")
 		}
-		if utf16Len(p["text"]) > 4096 {
-			return nil, &apiError{code: 400, description: "Bad Request: message is too long"}
+		if len(utf16.Encode([]rune(text))) > limit {
+			return nil, badRequest("message is too long")
 		}
-		return s.sendMessage(call)
-	case "sendPhoto":
-		if _, ok := call.Files["photo"]; !ok && p["photo"] == "" {
-			return nil, &apiError{code: 400, description: "Bad Request: there is no photo in the request"}
-		}
-		if utf16Len(p["caption"]) > 1024 {
-			return nil, &apiError{code: 400, description: "Bad Request: message caption is too long"}
-		}
-		return s.sendMessage(call)
+		return s.sendMessage(call), nil
 	case "getUpdates":
 		return s.getUpdates(ctx, call)
-	case "getFile":
+	case "getFile", "file":
+		id := cmp.Or(p["file_id"], strings.TrimPrefix(p["path"], "documents/"))
 		s.mu.Lock()
-		data, ok := s.files[p["file_id"]]
+		data, ok := s.files[id]
 		s.mu.Unlock()
-		if !ok {
-			return nil, &apiError{code: 400, description: "Bad Request: invalid file_id"}
+		switch {
+		case !ok:
+			return nil, badRequest("invalid file_id")
+		case call.Method == "file":
+			return data, nil
 		}
-		if len(data) > 20<<20 {
-			return nil, &apiError{code: 400, description: "Bad Request: file is too big"}
-		}
-		return models.File{FileID: p["file_id"], FileUniqueID: "u" + p["file_id"], FileSize: int64(len(data)), FilePath: "documents/" + p["file_id"]}, nil
-	case "setWebhook":
-		u, err := url.Parse(p["url"])
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return nil, &apiError{code: 400, description: "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"}
+		return models.File{FileID: id, FileUniqueID: "u" + id, FileSize: int64(len(data)), FilePath: "documents/" + id}, nil
+	case "setWebhook", "deleteWebhook":
+		hook := webhook{p["url"], p["secret_token"]}
+		if u, err := url.Parse(hook.url); call.Method == "setWebhook" && (err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "") {
+			return nil, badRequest("bad webhook: An HTTPS URL must be provided for webhook")
 		}
 		s.mu.Lock()
-		s.stopDeliverer()
-		if p["drop_pending_updates"] == "true" {
-			s.updates = nil
-		}
-		s.webhook = webhook{url: p["url"], secret: p["secret_token"]}
-		s.startDeliverer()
-		s.mu.Unlock()
-		return true, nil
-	case "deleteWebhook":
-		s.mu.Lock()
-		s.stopDeliverer()
-		s.webhook = webhook{}
-		if p["drop_pending_updates"] == "true" {
-			s.updates = nil
-		}
-		s.mu.Unlock()
+		defer s.mu.Unlock()
+		s.hook = hook
 		return true, nil
 	}
 	return nil, errorFor(http.StatusNotFound, 0)
 }
 
-// sendMessage delivers a message (if a hang has not already) and returns
-// it.
-func (s *Server) sendMessage(call *Call) (any, *apiError) {
+// sendMessage delivers a message (if a hang has not) and returns it.
+func (s *Server) sendMessage(call *Call) models.Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !call.Delivered {
 		s.deliver(call)
 	}
 	chat := call.Params["chat_id"]
-	m := models.Message{ID: call.MessageID, Date: int(call.Time.Unix()), Chat: chatOf(chat)}
+	m := models.Message{ID: call.MessageID, Date: int(call.Time.Unix()), Text: call.Params["text"]}
+	m.Chat.ID, _ = strconv.ParseInt(chat, 10, 64)
+	if name, ok := strings.CutPrefix(chat, "@"); ok {
+		m.Chat.ID, m.Chat.Type, m.Chat.Username = -1009999999999, models.ChatTypeChannel, name
+	}
 	if call.Method == "sendPhoto" {
 		m.Caption = call.Params["caption"]
 		m.Photo = []models.PhotoSize{{FileID: fmt.Sprintf("sent-%s-%d", chat, call.MessageID), FileUniqueID: fmt.Sprintf("usent-%s-%d", chat, call.MessageID)}}
-	} else {
-		m.Text = call.Params["text"]
 	}
-	return m, nil
+	return m
 }
 
 // deliver records a message as sent; s.mu must be held.
@@ -592,222 +421,107 @@ func (s *Server) deliver(call *Call) {
 	s.notify()
 }
 
-func chatOf(chat string) models.Chat {
-	if id, err := strconv.ParseInt(chat, 10, 64); err == nil {
-		if id > 0 {
-			return models.Chat{ID: id, Type: models.ChatTypePrivate}
-		}
-		return models.Chat{ID: id, Type: models.ChatTypeSupergroup, Title: "Test group"}
-	}
-	return models.Chat{ID: -1009999999999, Type: models.ChatTypeChannel, Username: strings.TrimPrefix(chat, "@"), Title: "Test channel"}
-}
-
-// getUpdates confirms the updates before offset, then returns those after
-// it, waiting up to the call's timeout for one. Telegram allows one
-// poller: a call while another waits is answered 409.
+// getUpdates confirms the updates before offset, then returns the others,
+// waiting up to the call's timeout for one; one poller at a time.
 func (s *Server) getUpdates(ctx context.Context, call *Call) (any, *apiError) {
 	offset, _ := strconv.ParseInt(call.Params["offset"], 10, 64)
-	limit, _ := strconv.Atoi(call.Params["limit"])
-	if limit <= 0 || limit > 100 {
-		limit = 100
-	}
 	timeout, _ := strconv.Atoi(call.Params["timeout"])
-	timeout = min(max(timeout, 0), 50)
-	deadline := time.NewTimer(time.Duration(timeout) * time.Second)
-	defer deadline.Stop()
-
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(min(max(timeout, 0), 50))*time.Second)
+	defer cancel()
 	s.mu.Lock()
-	if s.webhook.url != "" {
-		s.mu.Unlock()
-		return nil, &apiError{code: 409, description: "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"}
-	}
-	if s.polling {
-		s.mu.Unlock()
-		return nil, &apiError{code: 409, description: "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"}
+	defer s.mu.Unlock()
+	if s.hook.url != "" || s.polling { // a webhook is set, or another poller waits
+		return nil, &apiError{409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running", 0}
 	}
 	s.polling = true
-	defer func() { s.polling = false; s.notify(); s.mu.Unlock() }()
+	defer func() { s.polling = false; s.notify() }()
 	for {
-		if offset > 0 {
-			s.updates = slices.DeleteFunc(s.updates, func(u models.Update) bool { return u.ID < offset })
-		}
-		out := []models.Update{}
-		for _, u := range s.updates {
-			if u.ID >= offset && len(out) < limit {
-				out = append(out, u)
-				call.Updates = append(call.Updates, u.ID)
-			}
-		}
-		if len(out) > 0 {
-			return out, nil
+		s.updates = slices.DeleteFunc(s.updates, func(u models.Update) bool { return u.ID < offset })
+		if len(s.updates) > 0 || ctx.Err() != nil {
+			return append([]models.Update{}, s.updates...), nil
 		}
 		changed := s.changed
 		s.mu.Unlock()
 		select {
 		case <-changed:
-			s.mu.Lock()
-		case <-deadline.C:
-			s.mu.Lock()
-			return out, nil
 		case <-ctx.Done():
-			s.mu.Lock()
-			return out, nil
-		case <-s.closing:
-			s.mu.Lock()
-			return out, nil
 		}
+		s.mu.Lock()
 	}
 }
 
-// startDeliverer POSTs the pending updates to the webhook, in order, until
-// stopped; s.mu must be held.
-func (s *Server) startDeliverer() {
-	stop := make(chan struct{})
-	s.deliverer = stop
-	hook := s.webhook
-	client := &http.Client{
-		Timeout:   30 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, //nolint:gosec // the site under test has a self-signed certificate
-	}
-	s.delivering.Add(1)
-	go func() {
-		defer s.delivering.Done()
-		defer client.CloseIdleConnections()
-		pause := 50 * time.Millisecond
-		for {
-			s.mu.Lock()
-			var next *models.Update
-			if len(s.updates) > 0 {
-				u := s.updates[0]
-				next = &u
+// deliverHooks POSTs the pending updates in order to the webhook, when one
+// is set, every 50 ms until ctx ends.
+func (s *Server) deliverHooks(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the site under test has a self-signed certificate
+	defer client.CloseIdleConnections()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+		s.mu.Lock()
+		hook, pending := s.hook, slices.Clone(s.updates)
+		s.mu.Unlock()
+		for _, u := range pending {
+			body, _ := json.Marshal(u) // models.Update always encodes
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook.url, bytes.NewReader(body))
+			if hook.url == "" || err != nil {
+				break
 			}
-			changed := s.changed
+			req.Header.Set("Content-Type", "application/json")
+			if hook.secret != "" {
+				req.Header.Set("X-Telegram-Bot-Api-Secret-Token", hook.secret)
+			}
+			resp, err := client.Do(req)
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			if err != nil || resp.StatusCode/100 != 2 {
+				break
+			}
+			s.mu.Lock()
+			s.updates = slices.DeleteFunc(s.updates, func(v models.Update) bool { return v.ID == u.ID })
+			s.notify()
 			s.mu.Unlock()
-			if next == nil {
-				select {
-				case <-changed:
-					continue
-				case <-stop:
-					return
-				}
-			}
-			if post(client, hook, next) == nil {
-				s.mu.Lock()
-				s.updates = slices.DeleteFunc(s.updates, func(u models.Update) bool { return u.ID == next.ID })
-				s.notify()
-				s.mu.Unlock()
-				pause = 50 * time.Millisecond
-				continue
-			}
-			select {
-			case <-time.After(pause):
-				pause = min(2*pause, 2*time.Second)
-			case <-stop:
-				return
-			}
 		}
-	}()
-}
-
-// stopDeliverer stops the webhook deliverer, if any; s.mu must be held.
-func (s *Server) stopDeliverer() {
-	if s.deliverer != nil {
-		close(s.deliverer)
-		s.deliverer = nil
 	}
-}
-
-func post(client *http.Client, hook webhook, u *models.Update) error {
-	body, err := json.Marshal(u)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequest(http.MethodPost, hook.url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if hook.secret != "" {
-		req.Header.Set("X-Telegram-Bot-Api-Secret-Token", hook.secret)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return errors.New(resp.Status)
-	}
-	return nil
-}
-
-// serveFile serves /file/bot<TOKEN>/<path>.
-func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, rest string) {
-	token, path, ok := strings.Cut(rest, "/")
-	if !ok || token != s.Token {
-		http.Error(w, "Unauthorized", http.StatusUnauthorized)
-		return
-	}
-	s.mu.Lock()
-	data, found := s.files[strings.TrimPrefix(path, "documents/")]
-	call := &Call{Method: "file", Params: map[string]string{"path": path}, Time: time.Now()}
-	s.calls = append(s.calls, call)
-	fault, _ := s.faultFor("file")
-	s.notify()
-	s.mu.Unlock()
-	switch {
-	case fault.Drop:
-		dropConnection(w)
-		return
-	case fault.Status != 0:
-		http.Error(w, http.StatusText(fault.Status), fault.Status)
-	case !found:
-		http.Error(w, "Not Found", http.StatusNotFound)
-	default:
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-		_, _ = w.Write(data)
-	}
-	s.mu.Lock()
-	call.Status = http.StatusOK
-	if fault.Status != 0 {
-		call.Status = fault.Status
-	} else if !found {
-		call.Status = http.StatusNotFound
-	}
-	s.notify()
-	s.mu.Unlock()
 }
 
 // readParams reads a call's parameters from the query and a URL-encoded,
 // multipart or JSON body.
 func readParams(r *http.Request) (map[string]string, map[string]File, error) {
-	params := map[string]string{}
-	for k, v := range r.URL.Query() {
-		params[k] = v[0]
-	}
-	files := map[string]File{}
-	if r.Method != http.MethodPost {
-		return params, files, nil
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(body) == 0 {
-		return params, files, nil // a method without parameters
-	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	switch ct {
-	case "multipart/form-data":
-		if err := r.ParseMultipartForm(64 << 20); err != nil {
+	if err := r.ParseMultipartForm(64 << 20); err != nil && len(body) > 0 && !errors.Is(err, http.ErrNotMultipart) {
+		return nil, nil, err
+	}
+	params, files := map[string]string{}, map[string]File{}
+	for k, v := range r.Form {
+		params[k] = v[0]
+	}
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/json" {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(body, &m); err != nil {
 			return nil, nil, err
 		}
-		for k, v := range r.MultipartForm.Value {
-			params[k] = v[0]
+		for k, raw := range m {
+			var str string
+			if json.Unmarshal(raw, &str) != nil {
+				str = string(raw)
+			}
+			params[k] = str
 		}
+	}
+	if r.MultipartForm != nil {
 		for k, fhs := range r.MultipartForm.File {
 			f, err := fhs[0].Open()
 			if err != nil {
@@ -820,38 +534,6 @@ func readParams(r *http.Request) (map[string]string, map[string]File, error) {
 			}
 			files[k] = File{Name: fhs[0].Filename, Data: data}
 		}
-	case "application/x-www-form-urlencoded":
-		if err := r.ParseForm(); err != nil {
-			return nil, nil, err
-		}
-		for k, v := range r.PostForm {
-			params[k] = v[0]
-		}
-	case "application/json":
-		var m map[string]json.RawMessage
-		if err := json.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&m); err != nil {
-			return nil, nil, err
-		}
-		for k, raw := range m {
-			var str string
-			if json.Unmarshal(raw, &str) == nil {
-				params[k] = str
-			} else {
-				params[k] = string(raw)
-			}
-		}
 	}
 	return params, files, nil
-}
-
-func utf16Len(s string) int {
-	n := 0
-	for _, r := range s {
-		if r >= 0x10000 {
-			n += 2
-		} else {
-			n++
-		}
-	}
-	return n
 }
