@@ -27,7 +27,6 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	kusttypes "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
-	"sigs.k8s.io/yaml"
 )
 
 const k8sDir = "kubernetes"
@@ -428,48 +427,6 @@ func TestComposeAndKubernetesAgree(t *testing.T) {
 				check(t, maps.Equal(c, k), "%s: compose runs %v, kubernetes %v", r, c, k)
 			}
 		}
-	}
-}
-
-// Prometheus in the cluster (observability/prometheus-kubernetes.yml) keeps the pods of every gRPC role,
-// named by their component label, which ask to be scraped on the port of their --metrics-addr.
-func TestKubernetesScrapeConfig(t *testing.T) {
-	var cfg struct {
-		ScrapeConfigs []struct {
-			RelabelConfigs []struct {
-				SourceLabels []string `json:"source_labels"`
-				Regex        string   `json:"regex"`
-				Action       string   `json:"action"`
-				TargetLabel  string   `json:"target_label"`
-			} `json:"relabel_configs"`
-		} `json:"scrape_configs"`
-	}
-	if err := yaml.Unmarshal(readFile(t, obsDir+"/prometheus-kubernetes.yml"), &cfg); err != nil {
-		t.Fatal(err)
-	}
-	var jobFromComponent bool
-	keptRoles := regexp.MustCompile(`^$`)
-	for _, sc := range cfg.ScrapeConfigs {
-		for _, rc := range sc.RelabelConfigs {
-			_, err := regexp.Compile(rc.Regex)
-			check(t, err == nil, "regex %q: %v", rc.Regex, err)
-			if slices.Equal(rc.SourceLabels, []string{"__meta_kubernetes_pod_label_app_kubernetes_io_component"}) {
-				jobFromComponent = jobFromComponent || rc.TargetLabel == "job"
-				if rc.Action == "keep" {
-					keptRoles = regexp.MustCompile("^(?:" + rc.Regex + ")$")
-				}
-			}
-		}
-	}
-	check(t, jobFromComponent, "no relabelling names the job after app.kubernetes.io/component")
-	b := loadK8s(t)
-	for _, role := range grpcRoles {
-		w := b.byRole(t, role)
-		metrics, _ := flagValue(w.c.Args, "metrics-addr")
-		a := w.pod.Annotations
-		check(t, w.pod.Labels["app.kubernetes.io/component"] == role && keptRoles.MatchString(role), "the scrape configuration drops the %s pods", role)
-		check(t, a["prometheus.io/scrape"] == "true" && a["prometheus.io/port"] == strconv.Itoa(addrPort(t, metrics)),
-			"%s: the pod's annotations %v do not ask for a scrape on the --metrics-addr %s", w.key, a, metrics)
 	}
 }
 
