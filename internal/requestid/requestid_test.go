@@ -27,8 +27,7 @@ func TestValid(t *testing.T) {
 	}
 }
 
-// TestThroughACall: the id the client's context carries reaches the
-// service's handler through the metadata; an invalid one does not.
+// TestThroughACall: the client context's id reaches the handler through the metadata; an invalid one does not.
 func TestThroughACall(t *testing.T) {
 	for sent, want := range map[string]string{"abc-1": "abc-1", "bad id": ""} {
 		out := Outgoing(NewContext(context.Background(), sent))
