@@ -29,8 +29,7 @@ const (
 	dbService  = "s7"
 )
 
-// The seed's servers and the extagram role each runs, and the two one-shots. S6 (static assets) is
-// embedded in the edge; S7 is MySQL.
+// The seed's servers (S6 is embedded in the edge, S7 is MySQL) by the role each runs, and the one-shots.
 var seedRoles = map[string]string{"s1": "edge", "s2": "feed", "s3": "feed", "s4": "upload", "s5": "blob", "migrate": "migrate", "certs": "certs"}
 
 var grpcRoles = []string{"edge", "feed", "upload", "blob"} // the roles on the mesh
@@ -220,8 +219,7 @@ func TestComposeTopology(t *testing.T) {
 		"s1 publishes %v, want exactly 443 on --https-addr %s and 80 on --http-addr %s", edge.Ports, https, http)
 	check(t, rp == "443", "--redirect-port %q, want 443 (the published HTTPS port)", rp)
 
-	// The edge dials dns:///ALIAS:PORT: Docker's DNS answers with every container that has the alias, so
-	// replicas added with --scale are found.
+	// The edge dials dns:///ALIAS:PORT, which Docker resolves to every container with the alias.
 	for r, minReplicas := range map[string]int{"feed": 2, "upload": 1, "blob": 1} {
 		target, ok := flag(edge, r+"-target")
 		check(t, ok, "s1 has no --%s-target", r)
@@ -339,14 +337,11 @@ func TestComposeHardening(t *testing.T) {
 	}
 }
 
-// TestComposeSecrets: a secret variable is required (or optional and empty), Compose refuses to run without
-// .env, a secret setting holds exactly a secret variable's value and none is on a command line or in the
-// image; the services log in with the data-only account and migrate with the DDL one, which s7's init
-// script creates from the variables it is given.
+// TestComposeSecrets: secrets come only from required (or optional, empty) variables, never on a command line
+// or in the image; the services log in with the data-only account and migrate with the DDL one of s7.
 func TestComposeSecrets(t *testing.T) {
 	m := loadComposeModel(t)
-	// A secret's reference fails when empty or unset, or (an optional secret, whose absence turns a feature
-	// off) defaults to nothing: a default would be a secret written in the file.
+	// A default would be a secret written in the file.
 	for _, s := range m.templates {
 		for _, r := range regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}?`).FindAllStringSubmatch(s, -1) {
 			if name := r[1]; secretName.MatchString(name) {
@@ -408,8 +403,7 @@ func TestComposeSecrets(t *testing.T) {
 	}
 	check(t, dbEnv("EXTAGRAM_DB_PASSWORD") != dbEnv("EXTAGRAM_MIGRATE_PASSWORD"), "the data and migrate accounts share one password variable")
 
-	// S7's data is a named volume; the init scripts are bound read-only and are shell scripts (only a
-	// script can read the environment).
+	// S7's init scripts are bound read-only, and shell scripts: only a script can read the environment.
 	mounts := map[string]types.ServiceVolumeConfig{}
 	for _, v := range db.Volumes {
 		mounts[v.Target] = v
@@ -435,8 +429,7 @@ func TestComposeSecrets(t *testing.T) {
 	check(t, scripts > 0, "%s has no .sh init script", initdb.Source)
 }
 
-// .env.example sets every variable docker-compose.yml reads (an optional one may be empty or commented
-// out), nothing else, and no real secret.
+// .env.example sets every variable docker-compose.yml reads (optional ones maybe empty), and no real secret.
 func TestEnvExampleDocumentsEveryVariable(t *testing.T) {
 	m, raw := loadComposeModel(t), string(readFile(t, envExample))
 	set := must(dotenv.Read(envExample))

@@ -205,8 +205,7 @@ func TestKubernetesSecrets(t *testing.T) {
 	for _, s := range objectsOf[*corev1.Secret](b) {
 		check(t, len(s.Data) == 0 && len(s.StringData) == 0, "Secret %s with data in the base", s.Name)
 	}
-	// The services read the data-only account and migrate (a Job) the DDL one, from one Secret; the edge
-	// none; no secret is a literal or on a command line.
+	// One Secret: data-only for the services, DDL for migrate (a Job), nothing for the edge; no literals.
 	dsn := map[string]*corev1.SecretKeySelector{}
 	for _, w := range b.workloads {
 		for _, c := range slices.Concat(w.pod.Spec.Containers, w.pod.Spec.InitContainers) {
@@ -338,11 +337,9 @@ func TestKubernetesWorkloads(t *testing.T) {
 	}
 }
 
-// TestKubernetesTopology: for each of its dns:///NAME:PORT targets, the edge names a Service that selects the
-// pods of that role only, on PORT (the feed's headless, so that the name resolves to every pod); the edge
-// Service publishes 443 and 80 onto --https-addr and --http-addr; one ReadWriteMany claim holds the uploads,
-// mounted read-write at --uploads-dir by upload and blob only; and each role runs with Compose's flags, but
-// for the certificate files that only Kubernetes mounts.
+// TestKubernetesTopology: each edge target dns:///NAME:PORT is a Service of that role's pods only (the feed's
+// headless: every pod); the edge publishes 443 and 80; one ReadWriteMany claim holds the uploads of upload and
+// blob; each role runs with Compose's flags but the certificate files.
 func TestKubernetesTopology(t *testing.T) {
 	b, services := loadK8s(t), objectsOf[*corev1.Service](loadK8s(t))
 	edge := b.byRole(t, "edge").c
@@ -412,10 +409,8 @@ func TestKubernetesTopology(t *testing.T) {
 	}
 }
 
-// allowed reports whether the base's NetworkPolicies let from open a TCP connection to port of to. A peer
-// is a pod of the namespace by its labels, or nil for something outside (a browser, MySQL). The egress rules
-// of the policies selecting from, and the ingress rules of those selecting to, must both allow it; a pod that
-// no policy of a direction selects is open in that direction, as Kubernetes has it.
+// allowed reports whether the NetworkPolicies let from open a TCP connection to port of to (a peer: a pod's
+// labels, or nil outside the namespace): from's egress and to's ingress must allow it, as Kubernetes has it.
 func allowed(policies map[string]*networkingv1.NetworkPolicy, from, to map[string]string, port int) bool {
 	// matches: an empty list is everyone; the base selects pods of the namespace only (no namespace or IP).
 	matches := func(peers []networkingv1.NetworkPolicyPeer, ports []networkingv1.NetworkPolicyPort, other map[string]string) bool {
@@ -454,9 +449,8 @@ func allowed(policies map[string]*networkingv1.NetworkPolicy, from, to map[strin
 	return side(from, to, networkingv1.PolicyTypeEgress) && side(to, from, networkingv1.PolicyTypeIngress)
 }
 
-// Only the edge reaches the services, only the services and the migrate Job reach MySQL, the edge faces the
-// browsers, metrics can be scraped, the edge and feed reach Telegram's HTTPS and every role a trace
-// collector; nothing else gets through.
+// Only the edge reaches the services, the services and migrate MySQL, the browsers the edge; metrics, Telegram
+// (edge, feed) and trace collectors are reachable; nothing else gets through.
 func TestKubernetesNetworkPolicies(t *testing.T) {
 	policies := objectsOf[*networkingv1.NetworkPolicy](loadK8s(t))
 	check(t, len(policies) > 0, "the base has no NetworkPolicy")

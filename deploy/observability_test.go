@@ -46,9 +46,8 @@ func run(t *testing.T, dir, name string, args ...string) string {
 	return string(out)
 }
 
-// The observability profile: Prometheus, Alertmanager and Grafana start only with --profile observability,
-// from pinned images, with the files of deploy/observability (hardened in TestComposeHardening); Prometheus
-// scrapes every role where it serves its metrics, Alertmanager reads its token where Compose mounts it.
+// Prometheus, Alertmanager and Grafana start only with --profile observability, from pinned images, with
+// read-only files of deploy/observability; Prometheus scrapes every role.
 func TestComposeObservabilityProfile(t *testing.T) {
 	m := loadComposeModel(t)
 	obsRoot := filepath.Join(must(filepath.Abs(repoRoot)), "deploy", obsDir)
@@ -191,8 +190,7 @@ func ruleFiles(t *testing.T) (rules, tests []string) {
 	return rules, tests
 }
 
-// Every alert is tested both firing and quiet, and tells a human what is wrong and what to do, with a
-// severity Alertmanager routes on.
+// Every alert is tested firing and quiet, says what is wrong and what to do, and has a severity to route on.
 func TestEveryAlertIsTested(t *testing.T) {
 	rules, tests := ruleFiles(t)
 	tested := map[string]map[bool]bool{} // alert, fires: tested
@@ -245,9 +243,8 @@ func TestEveryAlertIsTested(t *testing.T) {
 	}
 }
 
-// The Alertmanager configuration, and what Telegram shows for a firing and a resolved alert, annotations
-// escaped for parse_mode HTML. Alertmanager 0.25 (Debian 12) lacks bot_token_file (0.26): such an amtool
-// checks the file with the token inline instead.
+// amtool checks the configuration (with the token inline if it predates bot_token_file) and renders the
+// Telegram message of a firing and a resolved alert, escaped for parse_mode HTML.
 func TestAlertmanagerConfig(t *testing.T) {
 	amtool := tool(t, "amtool", "prometheus-alertmanager")
 	dir := obsDir
@@ -280,9 +277,8 @@ func TestAlertmanagerConfig(t *testing.T) {
 	}
 }
 
-// The dashboard's panels query the provisioned data source, lie on Grafana's 24-column grid without
-// overlapping, and every query is valid PromQL (promtool checks each as a recording rule) over the metrics
-// that the roles export.
+// The dashboard's panels query the provisioned data source, do not overlap on the 24-column grid, and each
+// query is valid PromQL (a recording rule to promtool) over the metrics the roles export.
 func TestDashboard(t *testing.T) {
 	var d struct {
 		Panels []struct {
