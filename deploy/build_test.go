@@ -12,20 +12,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
 )
 
-// instruction is one Dockerfile instruction, continuation lines joined.
-type instruction struct{ Cmd, Args string } // Cmd in upper case: FROM, RUN...
-
-// parseDockerfile returns the instructions of a Dockerfile by build stage; stage 0 holds the ARGs before
-// the first FROM.
-func parseDockerfile(t *testing.T, b []byte) [][]instruction {
-	t.Helper()
-	stages := [][]instruction{nil}
+// TestDockerfile checks the image's recipe: a Go build stage like go.mod's whose module download is its own
+// cached layer, a build through deploy/build.sh only (the script TestDockerfileBuildIsStatic runs), and a
+// minimal final stage that runs /extagram as a non-root user.
+func TestDockerfile(t *testing.T) {
+	type instruction struct{ Cmd, Args string } // Cmd in upper case, continuation lines joined
+	stages := [][]instruction{nil}              // stage 0: the ARGs before the first FROM
 	var cur string
-	for line := range strings.Lines(string(b)) {
+	for line := range strings.Lines(string(readFile(t, repoRoot+"/Dockerfile"))) {
 		if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
@@ -42,14 +41,6 @@ func parseDockerfile(t *testing.T, b []byte) [][]instruction {
 	if cur != "" || len(stages) < 3 {
 		t.Fatalf("Dockerfile ends inside a continued line, or has %d stages: want a build and a final stage", len(stages)-1)
 	}
-	return stages
-}
-
-// TestDockerfile checks the image's recipe: a Go build stage like go.mod's whose module download is its own
-// cached layer, a build through deploy/build.sh only (the script TestDockerfileBuildIsStatic runs), and a
-// minimal final stage that runs /extagram as a non-root user.
-func TestDockerfile(t *testing.T) {
-	stages := parseDockerfile(t, readFile(t, repoRoot+"/Dockerfile"))
 	build, final := stages[1], stages[len(stages)-1]
 	goVersion := regexp.MustCompile(`(?m)^go ([0-9]+\.[0-9]+)`).FindSubmatch(readFile(t, repoRoot+"/go.mod"))
 	from := build[0].Args
@@ -59,8 +50,7 @@ func TestDockerfile(t *testing.T) {
 		}
 	}
 	check(t, goVersion != nil && strings.HasPrefix(from, "golang:"+string(goVersion[1])), "build stage FROM %s, want golang:%s like go.mod", from, goVersion)
-	// go.mod and go.sum alone, then the download, then the sources: editing a .go file must not download
-	// the modules again.
+	// go.mod and go.sum alone, the download, then the sources: editing a .go file downloads nothing.
 	step := 0
 	for _, in := range build {
 		switch {
@@ -90,7 +80,7 @@ func TestDockerfile(t *testing.T) {
 		}
 		check(t, in.Cmd != "RUN", "%q: RUN in the final stage (it has no shell)", in.Args)
 	}
-	// A numeric uid other than 0 (Kubernetes' runAsNonRoot can check it without /etc/passwd), or nonroot.
+	// A numeric uid other than 0 (runAsNonRoot can check it without /etc/passwd), or nonroot.
 	uid, _, _ := strings.Cut(last["USER"], ":")
 	n, err := strconv.Atoi(uid)
 	check(t, uid == "nonroot" || (err == nil && n > 0), "final stage USER %q, want a numeric non-zero uid or nonroot", last["USER"])
@@ -100,15 +90,14 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
-// TestDockerfileBuildIsStatic builds ./cmd/extagram with deploy/build.sh, the script the Dockerfile runs,
-// and checks the result can run alone in the distroless/static final stage, which has no C library and no
-// loader. It runs beside the other tests: a first build takes minutes.
+// TestDockerfileBuildIsStatic builds ./cmd/extagram with deploy/build.sh, as the Dockerfile does, and checks
+// that the result runs alone in distroless/static (no C library, no loader). A first build takes minutes.
 func TestDockerfileBuildIsStatic(t *testing.T) {
 	t.Parallel()
 	list := exec.Command("go", "list", "./cmd/extagram")
 	list.Dir = repoRoot
 	if out, err := list.CombinedOutput(); err != nil {
-		skipOrFail(t, "./cmd/extagram does not build yet: %v\n%s", err, out)
+		testutil.NeedTool(t, "./cmd/extagram does not build yet: %v\n%s", err, out)
 	}
 	if testing.Short() {
 		t.Skip("builds the whole binary")
@@ -121,12 +110,12 @@ func TestDockerfileBuildIsStatic(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("sh build.sh: %v\n%s", err, out)
 	}
-	// Static and stripped: no program interpreter, no dynamic section, no symbol table and no DWARF.
 	f, err := elf.Open(bin)
 	if err != nil {
 		t.Fatalf("%s is not an ELF file: %v", bin, err)
 	}
 	defer f.Close()
+	// Static and stripped: no program interpreter, no dynamic section, no symbol table and no DWARF.
 	for _, p := range f.Progs {
 		check(t, p.Type != elf.PT_INTERP && p.Type != elf.PT_DYNAMIC, "the binary has a %v header: it is dynamically linked", p.Type)
 	}

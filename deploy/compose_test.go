@@ -19,29 +19,25 @@ import (
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/template"
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/extagram/extagram/internal/testutil"
 	"github.com/go-sql-driver/mysql"
-	"sigs.k8s.io/yaml"
 )
 
 const (
-	composeFile = repoRoot + "/docker-compose.yml"
-	envExample  = repoRoot + "/.env.example"
-	obsDir      = "observability"
-	netName     = "extagram-net"
-	dbService   = "s7"
+	envExample = repoRoot + "/.env.example"
+	netName    = "extagram-net"
+	dbService  = "s7"
 )
 
-// The seed's servers and the extagram role each runs, and the two one-shots. S6 (static assets) has no
-// container: they are embedded in the edge. S7 is MySQL.
+// The seed's servers (S6 is embedded in the edge, S7 is MySQL) by the role each runs, and the one-shots.
 var seedRoles = map[string]string{"s1": "edge", "s2": "feed", "s3": "feed", "s4": "upload", "s5": "blob", "migrate": "migrate", "certs": "certs"}
 
-// grpcRoles are the roles on the mesh.
-var grpcRoles = []string{"edge", "feed", "upload", "blob"}
+var grpcRoles = []string{"edge", "feed", "upload", "blob"} // the roles on the mesh
 
 func oneShot(s types.ServiceConfig) bool { return role(s) == "migrate" || role(s) == "certs" }
 
-// loadCompose loads docker-compose.yml as `docker compose --env-file ENVFILE config` does; env wins over the
-// env file, as the shell's does. It also returns the strings that interpolation met with a ${...} in them.
+// loadCompose loads docker-compose.yml as `docker compose --env-file ENVFILE config` does, env winning over
+// the env file; it also returns the strings with a ${...} that interpolation met.
 func loadCompose(envFile string, env map[string]string) (*types.Project, []string, error) {
 	root := must(filepath.Abs(repoRoot))
 	var templates, environ []string
@@ -129,9 +125,8 @@ func getenv(s types.ServiceConfig, name string) (string, bool) {
 	return "", false
 }
 
-// TestComposeConfig has Compose itself (the docker CLI's plugin, or Debian's docker-compose, which CI
-// installs; `config` needs no engine) validate the file with .env.example, with the optional profile on,
-// and list the services compose-go sees. That it refuses to run without .env is TestComposeNoLiteralSecrets'.
+// TestComposeConfig: Compose itself (docker's plugin, or Debian's docker-compose; `config` needs no engine)
+// validates the file with .env.example and the observability profile, and lists what compose-go sees.
 func TestComposeConfig(t *testing.T) {
 	t.Parallel()
 	tools := map[string][]string{}
@@ -142,7 +137,7 @@ func TestComposeConfig(t *testing.T) {
 		tools["docker-compose"] = []string{path}
 	}
 	if len(tools) == 0 {
-		skipOrFail(t, "no `docker compose` or `docker-compose`; apt-get install -y --no-install-recommends docker-compose")
+		testutil.NeedTool(t, "no `docker compose` or `docker-compose`; apt-get install -y --no-install-recommends docker-compose")
 	}
 	m := loadComposeModel(t)
 	root, want := must(filepath.Abs(repoRoot)), slices.Sorted(maps.Keys(m.obs.Services))
@@ -155,7 +150,7 @@ func TestComposeConfig(t *testing.T) {
 	for label, tool := range tools {
 		t.Run(label, func(t *testing.T) {
 			t.Parallel()
-			// `config --services` validates the whole file, as `config -q` does, before it lists the services.
+			// `config --services` validates the whole file, as `config -q` does.
 			cmd := exec.Command(tool[0], slices.Concat(tool[1:], []string{"--project-directory", root, "--env-file", must(filepath.Abs(envExample)),
 				"-f", filepath.Join(root, "docker-compose.yml"), "--profile", "observability", "config", "--services"})...)
 			cmd.Env, cmd.Dir = environ, t.TempDir()
@@ -166,26 +161,24 @@ func TestComposeConfig(t *testing.T) {
 	}
 }
 
-// TestComposeTopology: the services are the seed's servers, each extagram role from the one image, all on
-// extagram-net; only the edge publishes ports; the gRPC roles speak mutual TLS with the certificates that
-// certs writes into the mesh volume; the edge reaches every replica of each service.
+// TestComposeTopology: the seed's servers, each extagram role from the one image, on extagram-net; only the
+// edge publishes ports; the gRPC roles speak mutual TLS with the certificates certs writes into the mesh
+// volume; the edge reaches every replica of each service; s4 and s5 share one uploads volume.
 func TestComposeTopology(t *testing.T) {
 	p := loadComposeModel(t).p
 	root, image := must(filepath.Abs(repoRoot)), p.Services["s1"].Image
-	meshMount := func(s types.ServiceConfig) (target string, readOnly, ok bool) {
-		for _, v := range s.Volumes {
-			if v.Source == "mesh" {
-				return v.Target, v.ReadOnly, true
-			}
+	mount := func(s types.ServiceConfig, match func(types.ServiceVolumeConfig) bool) *types.ServiceVolumeConfig {
+		if i := slices.IndexFunc(s.Volumes, match); i >= 0 {
+			return &s.Volumes[i]
 		}
-		return "", false, false
+		return &types.ServiceVolumeConfig{}
 	}
+	isMesh := func(v types.ServiceVolumeConfig) bool { return v.Source == "mesh" }
 	for name, s := range p.Services {
 		r, seed := seedRoles[name]
 		check(t, (seed && role(s) == r) || (name == dbService && strings.HasPrefix(s.Image, "mysql:8")),
 			"service %s (image %s) runs %q: not one of the seed's servers", name, s.Image, role(s))
-		// certs writes files and talks to no one.
-		_, onNet := s.Networks[netName]
+		_, onNet := s.Networks[netName] // certs writes files and talks to no one
 		check(t, onNet == (role(s) != "certs") && (role(s) != "certs" || s.NetworkMode == "none"),
 			"%s: network_mode %q, networks %v; want %s, or none for certs", name, s.NetworkMode, s.Networks, netName)
 		check(t, name == "s1" || len(s.Ports) == 0, "%s publishes %v: only the edge faces the browser", name, s.Ports)
@@ -194,12 +187,12 @@ func TestComposeTopology(t *testing.T) {
 			check(t, s.Build != nil && s.Build.Context == root && s.Build.Dockerfile == "Dockerfile" && s.Build.Args["VERSION"] != nil && s.Build.Args["COMMIT"] != nil,
 				"%s: want a build of the repository's Dockerfile with VERSION and COMMIT, got %+v", name, s.Build)
 		}
-		target, ro, mounted := meshMount(s)
+		m := mount(s, isMesh)
 		if !slices.Contains(grpcRoles, role(s)) {
-			check(t, role(s) == "certs" || !mounted, "%s mounts the mesh's keys but speaks no gRPC", name)
+			check(t, role(s) == "certs" || m.Source == "", "%s mounts the mesh's keys but speaks no gRPC", name)
 			continue
 		}
-		check(t, mounted && ro && target == "/mesh", "%s: the mesh volume at %q (read-only %v), want read-only at /mesh", name, target, ro)
+		check(t, m.ReadOnly && m.Target == "/mesh", "%s: the mesh volume at %q (read-only %v), want read-only at /mesh", name, m.Target, m.ReadOnly)
 		for f, want := range map[string]string{"mesh-ca": "/mesh/ca.pem", "mesh-cert": "/mesh/" + role(s) + ".pem", "mesh-key": "/mesh/" + role(s) + "-key.pem"} {
 			got, _ := flag(s, f)
 			check(t, got == want, "%s: --%s %q, want %q", name, f, got, want)
@@ -209,12 +202,11 @@ func TestComposeTopology(t *testing.T) {
 	}
 	check(t, len(p.Services) == len(seedRoles)+1, "services %v, want the seed's %v and s7", p.ServiceNames(), seedRoles)
 	check(t, p.Networks[netName].Name == netName, "network %s is not declared with that name", netName)
-	check(t, regexp.MustCompile(`(?m)^\s*#.*\bS6\b(.*\n){0,2}.*embedded`).Match(readFile(t, composeFile)),
+	check(t, regexp.MustCompile(`(?m)^\s*#.*\bS6\b(.*\n){0,2}.*embedded`).Match(readFile(t, repoRoot+"/docker-compose.yml")),
 		"no comment says where S6 went: its static assets are embedded in the edge")
-	certs := p.Services["certs"]
-	target, ro, ok := meshMount(certs)
-	dir, _ := flagValue(certs.Command, "dir")
-	check(t, ok && !ro && dir == target && target == "/mesh", "certs: writes %q into the mesh volume at %q (read-only %v), want /mesh", dir, target, ro)
+	certs := mount(p.Services["certs"], isMesh)
+	dir, _ := flagValue(p.Services["certs"].Command, "dir")
+	check(t, !certs.ReadOnly && dir == certs.Target && dir == "/mesh", "certs: writes %q into the mesh volume at %q (read-only %v), want /mesh", dir, certs.Target, certs.ReadOnly)
 
 	edge, published := p.Services["s1"], map[string]int{}
 	for _, port := range edge.Ports {
@@ -227,8 +219,7 @@ func TestComposeTopology(t *testing.T) {
 		"s1 publishes %v, want exactly 443 on --https-addr %s and 80 on --http-addr %s", edge.Ports, https, http)
 	check(t, rp == "443", "--redirect-port %q, want 443 (the published HTTPS port)", rp)
 
-	// The edge dials dns:///NAME:PORT, NAME a network alias: Docker's DNS answers with every container that
-	// has it, so replicas added with --scale are found.
+	// The edge dials dns:///ALIAS:PORT, which Docker resolves to every container with the alias.
 	for r, minReplicas := range map[string]int{"feed": 2, "upload": 1, "blob": 1} {
 		target, ok := flag(edge, r+"-target")
 		check(t, ok, "s1 has no --%s-target", r)
@@ -243,44 +234,36 @@ func TestComposeTopology(t *testing.T) {
 			}
 		}
 		check(t, slices.Equal(members, want) && len(members) >= minReplicas, "%s resolves to %v, want every %s service %v, at least %d", alias, members, r, want, minReplicas)
+		check(t, r != "feed" || slices.Equal(members, []string{"s2", "s3"}), "s2 and s3 are not the feed replicas %v", members)
 		for _, name := range members {
 			s := p.Services[name]
 			addr, _ := flag(s, "grpc-addr")
+			_, maxAge := flag(s, "max-connection-age") // clients re-resolve when connections end
 			check(t, addrPort(t, addr) == port, "%s listens on %q, but the edge dials %s", name, addr, target)
-			// Connections end now and then, so clients re-resolve and spread over new replicas.
-			_, ok := flag(s, "max-connection-age")
-			check(t, ok, "%s has no --max-connection-age: the edge would never see new replicas", name)
+			check(t, maxAge, "%s has no --max-connection-age: the edge would never see new replicas", name)
 			check(t, s.ContainerName == "" && len(s.Ports) == 0, "%s has a container_name or ports: it could not be scaled", name)
 		}
-		// S2 and S3 by name: the seed's two balanced backends.
-		check(t, r != "feed" || slices.Equal(members, []string{"s2", "s3"}), "s2 and s3 are not the feed replicas %v", members)
 	}
 
-	// s4 writes new files and s5 rewrites missing or damaged ones from S7, in one shared named volume.
-	var uploads []types.ServiceVolumeConfig
-	for _, name := range []string{"s4", "s5"} {
+	// s4 writes new files and s5 rewrites missing or damaged ones from S7, in one named volume.
+	var up [2]*types.ServiceVolumeConfig
+	for i, name := range []string{"s4", "s5"} {
 		dir, _ := flag(p.Services[name], "uploads-dir")
-		i := slices.IndexFunc(p.Services[name].Volumes, func(v types.ServiceVolumeConfig) bool {
+		up[i] = mount(p.Services[name], func(v types.ServiceVolumeConfig) bool {
 			return dir != "" && filepath.Clean(v.Target) == filepath.Clean(dir)
 		})
-		if i < 0 {
-			t.Fatalf("%s: nothing is mounted at its --uploads-dir %q", name, dir)
-		}
-		uploads = append(uploads, p.Services[name].Volumes[i])
 	}
-	up, blob := uploads[0], uploads[1]
-	_, declared := p.Volumes[up.Source]
-	check(t, up.Type == types.VolumeTypeVolume && declared && up.Source == blob.Source && blob.Type == up.Type && !up.ReadOnly && !blob.ReadOnly,
-		"s4 mounts %+v and s5 %+v: want one declared named uploads volume, read-write in both", up, blob)
+	_, declared := p.Volumes[up[0].Source]
+	check(t, up[0].Type == types.VolumeTypeVolume && declared && up[0].Source == up[1].Source && up[1].Type == up[0].Type && !up[0].ReadOnly && !up[1].ReadOnly,
+		"s4 mounts %+v and s5 %+v at their --uploads-dir: want one declared named volume, read-write in both", up[0], up[1])
 	for name, s := range p.Services {
-		for _, v := range s.Volumes {
-			check(t, name == "s4" || name == "s5" || v.Source != up.Source, "%s mounts the uploads volume too", name)
-		}
+		check(t, name == "s4" || name == "s5" || mount(s, func(v types.ServiceVolumeConfig) bool { return v.Source == up[0].Source }).Source == "",
+			"%s mounts the uploads volume too", name)
 	}
 }
 
-// Every long-running service has a health check that reaches its own listener (the binary itself speaks
-// gRPC health and HTTPS); the start order waits for those, and for the one-shots to complete.
+// Every long-running service has a health check on its own listener (the binary speaks gRPC health and
+// HTTPS); the start order waits for those, and for the one-shots to complete.
 func TestComposeHealthchecksAndStartOrder(t *testing.T) {
 	p := loadComposeModel(t).p
 	const healthy, done = types.ServiceConditionHealthy, types.ServiceConditionCompletedSuccessfully
@@ -305,22 +288,22 @@ func TestComposeHealthchecksAndStartOrder(t *testing.T) {
 			continue
 		}
 		test, probe := s.HealthCheck.Test, []string{"CMD", "/extagram", "health"}
-		head := test[:min(3, len(test))]
+		ok = slices.Equal(test[:min(3, len(test))], probe)
 		switch role(s) {
 		case "":
 			check(t, strings.Contains(strings.Join(test, " "), "mysqladmin ping") && (test[0] == "CMD" || test[0] == "CMD-SHELL"), "%s: health check %q, want mysqladmin ping", name, test)
 		case "edge":
 			u, _ := flagValue(test, "url")
 			https, _ := flag(s, "https-addr")
-			check(t, slices.Equal(head, probe) && strings.HasPrefix(u, "https://") && strings.Contains(u, ":"+strconv.Itoa(addrPort(t, https))+"/"),
+			check(t, ok && strings.HasPrefix(u, "https://") && strings.Contains(u, ":"+strconv.Itoa(addrPort(t, https))+"/"),
 				"%s: health check %q does not run %q on --https-addr %s", name, test, probe, https)
 			check(t, slices.Contains(test, "--insecure") || slices.Contains(test, "--insecure=true"), "%s: health check must skip verification of the self-signed certificate", name)
 		default:
+			// Mutual TLS as the operator, from the mesh volume: --data-dir / finds /mesh.
 			addr, _ := flagValue(test, "grpc-addr")
 			listen, _ := flag(s, "grpc-addr")
-			check(t, slices.Equal(head, probe) && addr != "" && addrPort(t, addr) == addrPort(t, listen), "%s: health check %q does not run %q on --grpc-addr %s", name, test, probe, listen)
-			// It speaks mutual TLS as the operator, from the mesh volume: --data-dir / finds /mesh.
 			dataDir, _ := flagValue(test, "data-dir")
+			check(t, ok && addr != "" && addrPort(t, addr) == addrPort(t, listen), "%s: health check %q does not run %q on --grpc-addr %s", name, test, probe, listen)
 			check(t, dataDir == "/", "%s: the health check finds no certificate (--data-dir %q, want / for /mesh)", name, dataDir)
 		}
 	}
@@ -335,11 +318,11 @@ func TestComposeHardening(t *testing.T) {
 		check(t, !s.Privileged && u != "0" && u != "root", "%s is privileged or runs as root", name)
 		check(t, len(s.EnvFiles) == 0, "%s: env_file would hand every variable of the file to the container; name each one", name)
 		check(t, s.ReadOnly || name == dbService, "%s: want read_only: true", name)
+		wantRestart := []string{types.RestartPolicyUnlessStopped}
 		if oneShot(s) {
-			check(t, s.Restart == types.RestartPolicyNo || s.Restart == types.RestartPolicyOnFailure, "%s is one-shot: restart %q, want \"no\"", name, s.Restart)
-		} else {
-			check(t, s.Restart == types.RestartPolicyUnlessStopped, "%s: restart %q, want unless-stopped", name, s.Restart)
+			wantRestart = []string{types.RestartPolicyNo, types.RestartPolicyOnFailure}
 		}
+		check(t, slices.Contains(wantRestart, s.Restart), "%s: restart %q, want one of %q", name, s.Restart, wantRestart)
 		if role(s) == "" {
 			continue
 		}
@@ -347,41 +330,31 @@ func TestComposeHardening(t *testing.T) {
 		// With a read-only root, every folder the binary writes is a tmpfs or a read-write volume.
 		for _, f := range []string{"data-dir", "uploads-dir"} {
 			dir, ok := flag(s, f)
-			under := func(mount string) bool {
-				mount, _, _ = strings.Cut(mount, ":")
-				return dir == mount || strings.HasPrefix(dir, strings.TrimSuffix(mount, "/")+"/")
-			}
-			writable := slices.ContainsFunc(s.Tmpfs, under) || slices.ContainsFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool { return !v.ReadOnly && under(v.Target) })
+			writable := slices.ContainsFunc(s.Tmpfs, func(m string) bool { m, _, _ = strings.Cut(m, ":"); return under(dir, m) }) ||
+				slices.ContainsFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool { return !v.ReadOnly && under(dir, v.Target) })
 			check(t, !ok || writable, "%s: --%s %s is on the read-only root file system", name, f, dir)
 		}
 	}
 }
 
-func TestComposeNoLiteralSecrets(t *testing.T) {
+// TestComposeSecrets: secrets come only from required (or optional, empty) variables, never on a command line
+// or in the image; the services log in with the data-only account and migrate with the DDL one of s7.
+func TestComposeSecrets(t *testing.T) {
 	m := loadComposeModel(t)
-	// A secret variable's reference fails when it is empty or unset, or (an optional secret, such as the
-	// Telegram bot's token, whose absence turns a feature off) defaults to nothing: a default would be a
-	// secret written in the file.
-	ref := regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}?`)
+	// A default would be a secret written in the file.
 	for _, s := range m.templates {
-		for _, r := range ref.FindAllStringSubmatch(s, -1) {
+		for _, r := range regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}?`).FindAllStringSubmatch(s, -1) {
 			if name := r[1]; secretName.MatchString(name) {
-				_, err := template.Substitute(s, func(k string) (string, bool) {
-					if k == name {
-						return "", true
-					}
-					return "x", true
-				})
+				only := func(k string) (string, bool) { return map[bool]string{false: "x"}[k == name], true } // name alone is empty
+				_, err := template.Substitute(s, only)
 				check(t, err != nil || r[2] == ":-", "%q: a secret must be a required ${%s:?...} reference, or ${%s:-} when it is optional", s, name, name)
 			}
 		}
 	}
-	// Without .env, Compose refuses to run.
 	_, _, err := loadCompose(os.DevNull, nil)
 	var missing *template.MissingRequiredError
 	check(t, errors.As(err, &missing) && secretName.MatchString(missing.Variable), "without .env the file loads, or fails for another reason than a password: %v", err)
 
-	// A secret setting holds exactly the value of a secret variable; none is on a command line or in the image.
 	secrets := map[string]bool{}
 	for name := range m.vars {
 		secrets[sentinel(name)] = secretName.MatchString(name)
@@ -410,17 +383,12 @@ func TestComposeNoLiteralSecrets(t *testing.T) {
 			}
 		}
 	}
-}
 
-// The services log in with the data-only account and migrate with the DDL account: the names and passwords
-// that s7's init script is given.
-func TestComposeDatabaseAccounts(t *testing.T) {
-	p := loadComposeModel(t).s
-	db := p.Services[dbService]
+	db := m.s.Services[dbService]
 	dbEnv := func(k string) string { v, _ := getenv(db, k); return v }
 	app := [2]string{"EXTAGRAM_DB_USER", "EXTAGRAM_DB_PASSWORD"}
 	accounts := map[string][2]string{"feed": app, "upload": app, "blob": app, "migrate": {"EXTAGRAM_MIGRATE_USER", "EXTAGRAM_MIGRATE_PASSWORD"}}
-	for name, s := range p.Services {
+	for name, s := range m.s.Services {
 		dsn, ok := getenv(s, "EXTAGRAM_MYSQL_DSN")
 		acct, wantDSN := accounts[role(s)]
 		check(t, ok == wantDSN, "%s: EXTAGRAM_MYSQL_DSN set: %v; only the services and migrate log in (the edge talks gRPC)", name, ok)
@@ -435,8 +403,7 @@ func TestComposeDatabaseAccounts(t *testing.T) {
 	}
 	check(t, dbEnv("EXTAGRAM_DB_PASSWORD") != dbEnv("EXTAGRAM_MIGRATE_PASSWORD"), "the data and migrate accounts share one password variable")
 
-	// S7's data is a named volume; the init scripts are bound read-only, and are shell scripts: only a script
-	// can read the environment.
+	// S7's init scripts are bound read-only, and shell scripts: only a script can read the environment.
 	mounts := map[string]types.ServiceVolumeConfig{}
 	for _, v := range db.Volumes {
 		mounts[v.Target] = v
@@ -462,14 +429,11 @@ func TestComposeDatabaseAccounts(t *testing.T) {
 	check(t, scripts > 0, "%s has no .sh init script", initdb.Source)
 }
 
+// .env.example sets every variable docker-compose.yml reads (optional ones maybe empty), and no real secret.
 func TestEnvExampleDocumentsEveryVariable(t *testing.T) {
 	m, raw := loadComposeModel(t), string(readFile(t, envExample))
-	set, err := dotenv.Read(envExample)
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := must(dotenv.Read(envExample))
 	for name, v := range m.vars {
-		// An optional variable may be left empty, or shown commented out.
 		_, listed := set[name]
 		documented := listed || regexp.MustCompile(`(?m)^#\s*`+name+`=`).MatchString(raw)
 		check(t, set[name] != "" || (documented && !v.Required), ".env.example does not set %s (a required variable must be set, to a placeholder)", name)
@@ -477,14 +441,12 @@ func TestEnvExampleDocumentsEveryVariable(t *testing.T) {
 	for name, value := range set {
 		_, used := m.vars[name]
 		check(t, used || strings.HasPrefix(name, "COMPOSE_"), ".env.example documents %s, which docker-compose.yml does not use", name)
-		optional := value == "" && !m.vars[name].Required
-		check(t, !secretName.MatchString(name) || strings.Contains(value, "change-me") || optional,
+		check(t, !secretName.MatchString(name) || strings.Contains(value, "change-me") || (value == "" && !m.vars[name].Required),
 			".env.example: %s = %q, want a change-me placeholder (or nothing, for an optional secret), never a real secret", name, value)
 	}
 }
 
-// No deploy file writes a password down, nor the original application's credentials; the init script
-// interpolates passwords into SQL only through its escaping helper.
+// No deploy file writes a password down, nor the original application's credentials.
 func TestNoLiteralSecretsInDeployFiles(t *testing.T) {
 	literal := regexp.MustCompile(`(?i)(identified\s+by\s+'[^'$]|password\s*[:=]\s*["']?[^\s"'$<{(%]|\w+:[^\s@${]+@tcp\()`)
 	var files []string
@@ -492,107 +454,15 @@ func TestNoLiteralSecretsInDeployFiles(t *testing.T) {
 		files = append(files, must(filepath.Glob(pattern))...)
 	}
 	check(t, len(files) >= 6, "found only %v", files)
-	for _, f := range files {
-		if strings.HasSuffix(f, ".local.yaml") {
-			continue // real secrets made from secret.example.yaml, ignored by git
-		}
+	for _, f := range slices.DeleteFunc(files, func(f string) bool { return strings.HasSuffix(f, ".local.yaml") }) { // real secrets, ignored by git
 		body := string(readFile(t, f))
 		for _, lit := range []string{"pass123", "extagram_admin"} {
 			check(t, !strings.Contains(strings.ToLower(body), lit), "%s contains %q", f, lit)
 		}
 		for i, line := range strings.Split(body, "\n") {
-			// A reference is not a literal, whatever its name says.
-			masked := regexp.MustCompile(`\$\{[^}]*\}`).ReplaceAllString(line, "${}")
+			masked := regexp.MustCompile(`\$\{[^}]*\}`).ReplaceAllString(line, "${}") // a reference is no literal
 			check(t, strings.HasPrefix(strings.TrimSpace(line), "#") || !literal.MatchString(masked) || strings.Contains(line, "change-me"),
 				"%s:%d looks like a literal password: %s", f, i+1, strings.TrimSpace(line))
-		}
-	}
-}
-
-// The observability profile: Prometheus, Alertmanager and Grafana start only with --profile observability,
-// from pinned images, with the files of deploy/observability (hardened in TestComposeHardening); Prometheus
-// scrapes every role where it serves its metrics, Alertmanager reads its token where Compose mounts it.
-func TestComposeObservabilityProfile(t *testing.T) {
-	m := loadComposeModel(t)
-	obsRoot := filepath.Join(must(filepath.Abs(repoRoot)), "deploy", "observability")
-	ignored := strings.Split(string(readFile(t, obsDir+"/.gitignore")), "\n")
-	var extra []string
-	for name, s := range m.obs.Services {
-		if _, ok := m.p.Services[name]; ok {
-			check(t, len(s.Profiles) == 0, "%s is in profiles %v: the site itself needs no profile", name, s.Profiles)
-			continue
-		}
-		extra = append(extra, name)
-		check(t, slices.Equal(s.Profiles, []string{"observability"}), "%s: profiles %v, want [observability]", name, s.Profiles)
-		_, tag, _ := strings.Cut(s.Image[strings.LastIndex(s.Image, "/")+1:], ":")
-		check(t, tag != "" && tag != "latest", "%s: image %q is not pinned by a tag", name, s.Image)
-		_, onNet := s.Networks[netName]
-		check(t, onNet && s.HealthCheck != nil, "%s: want it on %s, with a health check", name, netName)
-		for _, port := range s.Ports {
-			check(t, port.HostIP == "127.0.0.1", "%s publishes %s:%s on every interface; bind it to 127.0.0.1", name, port.HostIP, port.Published)
-		}
-		for _, v := range s.Volumes {
-			if v.Type == types.VolumeTypeBind {
-				_, err := os.Stat(v.Source)
-				check(t, v.ReadOnly && strings.HasPrefix(v.Source, obsRoot) && err == nil, "%s mounts %s (%v): want read-only files of deploy/observability", name, v.Source, err)
-			}
-		}
-		for _, sec := range s.Secrets {
-			def := m.obs.Secrets[sec.Source]
-			rel, _ := filepath.Rel(obsRoot, def.File)
-			check(t, def.File != "" && slices.Contains(ignored, rel), "%s: secret %s from %q, want a file of deploy/observability that git ignores", name, sec.Source, def.File)
-		}
-	}
-	slices.Sort(extra)
-	check(t, slices.Equal(extra, []string{"alertmanager", "grafana", "prometheus"}), "the profile's services are %v", extra)
-
-	var am struct {
-		Receivers []struct {
-			TelegramConfigs []struct {
-				BotTokenFile string `json:"bot_token_file"`
-			} `json:"telegram_configs"`
-		} `json:"receivers"`
-	}
-	check(t, yaml.Unmarshal(readFile(t, obsDir+"/alertmanager.yml"), &am) == nil && len(am.Receivers) > 0 && len(am.Receivers[0].TelegramConfigs) > 0, "alertmanager.yml has no telegram receiver")
-	var secrets []string
-	for _, sec := range m.obs.Services["alertmanager"].Secrets {
-		secrets = append(secrets, "/run/secrets/"+sec.Source)
-	}
-	for _, r := range am.Receivers {
-		for _, tc := range r.TelegramConfigs {
-			check(t, slices.Contains(secrets, tc.BotTokenFile), "alertmanager.yml reads the token from %q, but the service mounts %v", tc.BotTokenFile, secrets)
-		}
-	}
-
-	// Prometheus scrapes each role by the alias the edge dials, on the port of its --metrics-addr.
-	var prom struct {
-		ScrapeConfigs []struct {
-			JobName      string `json:"job_name"`
-			DNSSDConfigs []struct {
-				Names []string `json:"names"`
-				Port  int      `json:"port"`
-			} `json:"dns_sd_configs"`
-		} `json:"scrape_configs"`
-	}
-	if err := yaml.Unmarshal(readFile(t, obsDir+"/prometheus.yml"), &prom); err != nil {
-		t.Fatal(err)
-	}
-	jobs := map[string][]string{}
-	for _, sc := range prom.ScrapeConfigs {
-		for _, d := range sc.DNSSDConfigs {
-			for _, n := range d.Names {
-				jobs[sc.JobName] = append(jobs[sc.JobName], n+":"+strconv.Itoa(d.Port))
-			}
-		}
-	}
-	for name, s := range m.p.Services {
-		if r := role(s); slices.Contains(grpcRoles, r) {
-			addr, ok := flag(s, "metrics-addr")
-			aliases := s.Networks[netName].Aliases
-			check(t, ok && slices.ContainsFunc(jobs[r], func(target string) bool {
-				host, port, _ := strings.Cut(target, ":")
-				return slices.Contains(aliases, host) && port == strconv.Itoa(addrPort(t, addr))
-			}), "%s (%s, aliases %v, --metrics-addr %q) is not scraped by job %s: %v", name, r, aliases, addr, r, jobs[r])
 		}
 	}
 }

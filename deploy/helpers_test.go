@@ -11,17 +11,7 @@ import (
 	"testing"
 )
 
-// repoRoot is the module root: the tests run in deploy/.
-const repoRoot = ".."
-
-// skipOrFail skips, but fails in CI (CI=true), where a missing tool or server is a failure.
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
+const repoRoot = ".." // the tests run in deploy/
 
 func check(t *testing.T, ok bool, format string, args ...any) {
 	t.Helper()
@@ -92,6 +82,11 @@ func parseDNSTarget(t *testing.T, target string) (name string, port int) {
 	}
 	name, _, _ = strings.Cut(m[1], ":")
 	return name, addrPort(t, m[1])
+}
+
+// under reports whether dir is mount or inside it.
+func under(dir, mount string) bool {
+	return dir == mount || strings.HasPrefix(dir, strings.TrimSuffix(mount, "/")+"/")
 }
 
 // secretName matches names of settings that hold a secret.

@@ -6,13 +6,12 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/extagram/extagram/internal/grpcsrv"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -27,7 +26,6 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	kusttypes "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
-	"sigs.k8s.io/yaml"
 )
 
 const k8sDir = "kubernetes"
@@ -155,11 +153,6 @@ func (b *k8sBase) byRole(t *testing.T, role string) *workload {
 	return found[0]
 }
 
-// selects reports whether a non-empty selector matches the pod labels.
-func selects(sel labels.Selector, pod map[string]string) bool {
-	return !sel.Empty() && sel.Matches(labels.Set(pod))
-}
-
 // containerPort resolves a numbered or named container port.
 func containerPort(c *corev1.Container, p intstr.IntOrString) int {
 	for _, cp := range c.Ports {
@@ -212,8 +205,7 @@ func TestKubernetesSecrets(t *testing.T) {
 	for _, s := range objectsOf[*corev1.Secret](b) {
 		check(t, len(s.Data) == 0 && len(s.StringData) == 0, "Secret %s with data in the base", s.Name)
 	}
-	// The services read the data-only account and migrate (a Job) the DDL one, from one Secret; the edge
-	// gets no database credentials; no secret is a literal or on a command line.
+	// One Secret: data-only for the services, DDL for migrate (a Job), nothing for the edge; no literals.
 	dsn := map[string]*corev1.SecretKeySelector{}
 	for _, w := range b.workloads {
 		for _, c := range slices.Concat(w.pod.Spec.Containers, w.pod.Spec.InitContainers) {
@@ -257,21 +249,16 @@ func TestKubernetesSecrets(t *testing.T) {
 	check(t, strings.Contains(string(readFile(t, k8sDir+"/.gitignore")), "*.local.yaml"), "kubernetes/.gitignore does not keep *.local.yaml (real secrets) out of git")
 }
 
-// TestKubernetesWorkloads: least privilege for every workload; each gRPC role mounts its own mesh identity,
-// and only it, from a Secret with cert-manager's keys, readable by its user's group only, at the files its
-// flags name (the flags are Compose's: TestComposeAndKubernetesAgree); probes reach each role's listener.
+// TestKubernetesWorkloads: least privilege for every workload; each gRPC role mounts its own mesh identity
+// (only it) from a Secret with cert-manager's keys, readable by its group only, at the files its flags name;
+// probes reach each role's listener.
 func TestKubernetesWorkloads(t *testing.T) {
 	b := loadK8s(t)
-	m := regexp.MustCompile(`const LivenessService = ("[^"]*")`).FindSubmatch(readFile(t, repoRoot+"/internal/grpcsrv/grpcsrv.go"))
-	if m == nil {
-		t.Fatal("internal/grpcsrv declares no LivenessService constant")
-	}
-	liveness := must(strconv.Unquote(string(m[1])))
 	for _, w := range b.workloads {
 		pod, psc := w.pod.Spec, ptr.Deref(w.pod.Spec.SecurityContext, corev1.PodSecurityContext{})
 		if w.selector != nil {
 			sel, err := metav1.LabelSelectorAsSelector(w.selector)
-			check(t, err == nil && selects(sel, w.pod.Labels), "%s: selector %v does not match its pods' labels %v", w.key, w.selector, w.pod.Labels)
+			check(t, err == nil && !sel.Empty() && sel.Matches(labels.Set(w.pod.Labels)), "%s: selector %v does not match its pods' labels %v", w.key, w.selector, w.pod.Labels)
 		}
 		check(t, len(pod.Containers) == 1, "%s: %d containers, want 1", w.key, len(pod.Containers))
 		check(t, !ptr.Deref(pod.AutomountServiceAccountToken, true), "%s mounts a service account token", w.key)
@@ -292,9 +279,8 @@ func TestKubernetesWorkloads(t *testing.T) {
 			// With a read-only root, every folder the binary writes is a volume.
 			for _, f := range []string{"data-dir", "uploads-dir"} {
 				dir, ok := flagValue(c.Args, f)
-				check(t, !ok || slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
-					return !m.ReadOnly && (dir == m.MountPath || strings.HasPrefix(dir, strings.TrimSuffix(m.MountPath, "/")+"/"))
-				}), "%s: --%s %s is on the read-only root file system", name, f, dir)
+				writable := slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return !m.ReadOnly && under(dir, m.MountPath) })
+				check(t, !ok || writable, "%s: --%s %s is on the read-only root file system", name, f, dir)
 			}
 		}
 		for _, other := range []string{"edge", "feed", "upload", "blob", "operator"} {
@@ -329,10 +315,10 @@ func TestKubernetesWorkloads(t *testing.T) {
 				check(t, g != nil && g.Path == path && g.Scheme == corev1.URISchemeHTTPS && containerPort(w.c, g.Port) == addrPort(t, https), "%s: want an HTTPS GET %s on --https-addr %s", w.key, path, https)
 			}
 		} else {
-			// Readiness follows the database; liveness must not, or an outage restarts every pod. The kubelet's
-			// gRPC probes cannot speak mutual TLS: the binary probes, as the pod's own identity.
+			// Readiness follows the database, liveness not (an outage would restart every pod); the binary
+			// probes, as the pod's own identity: the kubelet's gRPC probes cannot speak mutual TLS.
 			addr, _ := flagValue(w.c.Args, "grpc-addr")
-			for service, p := range map[string]*corev1.Probe{"": ready, liveness: live} {
+			for service, p := range map[string]*corev1.Probe{"": ready, grpcsrv.LivenessService: live} {
 				if p.Exec == nil || len(p.Exec.Command) < 3 || !slices.Equal(p.Exec.Command[:2], []string{"/extagram", "health"}) {
 					t.Errorf("%s: probe %v, want /extagram health", w.key, p.ProbeHandler)
 					continue
@@ -351,10 +337,10 @@ func TestKubernetesWorkloads(t *testing.T) {
 	}
 }
 
-// The edge dials dns:///NAME:PORT for each service; NAME must be a Service that selects the pods of that
-// role, on PORT, and the feed's must be headless so that the name resolves to every pod. The edge Service
-// publishes 443 and 80 onto --https-addr and --http-addr.
-func TestKubernetesEdgeTargetsReachEveryReplica(t *testing.T) {
+// TestKubernetesTopology: each edge target dns:///NAME:PORT is a Service of that role's pods only (the feed's
+// headless: every pod); the edge publishes 443 and 80; one ReadWriteMany claim holds the uploads of upload and
+// blob; each role runs with Compose's flags but the certificate files.
+func TestKubernetesTopology(t *testing.T) {
 	b, services := loadK8s(t), objectsOf[*corev1.Service](loadK8s(t))
 	edge := b.byRole(t, "edge").c
 	for role, replicas := range map[string]int32{"feed": 2, "upload": 1, "blob": 1} {
@@ -369,7 +355,8 @@ func TestKubernetesEdgeTargetsReachEveryReplica(t *testing.T) {
 		check(t, role != "feed" || svc.Spec.ClusterIP == corev1.ClusterIPNone, "Service %s is not headless (clusterIP: None): its name would be one virtual IP, not every replica", name)
 		w := b.byRole(t, role)
 		for _, other := range b.workloads {
-			check(t, selects(labels.SelectorFromSet(svc.Spec.Selector), other.pod.Labels) == (other == w), "Service %s selects %v: want the %s pods and no other (%s)", name, svc.Spec.Selector, role, other.key)
+			sel := labels.SelectorFromSet(svc.Spec.Selector)
+			check(t, (!sel.Empty() && sel.Matches(labels.Set(other.pod.Labels))) == (other == w), "Service %s selects %v: want the %s pods and no other (%s)", name, svc.Spec.Selector, role, other.key)
 		}
 		addr, _ := flagValue(w.c.Args, "grpc-addr")
 		check(t, slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool {
@@ -386,11 +373,8 @@ func TestKubernetesEdgeTargetsReachEveryReplica(t *testing.T) {
 		}
 	}
 	check(t, len(want) == 0, "Service edge does not map %v", want)
-}
 
-// One ReadWriteMany claim holds the uploads, mounted read-write at --uploads-dir by upload and blob only.
-func TestKubernetesUploadsClaimShared(t *testing.T) {
-	b, pvcs := loadK8s(t), objectsOf[*corev1.PersistentVolumeClaim](loadK8s(t))
+	pvcs := objectsOf[*corev1.PersistentVolumeClaim](b)
 	if len(pvcs) != 1 {
 		t.Fatalf("%d PersistentVolumeClaims, want the one uploads claim", len(pvcs))
 	}
@@ -408,19 +392,13 @@ func TestKubernetesUploadsClaimShared(t *testing.T) {
 			mounted := hasDir && slices.ContainsFunc(w.c.VolumeMounts, func(m corev1.VolumeMount) bool {
 				return slices.Contains(vols, m.Name) && m.MountPath == dir && !m.ReadOnly
 			})
-			if r := w.role(); r == "upload" || r == "blob" {
-				check(t, mounted, "%s does not mount claim %s read-write at its --uploads-dir %q", r, name, dir)
-			} else {
-				check(t, len(vols) == 0, "%s mounts the uploads claim too", w.key)
-			}
+			r := w.role()
+			check(t, mounted || (r != "upload" && r != "blob"), "%s does not mount claim %s read-write at its --uploads-dir %q", r, name, dir)
+			check(t, len(vols) == 0 || r == "upload" || r == "blob", "%s mounts the uploads claim too", w.key)
 		}
 	}
-}
 
-// Compose and Kubernetes start each role with the same flags, but for the certificate files that only
-// Kubernetes mounts.
-func TestComposeAndKubernetesAgree(t *testing.T) {
-	p, b := loadComposeModel(t).p, loadK8s(t)
+	p := loadComposeModel(t).p
 	for _, r := range []string{"edge", "feed", "upload", "blob", "migrate"} {
 		k := flagSet(b.byRole(t, r).c.Args, "tls-cert", "tls-key")
 		for _, s := range p.Services {
@@ -431,52 +409,8 @@ func TestComposeAndKubernetesAgree(t *testing.T) {
 	}
 }
 
-// Prometheus in the cluster (observability/prometheus-kubernetes.yml) keeps the pods of every gRPC role,
-// named by their component label, which ask to be scraped on the port of their --metrics-addr.
-func TestKubernetesScrapeConfig(t *testing.T) {
-	var cfg struct {
-		ScrapeConfigs []struct {
-			RelabelConfigs []struct {
-				SourceLabels []string `json:"source_labels"`
-				Regex        string   `json:"regex"`
-				Action       string   `json:"action"`
-				TargetLabel  string   `json:"target_label"`
-			} `json:"relabel_configs"`
-		} `json:"scrape_configs"`
-	}
-	if err := yaml.Unmarshal(readFile(t, obsDir+"/prometheus-kubernetes.yml"), &cfg); err != nil {
-		t.Fatal(err)
-	}
-	var jobFromComponent bool
-	keptRoles := regexp.MustCompile(`^$`)
-	for _, sc := range cfg.ScrapeConfigs {
-		for _, rc := range sc.RelabelConfigs {
-			_, err := regexp.Compile(rc.Regex)
-			check(t, err == nil, "regex %q: %v", rc.Regex, err)
-			if slices.Equal(rc.SourceLabels, []string{"__meta_kubernetes_pod_label_app_kubernetes_io_component"}) {
-				jobFromComponent = jobFromComponent || rc.TargetLabel == "job"
-				if rc.Action == "keep" {
-					keptRoles = regexp.MustCompile("^(?:" + rc.Regex + ")$")
-				}
-			}
-		}
-	}
-	check(t, jobFromComponent, "no relabelling names the job after app.kubernetes.io/component")
-	b := loadK8s(t)
-	for _, role := range grpcRoles {
-		w := b.byRole(t, role)
-		metrics, _ := flagValue(w.c.Args, "metrics-addr")
-		a := w.pod.Annotations
-		check(t, w.pod.Labels["app.kubernetes.io/component"] == role && keptRoles.MatchString(role), "the scrape configuration drops the %s pods", role)
-		check(t, a["prometheus.io/scrape"] == "true" && a["prometheus.io/port"] == strconv.Itoa(addrPort(t, metrics)),
-			"%s: the pod's annotations %v do not ask for a scrape on the --metrics-addr %s", w.key, a, metrics)
-	}
-}
-
-// allowed reports whether the base's NetworkPolicies let from open a TCP connection to port of to. A peer
-// is a pod of the namespace by its labels, or nil for something outside (a browser, MySQL). The egress rules
-// of the policies selecting from, and the ingress rules of those selecting to, must both allow it; a pod that
-// no policy of a direction selects is open in that direction, as Kubernetes has it.
+// allowed reports whether the NetworkPolicies let from open a TCP connection to port of to (a peer: a pod's
+// labels, or nil outside the namespace): from's egress and to's ingress must allow it, as Kubernetes has it.
 func allowed(policies map[string]*networkingv1.NetworkPolicy, from, to map[string]string, port int) bool {
 	// matches: an empty list is everyone; the base selects pods of the namespace only (no namespace or IP).
 	matches := func(peers []networkingv1.NetworkPolicyPeer, ports []networkingv1.NetworkPolicyPort, other map[string]string) bool {
@@ -515,9 +449,8 @@ func allowed(policies map[string]*networkingv1.NetworkPolicy, from, to map[strin
 	return side(from, to, networkingv1.PolicyTypeEgress) && side(to, from, networkingv1.PolicyTypeIngress)
 }
 
-// Only the edge reaches the services, only the services and the migrate Job reach MySQL, the edge faces the
-// browsers, metrics can be scraped, the edge and feed reach Telegram's HTTPS and every role a trace
-// collector; nothing else gets through.
+// Only the edge reaches the services, the services and migrate MySQL, the browsers the edge; metrics, Telegram
+// (edge, feed) and trace collectors are reachable; nothing else gets through.
 func TestKubernetesNetworkPolicies(t *testing.T) {
 	policies := objectsOf[*networkingv1.NetworkPolicy](loadK8s(t))
 	check(t, len(policies) > 0, "the base has no NetworkPolicy")

@@ -29,9 +29,8 @@ func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errOut.String()
 }
 
-// TestUp runs the whole site in one process on ephemeral ports, posts through it, checks the services with
-// the health subcommand (over mutual TLS, with the certificates up made; plaintext and TLS without a client
-// certificate are refused), and stops it as SIGTERM would.
+// TestUp runs the whole site in one process, posts through it, and checks the services with the health
+// subcommand over mutual TLS (plaintext and TLS without a client certificate are refused).
 func TestUp(t *testing.T) {
 	dataDir := t.TempDir()
 	base, stdout, stderr := startUp(t, dataDir)
@@ -81,8 +80,7 @@ func TestUp(t *testing.T) {
 		if code, out, errOut := runCmd(t, "health", "--grpc-addr", m[2], "--data-dir", dataDir); code != 0 || !strings.Contains(out, "SERVING") {
 			t.Errorf("health of %s (%s): exit %d, %q %q", m[1], m[2], code, out, errOut)
 		}
-		// grpcurl -plaintext, and grpcurl -insecure (TLS without a client certificate): refused.
-		for name, creds := range map[string]credentials.TransportCredentials{
+		for name, creds := range map[string]credentials.TransportCredentials{ // grpcurl -plaintext and -insecure
 			"plaintext":                 insecure.NewCredentials(),
 			"TLS without a certificate": credentials.NewTLS(&tls.Config{InsecureSkipVerify: true}), //nolint:gosec // as grpcurl -insecure
 		} {
@@ -103,8 +101,8 @@ func TestUp(t *testing.T) {
 	}
 }
 
-// TestCommands: exit codes and output of the subcommands that need no running site. A role without mesh
-// certificates refuses to start and names the command that makes them; certs makes them once and keeps them.
+// TestCommands: exit codes and output of the subcommands that need no site. A role without mesh certificates
+// names the command that makes them; certs makes them once and keeps them.
 func TestCommands(t *testing.T) {
 	dir := t.TempDir()
 	mesh := filepath.Join(dir, "mesh")

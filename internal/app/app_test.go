@@ -57,32 +57,21 @@ func exists(p string) bool {
 func TestBlobRole(t *testing.T) {
 	st := &downStore{Store: storetest.Embedded(t)}
 	dir := filepath.Join(t.TempDir(), "uploads")
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	post, err := st.CreatePost(t.Context(), store.NewPost{ID: contract.NewID(), Text: "x",
-		Image: &store.NewImage{ID: contract.NewID(), ContentType: "image/gif", Width: 1, Height: 1, Data: []byte("GIF89a...")}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	post := must(st.CreatePost(t.Context(), store.NewPost{ID: contract.NewID(), Text: "x",
+		Image: &store.NewImage{ID: contract.NewID(), ContentType: "image/gif", Width: 1, Height: 1, Data: []byte("GIF89a...")}}))
 	missing, orphan := filepath.Join(dir, post.Image.ID.String()), filepath.Join(dir, contract.NewID().String())
 	temp, old := filepath.Join(dir, uploads.TempPrefix+"crash"), time.Now().Add(-time.Hour)
 	for _, p := range []string{orphan, temp} {
-		if err := os.WriteFile(p, []byte("x"), 0o640); err != nil {
-			t.Fatal(err)
+		if os.MkdirAll(dir, 0o750) != nil || os.WriteFile(p, []byte("x"), 0o640) != nil || os.Chtimes(p, old, old) != nil {
+			t.Fatal("cannot write", p)
 		}
-		_ = os.Chtimes(p, old, old)
 	}
 
-	blob, err := app.Blob(app.ServiceConfig{TLS: app.MeshTLS{Insecure: true},
+	blob := must(app.Blob(app.ServiceConfig{TLS: app.MeshTLS{Insecure: true},
 		Store: st, UploadsDir: dir, Logger: storetest.Logger(t), ReconcileInterval: 20 * time.Millisecond,
-		// The temp file is an hour old; the image, created just above, is past a millisecond's write grace
-		// by the first run.
+		// The temp file is an hour old; the image is past a millisecond's write grace by the first run.
 		ReconcileGrace: time.Minute, ReconcileTempGrace: time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	}))
 	lis, ml := must(net.Listen("tcp", "127.0.0.1:0")), must(net.Listen("tcp", "127.0.0.1:0"))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -15,19 +15,17 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
-// idleListener accepts nothing until closed; it blocks durably, as a
-// synctest bubble needs.
+// idleListener accepts nothing until closed, blocking durably for synctest.
 type idleListener chan struct{}
 
 func (l idleListener) Accept() (net.Conn, error) { <-l; return nil, net.ErrClosed }
 func (l idleListener) Close() error              { close(l); return nil }
 func (l idleListener) Addr() net.Addr            { return &net.TCPAddr{} }
 
-// TestHealthFollowsChecks: NOT_SERVING until the first check passes. Under
-// load a check may time out; timeouts alone take a replica out only after
-// SlowThreshold in a row, while real errors do after FailureThreshold (one
-// is tolerated). Liveness stays SERVING until the drain, which reports
-// NOT_SERVING before the server stops. Time is the bubble's: exact and fast.
+// TestHealthFollowsChecks: NOT_SERVING until the first check passes; timeouts
+// take a replica out after SlowThreshold in a row, errors after
+// FailureThreshold (one is tolerated). Liveness stays SERVING until the drain,
+// which reports NOT_SERVING before the server stops. Time is synctest's.
 func TestHealthFollowsChecks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mode atomic.Int32 // 0 fine, 1 slow, 2 broken
@@ -78,16 +76,14 @@ func TestHealthFollowsChecks(t *testing.T) {
 		want(time.Second, "after one failed check", healthpb.HealthCheckResponse_SERVING)
 		mode.Store(0)
 		want(time.Second, "after a failed check and a good one", healthpb.HealthCheckResponse_SERVING)
-		// Slow: each check runs into its one-second timeout, the next
-		// starts at once. Eight in a row (by 9.5 s) and the replica still
-		// serves; the tenth takes it out: a database that hangs for good.
+		// Slow: each check runs into its one-second timeout. Eight in a row
+		// (by 9.5 s) and it still serves; the tenth takes it out.
 		mode.Store(1)
 		want(9500*time.Millisecond, "after 8 slow checks", healthpb.HealthCheckResponse_SERVING)
 		want(2*time.Second, "after 10 slow checks", healthpb.HealthCheckResponse_NOT_SERVING)
 		mode.Store(0)
 		want(time.Second, "answering again", healthpb.HealthCheckResponse_SERVING)
-		// Broken: two errors in a row take it out; timeouts among them do
-		// not lengthen that.
+		// Broken: two errors in a row take it out.
 		mode.Store(2)
 		want(2*time.Second, "after 2 failed checks", healthpb.HealthCheckResponse_NOT_SERVING)
 		mode.Store(0)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/extagram/extagram/internal/testutil"
 )
 
 func loadLeaf(t *testing.T, path string) *x509.Certificate {
@@ -31,8 +33,7 @@ func dial(addr string, cfg *tls.Config) (*x509.Certificate, error) {
 		return nil, err
 	}
 	defer c.Close()
-	// TLS 1.3: the server's verdict on the client comes with the first
-	// read.
+	// TLS 1.3: the server's verdict on the client comes with the first read.
 	_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	var ne net.Error
 	if _, err := c.Read(make([]byte, 1)); err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
@@ -54,16 +55,13 @@ func TestMesh(t *testing.T) {
 	if len(written) != 2+2*len(Identities) {
 		t.Fatalf("wrote %d files: %v", len(written), written)
 	}
-	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
-		t.Fatalf("folder: %v, %v", fi.Mode(), err)
-	}
-	for _, p := range written {
+	for _, p := range append(written, dir) {
 		fi, err := os.Stat(p)
-		want := os.FileMode(0o644)
-		if strings.HasSuffix(p, "-key.pem") {
-			want = 0o600
+		want := map[bool]os.FileMode{false: 0o644, true: 0o600}[strings.HasSuffix(p, "-key.pem")]
+		if p == dir {
+			want = 0o700 | os.ModeDir
 		}
-		if err != nil || fi.Mode().Perm() != want {
+		if err != nil || fi.Mode() != want {
 			t.Errorf("%s: %v, want mode %v", filepath.Base(p), err, want)
 		}
 	}
@@ -144,8 +142,8 @@ func TestMesh(t *testing.T) {
 	if _, err := Generate(dir); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
-	if second, err := dial(addr, client(dir, Edge, Feed)); err != nil || second.SerialNumber.Cmp(feed.SerialNumber) == 0 {
-		t.Fatalf("after rotation: %v, or the server still presents the old certificate", err)
-	}
+	testutil.Eventually(t, 5*time.Second, "the rotated certificate", func() bool {
+		second, err := dial(addr, client(dir, Edge, Feed))
+		return err == nil && second.SerialNumber.Cmp(feed.SerialNumber) != 0
+	})
 }

@@ -10,8 +10,7 @@ import (
 	"testing"
 )
 
-// TestServeMetricsAndProfiler: one listener serves /metrics and the Go
-// profiler.
+// TestServeMetricsAndProfiler: one listener serves /metrics and the Go profiler.
 func TestServeMetricsAndProfiler(t *testing.T) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -12,14 +12,10 @@ import (
 )
 
 func TestValid(t *testing.T) {
-	for _, id := range []string{"0123456789abcdef", "client-id_1.2", strings.Repeat("a", 64), New()} {
-		if !Valid(id) {
-			t.Errorf("Valid(%q) = false", id)
-		}
-	}
-	for _, id := range []string{"", strings.Repeat("a", 65), "two words", "line\nbreak", "quote\"", "é", "semi;colon"} {
-		if Valid(id) {
-			t.Errorf("Valid(%q) = true", id)
+	for id, want := range map[string]bool{"0123456789abcdef": true, "client-id_1.2": true, strings.Repeat("a", 64): true, New(): true,
+		"": false, strings.Repeat("a", 65): false, "two words": false, "line\nbreak": false, "quote\"": false, "é": false, "semi;colon": false} {
+		if Valid(id) != want {
+			t.Errorf("Valid(%q) = %v", id, !want)
 		}
 	}
 	if a, b := New(), New(); a == b || len(a) != 16 {
@@ -27,8 +23,7 @@ func TestValid(t *testing.T) {
 	}
 }
 
-// TestThroughACall: the id the client's context carries reaches the
-// service's handler through the metadata; an invalid one does not.
+// TestThroughACall: the client context's id reaches the handler through the metadata; an invalid one does not.
 func TestThroughACall(t *testing.T) {
 	for sent, want := range map[string]string{"abc-1": "abc-1", "bad id": ""} {
 		out := Outgoing(NewContext(context.Background(), sent))

@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -21,9 +22,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// The mesh's traces, as the SDK records them in memory: the process's
-// tracer provider is the test's for the whole package, so no other test
-// belongs here.
+// The mesh's traces, recorded in memory: the process's tracer provider is
+// this package's for good, so no other test belongs here.
 var recorder = tracetest.NewSpanRecorder()
 
 func TestMain(m *testing.M) {
@@ -31,8 +31,7 @@ func TestMain(m *testing.M) {
 	m.Run()
 }
 
-// slowFeed delays the newest page of one feed replica while on, as a
-// replica whose database or CPU stalls would.
+// slowFeed delays the pages of one feed replica while on, as a stalled one would.
 type slowFeed struct {
 	store.Store
 	on atomic.Bool
@@ -49,30 +48,33 @@ func (s *slowFeed) ListPosts(ctx context.Context, o store.ListOptions) ([]store.
 	return s.Store.ListPosts(ctx, o)
 }
 
-// TestTraces follows one upload and one feed page through the mesh: each
-// is one trace from the edge's root span, which carries the request id,
-// through the gRPC client and server spans to the store's queries. A
-// hedged feed call shows as two client spans of one trace.
+// TestTraces: an upload and a feed page are each one trace, from the edge's
+// root span with the request id through the gRPC client and server spans to
+// the store's queries; a hedged feed call is two client spans of one trace.
 func TestTraces(t *testing.T) {
 	st := storetest.Embedded(t)
 	slow := &slowFeed{Store: st}
 	m := testmesh.Start(t, testmesh.Options{Store: st, AskFeedPerView: true, FeedStores: []store.Store{slow}})
-	// do makes a request, wants status and returns its trace.
-	do := func(req *http.Request, status int) *spans {
+	// do makes a request (a feed page without a body), wants status and returns its trace.
+	do := func(status int, body string, contentType string) *spans {
 		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, m.URL+"/", nil)
+		if body != "" {
+			req, _ = http.NewRequest(http.MethodPost, m.URL+"/upload.php", strings.NewReader(body))
+			req.Header.Set("Content-Type", contentType)
+		}
 		resp, err := m.Client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != status || resp.Header.Get("X-Request-Id") == "" {
-			t.Fatalf("%s %s: %d with request id %q, want %d and an id", req.Method, req.URL, resp.StatusCode,
-				resp.Header.Get("X-Request-Id"), status)
+		id := resp.Header.Get("X-Request-Id")
+		if resp.StatusCode != status || id == "" {
+			t.Fatalf("%s %s: %d with request id %q, want %d and an id", req.Method, req.URL, resp.StatusCode, id, status)
 		}
-		return traceOf(t, resp.Header.Get("X-Request-Id"))
+		return traceOf(t, id)
 	}
-	feedPage := func() *http.Request { req, _ := http.NewRequest(http.MethodGet, m.URL+"/", nil); return req }
 	// Each call is one client and one server span, with queries under it.
 	oneCall := func(t *testing.T, tr *spans, method string) {
 		client, server := tr.all(trace.SpanKindClient, method), tr.all(trace.SpanKindServer, method)
@@ -91,20 +93,17 @@ func TestTraces(t *testing.T) {
 	t.Run("upload", func(t *testing.T) {
 		body, ct := testutil.Form(t, [][2]string{{"post", "traced upload"}},
 			testutil.Photo("p.png", "application/octet-stream", testutil.PNG(t, 16, 16)))
-		req, _ := http.NewRequest(http.MethodPost, m.URL+"/upload.php", strings.NewReader(string(body)))
-		req.Header.Set("Content-Type", ct)
-		oneCall(t, do(req, http.StatusSeeOther), "extagram.upload.v1.UploadService/Upload")
+		oneCall(t, do(http.StatusSeeOther, string(body), ct), "extagram.upload.v1.UploadService/Upload")
 	})
 	t.Run("feed page", func(t *testing.T) {
-		oneCall(t, do(feedPage(), http.StatusOK), "extagram.feed.v1.FeedService/ListPosts")
+		oneCall(t, do(http.StatusOK, "", ""), "extagram.feed.v1.FeedService/ListPosts")
 	})
 	t.Run("hedged feed call", func(t *testing.T) {
 		slow.on.Store(true)
 		defer slow.on.Store(false)
-		// The first attempt goes to either replica: within a few pages
-		// one starts at the slow one and is hedged to the other.
+		// Within a few pages one starts at the slow replica and is hedged.
 		for range 10 {
-			tr := do(feedPage(), http.StatusOK)
+			tr := do(http.StatusOK, "", "")
 			clients := tr.all(trace.SpanKindClient, "extagram.feed.v1.FeedService/ListPosts")
 			if len(clients) < 2 {
 				continue
@@ -132,9 +131,8 @@ type spans struct {
 	spans []sdktrace.ReadOnlySpan
 }
 
-// traceOf waits for the edge's root span carrying the request id and
-// returns its trace once the root has ended (it ends last: after the
-// calls it made and the answer).
+// traceOf returns the trace of the edge's root span with the request id,
+// once that span has ended (last, after its calls and the answer).
 func traceOf(t *testing.T, id string) *spans {
 	t.Helper()
 	tr := &spans{}
@@ -161,13 +159,7 @@ func traceOf(t *testing.T, id string) *spans {
 }
 
 func (tr *spans) all(kind trace.SpanKind, name string) []sdktrace.ReadOnlySpan {
-	var out []sdktrace.ReadOnlySpan
-	for _, s := range tr.spans {
-		if s.SpanKind() == kind && s.Name() == name {
-			out = append(out, s)
-		}
-	}
-	return out
+	return slices.DeleteFunc(slices.Clone(tr.spans), func(s sdktrace.ReadOnlySpan) bool { return s.SpanKind() != kind || s.Name() != name })
 }
 
 // chain checks that each span descends from the one before.
@@ -197,8 +189,7 @@ func (tr *spans) descends(s, ancestor sdktrace.ReadOnlySpan) bool {
 func (tr *spans) String() string {
 	var b strings.Builder
 	for _, s := range tr.spans {
-		b.WriteString("  " + s.SpanKind().String() + " " + s.Name() + " " + s.SpanContext().SpanID().String() +
-			" parent " + s.Parent().SpanID().String() + "\n")
+		fmt.Fprintf(&b, "  %s %s %s parent %s\n", s.SpanKind(), s.Name(), s.SpanContext().SpanID(), s.Parent().SpanID())
 	}
 	return b.String()
 }
