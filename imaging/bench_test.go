@@ -23,8 +23,8 @@ func hostileInputs(t testing.TB) map[string][]byte {
 	for i := 0; len(chunks) < size; i++ {
 		chunks = append(chunks, pngChunkT(name(i, 'A'))...)
 	}
-	in["png distinct private chunks"] = pngInsert(p, chunks)
-	in["png text chunks"] = pngInsert(p, bytes.Repeat(pngChunkT("tEXt", []byte("k\x00v")), size/15))
+	in["png distinct private chunks"] = insert(p, 33, chunks)
+	in["png text chunks"] = insert(p, 33, bytes.Repeat(pngChunkT("tEXt", []byte("k\x00v")), size/15))
 
 	g := encGIF(t, 4, 4, 1)
 	at := gifBlocksStart(g)
@@ -64,9 +64,9 @@ func hostileInputs(t testing.TB) map[string][]byte {
 	in["webp frames"] = riff(anim...)
 
 	j := encJPEG(t, testImage(8, 8), 50)
-	in["jpeg comments"] = jpegInsert(j, bytes.Repeat(jpegSeg(mCOM), size/4))
+	in["jpeg comments"] = insert(j, 2, bytes.Repeat(jpegSeg(mCOM), size/4))
 	exif := jpegSeg(mAPP1, []byte("Exif\x00\x00"), testTIFF(binary.LittleEndian, 6))
-	in["jpeg exif segments"] = jpegInsert(j, bytes.Repeat(exif, size/180))
+	in["jpeg exif segments"] = insert(j, 2, bytes.Repeat(exif, size/180))
 	sos := bytes.LastIndex(j, []byte{0xFF, mSOS})
 	scan := sos + 2 + int(j[sos+2])<<8 | int(j[sos+3])
 	in["jpeg escaped scan"] = cat(j[:scan], bytes.Repeat([]byte{0xFF, 0x00}, size/2), j[len(j)-2:])

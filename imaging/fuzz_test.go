@@ -28,7 +28,7 @@ func FuzzInspect(f *testing.F) {
 	f.Add(testutil.HugePNG(100000, 100000))
 	f.Add(jpegHeader(65535, 65535))
 	f.Add(riff(vp8x(0x3C, 1<<24, 1<<24)))
-	f.Add(jpegInsert(encJPEG(f, testImage(8, 8), 50), jpegSeg(mAPP1, []byte("Exif\x00\x00"), testTIFF(binary.BigEndian, 6))))
+	f.Add(insert(encJPEG(f, testImage(8, 8), 50), 2, jpegSeg(mAPP1, []byte("Exif\x00\x00"), testTIFF(binary.BigEndian, 6))))
 
 	// image.DecodeConfig reads the four formats: helpers_test.go imports their decoders.
 	lim := DefaultLimits()
