@@ -2,6 +2,7 @@ package imaging
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,26 +15,23 @@ import (
 	"github.com/extagram/extagram/internal/testutil"
 )
 
-// fixture is a file Inspect must accept as typ, w x h, cleaning it to want
-// with removed named and the orientation found.
+// fixture is a file Inspect must accept, with the result it must give.
 type fixture struct {
-	name, typ   string
-	w, h        int
-	data, want  []byte
-	removed     []string
-	orient      int
+	name        string
+	data        []byte
+	want        Result
 	undecodable bool // by image/jpeg, image/png, image/gif and x/image/webp
 }
 
 func fx(name, typ string, w, h int, data []byte) fixture {
-	return fixture{name: name, typ: typ, w: w, h: h, data: data, want: data, orient: 1}
+	return fixture{name: name, data: data, want: Result{ContentType: typ, Width: w, Height: h, Orientation: 1, Data: data}}
 }
 
 func (f fixture) to(want []byte, removed ...string) fixture {
-	f.want, f.removed = want, removed
+	f.want.Data, f.want.Removed = want, removed
 	return f
 }
-func (f fixture) rotated(o int) fixture  { f.orient = o; return f }
+func (f fixture) rotated(o int) fixture  { f.want.Orientation = o; return f }
 func (f fixture) undecodableFx() fixture { f.undecodable = true; return f }
 
 // fixtures are files of every format and flavour the tests cover: made by
@@ -165,30 +163,37 @@ func fixtures(t testing.TB) []fixture {
 	}
 }
 
-// TestInspectCleans: each file is accepted, cleaned to exactly the bytes
-// expected, with the same pixels, no secret left, and for good: a second
-// pass keeps every byte and has nothing left to remove.
+// TestInspectCleans: each file is accepted with exactly the result
+// expected, the same pixels, no secret left, and for good (checkCleaned);
+// no proper prefix of it is accepted: cut inside the magic bytes it is not
+// recognisable as the format at all (unsupported), elsewhere malformed.
 func TestInspectCleans(t *testing.T) {
+	magic := map[string]int{TypeJPEG: 3, TypePNG: 8, TypeGIF: 6, TypeWebP: 12}
 	for _, f := range fixtures(t) {
 		t.Run(f.name, func(t *testing.T) {
-			r := inspectOK(t, f.data)
-			if r.ContentType != f.typ || r.Width != f.w || r.Height != f.h || r.Orientation != f.orient {
-				t.Fatalf("got %s %dx%d o%d, want %s %dx%d o%d",
-					r.ContentType, r.Width, r.Height, r.Orientation, f.typ, f.w, f.h, f.orient)
+			r, err := Inspect(f.data, DefaultLimits())
+			if err != nil || shape(r) != shape(f.want) || !bytes.Equal(r.Data, f.want.Data) || !slices.Equal(r.Removed, f.want.Removed) {
+				t.Fatalf("got %s, %d bytes, removed %q, %v; want %s, %d bytes, removed %q",
+					shape(r), len(r.Data), r.Removed, err, shape(f.want), len(f.want.Data), f.want.Removed)
 			}
-			if !bytes.Equal(r.Data, f.want) || &r.Data[0] == &f.data[0] {
-				t.Fatalf("cleaned to %d bytes, want a new slice of the %d expected", len(r.Data), len(f.want))
-			}
-			if !slices.Equal(r.Removed, f.removed) {
-				t.Errorf("removed %q, want %q", r.Removed, f.removed)
-			}
+			checkCleaned(t, f.data, r)
 			testutil.NoSecrets(t, r.Data)
 			if !f.undecodable {
-				samePixels(t, f.typ, f.data, r.Data)
+				samePixels(t, r.ContentType, f.data, r.Data)
 			}
-			r2 := inspectOK(t, r.Data)
-			if !bytes.Equal(r2.Data, r.Data) || len(r2.Removed) != 0 || r2.Orientation != r.Orientation {
-				t.Fatalf("second pass changed the file or removed %v", r2.Removed)
+			if slices.Contains(r.Removed, "trailing data") {
+				return // the image alone is a valid prefix
+			}
+			for n := range len(f.data) {
+				kind := ErrMalformed
+				if n == 0 {
+					kind = ErrEmpty
+				} else if n < magic[r.ContentType] {
+					kind = ErrUnsupported
+				}
+				if r, err := Inspect(f.data[:n], DefaultLimits()); !errors.Is(err, kind) || r.Data != nil {
+					t.Fatalf("cut at %d of %d: got %v, want %v", n, len(f.data), err, kind)
+				}
 			}
 		})
 	}
@@ -201,33 +206,56 @@ func TestInspectCleans(t *testing.T) {
 	}
 }
 
-func inspectOK(t *testing.T, b []byte) Result {
+// shape is what Result says of a file, but its bytes.
+func shape(r Result) string {
+	return fmt.Sprintf("%s %dx%d o%d", r.ContentType, r.Width, r.Height, r.Orientation)
+}
+
+// checkCleaned checks what holds of any file Inspect accepted: one of the
+// four types, within the default limits, a valid orientation, the data a
+// copy, and cleaned for good: inspected again it keeps its shape and bytes
+// with nothing removed. A standard decoder that reads its header agrees.
+func checkCleaned(t *testing.T, data []byte, r Result) {
 	t.Helper()
-	r, err := Inspect(b, DefaultLimits())
-	if err != nil {
-		t.Fatalf("Inspect: %v", err)
+	lim := DefaultLimits()
+	if !slices.Contains([]string{TypeJPEG, TypePNG, TypeGIF, TypeWebP}, r.ContentType) || r.Width < 1 || r.Height < 1 ||
+		r.Width > lim.MaxSide || r.Height > lim.MaxSide || int64(r.Width)*int64(r.Height) > lim.MaxPixels ||
+		r.Orientation < 1 || r.Orientation > 8 {
+		t.Fatalf("accepted %s", shape(r))
 	}
-	return r
+	if len(r.Data) > 0 && len(data) > 0 && &r.Data[0] == &data[0] {
+		t.Fatal("Data aliases the input")
+	}
+	if r2, err := Inspect(r.Data, lim); err != nil || shape(r2) != shape(r) || !bytes.Equal(r2.Data, r.Data) || len(r2.Removed) != 0 {
+		t.Fatalf("re-inspected as %s removing %q, %v; first %s", shape(r2), r2.Removed, err, shape(r))
+	}
+	if c, format, err := image.DecodeConfig(bytes.NewReader(r.Data)); err == nil &&
+		("image/"+format != r.ContentType || c.Width != r.Width || c.Height != r.Height) {
+		t.Fatalf("the standard decoder reads %s %dx%d, Inspect %s", format, c.Width, c.Height, shape(r))
+	}
 }
 
 // checkRefused checks that err is an *Error of kind alone (an empty file is
 // unsupported too, so a caller mapping only ErrUnsupported is right), with
-// no data, a format when malformed, and exactly the message msg.
+// no result, a format when malformed, and the message msg; a nil kind and
+// an empty msg stand for any kind and any message but none.
 func checkRefused(t *testing.T, r Result, err, kind error, msg string) {
 	t.Helper()
-	for _, k := range []error{ErrEmpty, ErrUnsupported, ErrMalformed, ErrTooLarge} {
-		if errors.Is(err, k) != (k == kind || kind == ErrEmpty && k == ErrUnsupported) {
+	kinds := []error{ErrEmpty, ErrUnsupported, ErrMalformed, ErrTooLarge}
+	var e *Error
+	if !errors.As(err, &e) || !slices.Contains(kinds, e.Kind) || e.Kind != cmp.Or(kind, e.Kind) ||
+		e.Kind == ErrMalformed && e.Format == "" {
+		t.Fatalf("%#v is not an *Error of kind %v with a format", err, kind)
+	}
+	for _, k := range kinds {
+		if errors.Is(err, k) != (k == e.Kind || e.Kind == ErrEmpty && k == ErrUnsupported) {
 			t.Errorf("%v: errors.Is(%v) = %v", err, k, errors.Is(err, k))
 		}
 	}
-	var e *Error
-	if !errors.As(err, &e) || e.Kind != kind || kind == ErrMalformed && e.Format == "" {
-		t.Fatalf("%#v is not an *Error of kind %v with a format", err, kind)
-	}
-	if r.Data != nil || r.ContentType != "" {
+	if r.Data != nil || r.ContentType != "" || r.Removed != nil {
 		t.Fatalf("an error came with a result: %+v", r)
 	}
-	if e.Msg != msg {
+	if e.Msg != cmp.Or(msg, e.Msg) || e.Msg == "" {
 		t.Fatalf("message %q, want %q", e.Msg, msg)
 	}
 }
@@ -383,33 +411,6 @@ func TestInspectRefuses(t *testing.T) {
 				}
 			})
 		}
-	}
-}
-
-// TestTruncated cuts every fixture at every position: no proper prefix of
-// a valid file may be accepted. Cuts inside the magic bytes are not
-// recognisable as the format at all and are unsupported; every other cut
-// is malformed.
-func TestTruncated(t *testing.T) {
-	magic := map[string]int{TypeJPEG: 3, TypePNG: 8, TypeGIF: 6, TypeWebP: 12}
-	for _, f := range fixtures(t) {
-		if slices.Contains(f.removed, "trailing data") {
-			continue // the image alone is a valid prefix
-		}
-		t.Run(f.name, func(t *testing.T) {
-			for n := range len(f.data) {
-				r, err := Inspect(f.data[:n], DefaultLimits())
-				kind := ErrMalformed
-				if n == 0 {
-					kind = ErrEmpty
-				} else if n < magic[f.typ] {
-					kind = ErrUnsupported
-				}
-				if !errors.Is(err, kind) || r.Data != nil {
-					t.Fatalf("cut at %d of %d: got %v, want %v", n, len(f.data), err, kind)
-				}
-			}
-		})
 	}
 }
 

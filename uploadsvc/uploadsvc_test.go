@@ -100,9 +100,11 @@ func header(text string, photo *uploadv1.PhotoInfo) *uploadv1.UploadRequest {
 	return &uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Header{Header: hdr}}
 }
 
-// TestReadsNoFurtherThanLimit: an endless photo is refused with the first
-// chunk that crosses the limit; not a byte more is taken from the stream.
-func TestReadsNoFurtherThanLimit(t *testing.T) {
+// TestRefusedUnread: an endless photo is refused with the first chunk that
+// crosses the limit, not a byte more taken from the stream; a PNG declaring
+// 100,000 x 100,000 pixels (40 GB decoded) is refused from its header,
+// with well under a megabyte allocated per call.
+func TestRefusedUnread(t *testing.T) {
 	const limit = 1 << 20
 	s := newService(t, Options{MaxBytes: limit})
 	stream, err := s.client.Upload(t.Context())
@@ -118,22 +120,15 @@ func TestReadsNoFurtherThanLimit(t *testing.T) {
 		err = stream.Send(chunk(buf))
 	}
 	_, err = stream.CloseAndRecv()
-	if reason := apierr.UploadReason(err); status.Code(err) != codes.ResourceExhausted ||
-		reason != uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_TOO_LARGE {
+	if status.Code(err) != codes.ResourceExhausted ||
+		apierr.UploadReason(err) != uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_TOO_LARGE {
 		t.Fatalf("%v, want ResourceExhausted TOO_LARGE", err)
 	}
 	if n := s.received.Load(); n > limit+int64(len(buf)) {
 		t.Fatalf("read %d bytes for a %d-byte limit", n, limit)
 	}
-}
 
-// TestHugeDimensionsNotAllocated: a PNG declaring 100,000 x 100,000 pixels
-// (40 GB decoded) is answered from its header, with well under a megabyte
-// allocated for the whole call.
-func TestHugeDimensionsNotAllocated(t *testing.T) {
-	s := newService(t, Options{})
 	huge := testutil.HugePNG(100000, 100000)
-	var err error
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -151,13 +146,15 @@ func TestHugeDimensionsNotAllocated(t *testing.T) {
 
 // TestIdleAndSlowUploadsEnd: 500 streams that send nothing, or only their
 // header, are ended after Idle; one that keeps sending a byte now and then
-// is ended after MaxDuration.
+// is ended after MaxDuration. Each limit has its own service, the other
+// limit an hour, so that a loaded machine cannot make one pass for the other.
 func TestIdleAndSlowUploadsEnd(t *testing.T) {
-	s := newService(t, Options{Idle: 300 * time.Millisecond, MaxDuration: 600 * time.Millisecond})
+	idle := newService(t, Options{Idle: 300 * time.Millisecond, MaxDuration: time.Hour})
+	slow := newService(t, Options{Idle: time.Hour, MaxDuration: 600 * time.Millisecond})
 	const n = 500
 	errs := make(chan error, n)
 	for i := range n {
-		stream, err := s.client.Upload(t.Context())
+		stream, err := idle.client.Upload(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +166,7 @@ func TestIdleAndSlowUploadsEnd(t *testing.T) {
 			errs <- stream.RecvMsg(new(uploadv1.UploadResponse))
 		}()
 	}
-	trickle, err := s.client.Upload(t.Context())
+	trickle, err := slow.client.Upload(t.Context())
 	if err == nil {
 		err = trickle.Send(header("slowly", &uploadv1.PhotoInfo{}))
 	}
@@ -316,10 +313,7 @@ func BenchmarkUpload(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	img := image.NewNRGBA(image.Rect(0, 0, 200, 200))
 	for i := range img.Pix {
-		img.Pix[i] = uint8(rng.IntN(256))
-	}
-	for i := 3; i < len(img.Pix); i += 4 {
-		img.Pix[i] = 255
+		img.Pix[i] = uint8(max(rng.IntN(256), i%4/3*255)) // opaque: every fourth byte is 255
 	}
 	photo := testutil.EncodePNG(b, img)
 	s := newService(b, Options{})
