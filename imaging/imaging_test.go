@@ -414,32 +414,28 @@ func TestInspectRefuses(t *testing.T) {
 	}
 }
 
+// TestLimits: limits are inclusive; negative ones take the defaults, as
+// zero ones do (TestInspectRefuses's messages check the default values).
 func TestLimits(t *testing.T) {
-	if d := DefaultLimits(); d.MaxPixels != 40_000_000 || d.MaxSide != 10_000 {
-		t.Fatalf("%+v", d)
+	if (Limits{-1, -1}).orDefaults() != DefaultLimits() {
+		t.Fatal("negative limits must take the defaults")
 	}
-	if (Limits{}).orDefaults() != DefaultLimits() || (Limits{-1, -1}).orDefaults() != DefaultLimits() {
-		t.Fatal("zero or negative limits must take the defaults")
-	}
-	p20, j20 := encPNG(t, testImage(20, 20)), encJPEG(t, testImage(20, 20), 50)
-	for _, c := range []struct {
-		name string
+	p20 := encPNG(t, testImage(20, 20))
+	for i, c := range []struct {
 		data []byte
 		lim  Limits
 		msg  string // "" when accepted
 	}{
-		{"pixels", p20, Limits{MaxPixels: 399},
-			"the image is 20 x 20 pixels (400 pixels), but at most 399 pixels are allowed; please resize it"},
-		{"side", j20, Limits{MaxSide: 19},
+		{p20, Limits{MaxPixels: 399}, "the image is 20 x 20 pixels (400 pixels), but at most 399 pixels are allowed; please resize it"},
+		{encJPEG(t, testImage(20, 20), 50), Limits{MaxSide: 19},
 			"the image is 20 x 20 pixels, but each side may be at most 19 pixels; please resize it"},
-		{"at the limits", p20, Limits{MaxPixels: 400, MaxSide: 20}, ""},
-		{"at the default side", encPNG(t, image.NewGray(image.Rect(0, 0, 10000, 1))), Limits{}, ""},
+		{p20, Limits{MaxPixels: 400, MaxSide: 20}, ""},
+		{encPNG(t, image.NewGray(image.Rect(0, 0, 10000, 1))), Limits{}, ""},
 	} {
-		r, err := Inspect(c.data, c.lim)
-		if c.msg == "" && err != nil {
-			t.Errorf("%s: %v", c.name, err)
-		} else if c.msg != "" {
+		if r, err := Inspect(c.data, c.lim); c.msg != "" {
 			checkRefused(t, r, err, ErrTooLarge, c.msg)
+		} else if err != nil {
+			t.Errorf("case %d: %v", i, err)
 		}
 	}
 }
