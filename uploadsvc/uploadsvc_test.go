@@ -2,6 +2,7 @@ package uploadsvc
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"image"
 	"io"
@@ -29,8 +30,7 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// service is an UploadService on the embedded store, served over an
-// in-memory listener.
+// service is an UploadService on the embedded store, over bufconn.
 type service struct {
 	client   uploadv1.UploadServiceClient
 	st       store.Store
@@ -96,8 +96,7 @@ func chunk(b []byte) *uploadv1.UploadRequest {
 }
 
 func header(text string, photo *uploadv1.PhotoInfo) *uploadv1.UploadRequest {
-	hdr := &uploadv1.UploadHeader{Text: text, Photo: photo}
-	return &uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Header{Header: hdr}}
+	return &uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Header{Header: &uploadv1.UploadHeader{Text: text, Photo: photo}}}
 }
 
 // TestRefusedUnread: an endless photo is refused with the first chunk that
@@ -191,16 +190,13 @@ func TestIdleAndSlowUploadsEnd(t *testing.T) {
 func TestPhotoMemoryBudget(t *testing.T) {
 	const limit = 1 << 20
 	budget := semaphore.NewWeighted(4 * limit)
-	a := &photoBuffer{memory: budget, limit: limit}
-	b := &photoBuffer{memory: budget, limit: limit}
-	for _, pb := range []*photoBuffer{a, b} {
-		if err := pb.grow(t.Context(), limit); err != nil {
-			t.Fatal(err)
-		}
+	a, b, c := &photoBuffer{memory: budget, limit: limit}, &photoBuffer{memory: budget, limit: limit},
+		&photoBuffer{memory: budget, limit: limit}
+	if err := cmp.Or(a.grow(t.Context(), limit), b.grow(t.Context(), limit)); err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	c := &photoBuffer{memory: budget, limit: limit}
 	if err := c.grow(ctx, startBuffer); status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("a buffer past the budget: %v, want to wait until DeadlineExceeded", err)
 	}
@@ -236,19 +232,16 @@ func FuzzUpload(f *testing.F) {
 	f.Add("x", "big.png", bytes.Repeat(p, 20), true, uint16(512))
 
 	s := newService(f, Options{MaxBytes: 4 << 10})
-	newest := func(t *testing.T) (int64, int) {
+	newest := func(t *testing.T) (key int64, files int) { // the newest post's key and the files in the folder
 		ps, err := s.st.ListPosts(t.Context(), store.ListOptions{Limit: 1})
-		if err != nil {
+		entries, err2 := os.ReadDir(s.dir)
+		if err = cmp.Or(err, err2); err != nil {
 			t.Fatal(err)
 		}
-		entries, err := os.ReadDir(s.dir)
-		if err != nil {
-			t.Fatal(err)
+		if len(ps) > 0 {
+			key = ps[0].Key
 		}
-		if len(ps) == 0 {
-			return 0, len(entries)
-		}
-		return ps[0].Key, len(entries)
+		return key, len(entries)
 	}
 	f.Fuzz(func(t *testing.T, text, fileName string, photo []byte, withPhoto bool, chunkSize uint16) {
 		keyBefore, filesBefore := newest(t)
@@ -288,12 +281,9 @@ func FuzzUpload(f *testing.F) {
 			return
 		}
 		res, ierr := imaging.Inspect(photo, imaging.Limits{})
-		if ierr != nil {
-			t.Fatalf("accepted a photo Inspect refuses: %v", ierr)
-		}
 		id, perr := contract.ParseID(post.GetImage().GetId())
-		if perr != nil {
-			t.Fatal(perr)
+		if err := cmp.Or(ierr, perr); err != nil {
+			t.Fatalf("accepted a photo Inspect refuses, or answered a bad id: %v", err)
 		}
 		_, data, derr := s.st.ImageData(t.Context(), id)
 		if derr != nil || !bytes.Equal(data, res.Data) {
