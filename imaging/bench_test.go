@@ -78,10 +78,8 @@ func BenchmarkInspectHostile(b *testing.B) {
 	}
 }
 
-// BenchmarkInspectJPEG measures Inspect on a photo-sized upload: a noisy
-// 1.0 MB baseline JPEG carrying EXIF (with GPS), XMP and an ICC profile.
-// The cost is one pass over the bytes (the entropy-coded data is scanned
-// for markers with bytes.IndexByte) and one copy.
+// BenchmarkInspectJPEG: a photo-sized upload, a noisy 1.0 MB JPEG with EXIF
+// (GPS), XMP and ICC; one pass over the bytes (bytes.IndexByte) and a copy.
 func BenchmarkInspectJPEG(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const w, h, noise = 1280, 960, 110

@@ -46,8 +46,7 @@ var testPalette = color.Palette{
 	color.RGBA{200, 30, 30, 255}, color.RGBA{30, 30, 200, 255},
 }
 
-// encGIF makes an animated GIF of n frames that loops forever, so the
-// encoder writes a NETSCAPE2.0 extension.
+// encGIF makes a GIF of n frames, looping forever (NETSCAPE2.0) if n > 1.
 func encGIF(t testing.TB, w, h, n int) []byte {
 	t.Helper()
 	g := &gif.GIF{LoopCount: 0}
@@ -169,8 +168,7 @@ func jpegHeader(w, h int) []byte {
 	return cat([]byte{0xFF, 0xD8}, jpegSeg(mSOF0, []byte{8, byte(h >> 8), byte(h), byte(w >> 8), byte(w), 1, 1, 0x11, 0}))
 }
 
-// gifBlocksStart is the offset of the first block after the header and
-// the global colour table.
+// gifBlocksStart is the offset of the first block, after any global colours.
 func gifBlocksStart(b []byte) int {
 	if b[10]&0x80 != 0 {
 		return 13 + 3<<(b[10]&7+1)
@@ -201,8 +199,7 @@ func gifExt(label byte, first []byte, payload []byte) []byte {
 	return append(out, 0)
 }
 
-// gifFrameAt is a GIF whose one frame is w x h at (left, top), which may
-// lie outside its w x h logical screen.
+// gifFrameAt is a w x h GIF whose frame is at (left, top), maybe off screen.
 func gifFrameAt(t testing.TB, left, top, w, h int) []byte {
 	b := encGIF(t, w, h, 1)
 	pos := gifFirstDescriptor(b)
@@ -279,8 +276,7 @@ func vp8x(flags byte, w, h int) webpChunkT {
 	return webpChunkT{"VP8X", cat([]byte{flags, 0, 0, 0}, put24(w-1, h-1))}
 }
 
-// anmf builds an animation frame at (x, y), which must be even, with no
-// duration and no flags.
+// anmf builds an animation frame at (x, y), which must be even.
 func anmf(x, y, w, h int, chunks ...webpChunkT) webpChunkT {
 	return webpChunkT{"ANMF", cat(put24(x/2, y/2, w-1, h-1), make([]byte, 4), riff(chunks...)[12:])}
 }

@@ -79,9 +79,8 @@ func fixtures(t testing.TB) []fixture {
 	gifMeta := cat(g6[:gifBlocksStart(g6)], gifExt(0xFE, nil, []byte("SECRET-COMMENT")), xmpGIF, []byte{0},
 		g6[gifBlocksStart(g6):len(g6)-1], gifExt(0xFE, nil, bytes.Repeat([]byte("SECRET-COMMENT "), 30)),
 		gifExt(0xFF, []byte("MGK8BIM0000"), []byte("SECRET-IPTC")), []byte{0x3B})
-	// VP8L of 5x3 is an odd number of bytes; a writer that left the final
-	// pad byte off (RIFF size odd, equal to the data) is accepted and
-	// written back padded.
+	// VP8L of 5x3 is an odd number of bytes: a file without the final pad
+	// byte (RIFF size odd, equal to the data) is accepted and padded.
 	padded := riff(webpChunkT{"VP8L", vp8lChecker(5, 3)})
 	unpadded := patch(padded[:len(padded)-1], 4, binary.LittleEndian.AppendUint32(nil, uint32(len(padded)-9))...)
 	anim := []webpChunkT{vp8x(0x02, 8, 8), {"ANIM", make([]byte, 6)}, anmf(0, 0, 8, 8, webpChunkT{"VP8L", vp8lChecker(8, 8)}),
@@ -449,10 +448,8 @@ func TestDisplaySize(t *testing.T) {
 	}
 }
 
-// TestHostileInputsBounded: each hostile file is handled with a handful of
-// allocations and memory about the size of the file (the cleaned copy),
-// which also shows the work is linear: no per-chunk allocation, no list
-// growing with the number of chunks.
+// TestHostileInputsBounded: each hostile file takes a handful of allocations
+// and about its size in memory (the copy): nothing grows with the chunks.
 func TestHostileInputsBounded(t *testing.T) {
 	for name, b := range hostileInputs(t) {
 		t.Run(name, func(t *testing.T) {
