@@ -31,8 +31,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 )
 
-// Eventually checks cond every 10 ms and fails the test if it does not
-// hold within d.
+// Eventually fails the test if cond does not hold Within d.
 func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	if !Within(d, cond) {
@@ -40,8 +39,7 @@ func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// Within checks cond every 10 ms until it holds, for d at the most, and
-// reports whether it held.
+// Within checks cond every 10 ms, for d at the most, until it holds.
 func Within(d time.Duration, cond func() bool) bool {
 	for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -199,10 +197,8 @@ func Photo(name, contentType string, data []byte) *File {
 // with its length and CRC.
 func PNGChunk(typ string, body ...[]byte) []byte {
 	data := bytes.Join(body, nil)
-	c := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
-	c = append(c, typ...)
-	c = append(c, data...)
-	return binary.BigEndian.AppendUint32(c, crc32.ChecksumIEEE(append([]byte(typ), data...)))
+	c := append(append(binary.BigEndian.AppendUint32(nil, uint32(len(data))), typ...), data...)
+	return binary.BigEndian.AppendUint32(c, crc32.ChecksumIEEE(c[4:])) // of the type and the data
 }
 
 // HugePNG is a well-formed PNG declaring w x h pixels with a token IDAT:
@@ -238,8 +234,7 @@ func (b *Buffer) String() string {
 }
 
 // NeedTool skips a test whose external tool or server is missing, except
-// in CI (CI=true), where a missing tool must fail the run rather than hide
-// a check.
+// in CI (CI=true), where it fails the test rather than hide a check.
 func NeedTool(t testing.TB, format string, args ...any) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
