@@ -49,9 +49,7 @@ func Within(d time.Duration, cond func() bool) bool {
 	return true
 }
 
-// Metric adds the samples of name that a /metrics url serves: name is a
-// metric's name, or its name with the start of its labels
-// (`m{outcome="posted"}`); each of with must appear in the sample's line.
+// Metric is MetricSum of what a /metrics url serves.
 func Metric(t testing.TB, url, name string, with ...string) float64 {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -63,9 +61,16 @@ func Metric(t testing.TB, url, name string, with ...string) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return MetricSum(string(text), name, with...)
+}
+
+// MetricSum adds the samples of name in a Prometheus text exposition:
+// name is a metric's name, or its name with the start of its labels
+// (`m{outcome="posted"}`); each of with must appear in the sample's line.
+func MetricSum(text, name string, with ...string) float64 {
 	total := 0.0
 lines:
-	for line := range strings.Lines(string(text)) {
+	for line := range strings.Lines(text) {
 		line = strings.TrimSpace(line)
 		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") &&
 			!(strings.HasSuffix(name, "}") && strings.HasPrefix(line, name)) {
