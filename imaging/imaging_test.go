@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"image/gif"
 	"runtime"
 	"slices"
 	"testing"
@@ -49,10 +48,6 @@ func fixtures(t testing.TB) []fixture {
 	pal := image.NewPaletted(image.Rect(0, 0, 9, 5), testPalette)
 	for i := range pal.Pix {
 		pal.Pix[i] = uint8(i % 4)
-	}
-	var single bytes.Buffer
-	if err := gif.Encode(&single, pal, nil); err != nil {
-		t.Fatal(err)
 	}
 	le, be := binary.LittleEndian, binary.BigEndian
 	exif := func(tiff []byte) []byte { return jpegSeg(mAPP1, []byte("Exif\x00\x00"), tiff) }
@@ -131,7 +126,7 @@ func fixtures(t testing.TB) []fixture {
 			pngChunkT("fcTL", make([]byte, 26)), pngChunkT("fdAT", []byte{0, 0, 0, 1, 1, 2, 3}), p4[iend:])),
 		fx("png then php", TypePNG, 4, 4, cat(p4, php)).to(p4, "trailing data"),
 
-		fx("gif", TypeGIF, 9, 5, single.Bytes()),
+		fx("gif", TypeGIF, 9, 5, testutil.GIF(t, 9, 5)), // one frame, a global colour table
 		fx("gif animated", TypeGIF, 12, 7, encGIF(t, 12, 7, 3)),
 		fx("gif metadata", TypeGIF, 6, 4, gifMeta).to(g6, "comment", "XMP", "application extension"),
 		fx("gif extensions kept", TypeGIF, 4, 4, insert(g4, at, gifExt(0xFF, []byte("ANIMEXTS1.0"), []byte{1, 0, 0}),
