@@ -105,11 +105,7 @@ func TestServedFromTheVerifiedFile(t *testing.T) {
 	f := newFixture(t, 300<<10)
 	n := int64(len(f.data))
 	for _, c := range []struct{ off, limit, want int64 }{
-		{0, 0, n}, {0, 0, n}, {0, 0, n},
-		{0, 10, 10},
-		{100 << 10, 70 << 10, 70 << 10},
-		{n - 5, 0, 5},
-		{n, 0, 0},
+		{0, 0, n}, {0, 0, n}, {0, 0, n}, {0, 10, 10}, {100 << 10, 70 << 10, 70 << 10}, {n - 5, 0, 5}, {n, 0, 0},
 		{1, math.MaxInt64, n - 1}, // a limit that would overflow off+limit reads to the end
 	} {
 		got, err := f.read(t, c.off, c.limit)
@@ -146,8 +142,7 @@ func TestServedFromTheVerifiedFile(t *testing.T) {
 	}
 }
 
-// BenchmarkGetBlob reads a verified 120 KB image whole, as the edge does
-// on a cache miss.
+// BenchmarkGetBlob reads a verified 120 KB image whole, as the edge on a miss.
 func BenchmarkGetBlob(b *testing.B) {
 	f := newFixture(b, 120<<10)
 	b.SetBytes(int64(len(f.data)))
