@@ -99,31 +99,19 @@ func header(text string, photo *uploadv1.PhotoInfo) *uploadv1.UploadRequest {
 	return &uploadv1.UploadRequest{Payload: &uploadv1.UploadRequest_Header{Header: &uploadv1.UploadHeader{Text: text, Photo: photo}}}
 }
 
-// TestRefusedUnread: an endless photo is refused with the first chunk that
-// crosses the limit, not a byte more taken from the stream; a PNG declaring
-// 100,000 x 100,000 pixels (40 GB decoded) is refused from its header,
-// with well under a megabyte allocated per call.
+// TestRefusedUnread: a photo of four times the limit is refused with the
+// first chunk that crosses the limit, not a byte more taken from the
+// stream; a PNG declaring 100,000 x 100,000 pixels (40 GB decoded) is
+// refused from its header, with well under a megabyte allocated per call.
 func TestRefusedUnread(t *testing.T) {
-	const limit = 1 << 20
+	const limit, chunkSize = 1 << 20, 64 << 10
 	s := newService(t, Options{MaxBytes: limit})
-	stream, err := s.client.Upload(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 64<<10)
-	err = stream.Send(header("endless", &uploadv1.PhotoInfo{}))
-	for i := 0; err == nil; i++ {
-		if i == 1000 {
-			t.Fatal("the service still reads after 64 MB")
-		}
-		err = stream.Send(chunk(buf))
-	}
-	_, err = stream.CloseAndRecv()
+	_, err := s.upload(t.Context(), header("too big", &uploadv1.PhotoInfo{}), make([]byte, 4*limit), chunkSize)
 	if status.Code(err) != codes.ResourceExhausted ||
 		apierr.UploadReason(err) != uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_TOO_LARGE {
 		t.Fatalf("%v, want ResourceExhausted TOO_LARGE", err)
 	}
-	if n := s.received.Load(); n > limit+int64(len(buf)) {
+	if n := s.received.Load(); n > limit+chunkSize {
 		t.Fatalf("read %d bytes for a %d-byte limit", n, limit)
 	}
 
