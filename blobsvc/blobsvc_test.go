@@ -2,6 +2,7 @@ package blobsvc
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"io"
@@ -57,12 +58,10 @@ func newFixture(t testing.TB, n int) *fixture {
 	}
 	data := make([]byte, n)
 	_, _ = rand.Read(data)
-	post, err := st.CreatePost(t.Context(), store.NewPost{ID: contract.NewID(), Text: "x",
-		Image: &store.NewImage{ID: contract.NewID(), ContentType: "image/png", Width: 1, Height: 1, Data: data}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dir.Write(post.Image.ID, data); err != nil {
+	id := contract.NewID()
+	_, err = st.CreatePost(t.Context(), store.NewPost{ID: contract.NewID(), Text: "x",
+		Image: &store.NewImage{ID: id, ContentType: "image/png", Width: 1, Height: 1, Data: data}})
+	if err = cmp.Or(err, dir.Write(id, data)); err != nil {
 		t.Fatal(err)
 	}
 	srv, err := New(st, dir, storetest.Logger(t))
@@ -70,8 +69,7 @@ func newFixture(t testing.TB, n int) *fixture {
 		t.Fatal(err)
 	}
 	cc := testutil.Bufconn(t, func(gs *grpc.Server) { blobv1.RegisterBlobServiceServer(gs, srv) })
-	id := post.Image.ID.String()
-	return &fixture{blobv1.NewBlobServiceClient(cc), st, filepath.Join(dir.Path(), id), id, data}
+	return &fixture{blobv1.NewBlobServiceClient(cc), st, filepath.Join(dir.Path(), id.String()), id.String(), data}
 }
 
 // read returns the bytes GetBlob streams from off, limit bytes at most (0:
@@ -107,11 +105,7 @@ func TestServedFromTheVerifiedFile(t *testing.T) {
 	f := newFixture(t, 300<<10)
 	n := int64(len(f.data))
 	for _, c := range []struct{ off, limit, want int64 }{
-		{0, 0, n}, {0, 0, n}, {0, 0, n},
-		{0, 10, 10},
-		{100 << 10, 70 << 10, 70 << 10},
-		{n - 5, 0, 5},
-		{n, 0, 0},
+		{0, 0, n}, {0, 0, n}, {0, 0, n}, {0, 10, 10}, {100 << 10, 70 << 10, 70 << 10}, {n - 5, 0, 5}, {n, 0, 0},
 		{1, math.MaxInt64, n - 1}, // a limit that would overflow off+limit reads to the end
 	} {
 		got, err := f.read(t, c.off, c.limit)
@@ -119,11 +113,10 @@ func TestServedFromTheVerifiedFile(t *testing.T) {
 			t.Fatalf("range %d+%d: %d bytes, %v; want %d", c.off, c.limit, len(got), err, c.want)
 		}
 	}
-	if _, err := f.read(t, n+1, 0); status.Code(err) != codes.OutOfRange {
-		t.Fatalf("offset past the end: %v, want OutOfRange", err)
-	}
-	if _, err := f.read(t, -1, 0); status.Code(err) != codes.InvalidArgument {
-		t.Fatalf("negative offset: %v, want InvalidArgument", err)
+	for off, want := range map[int64]codes.Code{n + 1: codes.OutOfRange, -1: codes.InvalidArgument} {
+		if _, err := f.read(t, off, 0); status.Code(err) != want {
+			t.Fatalf("offset %d: %v, want %v", off, err, want)
+		}
 	}
 	if _, err := f.client.GetBlobMetadata(t.Context(), &blobv1.GetBlobMetadataRequest{Id: f.id}); err != nil {
 		t.Fatal(err)
@@ -135,10 +128,7 @@ func TestServedFromTheVerifiedFile(t *testing.T) {
 	// Damaged, of the same size, in a new file: another inode.
 	damaged := bytes.Clone(f.data)
 	damaged[len(damaged)/2] ^= 0xff
-	if err := os.Remove(f.path); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(f.path, damaged, 0o640); err != nil {
+	if err := cmp.Or(os.Remove(f.path), os.WriteFile(f.path, damaged, 0o640)); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 { // the rewritten file is known good: no further database reads
@@ -152,8 +142,7 @@ func TestServedFromTheVerifiedFile(t *testing.T) {
 	}
 }
 
-// BenchmarkGetBlob reads a verified 120 KB image whole, as the edge does
-// on a cache miss.
+// BenchmarkGetBlob reads a verified 120 KB image whole, as the edge on a miss.
 func BenchmarkGetBlob(b *testing.B) {
 	f := newFixture(b, 120<<10)
 	b.SetBytes(int64(len(f.data)))

@@ -13,14 +13,13 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// TestWatchFeed, over an in-memory listener: the first message is the
-// newest page; then heartbeats, and the page again once it changes; Close
-// ends the stream with UNAVAILABLE and refuses new watches.
+// TestWatchFeed, over bufconn: the first message is the newest page; then
+// heartbeats, and the page again once it changes, as ListPosts gives it;
+// Close ends the stream with UNAVAILABLE and refuses new watches.
 func TestWatchFeed(t *testing.T) {
 	st := storetest.Embedded(t)
 	srv := New(st, storetest.Logger(t))
-	cc := testutil.Bufconn(t, func(gs *grpc.Server) { feedv1.RegisterFeedServiceServer(gs, srv) })
-	client := feedv1.NewFeedServiceClient(cc)
+	client := feedv1.NewFeedServiceClient(testutil.Bufconn(t, func(gs *grpc.Server) { feedv1.RegisterFeedServiceServer(gs, srv) }))
 	post := func(text string) string {
 		p, err := st.CreatePost(t.Context(), store.NewPost{ID: contract.NewID(), Text: text})
 		if err != nil {
@@ -28,8 +27,7 @@ func TestWatchFeed(t *testing.T) {
 		}
 		return p.ID.String()
 	}
-	// watch opens a watch and returns its first message's error with it:
-	// a server stream's error comes with its first Recv.
+	// watch opens a watch and returns its first message, with the stream's error.
 	watch := func(size int32) (feedv1.FeedService_WatchFeedClient, *feedv1.WatchFeedResponse, error) {
 		s, err := client.WatchFeed(t.Context(), &feedv1.WatchFeedRequest{PageSize: size})
 		if err != nil {
@@ -62,7 +60,6 @@ func TestWatchFeed(t *testing.T) {
 		page.GetNextPageToken() == "" {
 		t.Fatalf("changed page %v, want the two newest posts and a next page", page)
 	}
-	// The pushed page is what ListPosts returns.
 	listed, err := client.ListPosts(t.Context(), &feedv1.ListPostsRequest{PageSize: 2})
 	if err != nil || listed.GetNextPageToken() != page.GetNextPageToken() {
 		t.Fatalf("ListPosts = %v, %v; want the pushed page", listed, err)

@@ -6,8 +6,9 @@ import (
 	"encoding/binary"
 	"image"
 	"image/color"
+	"image/draw"
 	"image/gif"
-	_ "image/jpeg" // for image.Decode
+	_ "image/jpeg" // for image.Decode and image.DecodeConfig
 	_ "image/png"
 	"os"
 	"path/filepath"
@@ -17,8 +18,8 @@ import (
 	_ "golang.org/x/image/webp"
 )
 
-// testImage is a deterministic picture with detail in every channel, so a
-// decoder that dropped or misread data would not produce the same pixels.
+// testImage is a deterministic picture with detail in every channel, alpha
+// included, so a decoder that misread data would not give the same pixels.
 func testImage(w, h int) *image.NRGBA {
 	m := image.NewNRGBA(image.Rect(0, 0, w, h))
 	for y := range h {
@@ -29,16 +30,13 @@ func testImage(w, h int) *image.NRGBA {
 	return m
 }
 
-// The encoders and metadata fixtures are testutil's, shared with the
-// end-to-end tests.
+// The encoders and metadata fixtures are testutil's, shared with e2e.
 var (
-	encPNG     = testutil.EncodePNG
-	encJPEG    = testutil.EncodeJPEG
-	pngChunkT  = testutil.PNGChunk
-	jpegSeg    = testutil.JPEGSegment
-	jpegInsert = testutil.JPEGInsert
-	pngInsert  = testutil.PNGInsert
-	testTIFF   = testutil.TIFF
+	encPNG    = testutil.EncodePNG
+	encJPEG   = testutil.EncodeJPEG
+	pngChunkT = testutil.PNGChunk
+	jpegSeg   = testutil.JPEGSegment
+	testTIFF  = testutil.TIFF
 )
 
 const testXMP = testutil.XMP
@@ -48,8 +46,7 @@ var testPalette = color.Palette{
 	color.RGBA{200, 30, 30, 255}, color.RGBA{30, 30, 200, 255},
 }
 
-// encGIF makes an animated GIF of n frames that loops forever, so the
-// encoder writes a NETSCAPE2.0 extension.
+// encGIF makes a GIF of n frames, looping forever (NETSCAPE2.0) if n > 1.
 func encGIF(t testing.TB, w, h, n int) []byte {
 	t.Helper()
 	g := &gif.GIF{LoopCount: 0}
@@ -79,8 +76,21 @@ func readTestdata(t testing.TB, name string) []byte {
 
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
-// decode decodes with the standard library (and x/image for WebP); the
-// result for a cleaned file must equal the original's.
+// insert puts parts into a copy of b at offset at: 2 is after a JPEG's
+// SOI (where cameras put their segments), 33 after a PNG's IHDR, and
+// gifBlocksStart before a GIF's first block.
+func insert(b []byte, at int, parts ...[]byte) []byte {
+	return cat(b[:at], cat(parts...), b[at:])
+}
+
+// patch is a copy of b with v written at offset at.
+func patch(b []byte, at int, v ...byte) []byte {
+	b = bytes.Clone(b)
+	copy(b[at:], v)
+	return b
+}
+
+// decode decodes with the standard library (and x/image for WebP).
 func decode(t *testing.T, contentType string, b []byte) image.Image {
 	t.Helper()
 	m, format, err := image.Decode(bytes.NewReader(b))
@@ -90,18 +100,17 @@ func decode(t *testing.T, contentType string, b []byte) image.Image {
 	return m
 }
 
-func samePixels(t *testing.T, a, b image.Image) {
+// samePixels checks that files a and b of type typ decode to the same image.
+func samePixels(t *testing.T, typ string, a, b []byte) {
 	t.Helper()
-	if a.Bounds() != b.Bounds() {
-		t.Fatalf("bounds %v != %v", a.Bounds(), b.Bounds())
+	var pix [2]*image.NRGBA64
+	for i, file := range [][]byte{a, b} {
+		m := decode(t, typ, file)
+		pix[i] = image.NewNRGBA64(m.Bounds())
+		draw.Draw(pix[i], m.Bounds(), m, m.Bounds().Min, draw.Src)
 	}
-	r := a.Bounds()
-	for y := r.Min.Y; y < r.Max.Y; y++ {
-		for x := r.Min.X; x < r.Max.X; x++ {
-			if color.NRGBA64Model.Convert(a.At(x, y)) != color.NRGBA64Model.Convert(b.At(x, y)) {
-				t.Fatalf("pixel (%d,%d) differs: %v != %v", x, y, a.At(x, y), b.At(x, y))
-			}
-		}
+	if pix[0].Rect != pix[1].Rect || !bytes.Equal(pix[0].Pix, pix[1].Pix) {
+		t.Fatalf("the cleaned file decodes to other pixels, or bounds %v", pix[1].Rect)
 	}
 }
 
@@ -116,13 +125,17 @@ func zlibBytes(b []byte) []byte {
 var (
 	testICCP = pngChunkT("iCCP", []byte("sRGB-ish\x00\x00"), zlibBytes(bytes.Repeat([]byte("fake-icc"), 30)))
 	testPHYs = pngChunkT("pHYs", []byte{0, 0, 0x0B, 0x13, 0, 0, 0x0B, 0x13, 1})
+	testICC  = cat([]byte("ICC_PROFILE\x00\x01\x01"), bytes.Repeat([]byte("fake-icc-profile"), 20))
+	// testJFIF is a JFIF header with no thumbnail.
+	testJFIF    = []byte("JFIF\x00\x01\x02\x01\x00\x48\x00\x48\x00\x00")
+	testICCData = bytes.Repeat([]byte("fake-icc"), 25)
 )
 
 // pngWithMetadata adds what editors and phones write: an ICC profile and
 // physical size (kept), text, compressed text, XMP in iTXt, EXIF with GPS
 // and orientation, a timestamp and a private chunk (all removed).
 func pngWithMetadata(p []byte, orientation int) []byte {
-	return pngInsert(p, testICCP, testPHYs,
+	return insert(p, 33, testICCP, testPHYs,
 		pngChunkT("tEXt", []byte("Author\x00SECRET-TEXT")),
 		pngChunkT("zTXt", []byte("Comment\x00\x00"), zlibBytes([]byte("compressed"))),
 		pngChunkT("iTXt", []byte("XML:com.adobe.xmp\x00\x00\x00\x00\x00"), []byte(testXMP)),
@@ -133,17 +146,11 @@ func pngWithMetadata(p []byte, orientation int) []byte {
 	)
 }
 
-var (
-	testICC = cat([]byte("ICC_PROFILE\x00\x01\x01"), bytes.Repeat([]byte("fake-icc-profile"), 20))
-	// testJFIF is a JFIF header with no thumbnail.
-	testJFIF = []byte("JFIF\x00\x01\x02\x01\x00\x48\x00\x48\x00\x00")
-)
-
 // jpegWithMetadata dresses a plain JPEG like a phone photo: JFIF with a
 // thumbnail, EXIF (orientation, GPS, maker note), XMP and extended XMP,
 // an ICC profile, Photoshop IPTC, a comment and an MPF index.
 func jpegWithMetadata(j []byte, orientation int) []byte {
-	return jpegInsert(j,
+	return insert(j, 2,
 		jpegSeg(mAPP0, testJFIF[:12], []byte{1, 1, 1, 2, 3}), // a 1x1 thumbnail
 		jpegSeg(mAPP1, []byte("Exif\x00\x00"), testTIFF(binary.LittleEndian, orientation)),
 		jpegSeg(mAPP1, xmpPrefix, []byte(testXMP)),
@@ -161,8 +168,7 @@ func jpegHeader(w, h int) []byte {
 	return cat([]byte{0xFF, 0xD8}, jpegSeg(mSOF0, []byte{8, byte(h >> 8), byte(h), byte(w >> 8), byte(w), 1, 1, 0x11, 0}))
 }
 
-// gifBlocksStart is the offset of the first block after the header and
-// the global colour table.
+// gifBlocksStart is the offset of the first block, after any global colours.
 func gifBlocksStart(b []byte) int {
 	if b[10]&0x80 != 0 {
 		return 13 + 3<<(b[10]&7+1)
@@ -193,47 +199,11 @@ func gifExt(label byte, first []byte, payload []byte) []byte {
 	return append(out, 0)
 }
 
-// gifWithMetadata adds a comment and XMP before the first block and a
-// comment and an unknown application extension before the trailer. The
-// XMP is as Adobe writes it: the packet raw, not in sub-blocks, then the
-// 258-byte "magic trailer" that makes a sub-block reader skip it whatever
-// byte it lands on.
-func gifWithMetadata(g []byte) []byte {
-	xmp := cat([]byte{0x21, 0xFF, 11}, []byte("XMP DataXMP"), []byte(testXMP), []byte{1})
-	for i := 255; i >= 0; i-- {
-		xmp = append(xmp, byte(i))
-	}
-	at, end := gifBlocksStart(g), len(g)-1
-	return cat(g[:at], gifExt(0xFE, nil, []byte("SECRET-COMMENT")), xmp, []byte{0}, g[at:end],
-		gifExt(0xFE, nil, bytes.Repeat([]byte("SECRET-COMMENT "), 30)),
-		gifExt(0xFF, []byte("MGK8BIM0000"), []byte("SECRET-IPTC")), g[end:])
-}
-
-// gifFrameAt is a GIF whose one frame is w x h at (left, top), which may
-// lie outside its w x h logical screen.
+// gifFrameAt is a w x h GIF whose frame is at (left, top), maybe off screen.
 func gifFrameAt(t testing.TB, left, top, w, h int) []byte {
 	b := encGIF(t, w, h, 1)
 	pos := gifFirstDescriptor(b)
-	binary.LittleEndian.PutUint16(b[pos+1:], uint16(left))
-	binary.LittleEndian.PutUint16(b[pos+3:], uint16(top))
-	return b
-}
-
-// bitWriter writes the LSB-first bit stream of VP8L.
-type bitWriter struct {
-	buf []byte
-	acc uint64
-	n   uint
-}
-
-func (w *bitWriter) write(v uint64, n uint) {
-	w.acc |= v << w.n
-	w.n += n
-	for w.n >= 8 {
-		w.buf = append(w.buf, byte(w.acc))
-		w.acc >>= 8
-		w.n -= 8
-	}
+	return patch(b, pos+1, byte(left), byte(left>>8), byte(top), byte(top>>8))
 }
 
 // vp8lChecker encodes a w x h lossless WebP bitstream by hand: no
@@ -241,28 +211,37 @@ func (w *bitWriter) write(v uint64, n uint) {
 // symbols (one bit per pixel, a checkerboard), red, blue and alpha one each
 // (no bits). Real encoders do far more; decoders must accept this.
 func vp8lChecker(w, h int) []byte {
-	var bw bitWriter
-	bw.write(0x2F, 8)
-	bw.write(uint64(w-1), 14)
-	bw.write(uint64(h-1), 14)
-	bw.write(0, 7) // no alpha, version 0, no transform, no colour cache, no meta prefix codes
-	bw.write(7, 3) // green: simple code, two symbols, the first written with 8 bits
-	bw.write(0x20, 8)
-	bw.write(0xC0, 8)
-	for _, v := range []uint64{0x40, 0x80, 0xFF} { // red, blue, alpha: one 8-bit symbol
-		bw.write(5, 3)
-		bw.write(v, 8)
-	}
-	bw.write(1, 4) // distance: simple, one symbol, 1-bit symbol 0
-	for y := range h {
-		for x := range w {
-			bw.write(uint64((x+y)&1), 1)
+	var out []byte
+	var acc uint64
+	var n uint
+	write := func(v uint64, bits uint) { // LSB first
+		acc |= v << n
+		for n += bits; n >= 8; n -= 8 {
+			out = append(out, byte(acc))
+			acc >>= 8
 		}
 	}
-	if bw.n > 0 {
-		bw.write(0, 8-bw.n)
+	write(0x2F, 8)
+	write(uint64(w-1), 14)
+	write(uint64(h-1), 14)
+	write(0, 7) // no alpha, version 0, no transform, no colour cache, no meta prefix codes
+	write(7, 3) // green: simple code, two symbols, the first written with 8 bits
+	write(0x20, 8)
+	write(0xC0, 8)
+	for _, v := range []uint64{0x40, 0x80, 0xFF} { // red, blue, alpha: one 8-bit symbol
+		write(5, 3)
+		write(v, 8)
 	}
-	return bw.buf
+	write(1, 4) // distance: simple, one symbol, 1-bit symbol 0
+	for y := range h {
+		for x := range w {
+			write(uint64((x+y)&1), 1)
+		}
+	}
+	if n > 0 {
+		write(0, 8-n)
+	}
+	return out
 }
 
 type webpChunkT struct {
@@ -284,42 +263,20 @@ func riff(chunks ...webpChunkT) []byte {
 	return append(append(out, "WEBP"...), body...)
 }
 
-// webpChunks lists the top-level chunks of a WebP file.
-func webpChunks(b []byte) []webpChunkT {
-	var cs []webpChunkT
-	for pos := 12; pos+8 <= len(b); {
-		n := int(binary.LittleEndian.Uint32(b[pos+4:]))
-		cs = append(cs, webpChunkT{string(b[pos : pos+4]), b[pos+8 : pos+8+n]})
-		pos += 8 + n + n&1
+// put24 writes each of v in 24 bits, little-endian, as VP8X and ANMF do.
+func put24(v ...int) []byte {
+	var b []byte
+	for _, x := range v {
+		b = append(b, byte(x), byte(x>>8), byte(x>>16))
 	}
-	return cs
+	return b
 }
 
 func vp8x(flags byte, w, h int) webpChunkT {
-	d := make([]byte, 10)
-	d[0] = flags
-	d[4], d[5], d[6] = byte(w-1), byte((w-1)>>8), byte((w-1)>>16)
-	d[7], d[8], d[9] = byte(h-1), byte((h-1)>>8), byte((h-1)>>16)
-	return webpChunkT{"VP8X", d}
+	return webpChunkT{"VP8X", cat([]byte{flags, 0, 0, 0}, put24(w-1, h-1))}
 }
 
 // anmf builds an animation frame at (x, y), which must be even.
 func anmf(x, y, w, h int, chunks ...webpChunkT) webpChunkT {
-	d := make([]byte, 16)
-	put := func(p, v int) { d[p], d[p+1], d[p+2] = byte(v), byte(v>>8), byte(v>>16) }
-	put(0, x/2)
-	put(3, y/2)
-	put(6, w-1)
-	put(9, h-1)
-	return webpChunkT{"ANMF", append(d, riff(chunks...)[12:]...)}
+	return webpChunkT{"ANMF", cat(put24(x/2, y/2, w-1, h-1), make([]byte, 4), riff(chunks...)[12:])}
 }
-
-// webpWithMetadata is an extended lossless WebP with an ICC profile, EXIF
-// (GPS, orientation, maker note), XMP and a private chunk.
-func webpWithMetadata(w, h int) []byte {
-	return riff(vp8x(0x20|0x08|0x04, w, h), webpChunkT{"ICCP", testICCData}, webpChunkT{"VP8L", vp8lChecker(w, h)},
-		webpChunkT{"EXIF", testTIFF(binary.LittleEndian, 6)}, webpChunkT{"XMP ", []byte(testXMP)},
-		webpChunkT{"prVt", []byte("SECRET-TEXT")})
-}
-
-var testICCData = bytes.Repeat([]byte("fake-icc"), 25)
