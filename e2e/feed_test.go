@@ -5,18 +5,14 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"html"
-	"io"
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testmesh"
 	"github.com/extagram/extagram/internal/testutil"
-	"github.com/extagram/extagram/store"
 )
 
 // photoPost: a text post and a photo post on the page (escaped), in the API
@@ -126,43 +122,31 @@ func uploadIdempotent(t *testing.T, m *testmesh.Mesh) {
 		return ""
 	}
 	stored := func(text string, want int) {
-		n := 0
-		for _, p := range newest(t, m) {
-			if p.Text == text {
-				n++
-			}
-		}
-		if n != want {
+		if n := len(byText(t, m)[text]); n != want {
 			t.Fatalf("%d posts %q, want %d", n, text, want)
 		}
-	}
-	form := func(key, text string) ([]byte, string) {
-		return testutil.Form(t, [][2]string{{"idempotency_key", key}, {"post", text}}, nil)
 	}
 	_, page1 := get(t, m, "/")
 	_, page2 := get(t, m, "/")
 	if token(page1) == token(page2) {
 		t.Fatal("two views of the page got the same upload token")
 	}
-	body, ct := form(token(page1), "sent twice")
 	for i := range 2 {
-		if resp, page := post(t, m, body, ct); resp.StatusCode != http.StatusSeeOther {
+		if resp, page := post(t, m, newForm(t, "sent twice", nil, "idempotency_key", token(page1))); resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("send %d: %d\n%s", i+1, resp.StatusCode, page)
 		}
 	}
 	stored("sent twice", 1)
-	body, ct = form(token(page1), "something else")
-	if resp, page := post(t, m, body, ct); resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(page, "used before") {
+	resp, page := post(t, m, newForm(t, "something else", nil, "idempotency_key", token(page1)))
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(page, "used before") {
 		t.Fatalf("the token with another text: %d, want 422 saying so", resp.StatusCode)
 	}
 	stored("something else", 0)
-	body, ct = form(token(page2), "   ")
-	if resp, page := post(t, m, body, ct); resp.StatusCode != http.StatusBadRequest || token(page) != token(page2) {
+	if resp, page := post(t, m, newForm(t, "   ", nil, "idempotency_key", token(page2))); resp.StatusCode != http.StatusBadRequest || token(page) != token(page2) {
 		t.Fatalf("after a refused upload: %d, token kept: %v", resp.StatusCode, token(page) == token(page2))
 	}
-	body, ct = testutil.Form(t, [][2]string{{"post", "from a script"}}, nil)
 	for range 3 {
-		if resp, _ := post(t, m, body, ct, "Idempotency-Key", `"3f2c5a9e-retry"`); resp.StatusCode != http.StatusSeeOther {
+		if resp, _ := post(t, m, newForm(t, "from a script", nil), "Idempotency-Key", `"3f2c5a9e-retry"`); resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("Idempotency-Key upload: %d", resp.StatusCode)
 		}
 	}
@@ -174,49 +158,29 @@ func uploadIdempotent(t *testing.T, m *testmesh.Mesh) {
 func concurrentUploads(t *testing.T, m *testmesh.Mesh) {
 	const n = 200
 	posts, files := len(allPosts(t, m.Store)), len(folder(t, m))
-	photos, bodies, types := make([][]byte, n), make([][]byte, n), make([]string, n)
+	photos, forms := make([][]byte, n), make([]form, n)
 	for i := range n {
 		photos[i] = noisePNG(t, 40, 40, uint64(1000+i))
-		bodies[i], types[i] = testutil.Form(t, [][2]string{{"post", fmt.Sprintf("concurrent %03d", i)}}, pngFile("p.png", photos[i]))
+		forms[i] = newForm(t, fmt.Sprintf("concurrent %03d", i), pngFile("p.png", photos[i]))
 	}
-	start, began := make(chan struct{}), time.Now()
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			resp, err := m.Client.Post(m.URL+"/upload.php", types[i], bytes.NewReader(bodies[i]))
-			if err != nil {
-				t.Errorf("upload %d: %v", i, err)
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			if resp.Body.Close(); resp.StatusCode != http.StatusSeeOther {
-				t.Errorf("upload %d: status %d, want 303", i, resp.StatusCode)
-			}
-		})
+	for i, code := range postAll(t, m, n, forms, func() {}) {
+		if code != http.StatusSeeOther {
+			t.Errorf("upload %d: status %d, want 303", i, code)
+		}
 	}
-	close(start)
-	wg.Wait()
-	t.Logf("%d concurrent uploads of %d-byte PNGs in %v", n, len(photos[0]), time.Since(began).Round(time.Millisecond))
-	ps := allPosts(t, m.Store)
+	ps, stored := allPosts(t, m.Store), byText(t, m)
 	if len(ps) != posts+n || len(folder(t, m)) != files+n {
 		t.Fatalf("%d posts and %d files, want %d and %d", len(ps), len(folder(t, m)), posts+n, files+n)
 	}
 	ids := map[contract.ID]bool{}
-	byText := map[string]store.Post{}
-	for _, p := range ps[:n] {
-		if p.Image == nil || ids[p.ID] || ids[p.Image.ID] {
-			t.Fatalf("post %q has no image, or an id used twice", p.Text)
-		}
-		ids[p.ID], ids[p.Image.ID] = true, true
-		byText[p.Text] = p
-	}
 	for i, photo := range photos {
-		p, ok := byText[fmt.Sprintf("concurrent %03d", i)]
-		if !ok {
-			t.Fatalf("upload %d missing", i)
+		p := stored[fmt.Sprintf("concurrent %03d", i)]
+		if len(p) != 1 || p[0].Image == nil || ids[p[0].ID] || ids[p[0].Image.ID] {
+			t.Fatalf("upload %d: stored %d times, without its image, or with an id used twice", i, len(p))
 		}
-		if p.Image.SHA256 != sha256.Sum256(photo) || p.Image.Size != int64(len(photo)) || sha256.Sum256(onDisk(m, p.Image.ID.String())) != p.Image.SHA256 {
+		img := p[0].Image
+		ids[p[0].ID], ids[img.ID] = true, true
+		if img.SHA256 != sha256.Sum256(photo) || img.Size != int64(len(photo)) || sha256.Sum256(onDisk(m, img.ID.String())) != img.SHA256 {
 			t.Errorf("upload %d: recorded checksum or size, or its file, does not match the photo", i)
 		}
 	}

@@ -298,8 +298,7 @@ func edgeHeadersAndLimits(t *testing.T, m *testmesh.Mesh) {
 	// A cross-site form post is refused (scripted clients without browser
 	// headers are not: TestRateLimits).
 	before := snap(t, m)
-	body, ct := testutil.Form(t, [][2]string{{"post", "csrf"}}, nil)
-	if resp, _ := post(t, m, body, ct, "Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := post(t, m, newForm(t, "csrf", nil), "Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("cross-site post: %d, want 403", resp.StatusCode)
 	}
 	before.unchanged(t, m)

@@ -116,12 +116,6 @@ func gifPolyglot(t testing.TB) []byte {
 	return append(out, polyglotHTML...)
 }
 
-// form is a request body and its Content-Type.
-type form struct {
-	body []byte
-	ct   string
-}
-
 // rawForm is a multipart form whose parts have exactly the given
 // Content-Disposition ("" for none) and content.
 func rawForm(t testing.TB, parts ...[2]string) form {
@@ -190,8 +184,7 @@ func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 	before := snap(t, m)
 	for _, c := range hostileCases(t) {
 		t.Run(c.name, func(t *testing.T) {
-			body, ct := testutil.Form(t, [][2]string{{"post", c.text}}, c.file)
-			resp, page := post(t, m, body, ct)
+			resp, page := post(t, m, newForm(t, c.text, c.file))
 			httpRefused(t, resp, page, c.status, c.msg)
 			if c.text == keptText && !strings.Contains(page, `value="my holiday &lt;3"`) {
 				t.Errorf("typed text not kept in the form:\n%s", page)
@@ -232,7 +225,7 @@ func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 		{"no content type", form{[]byte("post=hello"), ""}, 415, "multipart/form-data"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			resp, page := post(t, m, c.form.body, c.form.ct)
+			resp, page := post(t, m, c.form)
 			httpRefused(t, resp, page, c.status, c.msg)
 		})
 	}
@@ -457,8 +450,7 @@ func TestUploadCaps(t *testing.T) {
 		stalled = append(stalled, bufio.NewReader(conn))
 	}
 	time.Sleep(100 * time.Millisecond) // both reach the handler before the third
-	body, ct := testutil.Form(t, [][2]string{{"post", "a third at once"}}, nil)
-	if resp, page := post(t, m, body, ct); resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(page, "uploads in progress") {
+	if resp, page := post(t, m, newForm(t, "a third at once", nil)); resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(page, "uploads in progress") {
 		t.Fatalf("a third upload from the address: %d, want 429 saying why", resp.StatusCode)
 	}
 	for i, r := range stalled {

@@ -209,8 +209,7 @@ func photosBecomePosts(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, 
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.web != nil {
-				body, ct := testutil.Form(t, [][2]string{{"post", "compare"}}, c.web)
-				_, page := post(t, m, body, ct)
+				_, page := post(t, m, newForm(t, "compare", c.web))
 				g := errorRE.FindStringSubmatch(page)
 				if g == nil {
 					t.Fatalf("the web form shows no message for %s", c.name)
@@ -307,12 +306,12 @@ func TestTelegramOnePoller(t *testing.T) {
 func TestRateLimits(t *testing.T) {
 	tg := telegramtest.Start(t, tgToken)
 	m := telegramMesh(t, tg, testmesh.Options{Store: storetest.Embedded(t), UploadRate: 2, EdgeTelegram: edge.TelegramOptions{AllowedChats: []int64{9}}})
-	body, ct := testutil.Form(t, [][2]string{{"post", "limited"}}, pngFile("a.png", testutil.PNG(t, 8, 8)))
+	f := newForm(t, "limited", pngFile("a.png", testutil.PNG(t, 8, 8)))
 	curl := []string{"User-Agent", "curl/8.5.0"}
 	browser := []string{"Origin", m.URL, "Sec-Fetch-Site", "same-origin", "User-Agent", "Mozilla/5.0"}
 	var before snapshot
 	for i, h := range [][]string{curl, browser, curl, browser, curl} {
-		resp, page := post(t, m, body, ct, h...)
+		resp, page := post(t, m, f, h...)
 		if i < 2 {
 			if before = snap(t, m); resp.StatusCode != http.StatusSeeOther {
 				t.Fatalf("upload %d with %q: %d\n%.500s", i, h, resp.StatusCode, page)
