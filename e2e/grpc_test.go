@@ -98,14 +98,12 @@ func healthAndReflection(t *testing.T, m *testmesh.Mesh) {
 		m.FeedAddrs[0]: "extagram.feed.v1.FeedService", m.FeedAddrs[1]: "extagram.feed.v1.FeedService",
 		m.UploadAddr: "extagram.upload.v1.UploadService", m.BlobAddr: "extagram.blob.v1.BlobService",
 	} {
-		cc := m.Conn(t, addr)
 		for _, name := range []string{"", svc} {
-			resp, err := healthpb.NewHealthClient(cc).Check(t.Context(), &healthpb.HealthCheckRequest{Service: name})
-			if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-				t.Errorf("%s health %q: %v %v", addr, name, resp, err)
+			if s := health(t, m, addr, name); s != healthpb.HealthCheckResponse_SERVING {
+				t.Errorf("%s health %q: %v", addr, name, s)
 			}
 		}
-		rs, err := reflectionpb.NewServerReflectionClient(cc).ServerReflectionInfo(t.Context())
+		rs, err := reflectionpb.NewServerReflectionClient(m.Conn(t, addr)).ServerReflectionInfo(t.Context())
 		must(t, err)
 		_ = rs.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}})
 		r, err := rs.Recv()
@@ -273,10 +271,7 @@ func storageRequests(t *testing.T, m *testmesh.Mesh, id string, stored []byte) {
 // edgeHeadersAndLimits: API answers for bad ids and sizes, the plain HTTP
 // redirect, CSRF protection and the bound on request headers.
 func edgeHeadersAndLimits(t *testing.T, m *testmesh.Mesh) {
-	for path, want := range map[string]int{
-		"/readyz": 200, "/api/v1/posts/" + contract.NewID().String(): 404,
-		"/api/v1/posts/bad": 400, "/api/v1/posts?pageSize=500": 400,
-	} {
+	for path, want := range map[string]int{"/api/v1/posts/" + contract.NewID().String(): 404, "/api/v1/posts/bad": 400, "/api/v1/posts?pageSize=500": 400} {
 		if resp, _ := get(t, m, path); resp.StatusCode != want {
 			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
 		}

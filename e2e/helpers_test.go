@@ -48,7 +48,7 @@ func TestMesh(t *testing.T) {
 		{"uploads folder unwritable", uploadsFolderUnwritable}, {"concurrent uploads", concurrentUploads},
 	}
 	once := []meshCase{
-		{"hostile uploads", hostileUploads}, {"huge bodies", hugeBodyNotRead}, {"storage paths", storagePaths},
+		{"hostile uploads", hostileUploads}, {"storage paths", storagePaths},
 		{"privacy", privacyMetadata}, {"idempotent uploads", uploadIdempotent}, {"health and reflection", healthAndReflection},
 		{"feed spread over replicas", feedSpreadOverReplicas}, {"newest page watched", newestPageWatched},
 		{"edge headers and limits", edgeHeadersAndLimits},

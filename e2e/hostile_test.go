@@ -31,7 +31,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
 const (
@@ -134,23 +133,13 @@ func rawForm(t testing.TB, parts ...[2]string) form {
 	return form{b.Bytes(), mw.FormDataContentType()}
 }
 
-// rawCodec sends a hand-encoded protobuf message: what the Go protobuf
-// library refuses to marshal (invalid UTF-8 in a string field).
+// rawCodec sends a hand-encoded message, such as one with invalid UTF-8 in
+// a string field, which the protobuf library refuses to marshal.
 type rawCodec struct{}
 
 func (rawCodec) Marshal(v any) ([]byte, error) { return v.([]byte), nil }
 func (rawCodec) Unmarshal([]byte, any) error   { return nil }
 func (rawCodec) Name() string                  { return "proto" }
-
-// rawHeader encodes UploadRequest{header: {text, photo: {file_name}}}.
-func rawHeader(text, fileName string, photo bool) []byte {
-	hdr := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), text)
-	if photo {
-		info := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), fileName)
-		hdr = protowire.AppendBytes(protowire.AppendTag(hdr, 2, protowire.BytesType), info)
-	}
-	return protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), hdr)
-}
 
 // grpcRefused checks an UploadService error: its code, its reason
 // (UNSPECIFIED: none) and a message that explains.
@@ -245,8 +234,9 @@ func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 		code   codes.Code
 		reason uploadv1.UploadErrorReason
 	}{
-		{"invalid UTF-8 text", raw(rawHeader("caf\xe9", "", false)), codes.Internal, 0},
-		{"invalid UTF-8 file name", raw(rawHeader("x", "a\xff.png", true)), codes.Internal, 0},
+		// {header: {text: "caf\xe9"}} and {header: {text: "x", photo: {file_name: "a\xff.png"}}}
+		{"invalid UTF-8 text", raw([]byte("\x0a\x06\x0a\x04caf\xe9")), codes.Internal, 0},
+		{"invalid UTF-8 file name", raw([]byte("\x0a\x0d\x0a\x01x\x12\x08\x0a\x06a\xff.png")), codes.Internal, 0},
 		{"garbage message", raw([]byte{0xff, 0xff, 0xff}), codes.Internal, 0},
 		{"hundreds of headers", errOf(stream(ctx, up, headers...)), codes.InvalidArgument, badRequest},
 		{"no header", errOf(stream(ctx, up, chunk([]byte("x")))), codes.InvalidArgument, badRequest},
@@ -274,6 +264,32 @@ func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 			t.Fatalf("the service took %d bytes for a %d-byte limit", sent, uploadLimit)
 		}
 	})
+	// A 1 GiB form is answered having read the limit plus what HTTP/2 flow
+	// control and socket buffers let through.
+	const field = "--B\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n"
+	for _, c := range []struct {
+		name, prefix string
+		want         int
+	}{
+		{"photo", fmt.Sprintf(field+"big one\r\n", "post") + "--B\r\nContent-Disposition: form-data; name=\"photo\"; " +
+			"filename=\"big.png\"\r\nContent-Type: image/png\r\n\r\n" + string(testutil.PNG(t, 8, 8)), 413},
+		{"post", fmt.Sprintf(field, "post"), 400}, // the text's own, much smaller limit
+		{"other", fmt.Sprintf(field, "other"), 413},
+	} {
+		t.Run("1 GiB "+c.name, func(t *testing.T) {
+			body := &countingReader{Reader: io.MultiReader(strings.NewReader(c.prefix), io.LimitReader(rand.Reader, 1<<30))}
+			resp, err := m.Client.Post(m.URL+"/upload.php", "multipart/form-data; boundary=B", body)
+			must(t, err)
+			page, _ := io.ReadAll(resp.Body)
+			if resp.Body.Close(); resp.StatusCode != c.want {
+				t.Fatalf("status %d, want %d: %.500s", resp.StatusCode, c.want, page)
+			}
+			t.Logf("the client sent %d bytes of a 1 GiB body before the %d answer", body.n.Load(), resp.StatusCode)
+			if read := body.n.Load(); read > uploadLimit+16<<20 {
+				t.Fatalf("the edge let %d bytes in, far past the %d-byte limit", read, uploadLimit)
+			}
+		})
+	}
 	before.unchanged(t, m)
 	dataDir, files := filepath.Dir(m.UploadsDir), len(folder(t, m))
 	outside := listTree(t, dataDir)
@@ -331,37 +347,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// hugeBodyNotRead: the edge answers a 1 GiB form having read the limit plus
-// what HTTP/2 flow control and socket buffers let through.
-func hugeBodyNotRead(t *testing.T, m *testmesh.Mesh) {
-	before := snap(t, m)
-	const field = "--B\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n"
-	for _, c := range []struct {
-		name, prefix string
-		want         int
-	}{
-		{"photo", fmt.Sprintf(field+"big one\r\n", "post") + "--B\r\nContent-Disposition: form-data; name=\"photo\"; " +
-			"filename=\"big.png\"\r\nContent-Type: image/png\r\n\r\n" + string(testutil.PNG(t, 8, 8)), 413},
-		{"post", fmt.Sprintf(field, "post"), 400}, // the text's own, much smaller limit
-		{"other", fmt.Sprintf(field, "other"), 413},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			body := &countingReader{Reader: io.MultiReader(strings.NewReader(c.prefix), io.LimitReader(rand.Reader, 1<<30))}
-			resp, err := m.Client.Post(m.URL+"/upload.php", "multipart/form-data; boundary=B", body)
-			must(t, err)
-			page, _ := io.ReadAll(resp.Body)
-			if resp.Body.Close(); resp.StatusCode != c.want {
-				t.Fatalf("status %d, want %d: %.500s", resp.StatusCode, c.want, page)
-			}
-			t.Logf("the client sent %d bytes of a 1 GiB body before the %d answer", body.n.Load(), resp.StatusCode)
-			if read := body.n.Load(); read > uploadLimit+16<<20 {
-				t.Fatalf("the edge let %d bytes in, far past the %d-byte limit", read, uploadLimit)
-			}
-		})
-	}
-	before.unchanged(t, m)
-}
-
 // storagePaths: no path to /storage/ but an id's serves a file, not even one
 // beside the uploads folder.
 func storagePaths(t *testing.T, m *testmesh.Mesh) {
@@ -390,9 +375,6 @@ func storagePaths(t *testing.T, m *testmesh.Mesh) {
 	}
 	if resp, _ := get(t, m, "/storage/"+contract.NewID().String()); resp.StatusCode != 404 {
 		t.Errorf("unknown id: %d, want 404", resp.StatusCode)
-	}
-	if resp, _ := get(t, m, "/storage/"+real); resp.StatusCode != 200 {
-		t.Errorf("the real image: %d", resp.StatusCode)
 	}
 }
 
