@@ -15,15 +15,16 @@ import (
 	"github.com/extagram/extagram/internal/testutil"
 )
 
-// photoPost: a text post and a photo post on the page (escaped), in the API
-// (verbatim), by id, and the photo at /storage/ (headers: storageRoutes).
+// photoPost: a text post and a photo post on the feed (escaped), in the API
+// (verbatim), on its own page, and the photo at /storage/ (headers:
+// storageRoutes); the post page is 404 for an unknown id, 400 for a bad one.
 func photoPost(t *testing.T, m *testmesh.Mesh) {
 	photo := testutil.PNG(t, 120, 80)
-	const evil = `first, text only <script>alert(1)</script><img src=x onerror=alert(2)>`
+	const evil, text = `first, text only <script>alert(1)</script><img src=x onerror=alert(2)>`, `the <b>beach</b> & sea`
 	uploadPhoto(t, m, evil, nil)
-	uploadPhoto(t, m, "hello from the beach", pngFile("beach.png", photo))
+	uploadPhoto(t, m, text, pngFile("beach.png", photo))
 	resp, page := get(t, m, "/")
-	if got := pagePosts(page); resp.StatusCode != 200 || len(got) < 2 || got[0] != "hello from the beach" || got[1] != html.EscapeString(evil) {
+	if got := pagePosts(page); resp.StatusCode != 200 || len(got) < 2 || got[0] != html.EscapeString(text) || got[1] != html.EscapeString(evil) {
 		t.Fatalf("GET /: %d, posts %q; want the photo post first, then the text-only one, escaped", resp.StatusCode, got)
 	}
 	if strings.Contains(page, "<script>alert") || strings.Contains(page, "<img src=x") {
@@ -31,7 +32,7 @@ func photoPost(t *testing.T, m *testmesh.Mesh) {
 	}
 	l := newest(t, m)
 	img := l[0].Image
-	if l[0].Text != "hello from the beach" || img == nil || l[1].Image != nil || l[1].Text != evil {
+	if l[0].Text != text || img == nil || l[1].Image != nil || l[1].Text != evil {
 		t.Fatalf("API posts = %+v", l[:2])
 	}
 	if img.ContentType != "image/png" || img.Width != 120 || img.Height != 80 || img.SizeBytes != fmt.Sprint(len(photo)) {
@@ -40,7 +41,7 @@ func photoPost(t *testing.T, m *testmesh.Mesh) {
 	if !strings.Contains(page, `src="/storage/`+img.ID+`"`) || !strings.Contains(page, `width="120" height="80"`) {
 		t.Fatalf("page has no <img> for /storage/%s with its dimensions:\n%s", img.ID, page)
 	}
-	if _, p2 := get(t, m, "/extagram.php"); !strings.Contains(p2, "hello from the beach") {
+	if _, p2 := get(t, m, "/extagram.php"); !strings.Contains(p2, html.EscapeString(text)) {
 		t.Fatal("/extagram.php does not show the post")
 	}
 	if resp, body := get(t, m, "/api/v1/posts/"+l[0].ID); resp.StatusCode != 200 || !strings.Contains(body, img.ID) {
@@ -48,6 +49,25 @@ func photoPost(t *testing.T, m *testmesh.Mesh) {
 	}
 	if resp, body := get(t, m, "/storage/"+img.ID); resp.StatusCode != 200 || body != string(photo) || !bytes.Equal(onDisk(m, img.ID), photo) {
 		t.Fatalf("GET /storage/%s: %d, %d bytes; want the %d uploaded bytes, as on disk", img.ID, resp.StatusCode, len(body), len(photo))
+	}
+	resp, page = get(t, m, "/posts/"+l[0].ID)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" || resp.Header.Get("Content-Security-Policy") == "" {
+		t.Fatalf("GET /posts/%s: %d %s, without security headers", l[0].ID, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if got := pagePosts(page); len(got) != 1 || got[0] != html.EscapeString(text) || !strings.Contains(page, `src="/storage/`+img.ID+`"`) || !strings.Contains(page, `href="/"`) {
+		t.Errorf("post page: posts %q, want the one post, escaped, with its photo and a link to the newest posts", got)
+	}
+	if resp, _ := send(t, m, http.MethodHead, "/posts/"+l[0].ID, nil); resp.StatusCode != 200 {
+		t.Errorf("HEAD: %d", resp.StatusCode)
+	}
+	resp, page = get(t, m, "/posts/"+contract.NewID().String())
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(page, "No post has this link") || len(pagePosts(page)) != 0 {
+		t.Errorf("unknown id: %d", resp.StatusCode)
+	}
+	for _, bad := range []string{"nope", strings.Repeat("A", 21) + "B", strings.Repeat("A", 23), "a%20b"} {
+		if resp, page := get(t, m, "/posts/"+bad); resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, "not valid") {
+			t.Errorf("GET /posts/%s: %d, want 400", bad, resp.StatusCode)
+		}
 	}
 }
 
@@ -75,36 +95,6 @@ func feedPagination(t *testing.T, m *testmesh.Mesh) {
 	}
 	if resp, _ := get(t, m, "/?page=garbage"); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("bad page token: %d, want 400", resp.StatusCode)
-	}
-}
-
-// postPage: GET /posts/{id} is the page of one post, 404 for an unknown id
-// and 400 for anything that is not an id, each linking to the newest posts.
-func postPage(t *testing.T, m *testmesh.Mesh) {
-	uploadPhoto(t, m, `the <b>one</b> & only`, pngFile("p.png", testutil.PNG(t, 30, 20)))
-	uploadPhoto(t, m, "a later post", nil)
-	first := newest(t, m)[1]
-	resp, page := get(t, m, "/posts/"+first.ID)
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" || resp.Header.Get("Content-Security-Policy") == "" {
-		t.Fatalf("GET /posts/%s: %d %s, without security headers", first.ID, resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	if got := pagePosts(page); len(got) != 1 || got[0] != "the &lt;b&gt;one&lt;/b&gt; &amp; only" {
-		t.Errorf("posts on the page: %q, want the one post, escaped", got)
-	}
-	if !strings.Contains(page, `src="/storage/`+first.Image.ID+`"`) || !strings.Contains(page, `href="/"`) {
-		t.Error("the page lacks the photo or the link to the newest posts")
-	}
-	resp, page = get(t, m, "/posts/"+contract.NewID().String())
-	if resp.StatusCode != http.StatusNotFound || !strings.Contains(page, "No post has this link") || len(pagePosts(page)) != 0 {
-		t.Errorf("unknown id: %d", resp.StatusCode)
-	}
-	for _, bad := range []string{"nope", strings.Repeat("A", 21) + "B", strings.Repeat("A", 23), "a%20b"} {
-		if resp, page := get(t, m, "/posts/"+bad); resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, "not valid") {
-			t.Errorf("GET /posts/%s: %d, want 400", bad, resp.StatusCode)
-		}
-	}
-	if resp, _ := send(t, m, http.MethodHead, "/posts/"+first.ID, nil); resp.StatusCode != 200 {
-		t.Errorf("HEAD: %d", resp.StatusCode)
 	}
 }
 

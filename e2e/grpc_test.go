@@ -191,7 +191,7 @@ func newestPageWatched(t *testing.T, m *testmesh.Mesh) {
 
 // storageRoutes: requests of an image the edge caches (read from blob once)
 // and of one too large for it, whose damaged file is repaired from the
-// database copy. (Bad paths: storagePaths.)
+// database copy; bad paths.
 func storageRoutes(t *testing.T, m *testmesh.Mesh) {
 	small, large := testutil.JPEG(t, 48, 48), testutil.JPEG(t, 400, 300)
 	if len(small) < 200 || len(small) > 8<<10 || len(large) <= 8<<10 {
@@ -232,6 +232,33 @@ func storageRoutes(t *testing.T, m *testmesh.Mesh) {
 		if resp, body := get(t, m, "/storage/"+streamed); resp.StatusCode != 200 || body != string(large) || !bytes.Equal(onDisk(m, streamed), large) {
 			t.Fatalf("%s file: %d, %d bytes; want the stored bytes, and the file restored", name, resp.StatusCode, len(body))
 		}
+	}
+	// No other path to /storage/ serves a file, not even one beside the
+	// uploads folder.
+	real, secret := cached, contract.NewID().String()
+	must(t, os.WriteFile(filepath.Join(filepath.Dir(m.UploadsDir), secret), []byte("SECRET-OUTSIDE-UPLOADS"), 0o600))
+	paths := []string{"/storage"}
+	for _, p := range []string{
+		"..", "../" + secret, "..%2f" + secret, "%2e%2e%2f" + secret, "%2e%2e/" + secret, ".%2e/" + secret,
+		"%2E%2E%5C" + secret, real + "%00", "%00" + real[1:], real[:21] + "%00", real[:21], real + "A", real + "=",
+		real + "/", real[:21] + "+", real[:21] + "/", real[:21] + ".", strings.Repeat("%41", 22),
+		strings.Repeat("A", 1000), strings.Repeat("é", 11), "",
+	} {
+		paths = append(paths, "/storage/"+p)
+	}
+	for _, p := range paths {
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			resp, body := send(t, m, method, p, nil)
+			if resp.StatusCode != 400 && resp.StatusCode != 404 && resp.StatusCode != 405 {
+				t.Errorf("%s %s: %d, want 400 or 404", method, p, resp.StatusCode)
+			}
+			if strings.Contains(body, "SECRET") || strings.HasPrefix(resp.Header.Get("Content-Type"), "image/") {
+				t.Errorf("%s %s served a file", method, p)
+			}
+		}
+	}
+	if resp, _ := get(t, m, "/storage/"+contract.NewID().String()); resp.StatusCode != 404 {
+		t.Errorf("unknown id: %d, want 404", resp.StatusCode)
 	}
 }
 

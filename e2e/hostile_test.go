@@ -24,7 +24,6 @@ import (
 	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
 	"github.com/extagram/extagram/imaging"
 	"github.com/extagram/extagram/internal/apierr"
-	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testmesh"
 	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/store/storetest"
@@ -345,37 +344,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.Reader.Read(p)
 	c.n.Add(int64(n))
 	return n, err
-}
-
-// storagePaths: no path to /storage/ but an id's serves a file, not even one
-// beside the uploads folder.
-func storagePaths(t *testing.T, m *testmesh.Mesh) {
-	uploadPhoto(t, m, "real", pngFile("a.png", testutil.PNG(t, 8, 8)))
-	real, secret := newest(t, m)[0].Image.ID, contract.NewID().String()
-	must(t, os.WriteFile(filepath.Join(filepath.Dir(m.UploadsDir), secret), []byte("SECRET-OUTSIDE-UPLOADS"), 0o600))
-	paths := []string{"/storage"}
-	for _, p := range []string{
-		"..", "../" + secret, "..%2f" + secret, "%2e%2e%2f" + secret, "%2e%2e/" + secret, ".%2e/" + secret,
-		"%2E%2E%5C" + secret, real + "%00", "%00" + real[1:], real[:21] + "%00", real[:21], real + "A", real + "=",
-		real + "/", real[:21] + "+", real[:21] + "/", real[:21] + ".", strings.Repeat("%41", 22),
-		strings.Repeat("A", 1000), strings.Repeat("é", 11), "",
-	} {
-		paths = append(paths, "/storage/"+p)
-	}
-	for _, p := range paths {
-		for _, method := range []string{http.MethodGet, http.MethodHead} {
-			resp, body := send(t, m, method, p, nil)
-			if resp.StatusCode != 400 && resp.StatusCode != 404 && resp.StatusCode != 405 {
-				t.Errorf("%s %s: %d, want 400 or 404", method, p, resp.StatusCode)
-			}
-			if strings.Contains(body, "SECRET") || strings.HasPrefix(resp.Header.Get("Content-Type"), "image/") {
-				t.Errorf("%s %s served a file", method, p)
-			}
-		}
-	}
-	if resp, _ := get(t, m, "/storage/"+contract.NewID().String()); resp.StatusCode != 404 {
-		t.Errorf("unknown id: %d, want 404", resp.StatusCode)
-	}
 }
 
 // privacyMetadata: what is served, on disk and in the database of a photo

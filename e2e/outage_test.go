@@ -109,10 +109,10 @@ func databaseDown(t *testing.T, m *testmesh.Mesh, proxy *testproxy.Proxy) {
 }
 
 // cutMidUpload cuts the link to MySQL while the edge streams a photo to
-// UploadService: 503, nothing stored. Once the link is back, uploads work.
+// UploadService: 503, nothing stored. (Uploads once it is back:
+// stopDatabaseDuringUploads.)
 func cutMidUpload(t *testing.T, m *testmesh.Mesh, proxy *testproxy.Proxy) {
-	before, posts := snap(t, m), len(allPosts(t, m.Store))
-	photo := noisePNG(t, 200, 200, 1) // 120 KB: streamed in two chunks
+	before, photo := snap(t, m), noisePNG(t, 200, 200, 1) // 120 KB: streamed in two chunks
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
 	answer := make(chan *http.Response, 1)
@@ -144,10 +144,6 @@ func cutMidUpload(t *testing.T, m *testmesh.Mesh, proxy *testproxy.Proxy) {
 	must(t, err)
 	refused(t, m, resp, string(page), before)
 	restore(t, m, proxy)
-	uploadPhoto(t, m, "after the outage", pngFile("d.png", photo))
-	if n := len(allPosts(t, m.Store)); n != posts+1 {
-		t.Fatalf("%d posts after the outage, want %d", n, posts+1)
-	}
 }
 
 // uploadsFolderUnwritable: posts are saved and served from the database
