@@ -71,8 +71,7 @@ func photoPost(t *testing.T, m *testmesh.Mesh) {
 	}
 }
 
-// feedPagination follows the pages' links to older posts: every post
-// once, newest first.
+// feedPagination follows the links to older posts: each post once, newest first.
 func feedPagination(t *testing.T, m *testmesh.Mesh) {
 	for i := range 45 {
 		uploadPhoto(t, m, fmt.Sprintf("post %02d", i), nil)
@@ -143,8 +142,7 @@ func uploadIdempotent(t *testing.T, m *testmesh.Mesh) {
 	stored("from a script", 1)
 }
 
-// concurrentUploads: 200 uploads at once make 200 whole posts and files,
-// with no id used twice.
+// concurrentUploads: 200 uploads at once make 200 whole posts and files, no id twice.
 func concurrentUploads(t *testing.T, m *testmesh.Mesh) {
 	const n = 200
 	posts, files := len(allPosts(t, m.Store)), len(folder(t, m))

@@ -50,7 +50,7 @@ func TestMesh(t *testing.T) {
 	once := []meshCase{
 		{"hostile uploads", hostileUploads},
 		{"privacy", privacyMetadata}, {"idempotent uploads", uploadIdempotent}, {"health and reflection", healthAndReflection},
-		{"feed spread over replicas", feedSpreadOverReplicas}, {"newest page watched", newestPageWatched},
+		{"feed replicas", feedReplicas},
 		{"edge headers and limits", edgeHeadersAndLimits},
 	}
 	// The image cache keeps images of up to 8 KiB: reads of larger ones
@@ -82,8 +82,7 @@ func must(t testing.TB, err error) {
 	}
 }
 
-// send makes a request with headers as name, value pairs; the path is sent
-// exactly as written.
+// send makes a request (headers: name, value pairs) of the path as written.
 func send(t testing.TB, m *testmesh.Mesh, method, path string, body []byte, header ...string) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, m.URL+"/", bytes.NewReader(body))
@@ -111,8 +110,7 @@ type form struct {
 	ct   string
 }
 
-// newForm is an upload form: the fields (name, value pairs), the text and
-// the photo f (if not nil).
+// newForm is an upload form: the fields (name, value pairs), text and photo f.
 func newForm(t testing.TB, text string, f *testutil.File, fields ...string) form {
 	var kv [][2]string
 	for i := 0; i < len(fields); i += 2 {
@@ -134,8 +132,7 @@ func uploadPhoto(t testing.TB, m *testmesh.Mesh, text string, f *testutil.File) 
 	}
 }
 
-// postAll sends the forms from so many workers at once and returns their
-// statuses; after runs after each answer.
+// postAll sends the forms from workers at once, calls after on each answer.
 func postAll(t *testing.T, m *testmesh.Mesh, workers int, forms []form, after func()) []int {
 	codes, jobs := make([]int, len(forms)), make(chan int)
 	var wg sync.WaitGroup

@@ -42,8 +42,7 @@ const (
 	keptText = "my holiday <3"
 )
 
-// hostileCase is a bad upload refused by the edge's form (status, and msg
-// in an alert) and by UploadService (code and reason).
+// hostileCase is a bad upload refused by the edge and by UploadService.
 type hostileCase struct {
 	name, text string
 	file       *testutil.File // nil: text only
@@ -101,8 +100,7 @@ func hostileCases(t testing.TB) []hostileCase {
 
 const polyglotHTML = "<html><body><script>alert(document.cookie)</script></body></html>"
 
-// gifPolyglot is a valid GIF that is also an HTML page: the page sits in a
-// comment extension and again after the trailer.
+// gifPolyglot is a GIF that is also an HTML page, in a comment and after the trailer.
 func gifPolyglot(t testing.TB) []byte {
 	g := testutil.GIF(t, 8, 8)
 	pos := 13
@@ -114,8 +112,7 @@ func gifPolyglot(t testing.TB) []byte {
 	return append(out, polyglotHTML...)
 }
 
-// rawForm is a multipart form whose parts have exactly the given
-// Content-Disposition ("" for none) and content.
+// rawForm is a form of parts of the given Content-Disposition ("": none) and content.
 func rawForm(t testing.TB, parts ...[2]string) form {
 	var b bytes.Buffer
 	mw := multipart.NewWriter(&b)
@@ -132,16 +129,14 @@ func rawForm(t testing.TB, parts ...[2]string) form {
 	return form{b.Bytes(), mw.FormDataContentType()}
 }
 
-// rawCodec sends a hand-encoded message, such as one with invalid UTF-8 in
-// a string field, which the protobuf library refuses to marshal.
+// rawCodec sends hand-encoded messages that the protobuf library refuses to marshal.
 type rawCodec struct{}
 
 func (rawCodec) Marshal(v any) ([]byte, error) { return v.([]byte), nil }
 func (rawCodec) Unmarshal([]byte, any) error   { return nil }
 func (rawCodec) Name() string                  { return "proto" }
 
-// grpcRefused checks an UploadService error: its code, its reason
-// (UNSPECIFIED: none) and a message that explains.
+// grpcRefused checks an UploadService error's code, reason and message.
 func grpcRefused(t *testing.T, err error, code codes.Code, reason uploadv1.UploadErrorReason) {
 	t.Helper()
 	if status.Code(err) != code || apierr.UploadReason(err) != reason {
@@ -152,8 +147,7 @@ func grpcRefused(t *testing.T, err error, code codes.Code, reason uploadv1.Uploa
 	}
 }
 
-// httpRefused checks the edge's answer to a bad upload: its status and a
-// message in an alert on the page.
+// httpRefused checks a refusal's status and the message in an alert on its page.
 func httpRefused(t *testing.T, resp *http.Response, page string, code int, msg string) {
 	t.Helper()
 	if resp.StatusCode != code || !strings.Contains(html.UnescapeString(page), msg) || !strings.Contains(page, `role="alert"`) {
@@ -217,8 +211,7 @@ func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 			httpRefused(t, resp, page, c.status, c.msg)
 		})
 	}
-	// Bad streams. One protobuf cannot decode is answered Internal by grpc-go
-	// (the edge never sends one: it checks the text and cleans names).
+	// Bad streams; grpc-go answers Internal to undecodable ones (the edge sends none).
 	raw := func(msg []byte) error {
 		return cc.Invoke(ctx, uploadv1.UploadService_Upload_FullMethodName, msg, nil, grpc.ForceCodec(rawCodec{}))
 	}
@@ -245,8 +238,7 @@ func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 	} {
 		t.Run(c.name, func(t *testing.T) { grpcRefused(t, c.err, c.code, c.reason) })
 	}
-	// A photo that never ends is refused at the limit: the client got to
-	// send the limit plus gRPC's flow-control windows.
+	// A photo that never ends is refused once past the limit and flow-control windows.
 	t.Run("endless photo", func(t *testing.T) {
 		s, err := up.Upload(ctx)
 		must(t, err)
@@ -263,8 +255,7 @@ func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 			t.Fatalf("the service took %d bytes for a %d-byte limit", sent, uploadLimit)
 		}
 	})
-	// A 1 GiB form is answered having read the limit plus what HTTP/2 flow
-	// control and socket buffers let through.
+	// A 1 GiB form is answered once past the limit, flow control and socket buffers.
 	const field = "--B\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n"
 	for _, c := range []struct {
 		name, prefix string
@@ -377,8 +368,7 @@ func privacyMetadata(t *testing.T, m *testmesh.Mesh) {
 					img.ID, resp.StatusCode, len(body), err, len(want.Data))
 			}
 			testutil.NoSecrets(t, want.Data, "SECRET", "ns.adobe.com/xap", "xmpmeta")
-			// Orientation 6 turns the 64x48 photo a quarter: the page must
-			// reserve a 48x64 box for it.
+			// Orientation 6 turns the 64x48 photo: the page reserves 48x64 for it.
 			if f.ContentType == "image/jpeg" && (img.Width != 48 || img.Height != 64) {
 				t.Errorf("turned photo listed as %dx%d, want 48x64 (as displayed)", img.Width, img.Height)
 			}

@@ -44,8 +44,7 @@ func telegramMesh(t *testing.T, tg *telegramtest.Server, opts testmesh.Options) 
 	return testmesh.Start(t, opts)
 }
 
-// waitSent waits, at most for d, for a message the bot sent to chat that
-// satisfies ok.
+// waitSent waits at most d for a message the bot sent to chat that satisfies ok.
 func waitSent(t *testing.T, tg *telegramtest.Server, d time.Duration, chat string, ok func(telegramtest.Call) bool) (found telegramtest.Call) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), d)
@@ -63,8 +62,7 @@ func waitSent(t *testing.T, tg *telegramtest.Server, d time.Duration, chat strin
 	return found
 }
 
-// replyTo waits for the bot's answer to the user's message of update u,
-// and returns its text.
+// replyTo returns the text of the bot's answer to update u.
 func replyTo(t *testing.T, tg *telegramtest.Server, u models.Update) string {
 	t.Helper()
 	return waitSent(t, tg, 15*time.Second, strconv.FormatInt(u.Message.Chat.ID, 10), func(c telegramtest.Call) bool {
@@ -74,8 +72,7 @@ func replyTo(t *testing.T, tg *telegramtest.Server, u models.Update) string {
 
 var errorRE = regexp.MustCompile(`<p class="error" id="upload-error" role="alert">(.*?)</p>`)
 
-// richJPEG is a phone's JPEG: EXIF with an orientation, a GPS position
-// and a maker note, XMP, a comment and IPTC.
+// richJPEG is a phone's JPEG: EXIF (orientation, GPS, maker note), XMP, comment, IPTC.
 func richJPEG(t *testing.T, orientation int) []byte {
 	plain := testutil.JPEG(t, 64, 48)
 	return append(append([]byte{0xFF, 0xD8}, bytes.Join([][]byte{
@@ -124,8 +121,7 @@ func announcesUploads(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, p
 	if _, served := get(t, m, "/storage/"+p.Image.ID); served != string(photo) {
 		t.Error("the announced photo is not the stored one")
 	}
-	// Once, though both replicas run an announcer; the counter follows the
-	// record.
+	// Once, though both replicas run an announcer; the counter follows the record.
 	var rec store.AnnouncementRecord
 	testutil.Eventually(t, 10*time.Second, "announcement sent", func() bool {
 		var err error
@@ -138,8 +134,7 @@ func announcesUploads(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, p
 	waitMetric(t, "extagram_telegram_announcements_sent_total", 1, m.Metrics["feed-1"], m.Metrics["feed-2"])
 }
 
-// webhook: the edge sets its webhook with a secret; a call without it is
-// 401 and changes nothing.
+// webhook: the edge sets its webhook with a secret; calls without it change nothing.
 func webhook(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, public string) {
 	testutil.Eventually(t, 10*time.Second, "webhook set", func() bool { u, _ := tg.Webhook(); return u != "" })
 	hook, secret := tg.Webhook()
