@@ -24,10 +24,12 @@ import (
 	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
 	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testmesh"
+	"github.com/extagram/extagram/internal/testproxy"
 	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
+	"github.com/go-sql-driver/mysql"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
@@ -63,8 +65,18 @@ func TestMesh(t *testing.T) {
 		}
 	}
 	t.Run("mysql", func(t *testing.T) {
-		through, direct, proxy := proxiedMySQL(t)
-		run(t, through, direct, append(perStore,
+		dsn := storetest.MySQLDSN(t)
+		cfg, err := mysql.ParseDSN(dsn)
+		must(t, err)
+		proxy := testproxy.Start(t, cfg.Addr)
+		cfg.Addr = proxy.Addr()
+		open := func(dsn string) store.Store {
+			st, err := store.Open(t.Context(), store.Config{MySQLDSN: dsn, Logger: storetest.Logger(t)})
+			must(t, err)
+			t.Cleanup(func() { st.Close() })
+			return st
+		}
+		run(t, open(cfg.FormatDSN()), open(dsn), append(perStore,
 			meshCase{"database down", func(t *testing.T, m *testmesh.Mesh) { databaseDown(t, m, proxy) }},
 			meshCase{"cut in the middle of an upload", func(t *testing.T, m *testmesh.Mesh) { cutMidUpload(t, m, proxy) }},
 			meshCase{"database stopped during uploads", func(t *testing.T, m *testmesh.Mesh) { stopDatabaseDuringUploads(t, m, proxy) }})...)

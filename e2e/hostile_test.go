@@ -16,6 +16,7 @@ import (
 	"net/textproto"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -42,75 +43,7 @@ const (
 	keptText = "my holiday <3"
 )
 
-// hostileCase is a bad upload refused by the edge and by UploadService.
-type hostileCase struct {
-	name, text string
-	file       *testutil.File // nil: text only
-	status     int
-	msg        string
-	code       codes.Code
-	reason     uploadv1.UploadErrorReason
-}
-
-func hostileCases(t testing.TB) []hostileCase {
-	png, jpg, gif := testutil.PNG(t, 16, 16), testutil.JPEG(t, 64, 64), testutil.GIF(t, 64, 64)
-	webp, err := os.ReadFile(filepath.Join("..", "imaging", "testdata", "lossy.webp")) // the stdlib cannot write WebP
-	must(t, err)
-	big := bytes.Repeat([]byte{0xff}, uploadLimit+1)
-	copy(big, png)
-	inv, exhausted := codes.InvalidArgument, codes.ResourceExhausted
-	cases := []hostileCase{
-		{"empty text", "", nil, 400, "text is required", inv, badText},
-		{"white space", " \t\n ", nil, 400, "text is required", inv, badText},
-		{"white space with a photo", "\u00a0 \r\n\t", pngFile("a.png", png), 400, "text is required", inv, badText},
-		{"one character too long", strings.Repeat("é", 2201), nil, 400, "limit is 2200", inv, badText},
-		{"10,000 characters of text", strings.Repeat("a", 10000), nil, 400, "limit is 2200", inv, badText},
-		{"NUL in text", "a\x00b", nil, 400, "NUL", inv, badText},
-		{"empty file", keptText, pngFile("empty.png", nil), 400, "empty", inv, malformed},
-		{"over the size limit", keptText, pngFile("a.png", big), 413, "256 KiB", exhausted, tooLarge},
-		{"NUL in the file name", keptText, pngFile("shell.php\x00.png", png), 400, "malformed (for example a NUL", inv, badRequest},
-		{"truncated JPEG", keptText, testutil.Photo("a.jpg", "image/jpeg", jpg[:len(jpg)*2/3]), 400, "JPEG file is truncated", inv, malformed},
-		{"truncated PNG", keptText, pngFile("a.png", png[:len(png)*2/3]), 400, "PNG file is truncated", inv, malformed},
-		{"truncated GIF", keptText, testutil.Photo("a.gif", "image/gif", gif[:len(gif)*2/3]), 400, "GIF file is truncated", inv, malformed},
-		{"truncated WebP", keptText, testutil.Photo("a.webp", "image/webp", webp[:len(webp)*2/3]), 400, "WebP file is truncated", inv, malformed},
-		{"JPEG cut after its first marker", keptText, testutil.Photo("a.jpg", "image/jpeg", jpg[:20]), 400, "JPEG file is truncated", inv, malformed},
-		{"GIF header then HTML", keptText, testutil.Photo("a.gif", "image/gif", []byte("GIF89a"+polyglotHTML)), 400, "GIF", inv, malformed},
-		{"PNG of 100,000 x 100,000", keptText, pngFile("a.png", testutil.HugePNG(100000, 100000)), 413, "100000 x 100000", exhausted, tooLarge},
-	}
-	// Files that are not images, each as a browser or a script might send it.
-	var zipped bytes.Buffer
-	zw := zip.NewWriter(&zipped)
-	w, _ := zw.Create("shell.php")
-	_, _ = w.Write([]byte("<?php system($_GET['c']); ?>"))
-	must(t, zw.Close())
-	for kind, data := range map[string]string{
-		"text": "hello, world\n", "HTML": "<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>",
-		"SVG": `<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">` +
-			`<script>alert(1)</script><rect width="10" height="10"/></svg>`,
-		"PHP": "<?php system($_GET['c']); ?>", "ZIP": zipped.String(),
-		"PDF": "%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n",
-	} {
-		const msg = "not a JPEG, PNG, GIF or WebP"
-		cases = append(cases,
-			hostileCase{kind + " named .jpg", keptText, testutil.Photo("photo.jpg", "image/jpeg", []byte(data)), 415, msg, inv, badType},
-			hostileCase{kind + " sent as PNG", keptText, pngFile("photo.png", []byte(data)), 415, msg, inv, badType})
-	}
-	return cases
-}
-
 const polyglotHTML = "<html><body><script>alert(document.cookie)</script></body></html>"
-
-// gifPolyglot is a GIF that is also an HTML page, in a comment and after the trailer.
-func gifPolyglot(t testing.TB) []byte {
-	g := testutil.GIF(t, 8, 8)
-	pos := 13
-	if g[10]&0x80 != 0 {
-		pos += 3 << (g[10]&7 + 1)
-	}
-	comment := append(append([]byte{0x21, 0xFE, byte(len(polyglotHTML))}, polyglotHTML...), 0)
-	out := append(append(append([]byte{}, g[:pos]...), comment...), g[pos:]...)
-	return append(out, polyglotHTML...)
-}
 
 // rawForm is a form of parts of the given Content-Disposition ("": none) and content.
 func rawForm(t testing.TB, parts ...[2]string) form {
@@ -159,12 +92,61 @@ func httpRefused(t *testing.T, resp *http.Response, page string, code int, msg s
 // each gets its own answer and nothing is stored. Names are claims: long or
 // ../-laden ones are fine when the image is, and its file is uploads/{id}.
 func hostileUploads(t *testing.T, m *testmesh.Mesh) {
-	ctx := t.Context()
-	cc := m.Conn(t, m.UploadAddr)
+	ctx, cc := t.Context(), m.Conn(t, m.UploadAddr)
 	up := uploadv1.NewUploadServiceClient(cc)
-	png := testutil.PNG(t, 16, 16)
+	// hostileCase is a bad upload refused by the edge and by UploadService.
+	type hostileCase struct {
+		name, text string
+		file       *testutil.File // nil: text only
+		status     int
+		msg        string
+		code       codes.Code
+		reason     uploadv1.UploadErrorReason
+	}
+	png, jpg, gif := testutil.PNG(t, 16, 16), testutil.JPEG(t, 64, 64), testutil.GIF(t, 64, 64)
+	webp, err := os.ReadFile(filepath.Join("..", "imaging", "testdata", "lossy.webp")) // the stdlib cannot write WebP
+	must(t, err)
+	big := bytes.Repeat([]byte{0xff}, uploadLimit+1)
+	copy(big, png)
+	inv, exhausted := codes.InvalidArgument, codes.ResourceExhausted
+	cases := []hostileCase{
+		{"empty text", "", nil, 400, "text is required", inv, badText},
+		{"white space", " \t\n ", nil, 400, "text is required", inv, badText},
+		{"white space with a photo", "\u00a0 \r\n\t", pngFile("a.png", png), 400, "text is required", inv, badText},
+		{"one character too long", strings.Repeat("é", 2201), nil, 400, "limit is 2200", inv, badText},
+		{"10,000 characters of text", strings.Repeat("a", 10000), nil, 400, "limit is 2200", inv, badText},
+		{"NUL in text", "a\x00b", nil, 400, "NUL", inv, badText},
+		{"empty file", keptText, pngFile("empty.png", nil), 400, "empty", inv, malformed},
+		{"over the size limit", keptText, pngFile("a.png", big), 413, "256 KiB", exhausted, tooLarge},
+		{"NUL in the file name", keptText, pngFile("shell.php\x00.png", png), 400, "malformed (for example a NUL", inv, badRequest},
+		{"truncated JPEG", keptText, testutil.Photo("a.jpg", "image/jpeg", jpg[:len(jpg)*2/3]), 400, "JPEG file is truncated", inv, malformed},
+		{"truncated PNG", keptText, pngFile("a.png", png[:len(png)*2/3]), 400, "PNG file is truncated", inv, malformed},
+		{"truncated GIF", keptText, testutil.Photo("a.gif", "image/gif", gif[:len(gif)*2/3]), 400, "GIF file is truncated", inv, malformed},
+		{"truncated WebP", keptText, testutil.Photo("a.webp", "image/webp", webp[:len(webp)*2/3]), 400, "WebP file is truncated", inv, malformed},
+		{"JPEG cut after its first marker", keptText, testutil.Photo("a.jpg", "image/jpeg", jpg[:20]), 400, "JPEG file is truncated", inv, malformed},
+		{"GIF header then HTML", keptText, testutil.Photo("a.gif", "image/gif", []byte("GIF89a"+polyglotHTML)), 400, "GIF", inv, malformed},
+		{"PNG of 100,000 x 100,000", keptText, pngFile("a.png", testutil.HugePNG(100000, 100000)), 413, "100000 x 100000", exhausted, tooLarge},
+	}
+	// Files that are not images, each as a browser or a script might send it.
+	var zipped bytes.Buffer
+	zw := zip.NewWriter(&zipped)
+	w, _ := zw.Create("shell.php")
+	_, _ = w.Write([]byte("<?php system($_GET['c']); ?>"))
+	must(t, zw.Close())
+	for kind, data := range map[string]string{
+		"text": "hello, world\n", "HTML": "<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>",
+		"SVG": `<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">` +
+			`<script>alert(1)</script><rect width="10" height="10"/></svg>`,
+		"PHP": "<?php system($_GET['c']); ?>", "ZIP": zipped.String(),
+		"PDF": "%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n",
+	} {
+		const msg = "not a JPEG, PNG, GIF or WebP"
+		cases = append(cases,
+			hostileCase{kind + " named .jpg", keptText, testutil.Photo("photo.jpg", "image/jpeg", []byte(data)), 415, msg, inv, badType},
+			hostileCase{kind + " sent as PNG", keptText, pngFile("photo.png", []byte(data)), 415, msg, inv, badType})
+	}
 	before := snap(t, m)
-	for _, c := range hostileCases(t) {
+	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			resp, page := post(t, m, newForm(t, c.text, c.file))
 			httpRefused(t, resp, page, c.status, c.msg)
@@ -304,7 +286,13 @@ func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 		}
 	}
 	// A GIF that is also an HTML page is stored as the GIF alone.
-	uploadPhoto(t, m, "polyglot", testutil.Photo("poly.gif", "text/html", gifPolyglot(t)))
+	g := testutil.GIF(t, 8, 8) // the page in a comment after the header and palette, and after the trailer
+	pos := 13
+	if g[10]&0x80 != 0 {
+		pos += 3 << (g[10]&7 + 1)
+	}
+	poly := slices.Concat(g[:pos], []byte{0x21, 0xFE, byte(len(polyglotHTML))}, []byte(polyglotHTML), []byte{0}, g[pos:], []byte(polyglotHTML))
+	uploadPhoto(t, m, "polyglot", testutil.Photo("poly.gif", "text/html", poly))
 	resp, body := get(t, m, "/storage/"+newest(t, m)[0].Image.ID)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/gif" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Fatalf("polyglot served as %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -18,29 +17,8 @@ import (
 	"github.com/extagram/extagram/internal/testmesh"
 	"github.com/extagram/extagram/internal/testproxy"
 	"github.com/extagram/extagram/internal/testutil"
-	"github.com/extagram/extagram/store"
-	"github.com/extagram/extagram/store/storetest"
-	"github.com/go-sql-driver/mysql"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
-
-// proxiedMySQL opens a new MySQL database through a proxy to cut, and directly.
-func proxiedMySQL(t *testing.T) (through store.Store, direct store.Store, proxy *testproxy.Proxy) {
-	dsn := storetest.MySQLDSN(t)
-	cfg, err := mysql.ParseDSN(dsn)
-	must(t, err)
-	proxy = testproxy.Start(t, cfg.Addr)
-	cfg.Addr = proxy.Addr()
-	open := func(dsn string) store.Store {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		st, err := store.Open(ctx, store.Config{MySQLDSN: dsn, Logger: storetest.Logger(t)})
-		must(t, err)
-		t.Cleanup(func() { st.Close() })
-		return st
-	}
-	return open(cfg.FormatDSN()), open(dsn), proxy
-}
 
 // restore restores the link to MySQL and waits until the mesh is ready.
 func restore(t *testing.T, m *testmesh.Mesh, proxy *testproxy.Proxy) {
