@@ -32,7 +32,8 @@ import (
 
 // grpcContracts: a post made through UploadService reads back through
 // FeedService and BlobService (ranges: blobsvc's tests); bad or unknown ids
-// and arguments get their codes (UploadService's: hostileUploads).
+// and arguments get their codes (UploadService's: hostileUploads). Health
+// and reflection.
 func grpcContracts(t *testing.T, m *testmesh.Mesh) {
 	ctx := t.Context()
 	feed := feedv1.NewFeedServiceClient(m.Conn(t, m.FeedAddrs[0]))
@@ -90,10 +91,7 @@ func grpcContracts(t *testing.T, m *testmesh.Mesh) {
 			t.Errorf("%s: code %v, want %v", c.name, got, c.want)
 		}
 	}
-}
-
-// healthAndReflection: every server is healthy, as is its service, listed by reflection.
-func healthAndReflection(t *testing.T, m *testmesh.Mesh) {
+	// Every server is healthy, as is its service, listed by reflection.
 	for addr, svc := range map[string]string{
 		m.FeedAddrs[0]: "extagram.feed.v1.FeedService", m.FeedAddrs[1]: "extagram.feed.v1.FeedService",
 		m.UploadAddr: "extagram.upload.v1.UploadService", m.BlobAddr: "extagram.blob.v1.BlobService",

@@ -99,8 +99,7 @@ func TestTelegram(t *testing.T) {
 				EdgeTelegram: edge.TelegramOptions{PublicURL: public}})
 			t.Run("announces uploads", func(t *testing.T) { announcesUploads(t, m, tg, public) })
 			if s.name == "embedded" {
-				t.Run("webhook", func(t *testing.T) { webhook(t, m, tg, public) })
-				t.Run("photos become posts", func(t *testing.T) { photosBecomePosts(t, m, tg, public) })
+				t.Run("bot", func(t *testing.T) { bot(t, m, tg, public) })
 				t.Run("one poller", func(t *testing.T) { onePoller(t, m) })
 			}
 		})
@@ -134,8 +133,9 @@ func announcesUploads(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, p
 	waitMetric(t, "extagram_telegram_announcements_sent_total", 1, m.Metrics["feed-1"], m.Metrics["feed-2"])
 }
 
-// webhook: the edge sets its webhook with a secret; calls without it change nothing.
-func webhook(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, public string) {
+// bot: the edge sets its webhook with a secret (calls without it change
+// nothing), takes photos from it and answers commands.
+func bot(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, public string) {
 	testutil.Eventually(t, 10*time.Second, "webhook set", func() bool { u, _ := tg.Webhook(); return u != "" })
 	hook, secret := tg.Webhook()
 	if hook != public+"/telegram/webhook" || secret == "" || strings.Contains(secret, tgToken) {
@@ -151,18 +151,8 @@ func webhook(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, public str
 	if before.unchanged(t, m); len(tg.Sent()) != sent {
 		t.Errorf("a refused webhook call sent %d messages", len(tg.Sent())-sent)
 	}
-	reply := replyTo(t, tg, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 30, 30), "by webhook"))
-	if p := newest(t, m)[0]; !strings.HasPrefix(reply, "Posted: "+public+"/posts/") || p.Text != "by webhook" {
-		t.Errorf("reply %q; newest post %+v", reply, p)
-	}
-	if n := len(tg.Calls("getUpdates")); n != 0 {
-		t.Errorf("%d getUpdates calls with a webhook set", n)
-	}
-}
-
-// photosBecomePosts: photos from the allowed chat become posts; others are
-// refused with the web page's message, or as from a chat not allowed.
-func photosBecomePosts(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, public string) {
+	// Photos from the allowed chat become posts; others are refused with
+	// the web page's message, or as from a chat not allowed.
 	reply, p := replyTo(t, tg, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 40, 30), "from my phone")), newest(t, m)[0]
 	if reply != "Posted: "+public+"/posts/"+p.ID || p.Text != "from my phone" || p.Image == nil || p.Image.Width != 40 {
 		t.Errorf("reply %q, newest post %+v; want the photo from Telegram and its link", reply, p)
@@ -227,6 +217,9 @@ func photosBecomePosts(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, 
 	}
 	if reply = replyTo(t, tg, tg.UserText(allowedChat, allowedChat, "/help@extagram_test_bot")); !strings.Contains(reply, "64 KiB") || !strings.Contains(reply, "may post") {
 		t.Errorf("/help: %q", reply)
+	}
+	if n := len(tg.Calls("getUpdates")); n != 0 {
+		t.Errorf("%d getUpdates calls with a webhook set", n)
 	}
 }
 
