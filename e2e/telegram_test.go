@@ -161,49 +161,40 @@ func bot(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, public string)
 	if p := newest(t, m)[0]; p.Text != "Photo sent from Telegram" {
 		t.Errorf("a photo without caption became %q", p.Text)
 	}
-	// Refused: nothing stored, and no file fetched but for the one that
-	// does not say its size, which is stopped at the limit while it is read.
-	big := make([]byte, 64<<10+1)
-	_, _ = rand.Read(big)
-	undeclared := tg.UserMessage(allowedChat, allowedChat)
-	fileID := tg.AddFile(big)
-	undeclared.Document = &models.Document{FileID: fileID, FileUniqueID: "u" + fileID, FileName: "big.jpg", MimeType: "image/jpeg"}
-	notes := []byte("just some notes, not a picture\n")
+	// Refused, as documents: nothing stored, and no file fetched but for the
+	// one that does not say its size, which is stopped at the limit as read.
+	data := make([]byte, 64<<10+1)
+	_, _ = rand.Read(data)
+	big, notes := testutil.Photo("big.jpg", "image/jpeg", data), pngFile("notes.png", []byte("just some notes, not a picture\n"))
 	for _, c := range []struct {
 		name    string
-		send    func() models.Update
-		web     *testutil.File // sent through the web form too: the reply must be its page's message
-		want    string
+		chat    int64
+		file    *testutil.File
+		sized   bool
+		want    string // "": the web form's message for the file
 		fetches int
 	}{
-		{"not allowed", func() models.Update {
-			return tg.UserPhoto(forbiddenChat, forbiddenChat, testutil.PNG(t, 40, 30), "sneaky")
-		},
-			nil, "This chat may not post to Extagram. Ask the site's operator to allow chat id 8.", 0},
-		{"not an image", func() models.Update {
-			return tg.UserFile(allowedChat, allowedChat, "notes.png", "image/png", notes, "notes")
-		},
-			pngFile("notes.png", notes), "", 1},
-		{"too large", func() models.Update {
-			return tg.UserFile(allowedChat, allowedChat, "big.jpg", "image/jpeg", big, "big")
-		},
-			testutil.Photo("big.jpg", "image/jpeg", big), "", 0},
-		{"too large, size not said", func() models.Update {
-			return models.Update{ID: tg.PushUpdate(models.Update{Message: undeclared}), Message: undeclared}
-		},
-			testutil.Photo("big.jpg", "image/jpeg", big), "", 1},
+		{"not allowed", forbiddenChat, pngFile("a.png", testutil.PNG(t, 40, 30)), true, "This chat may not post to Extagram. Ask the site's operator to allow chat id 8.", 0},
+		{"not an image", allowedChat, notes, true, "", 1},
+		{"too large", allowedChat, big, true, "", 0},
+		{"too large, size not said", allowedChat, big, false, "", 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if c.web != nil {
-				_, page := post(t, m, newForm(t, "compare", c.web))
+			if c.want == "" {
+				_, page := post(t, m, newForm(t, "compare", c.file))
 				g := errorRE.FindStringSubmatch(page)
 				if g == nil {
 					t.Fatalf("the web form shows no message for %s", c.name)
 				}
 				c.want = html.UnescapeString(g[1])
 			}
+			msg, id := tg.UserMessage(c.chat, c.chat), tg.AddFile(c.file.Data)
+			msg.Document = &models.Document{FileID: id, FileUniqueID: "u" + id, FileName: c.file.Name, MimeType: c.file.ContentType}
+			if c.sized {
+				msg.Document.FileSize = int64(len(c.file.Data))
+			}
 			before, fetches := snap(t, m), len(tg.Calls("getFile"))
-			if reply := replyTo(t, tg, c.send()); reply != c.want {
+			if reply := replyTo(t, tg, models.Update{ID: tg.PushUpdate(models.Update{Message: msg}), Message: msg}); reply != c.want {
 				t.Errorf("reply %q, want %q", reply, c.want)
 			}
 			if before.unchanged(t, m); len(tg.Calls("getFile")) != fetches+c.fetches {
