@@ -5,29 +5,26 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"html"
-	"io"
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testmesh"
 	"github.com/extagram/extagram/internal/testutil"
-	"github.com/extagram/extagram/store"
 )
 
-// photoPost: a text post and a photo post on the page (escaped), in the API
-// (verbatim), by id, and the photo at /storage/ (headers: storageRoutes).
+// photoPost: a text post and a photo post on the feed (escaped), in the API
+// (verbatim), on its own page, and the photo at /storage/ (headers:
+// storageRoutes); the post page is 404 for an unknown id, 400 for a bad one.
 func photoPost(t *testing.T, m *testmesh.Mesh) {
 	photo := testutil.PNG(t, 120, 80)
-	const evil = `first, text only <script>alert(1)</script><img src=x onerror=alert(2)>`
+	const evil, text = `first, text only <script>alert(1)</script><img src=x onerror=alert(2)>`, `the <b>beach</b> & sea`
 	uploadPhoto(t, m, evil, nil)
-	uploadPhoto(t, m, "hello from the beach", pngFile("beach.png", photo))
+	uploadPhoto(t, m, text, pngFile("beach.png", photo))
 	resp, page := get(t, m, "/")
-	if got := pagePosts(page); resp.StatusCode != 200 || len(got) < 2 || got[0] != "hello from the beach" || got[1] != html.EscapeString(evil) {
+	if got := pagePosts(page); resp.StatusCode != 200 || len(got) < 2 || got[0] != html.EscapeString(text) || got[1] != html.EscapeString(evil) {
 		t.Fatalf("GET /: %d, posts %q; want the photo post first, then the text-only one, escaped", resp.StatusCode, got)
 	}
 	if strings.Contains(page, "<script>alert") || strings.Contains(page, "<img src=x") {
@@ -35,7 +32,7 @@ func photoPost(t *testing.T, m *testmesh.Mesh) {
 	}
 	l := newest(t, m)
 	img := l[0].Image
-	if l[0].Text != "hello from the beach" || img == nil || l[1].Image != nil || l[1].Text != evil {
+	if l[0].Text != text || img == nil || l[1].Image != nil || l[1].Text != evil {
 		t.Fatalf("API posts = %+v", l[:2])
 	}
 	if img.ContentType != "image/png" || img.Width != 120 || img.Height != 80 || img.SizeBytes != fmt.Sprint(len(photo)) {
@@ -44,7 +41,7 @@ func photoPost(t *testing.T, m *testmesh.Mesh) {
 	if !strings.Contains(page, `src="/storage/`+img.ID+`"`) || !strings.Contains(page, `width="120" height="80"`) {
 		t.Fatalf("page has no <img> for /storage/%s with its dimensions:\n%s", img.ID, page)
 	}
-	if _, p2 := get(t, m, "/extagram.php"); !strings.Contains(p2, "hello from the beach") {
+	if _, p2 := get(t, m, "/extagram.php"); !strings.Contains(p2, html.EscapeString(text)) {
 		t.Fatal("/extagram.php does not show the post")
 	}
 	if resp, body := get(t, m, "/api/v1/posts/"+l[0].ID); resp.StatusCode != 200 || !strings.Contains(body, img.ID) {
@@ -53,10 +50,28 @@ func photoPost(t *testing.T, m *testmesh.Mesh) {
 	if resp, body := get(t, m, "/storage/"+img.ID); resp.StatusCode != 200 || body != string(photo) || !bytes.Equal(onDisk(m, img.ID), photo) {
 		t.Fatalf("GET /storage/%s: %d, %d bytes; want the %d uploaded bytes, as on disk", img.ID, resp.StatusCode, len(body), len(photo))
 	}
+	resp, page = get(t, m, "/posts/"+l[0].ID)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" || resp.Header.Get("Content-Security-Policy") == "" {
+		t.Fatalf("GET /posts/%s: %d %s, without security headers", l[0].ID, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if got := pagePosts(page); len(got) != 1 || got[0] != html.EscapeString(text) || !strings.Contains(page, `src="/storage/`+img.ID+`"`) || !strings.Contains(page, `href="/"`) {
+		t.Errorf("post page: posts %q, want the one post, escaped, with its photo and a link to the newest posts", got)
+	}
+	if resp, _ := send(t, m, http.MethodHead, "/posts/"+l[0].ID, nil); resp.StatusCode != 200 {
+		t.Errorf("HEAD: %d", resp.StatusCode)
+	}
+	resp, page = get(t, m, "/posts/"+contract.NewID().String())
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(page, "No post has this link") || len(pagePosts(page)) != 0 {
+		t.Errorf("unknown id: %d", resp.StatusCode)
+	}
+	for _, bad := range []string{"nope", strings.Repeat("A", 21) + "B", strings.Repeat("A", 23), "a%20b"} {
+		if resp, page := get(t, m, "/posts/"+bad); resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, "not valid") {
+			t.Errorf("GET /posts/%s: %d, want 400", bad, resp.StatusCode)
+		}
+	}
 }
 
-// feedPagination follows the pages' links to older posts: every post
-// once, newest first.
+// feedPagination follows the links to older posts: each post once, newest first.
 func feedPagination(t *testing.T, m *testmesh.Mesh) {
 	for i := range 45 {
 		uploadPhoto(t, m, fmt.Sprintf("post %02d", i), nil)
@@ -82,36 +97,6 @@ func feedPagination(t *testing.T, m *testmesh.Mesh) {
 	}
 }
 
-// postPage: GET /posts/{id} is the page of one post, 404 for an unknown id
-// and 400 for anything that is not an id, each linking to the newest posts.
-func postPage(t *testing.T, m *testmesh.Mesh) {
-	uploadPhoto(t, m, `the <b>one</b> & only`, pngFile("p.png", testutil.PNG(t, 30, 20)))
-	uploadPhoto(t, m, "a later post", nil)
-	first := newest(t, m)[1]
-	resp, page := get(t, m, "/posts/"+first.ID)
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" || resp.Header.Get("Content-Security-Policy") == "" {
-		t.Fatalf("GET /posts/%s: %d %s, without security headers", first.ID, resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	if got := pagePosts(page); len(got) != 1 || got[0] != "the &lt;b&gt;one&lt;/b&gt; &amp; only" {
-		t.Errorf("posts on the page: %q, want the one post, escaped", got)
-	}
-	if !strings.Contains(page, `src="/storage/`+first.Image.ID+`"`) || !strings.Contains(page, `href="/"`) {
-		t.Error("the page lacks the photo or the link to the newest posts")
-	}
-	resp, page = get(t, m, "/posts/"+contract.NewID().String())
-	if resp.StatusCode != http.StatusNotFound || !strings.Contains(page, "No post has this link") || len(pagePosts(page)) != 0 {
-		t.Errorf("unknown id: %d", resp.StatusCode)
-	}
-	for _, bad := range []string{"nope", strings.Repeat("A", 21) + "B", strings.Repeat("A", 23), "a%20b"} {
-		if resp, page := get(t, m, "/posts/"+bad); resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, "not valid") {
-			t.Errorf("GET /posts/%s: %d, want 400", bad, resp.StatusCode)
-		}
-	}
-	if resp, _ := send(t, m, http.MethodHead, "/posts/"+first.ID, nil); resp.StatusCode != 200 {
-		t.Errorf("HEAD: %d", resp.StatusCode)
-	}
-}
-
 var tokenRE = regexp.MustCompile(`<input type="hidden" name="idempotency_key" value="([A-Za-z0-9_-]{22})">`)
 
 // uploadIdempotent: each page view has a fresh one-time upload token; a form
@@ -126,97 +111,64 @@ func uploadIdempotent(t *testing.T, m *testmesh.Mesh) {
 		return ""
 	}
 	stored := func(text string, want int) {
-		n := 0
-		for _, p := range newest(t, m) {
-			if p.Text == text {
-				n++
-			}
-		}
-		if n != want {
+		if n := len(byText(t, m)[text]); n != want {
 			t.Fatalf("%d posts %q, want %d", n, text, want)
 		}
-	}
-	form := func(key, text string) ([]byte, string) {
-		return testutil.Form(t, [][2]string{{"idempotency_key", key}, {"post", text}}, nil)
 	}
 	_, page1 := get(t, m, "/")
 	_, page2 := get(t, m, "/")
 	if token(page1) == token(page2) {
 		t.Fatal("two views of the page got the same upload token")
 	}
-	body, ct := form(token(page1), "sent twice")
 	for i := range 2 {
-		if resp, page := post(t, m, body, ct); resp.StatusCode != http.StatusSeeOther {
+		if resp, page := post(t, m, newForm(t, "sent twice", nil, "idempotency_key", token(page1))); resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("send %d: %d\n%s", i+1, resp.StatusCode, page)
 		}
 	}
 	stored("sent twice", 1)
-	body, ct = form(token(page1), "something else")
-	if resp, page := post(t, m, body, ct); resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(page, "used before") {
+	resp, page := post(t, m, newForm(t, "something else", nil, "idempotency_key", token(page1)))
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(page, "used before") {
 		t.Fatalf("the token with another text: %d, want 422 saying so", resp.StatusCode)
 	}
 	stored("something else", 0)
-	body, ct = form(token(page2), "   ")
-	if resp, page := post(t, m, body, ct); resp.StatusCode != http.StatusBadRequest || token(page) != token(page2) {
+	if resp, page := post(t, m, newForm(t, "   ", nil, "idempotency_key", token(page2))); resp.StatusCode != http.StatusBadRequest || token(page) != token(page2) {
 		t.Fatalf("after a refused upload: %d, token kept: %v", resp.StatusCode, token(page) == token(page2))
 	}
-	body, ct = testutil.Form(t, [][2]string{{"post", "from a script"}}, nil)
 	for range 3 {
-		if resp, _ := post(t, m, body, ct, "Idempotency-Key", `"3f2c5a9e-retry"`); resp.StatusCode != http.StatusSeeOther {
+		if resp, _ := post(t, m, newForm(t, "from a script", nil), "Idempotency-Key", `"3f2c5a9e-retry"`); resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("Idempotency-Key upload: %d", resp.StatusCode)
 		}
 	}
 	stored("from a script", 1)
 }
 
-// concurrentUploads: 200 uploads at once make 200 whole posts and files,
-// with no id used twice.
+// concurrentUploads: 200 uploads at once make 200 whole posts and files, no id twice.
 func concurrentUploads(t *testing.T, m *testmesh.Mesh) {
 	const n = 200
 	posts, files := len(allPosts(t, m.Store)), len(folder(t, m))
-	photos, bodies, types := make([][]byte, n), make([][]byte, n), make([]string, n)
+	photos, forms := make([][]byte, n), make([]form, n)
 	for i := range n {
 		photos[i] = noisePNG(t, 40, 40, uint64(1000+i))
-		bodies[i], types[i] = testutil.Form(t, [][2]string{{"post", fmt.Sprintf("concurrent %03d", i)}}, pngFile("p.png", photos[i]))
+		forms[i] = newForm(t, fmt.Sprintf("concurrent %03d", i), pngFile("p.png", photos[i]))
 	}
-	start, began := make(chan struct{}), time.Now()
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			resp, err := m.Client.Post(m.URL+"/upload.php", types[i], bytes.NewReader(bodies[i]))
-			if err != nil {
-				t.Errorf("upload %d: %v", i, err)
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			if resp.Body.Close(); resp.StatusCode != http.StatusSeeOther {
-				t.Errorf("upload %d: status %d, want 303", i, resp.StatusCode)
-			}
-		})
+	for i, code := range postAll(t, m, n, forms, func() {}) {
+		if code != http.StatusSeeOther {
+			t.Errorf("upload %d: status %d, want 303", i, code)
+		}
 	}
-	close(start)
-	wg.Wait()
-	t.Logf("%d concurrent uploads of %d-byte PNGs in %v", n, len(photos[0]), time.Since(began).Round(time.Millisecond))
-	ps := allPosts(t, m.Store)
+	ps, stored := allPosts(t, m.Store), byText(t, m)
 	if len(ps) != posts+n || len(folder(t, m)) != files+n {
 		t.Fatalf("%d posts and %d files, want %d and %d", len(ps), len(folder(t, m)), posts+n, files+n)
 	}
 	ids := map[contract.ID]bool{}
-	byText := map[string]store.Post{}
-	for _, p := range ps[:n] {
-		if p.Image == nil || ids[p.ID] || ids[p.Image.ID] {
-			t.Fatalf("post %q has no image, or an id used twice", p.Text)
-		}
-		ids[p.ID], ids[p.Image.ID] = true, true
-		byText[p.Text] = p
-	}
 	for i, photo := range photos {
-		p, ok := byText[fmt.Sprintf("concurrent %03d", i)]
-		if !ok {
-			t.Fatalf("upload %d missing", i)
+		p := stored[fmt.Sprintf("concurrent %03d", i)]
+		if len(p) != 1 || p[0].Image == nil || ids[p[0].ID] || ids[p[0].Image.ID] {
+			t.Fatalf("upload %d: stored %d times, without its image, or with an id used twice", i, len(p))
 		}
-		if p.Image.SHA256 != sha256.Sum256(photo) || p.Image.Size != int64(len(photo)) || sha256.Sum256(onDisk(m, p.Image.ID.String())) != p.Image.SHA256 {
+		img := p[0].Image
+		ids[p[0].ID], ids[img.ID] = true, true
+		if img.SHA256 != sha256.Sum256(photo) || img.Size != int64(len(photo)) || sha256.Sum256(onDisk(m, img.ID.String())) != img.SHA256 {
 			t.Errorf("upload %d: recorded checksum or size, or its file, does not match the photo", i)
 		}
 	}

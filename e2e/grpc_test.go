@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,7 +32,8 @@ import (
 
 // grpcContracts: a post made through UploadService reads back through
 // FeedService and BlobService (ranges: blobsvc's tests); bad or unknown ids
-// and arguments get their codes (UploadService's: hostileUploads).
+// and arguments get their codes (UploadService's: hostileUploads). Health
+// and reflection.
 func grpcContracts(t *testing.T, m *testmesh.Mesh) {
 	ctx := t.Context()
 	feed := feedv1.NewFeedServiceClient(m.Conn(t, m.FeedAddrs[0]))
@@ -89,64 +91,35 @@ func grpcContracts(t *testing.T, m *testmesh.Mesh) {
 			t.Errorf("%s: code %v, want %v", c.name, got, c.want)
 		}
 	}
-}
-
-// healthAndReflection: every service answers health checks, for itself
-// and for the server, and lists its services by reflection.
-func healthAndReflection(t *testing.T, m *testmesh.Mesh) {
+	// Every server is healthy, as is its service, listed by reflection.
 	for addr, svc := range map[string]string{
 		m.FeedAddrs[0]: "extagram.feed.v1.FeedService", m.FeedAddrs[1]: "extagram.feed.v1.FeedService",
 		m.UploadAddr: "extagram.upload.v1.UploadService", m.BlobAddr: "extagram.blob.v1.BlobService",
 	} {
-		cc := m.Conn(t, addr)
 		for _, name := range []string{"", svc} {
-			resp, err := healthpb.NewHealthClient(cc).Check(t.Context(), &healthpb.HealthCheckRequest{Service: name})
-			if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-				t.Errorf("%s health %q: %v %v", addr, name, resp, err)
+			if s := health(t, m, addr, name); s != healthpb.HealthCheckResponse_SERVING {
+				t.Errorf("%s health %q: %v", addr, name, s)
 			}
 		}
-		rs, err := reflectionpb.NewServerReflectionClient(cc).ServerReflectionInfo(t.Context())
+		rs, err := reflectionpb.NewServerReflectionClient(m.Conn(t, addr)).ServerReflectionInfo(t.Context())
 		must(t, err)
 		_ = rs.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}})
 		r, err := rs.Recv()
 		must(t, err)
-		var names []string
-		for _, s := range r.GetListServicesResponse().GetService() {
-			names = append(names, s.GetName())
-		}
-		all := strings.Join(names, " ")
 		for _, want := range []string{svc, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"} {
-			if !strings.Contains(all, want) {
-				t.Errorf("%s reflection lists %q, missing %s", addr, all, want)
+			if !slices.ContainsFunc(r.GetListServicesResponse().GetService(), func(s *reflectionpb.ServiceResponse) bool { return s.GetName() == want }) {
+				t.Errorf("%s reflection lists %v, missing %s", addr, r.GetListServicesResponse(), want)
 			}
 		}
 	}
 }
 
-// feedSpreadOverReplicas: the calls the edge makes per request (here
-// GetPost, behind /api/v1/posts/{id}) are spread over both replicas.
-func feedSpreadOverReplicas(t *testing.T, m *testmesh.Mesh) {
-	uploadPhoto(t, m, "spread", nil)
-	id := newest(t, m)[0].ID
-	served := func(feed string) int { return counter(t, "grpc_server_handled_total", "GetPost", m.Metrics[feed]) }
-	a0, b0 := served("feed-1"), served("feed-2")
-	const loads = 200
-	for range loads {
-		if resp, _ := get(t, m, "/api/v1/posts/"+id); resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET /api/v1/posts/%s: %d", id, resp.StatusCode)
-		}
-	}
-	a, b := served("feed-1")-a0, served("feed-2")-b0
-	t.Logf("GetPost served: feed-1 %d, feed-2 %d", a, b)
-	if a+b < loads || a < loads/4 || b < loads/4 {
-		t.Fatalf("feed-1 served %d and feed-2 %d of %d loads: want both in rotation", a, b, loads)
-	}
-}
-
-// newestPageWatched: views of the newest page (kept from WatchFeed), older
-// pages and the API make no call; an upload shows at once on the page its
-// author is sent to, a post made elsewhere within the watch's interval.
-func newestPageWatched(t *testing.T, m *testmesh.Mesh) {
+// feedReplicas: views of the newest page (kept from WatchFeed), older pages
+// and the API make no call; an upload shows at once on the page its author
+// is sent to, a post made elsewhere within the watch's interval. The calls
+// the edge makes per request (GetPost, behind /api/v1/posts/{id}) are
+// spread over both replicas.
+func feedReplicas(t *testing.T, m *testmesh.Mesh) {
 	calls := func() int {
 		return counter(t, "grpc_server_handled_total", "ListPosts", m.Metrics["feed-1"], m.Metrics["feed-2"])
 	}
@@ -189,22 +162,30 @@ func newestPageWatched(t *testing.T, m *testmesh.Mesh) {
 		return strings.Contains(page, "from another edge")
 	})
 	t.Logf("a post made elsewhere reached the page in %v", time.Since(start).Round(time.Millisecond))
+	id := newest(t, m)[0].ID
+	served := func(feed string) int { return counter(t, "grpc_server_handled_total", "GetPost", m.Metrics[feed]) }
+	a0, b0 := served("feed-1"), served("feed-2")
+	const loads = 200
+	for range loads {
+		if resp, _ := get(t, m, "/api/v1/posts/"+id); resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /api/v1/posts/%s: %d", id, resp.StatusCode)
+		}
+	}
+	a, b := served("feed-1")-a0, served("feed-2")-b0
+	if t.Logf("GetPost served: feed-1 %d, feed-2 %d", a, b); a+b < loads || a < loads/4 || b < loads/4 {
+		t.Fatalf("feed-1 served %d and feed-2 %d of %d loads: want both in rotation", a, b, loads)
+	}
 }
 
 // storageRoutes: requests of an image the edge caches (read from blob once)
 // and of one too large for it, whose damaged file is repaired from the
-// database copy. (Bad paths: storagePaths.)
+// database copy; bad paths.
 func storageRoutes(t *testing.T, m *testmesh.Mesh) {
 	small, large := testutil.JPEG(t, 48, 48), testutil.JPEG(t, 400, 300)
 	if len(small) < 200 || len(small) > 8<<10 || len(large) <= 8<<10 {
 		t.Fatalf("test images of %d and %d bytes do not straddle the 8 KiB cache limit", len(small), len(large))
 	}
-	blobCalls := func(methods ...string) (n int) {
-		for _, method := range methods {
-			n += counter(t, "grpc_server_handled_total", method, m.Metrics["blob"])
-		}
-		return n
-	}
+	blobCalls := func(method string) int { return counter(t, "grpc_server_handled_total", method, m.Metrics["blob"]) }
 	start := blobCalls("GetBlob")
 	uploadPhoto(t, m, "cached", testutil.Photo("s.jpg", "image/jpeg", small))
 	uploadPhoto(t, m, "streamed", testutil.Photo("l.jpg", "image/jpeg", large))
@@ -215,15 +196,14 @@ func storageRoutes(t *testing.T, m *testmesh.Mesh) {
 	if n := blobCalls("GetBlob") - start; n < 3 {
 		t.Fatalf("GetBlob served %d calls; the streamed image alone needs several", n)
 	}
-	before := blobCalls("GetBlob", "GetBlobMetadata")
+	before := blobCalls("GetBlob") + blobCalls("GetBlobMetadata")
 	for range 5 {
 		storageRequests(t, m, cached, small)
 	}
-	if n := blobCalls("GetBlob", "GetBlobMetadata") - before; n != 0 {
+	if n := blobCalls("GetBlob") + blobCalls("GetBlobMetadata") - before; n != 0 {
 		t.Fatalf("the cached image still reached the blob service: %d calls for 5 more rounds", n)
 	}
-	// The streamed image's file deleted, then corrupted, then truncated:
-	// the database copy is served and the file restored.
+	// Its file damaged, the streamed image is served from the database and the file restored.
 	path := filepath.Join(m.UploadsDir, streamed)
 	for name, damage := range map[string]func() error{
 		"deleted":   func() error { return os.Remove(path) },
@@ -235,10 +215,35 @@ func storageRoutes(t *testing.T, m *testmesh.Mesh) {
 			t.Fatalf("%s file: %d, %d bytes; want the stored bytes, and the file restored", name, resp.StatusCode, len(body))
 		}
 	}
+	// No other path to /storage/ serves a file, not even one beside the uploads folder.
+	real, secret := cached, contract.NewID().String()
+	must(t, os.WriteFile(filepath.Join(filepath.Dir(m.UploadsDir), secret), []byte("SECRET-OUTSIDE-UPLOADS"), 0o600))
+	paths := []string{"/storage"}
+	for _, p := range []string{
+		"..", "../" + secret, "..%2f" + secret, "%2e%2e%2f" + secret, "%2e%2e/" + secret, ".%2e/" + secret,
+		"%2E%2E%5C" + secret, real + "%00", "%00" + real[1:], real[:21] + "%00", real[:21], real + "A", real + "=",
+		real + "/", real[:21] + "+", real[:21] + "/", real[:21] + ".", strings.Repeat("%41", 22),
+		strings.Repeat("A", 1000), strings.Repeat("é", 11), "",
+	} {
+		paths = append(paths, "/storage/"+p)
+	}
+	for _, p := range paths {
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			resp, body := send(t, m, method, p, nil)
+			if resp.StatusCode != 400 && resp.StatusCode != 404 && resp.StatusCode != 405 {
+				t.Errorf("%s %s: %d, want 400 or 404", method, p, resp.StatusCode)
+			}
+			if strings.Contains(body, "SECRET") || strings.HasPrefix(resp.Header.Get("Content-Type"), "image/") {
+				t.Errorf("%s %s served a file", method, p)
+			}
+		}
+	}
+	if resp, _ := get(t, m, "/storage/"+contract.NewID().String()); resp.StatusCode != 404 {
+		t.Errorf("unknown id: %d, want 404", resp.StatusCode)
+	}
 }
 
-// storageRequests checks GET, HEAD, conditional and range requests of a
-// JPEG.
+// storageRequests checks GET, HEAD, conditional and range requests of a JPEG.
 func storageRequests(t *testing.T, m *testmesh.Mesh, id string, stored []byte) {
 	t.Helper()
 	sum, n := sha256.Sum256(stored), strconv.Itoa(len(stored))
@@ -273,16 +278,12 @@ func storageRequests(t *testing.T, m *testmesh.Mesh, id string, stored []byte) {
 // edgeHeadersAndLimits: API answers for bad ids and sizes, the plain HTTP
 // redirect, CSRF protection and the bound on request headers.
 func edgeHeadersAndLimits(t *testing.T, m *testmesh.Mesh) {
-	for path, want := range map[string]int{
-		"/readyz": 200, "/api/v1/posts/" + contract.NewID().String(): 404,
-		"/api/v1/posts/bad": 400, "/api/v1/posts?pageSize=500": 400,
-	} {
+	for path, want := range map[string]int{"/api/v1/posts/" + contract.NewID().String(): 404, "/api/v1/posts/bad": 400, "/api/v1/posts?pageSize=500": 400} {
 		if resp, _ := get(t, m, path); resp.StatusCode != want {
 			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
 		}
 	}
-	// Plain HTTP is redirected to the name in the certificate, whatever
-	// Host the request names.
+	// Plain HTTP is redirected to the certificate's name, whatever the Host.
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(m.URL, "https://"))
 	want := "https://localhost:" + port + "/extagram.php?x=1"
 	for _, host := range []string{"", "evil.example"} {
@@ -295,16 +296,13 @@ func edgeHeadersAndLimits(t *testing.T, m *testmesh.Mesh) {
 			t.Fatalf("HTTP with Host %q: %d to %q, want 308 to %q", host, resp.StatusCode, resp.Header.Get("Location"), want)
 		}
 	}
-	// A cross-site form post is refused (scripted clients without browser
-	// headers are not: TestRateLimits).
+	// A cross-site form post is refused (scripts without browser headers are not: TestRateLimits).
 	before := snap(t, m)
-	body, ct := testutil.Form(t, [][2]string{{"post", "csrf"}}, nil)
-	if resp, _ := post(t, m, body, ct, "Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := post(t, m, newForm(t, "csrf", nil), "Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("cross-site post: %d, want 403", resp.StatusCode)
 	}
 	before.unchanged(t, m)
-	// HTTP/2 clients keep to the header list size the edge advertises;
-	// over HTTP/1.1 the edge itself refuses.
+	// HTTP/2 clients keep to the header size the edge advertises; over HTTP/1.1 it refuses.
 	h1 := &http.Client{Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the mesh's self-signed certificate
 		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{},

@@ -1,6 +1,5 @@
-// Package e2e tests the whole mesh over real TCP on 127.0.0.1: the HTTPS
-// edge, two feed replicas, upload and blob, against the MySQL store and the
-// embedded store.
+// Package e2e tests the whole mesh (HTTPS edge, two feed replicas, upload,
+// blob) over TCP on 127.0.0.1, on the MySQL and the embedded store.
 package e2e
 
 import (
@@ -18,58 +17,67 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
 	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testmesh"
+	"github.com/extagram/extagram/internal/testproxy"
 	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
+	"github.com/go-sql-driver/mysql"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 const uploadLimit = 256 << 10 // the shared meshes' MaxUploadBytes
 
-// meshCase is a test on a shared mesh: the cases of a mesh run one after
-// another, each leaving it as it was but for the posts it added.
+// meshCase runs on a shared mesh and leaves it as it was but for its posts.
 type meshCase struct {
 	name string
 	run  func(t *testing.T, m *testmesh.Mesh)
 }
 
-// TestMesh runs the cases on one mesh per store: those that depend on the
-// store on both, the others once, on the embedded store. The MySQL store is
-// reached through a proxy that the outage cases cut.
+// TestMesh runs the cases that depend on the store on a mesh per store, the
+// others on the embedded store's. MySQL is behind a proxy the outages cut.
 func TestMesh(t *testing.T) {
-	perStore := []meshCase{
-		{"photo post", photoPost}, {"pagination", feedPagination}, {"post page", postPage},
-		{"gRPC contracts", grpcContracts}, {"storage routes", storageRoutes},
-		{"uploads folder unwritable", uploadsFolderUnwritable}, {"concurrent uploads", concurrentUploads},
-	}
-	once := []meshCase{
-		{"hostile uploads", hostileUploads}, {"huge bodies", hugeBodyNotRead}, {"storage paths", storagePaths},
-		{"privacy", privacyMetadata}, {"idempotent uploads", uploadIdempotent}, {"health and reflection", healthAndReflection},
-		{"feed spread over replicas", feedSpreadOverReplicas}, {"newest page watched", newestPageWatched},
-		{"edge headers and limits", edgeHeadersAndLimits},
-	}
-	// The image cache keeps images of up to 8 KiB; every read of a larger
-	// one reaches the blob service.
-	start := func(t *testing.T, st store.Store) *testmesh.Mesh {
-		return testmesh.Start(t, testmesh.Options{Store: st, MaxUploadBytes: uploadLimit, ImageCacheBytes: 64 << 10})
-	}
-	run := func(t *testing.T, m *testmesh.Mesh, cases ...meshCase) {
+	perStore := []meshCase{{"photo post", photoPost}, {"pagination", feedPagination}, {"gRPC contracts", grpcContracts},
+		{"storage routes", storageRoutes}, {"uploads folder unwritable", uploadsFolderUnwritable}, {"concurrent uploads", concurrentUploads}}
+	once := []meshCase{{"hostile uploads", hostileUploads}, {"privacy", privacyMetadata}, {"idempotent uploads", uploadIdempotent},
+		{"feed replicas", feedReplicas}, {"edge headers and limits", edgeHeadersAndLimits}}
+	// The image cache keeps images of up to 8 KiB: reads of larger ones
+	// reach the blob service. The cases read the store through direct.
+	run := func(t *testing.T, st, direct store.Store, cases ...meshCase) {
+		m := testmesh.Start(t, testmesh.Options{Store: st, MaxUploadBytes: uploadLimit, ImageCacheBytes: 64 << 10})
+		m.Store = direct
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) { c.run(t, m) })
 		}
 	}
 	t.Run("mysql", func(t *testing.T) {
-		through, direct, proxy := proxiedMySQL(t)
-		m := start(t, through)
-		m.Store = direct // the test reads what is stored past the proxy
-		run(t, m, append(perStore, outageCases(proxy)...)...)
+		dsn := storetest.MySQLDSN(t)
+		cfg, err := mysql.ParseDSN(dsn)
+		must(t, err)
+		proxy := testproxy.Start(t, cfg.Addr)
+		cfg.Addr = proxy.Addr()
+		open := func(dsn string) store.Store {
+			st, err := store.Open(t.Context(), store.Config{MySQLDSN: dsn, Logger: storetest.Logger(t)})
+			must(t, err)
+			t.Cleanup(func() { st.Close() })
+			return st
+		}
+		run(t, open(cfg.FormatDSN()), open(dsn), append(perStore,
+			meshCase{"database down", func(t *testing.T, m *testmesh.Mesh) { databaseDown(t, m, proxy) }},
+			meshCase{"cut in the middle of an upload", func(t *testing.T, m *testmesh.Mesh) { cutMidUpload(t, m, proxy) }},
+			meshCase{"database stopped during uploads", func(t *testing.T, m *testmesh.Mesh) { stopDatabaseDuringUploads(t, m, proxy) }})...)
 	})
-	t.Run("embedded", func(t *testing.T) { run(t, start(t, storetest.Embedded(t)), append(perStore, once...)...) })
+	t.Run("embedded", func(t *testing.T) {
+		st := storetest.Embedded(t)
+		run(t, st, st, append(perStore, once...)...)
+	})
 }
 
 func must(t testing.TB, err error) {
@@ -79,8 +87,7 @@ func must(t testing.TB, err error) {
 	}
 }
 
-// send makes a request with headers given as name, value pairs; the path
-// is sent exactly as written.
+// send makes a request (headers: name, value pairs) of the path as written.
 func send(t testing.TB, m *testmesh.Mesh, method, path string, body []byte, header ...string) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, m.URL+"/", bytes.NewReader(body))
@@ -102,17 +109,59 @@ func get(t testing.TB, m *testmesh.Mesh, path string, header ...string) (*http.R
 	return send(t, m, http.MethodGet, path, nil, header...)
 }
 
-func post(t testing.TB, m *testmesh.Mesh, body []byte, contentType string, header ...string) (*http.Response, string) {
+// form is a request body and its Content-Type.
+type form struct {
+	body []byte
+	ct   string
+}
+
+// newForm is an upload form: the fields (name, value pairs), text and photo f.
+func newForm(t testing.TB, text string, f *testutil.File, fields ...string) form {
+	var kv [][2]string
+	for i := 0; i < len(fields); i += 2 {
+		kv = append(kv, [2]string{fields[i], fields[i+1]})
+	}
+	body, ct := testutil.Form(t, append(kv, [2]string{"post", text}), f)
+	return form{body, ct}
+}
+
+func post(t testing.TB, m *testmesh.Mesh, f form, header ...string) (*http.Response, string) {
 	t.Helper()
-	return send(t, m, http.MethodPost, "/upload.php", body, append([]string{"Content-Type", contentType}, header...)...)
+	return send(t, m, http.MethodPost, "/upload.php", f.body, append([]string{"Content-Type", f.ct}, header...)...)
 }
 
 func uploadPhoto(t testing.TB, m *testmesh.Mesh, text string, f *testutil.File) {
 	t.Helper()
-	body, ct := testutil.Form(t, [][2]string{{"post", text}}, f)
-	if resp, page := post(t, m, body, ct); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+	if resp, page := post(t, m, newForm(t, text, f)); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
 		t.Fatalf("upload %q: %d to %q, want 303 to /:\n%s", text, resp.StatusCode, resp.Header.Get("Location"), page)
 	}
+}
+
+// postAll sends the forms from workers at once, calls after on each answer.
+func postAll(t *testing.T, m *testmesh.Mesh, workers int, forms []form, after func()) []int {
+	codes, jobs := make([]int, len(forms)), make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range jobs {
+				resp, err := m.Client.Post(m.URL+"/upload.php", forms[i].ct, bytes.NewReader(forms[i].body))
+				if err != nil {
+					t.Errorf("upload %d: %v", i, err)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				codes[i] = resp.StatusCode
+				after()
+			}
+		})
+	}
+	for i := range forms {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	return codes
 }
 
 func pngFile(name string, data []byte) *testutil.File { return testutil.Photo(name, "image/png", data) }
@@ -148,12 +197,11 @@ func pagePosts(page string) (texts []string) {
 
 // olderLink is a feed page's link to the older posts ("" if none).
 func olderLink(page string) string {
-	i := strings.Index(page, `href="/?page=`)
-	if i < 0 {
+	_, rest, ok := strings.Cut(page, `href="/?page=`)
+	if !ok {
 		return ""
 	}
-	rest := page[i+len(`href="`):]
-	return html.UnescapeString(rest[:strings.IndexByte(rest, '"')])
+	return html.UnescapeString("/?page=" + rest[:strings.IndexByte(rest, '"')])
 }
 
 // snapshot is what the database and the uploads folder hold.
@@ -182,8 +230,16 @@ func allPosts(t testing.TB, st store.Store) (all []store.Post) {
 	}
 }
 
-// folder lists the uploads folder, sorted by name; it fails the test if a
-// temp file is left there.
+// byText maps the texts of the stored posts to the posts with that text.
+func byText(t testing.TB, m *testmesh.Mesh) map[string][]store.Post {
+	posts := map[string][]store.Post{}
+	for _, p := range allPosts(t, m.Store) {
+		posts[p.Text] = append(posts[p.Text], p)
+	}
+	return posts
+}
+
+// folder lists the uploads folder; it fails the test if a temp file is left.
 func folder(t testing.TB, m *testmesh.Mesh) (names []string) {
 	entries, err := os.ReadDir(m.UploadsDir)
 	must(t, err)
@@ -208,8 +264,7 @@ func mustID(t testing.TB, s string) contract.ID {
 	return id
 }
 
-// noisePNG is a PNG that compresses badly (about 4 bytes a pixel) and is
-// unique to seed.
+// noisePNG is a PNG unique to seed that compresses badly (4 bytes a pixel).
 func noisePNG(t testing.TB, w, h int, seed uint64) []byte {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	img := image.NewNRGBA(image.Rect(0, 0, w, h))
@@ -223,13 +278,20 @@ func noisePNG(t testing.TB, w, h int, seed uint64) []byte {
 	return b.Bytes()
 }
 
-// counter sums a gRPC server counter (grpc_server_handled_total, ...) of a
-// method over the given /metrics URLs.
+// counter sums a gRPC server counter of a method over /metrics URLs.
 func counter(t testing.TB, metric, method string, urls ...string) (n int) {
 	for _, u := range urls {
 		n += int(testutil.Metric(t, u, metric, `grpc_method="`+method+`"`))
 	}
 	return n
+}
+
+// health is the status addr's health service gives service ("": the server).
+func health(t testing.TB, m *testmesh.Mesh, addr, service string) healthpb.HealthCheckResponse_ServingStatus {
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	r, _ := healthpb.NewHealthClient(m.Conn(t, addr)).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+	return r.GetStatus()
 }
 
 func header(text string, f *testutil.File) *uploadv1.UploadRequest {
@@ -258,8 +320,7 @@ func stream(ctx context.Context, up uploadv1.UploadServiceClient, msgs ...*uploa
 	return s.CloseAndRecv()
 }
 
-// upload sends a post over gRPC, with f (if not nil) in chunks of 1000
-// bytes.
+// upload sends a post over gRPC, the photo f (if any) in 1000-byte chunks.
 func upload(ctx context.Context, up uploadv1.UploadServiceClient, text string, f *testutil.File) (*uploadv1.UploadResponse, error) {
 	msgs := []*uploadv1.UploadRequest{header(text, f)}
 	if f != nil {

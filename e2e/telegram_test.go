@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,8 +44,7 @@ func telegramMesh(t *testing.T, tg *telegramtest.Server, opts testmesh.Options) 
 	return testmesh.Start(t, opts)
 }
 
-// waitSent waits, at most for d, for a message the bot sent to chat that
-// satisfies ok.
+// waitSent waits at most d for a message the bot sent to chat that satisfies ok.
 func waitSent(t *testing.T, tg *telegramtest.Server, d time.Duration, chat string, ok func(telegramtest.Call) bool) (found telegramtest.Call) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), d)
@@ -62,8 +62,7 @@ func waitSent(t *testing.T, tg *telegramtest.Server, d time.Duration, chat strin
 	return found
 }
 
-// replyTo waits for the bot's answer to the user's message of update u,
-// and returns its text.
+// replyTo returns the text of the bot's answer to update u.
 func replyTo(t *testing.T, tg *telegramtest.Server, u models.Update) string {
 	t.Helper()
 	return waitSent(t, tg, 15*time.Second, strconv.FormatInt(u.Message.Chat.ID, 10), func(c telegramtest.Call) bool {
@@ -73,8 +72,7 @@ func replyTo(t *testing.T, tg *telegramtest.Server, u models.Update) string {
 
 var errorRE = regexp.MustCompile(`<p class="error" id="upload-error" role="alert">(.*?)</p>`)
 
-// richJPEG is a phone's JPEG: EXIF with an orientation, a GPS position
-// and a maker note, XMP, a comment and IPTC.
+// richJPEG is a phone's JPEG: EXIF (orientation, GPS, maker note), XMP, comment, IPTC.
 func richJPEG(t *testing.T, orientation int) []byte {
 	plain := testutil.JPEG(t, 64, 48)
 	return append(append([]byte{0xFF, 0xD8}, bytes.Join([][]byte{
@@ -86,7 +84,7 @@ func richJPEG(t *testing.T, orientation int) []byte {
 }
 
 // TestTelegram: a mesh per store whose edge takes updates by webhook.
-// Announcing depends on the store; the bot's cases run once.
+// Announcing depends on the store; the bots' cases run once.
 func TestTelegram(t *testing.T) {
 	for _, s := range []struct {
 		name string
@@ -101,8 +99,8 @@ func TestTelegram(t *testing.T) {
 				EdgeTelegram: edge.TelegramOptions{PublicURL: public}})
 			t.Run("announces uploads", func(t *testing.T) { announcesUploads(t, m, tg, public) })
 			if s.name == "embedded" {
-				t.Run("webhook", func(t *testing.T) { webhook(t, m, tg, public) })
-				t.Run("photos become posts", func(t *testing.T) { photosBecomePosts(t, m, tg, public) })
+				t.Run("bot", func(t *testing.T) { bot(t, m, tg, public) })
+				t.Run("one poller", func(t *testing.T) { onePoller(t, m) })
 			}
 		})
 	}
@@ -122,8 +120,7 @@ func announcesUploads(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, p
 	if _, served := get(t, m, "/storage/"+p.Image.ID); served != string(photo) {
 		t.Error("the announced photo is not the stored one")
 	}
-	// Once, though both replicas run an announcer; the counter follows the
-	// record.
+	// Once, though both replicas run an announcer; the counter follows the record.
 	var rec store.AnnouncementRecord
 	testutil.Eventually(t, 10*time.Second, "announcement sent", func() bool {
 		var err error
@@ -136,9 +133,9 @@ func announcesUploads(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, p
 	waitMetric(t, "extagram_telegram_announcements_sent_total", 1, m.Metrics["feed-1"], m.Metrics["feed-2"])
 }
 
-// webhook: the edge sets its webhook with a secret; a call without it is
-// 401 and changes nothing.
-func webhook(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, public string) {
+// bot: the edge sets its webhook with a secret (calls without it change
+// nothing), takes photos from it and answers commands.
+func bot(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, public string) {
 	testutil.Eventually(t, 10*time.Second, "webhook set", func() bool { u, _ := tg.Webhook(); return u != "" })
 	hook, secret := tg.Webhook()
 	if hook != public+"/telegram/webhook" || secret == "" || strings.Contains(secret, tgToken) {
@@ -154,18 +151,8 @@ func webhook(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, public str
 	if before.unchanged(t, m); len(tg.Sent()) != sent {
 		t.Errorf("a refused webhook call sent %d messages", len(tg.Sent())-sent)
 	}
-	reply := replyTo(t, tg, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 30, 30), "by webhook"))
-	if p := newest(t, m)[0]; !strings.HasPrefix(reply, "Posted: "+public+"/posts/") || p.Text != "by webhook" {
-		t.Errorf("reply %q; newest post %+v", reply, p)
-	}
-	if n := len(tg.Calls("getUpdates")); n != 0 {
-		t.Errorf("%d getUpdates calls with a webhook set", n)
-	}
-}
-
-// photosBecomePosts: photos from the allowed chat become posts; others are
-// refused with the web page's message, or as from a chat not allowed.
-func photosBecomePosts(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, public string) {
+	// Photos from the allowed chat become posts; others are refused with
+	// the web page's message, or as from a chat not allowed.
 	reply, p := replyTo(t, tg, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 40, 30), "from my phone")), newest(t, m)[0]
 	if reply != "Posted: "+public+"/posts/"+p.ID || p.Text != "from my phone" || p.Image == nil || p.Image.Width != 40 {
 		t.Errorf("reply %q, newest post %+v; want the photo from Telegram and its link", reply, p)
@@ -174,51 +161,40 @@ func photosBecomePosts(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, 
 	if p := newest(t, m)[0]; p.Text != "Photo sent from Telegram" {
 		t.Errorf("a photo without caption became %q", p.Text)
 	}
-	// Refused: nothing stored, and no file fetched but for the one that
-	// does not say its size, which is stopped at the limit while it is read.
-	big := make([]byte, 64<<10+1)
-	_, _ = rand.Read(big)
-	undeclared := tg.UserMessage(allowedChat, allowedChat)
-	fileID := tg.AddFile(big)
-	undeclared.Document = &models.Document{FileID: fileID, FileUniqueID: "u" + fileID, FileName: "big.jpg", MimeType: "image/jpeg"}
-	notes := []byte("just some notes, not a picture\n")
+	// Refused, as documents: nothing stored, and no file fetched but for the
+	// one that does not say its size, which is stopped at the limit as read.
+	data := make([]byte, 64<<10+1)
+	_, _ = rand.Read(data)
+	big, notes := testutil.Photo("big.jpg", "image/jpeg", data), pngFile("notes.png", []byte("just some notes, not a picture\n"))
 	for _, c := range []struct {
 		name    string
-		send    func() models.Update
-		web     *testutil.File // sent through the web form too: the reply must be its page's message
-		want    string
+		chat    int64
+		file    *testutil.File
+		sized   bool
+		want    string // "": the web form's message for the file
 		fetches int
 	}{
-		{"not allowed", func() models.Update {
-			return tg.UserPhoto(forbiddenChat, forbiddenChat, testutil.PNG(t, 40, 30), "sneaky")
-		},
-			nil, "This chat may not post to Extagram. Ask the site's operator to allow chat id 8.", 0},
-		{"not an image", func() models.Update {
-			return tg.UserFile(allowedChat, allowedChat, "notes.png", "image/png", notes, "notes")
-		},
-			pngFile("notes.png", notes), "", 1},
-		{"too large", func() models.Update {
-			return tg.UserFile(allowedChat, allowedChat, "big.jpg", "image/jpeg", big, "big")
-		},
-			testutil.Photo("big.jpg", "image/jpeg", big), "", 0},
-		{"too large, size not said", func() models.Update {
-			u := models.Update{Message: undeclared}
-			u.ID = tg.PushUpdate(u)
-			return u
-		}, testutil.Photo("big.jpg", "image/jpeg", big), "", 1},
+		{"not allowed", forbiddenChat, pngFile("a.png", testutil.PNG(t, 40, 30)), true, "This chat may not post to Extagram. Ask the site's operator to allow chat id 8.", 0},
+		{"not an image", allowedChat, notes, true, "", 1},
+		{"too large", allowedChat, big, true, "", 0},
+		{"too large, size not said", allowedChat, big, false, "", 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if c.web != nil {
-				body, ct := testutil.Form(t, [][2]string{{"post", "compare"}}, c.web)
-				_, page := post(t, m, body, ct)
+			if c.want == "" {
+				_, page := post(t, m, newForm(t, "compare", c.file))
 				g := errorRE.FindStringSubmatch(page)
 				if g == nil {
 					t.Fatalf("the web form shows no message for %s", c.name)
 				}
 				c.want = html.UnescapeString(g[1])
 			}
+			msg, id := tg.UserMessage(c.chat, c.chat), tg.AddFile(c.file.Data)
+			msg.Document = &models.Document{FileID: id, FileUniqueID: "u" + id, FileName: c.file.Name, MimeType: c.file.ContentType}
+			if c.sized {
+				msg.Document.FileSize = int64(len(c.file.Data))
+			}
 			before, fetches := snap(t, m), len(tg.Calls("getFile"))
-			if reply := replyTo(t, tg, c.send()); reply != c.want {
+			if reply := replyTo(t, tg, models.Update{ID: tg.PushUpdate(models.Update{Message: msg}), Message: msg}); reply != c.want {
 				t.Errorf("reply %q, want %q", reply, c.want)
 			}
 			if before.unchanged(t, m); len(tg.Calls("getFile")) != fetches+c.fetches {
@@ -232,6 +208,9 @@ func photosBecomePosts(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, 
 	}
 	if reply = replyTo(t, tg, tg.UserText(allowedChat, allowedChat, "/help@extagram_test_bot")); !strings.Contains(reply, "64 KiB") || !strings.Contains(reply, "may post") {
 		t.Errorf("/help: %q", reply)
+	}
+	if n := len(tg.Calls("getUpdates")); n != 0 {
+		t.Errorf("%d getUpdates calls with a webhook set", n)
 	}
 }
 
@@ -247,13 +226,12 @@ func waitMetric(t *testing.T, name string, want float64, urls ...string) {
 	})
 }
 
-// TestTelegramOnePoller: of two edges that long-poll one gets the updates,
-// the other (409) takes over when it stops; each update is handled once.
-func TestTelegramOnePoller(t *testing.T) {
-	tg := telegramtest.Start(t, tgToken)
-	m := testmesh.Start(t, testmesh.Options{Store: storetest.Embedded(t)})
-	// edge runs another edge with a bot in front of m's services; it
-	// returns its metrics URL and a function that stops it.
+// onePoller: of two more edges that long-poll another bot, one gets the
+// updates, the other (409) takes over when it stops; each is handled once.
+func onePoller(t *testing.T, m *testmesh.Mesh) {
+	tg, posts := telegramtest.Start(t, tgToken), len(allPosts(t, m.Store))
+	// edgeWithBot returns its metrics URL and a function that stops it. Its
+	// chat is 9: this bot's message ids, and so upload keys, are chat 7's again.
 	edgeWithBot := func() (string, func()) {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		must(t, err)
@@ -262,7 +240,7 @@ func TestTelegramOnePoller(t *testing.T) {
 		e, err := app.NewEdge(edge.Options{
 			DataDir: t.TempDir(), HTTPSListener: lis, Logger: storetest.Logger(t), Mesh: meshtls.DefaultFiles(m.MeshDir, meshtls.Edge),
 			FeedTarget: strings.Join(m.FeedAddrs, ","), UploadTarget: m.UploadAddr, BlobTarget: m.BlobAddr,
-			Telegram: edge.TelegramOptions{Token: tgToken, APIURL: tg.URL, AllowedChats: []int64{allowedChat}, PollTimeout: 5 * time.Second},
+			Telegram: edge.TelegramOptions{Token: tgToken, APIURL: tg.URL, AllowedChats: []int64{9}, PollTimeout: 5 * time.Second},
 		})
 		must(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -281,23 +259,18 @@ func TestTelegramOnePoller(t *testing.T) {
 	waitMetric(t, "extagram_telegram_polling", 1, a)
 	b, _ := edgeWithBot()
 	testutil.Eventually(t, 15*time.Second, "the second edge answered 409", func() bool {
-		for _, c := range tg.Calls("getUpdates") {
-			if c.Status == http.StatusConflict {
-				return true
-			}
-		}
-		return false
+		return slices.ContainsFunc(tg.Calls("getUpdates"), func(c telegramtest.Call) bool { return c.Status == http.StatusConflict })
 	})
 	if testutil.Metric(t, b, "extagram_telegram_polling") != 0 {
 		t.Error("the second edge says it polls")
 	}
-	replyTo(t, tg, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 10, 10), "first"))
+	replyTo(t, tg, tg.UserPhoto(9, 9, testutil.PNG(t, 10, 10), "first"))
 	waitMetric(t, `extagram_telegram_updates_total{outcome="posted"}`, 1, a)
 	stopA()
-	replyTo(t, tg, tg.UserPhoto(allowedChat, allowedChat, testutil.PNG(t, 10, 10), "second"))
+	replyTo(t, tg, tg.UserPhoto(9, 9, testutil.PNG(t, 10, 10), "second"))
 	waitMetric(t, `extagram_telegram_updates_total{outcome="posted"}`, 1, b)
 	waitMetric(t, "extagram_telegram_polling", 1, b)
-	if p, n := len(allPosts(t, m.Store)), len(tg.Sent()); p != 2 || n != 2 {
+	if p, n := len(allPosts(t, m.Store))-posts, len(tg.Sent()); p != 2 || n != 2 {
 		t.Errorf("%d posts and %d replies, want 2 each: each update handled once", p, n)
 	}
 }
@@ -307,23 +280,21 @@ func TestTelegramOnePoller(t *testing.T) {
 func TestRateLimits(t *testing.T) {
 	tg := telegramtest.Start(t, tgToken)
 	m := telegramMesh(t, tg, testmesh.Options{Store: storetest.Embedded(t), UploadRate: 2, EdgeTelegram: edge.TelegramOptions{AllowedChats: []int64{9}}})
-	body, ct := testutil.Form(t, [][2]string{{"post", "limited"}}, pngFile("a.png", testutil.PNG(t, 8, 8)))
+	f := newForm(t, "limited", pngFile("a.png", testutil.PNG(t, 8, 8)))
 	curl := []string{"User-Agent", "curl/8.5.0"}
 	browser := []string{"Origin", m.URL, "Sec-Fetch-Site", "same-origin", "User-Agent", "Mozilla/5.0"}
 	var before snapshot
 	for i, h := range [][]string{curl, browser, curl, browser, curl} {
-		resp, page := post(t, m, body, ct, h...)
+		resp, page := post(t, m, f, h...)
 		if i < 2 {
 			if before = snap(t, m); resp.StatusCode != http.StatusSeeOther {
 				t.Fatalf("upload %d with %q: %d\n%.500s", i, h, resp.StatusCode, page)
 			}
 			continue
 		}
-		if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); resp.StatusCode != http.StatusTooManyRequests || err != nil || ra < 1 || ra > 60 {
-			t.Fatalf("upload past the limit: %d, Retry-After %q; want 429 and 1 to 60 seconds", resp.StatusCode, resp.Header.Get("Retry-After"))
-		}
-		if !strings.Contains(page, "Too many posts") || !strings.Contains(page, `role="alert"`) {
-			t.Fatalf("429 page does not explain:\n%.2000s", page)
+		httpRefused(t, resp, page, http.StatusTooManyRequests, "Too many posts")
+		if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
+			t.Fatalf("Retry-After %q, want 1 to 60 seconds", resp.Header.Get("Retry-After"))
 		}
 	}
 	before.unchanged(t, m)

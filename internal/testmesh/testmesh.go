@@ -1,11 +1,9 @@
-// Package testmesh starts a whole Extagram mesh inside a test: feed
-// replicas, upload, blob and the HTTPS edge, each on its own 127.0.0.1:0
-// TCP port, over a store the test chooses. Everything stops when the test
-// ends.
+// Package testmesh starts a whole Extagram mesh (feed replicas, upload, blob,
+// HTTPS edge) on 127.0.0.1 ports over a store of the test's, until it ends.
 package testmesh
 
 import (
-	"context"
+	"cmp"
 	"crypto/tls"
 	"net"
 	"net/http"
@@ -25,11 +23,10 @@ import (
 
 // Options configures a mesh; the edge's options are as in edge.Options.
 type Options struct {
-	Store        store.Store
-	FeedReplicas int           // default 2
-	FeedStores   []store.Store // when set, the feed replicas' own stores
-	// MaxUploadsPerClient is 1000 unless set: every client is on 127.0.0.1.
-	MaxUploadsPerClient int
+	Store               store.Store
+	FeedReplicas        int           // default 2
+	FeedStores          []store.Store // when set, the feed replicas' own stores
+	MaxUploadsPerClient int           // default 1000: every client is on 127.0.0.1
 	MaxUploadBytes      int64
 	UploadRate          float64
 	ImageCacheBytes     int64 // 0: the default; negative: none
@@ -58,12 +55,8 @@ type Mesh struct {
 // Start starts a mesh and registers its shutdown with t.Cleanup.
 func Start(t testing.TB, opts Options) *Mesh {
 	t.Helper()
-	if opts.FeedReplicas <= 0 {
-		opts.FeedReplicas = 2
-	}
-	if opts.MaxUploadsPerClient <= 0 {
-		opts.MaxUploadsPerClient = 1000
-	}
+	opts.FeedReplicas = cmp.Or(opts.FeedReplicas, 2)
+	opts.MaxUploadsPerClient = cmp.Or(opts.MaxUploadsPerClient, 1000)
 	dataDir, logger := t.TempDir(), storetest.Logger(t)
 	meshDir := filepath.Join(dataDir, "mesh")
 	if _, err := meshtls.Generate(meshDir); err != nil {
@@ -92,14 +85,11 @@ func Start(t testing.TB, opts Options) *Mesh {
 	for range opts.FeedReplicas {
 		cfg.FeedListeners = append(cfg.FeedListeners, listen(t))
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	up, err := app.Up(ctx, cfg)
+	up, err := app.Up(t.Context(), cfg) // stopped as the test ends, before the cleanups
 	if err != nil {
-		cancel()
 		t.Fatalf("mesh: %v", err)
 	}
 	t.Cleanup(func() {
-		cancel()
 		if err := up.Wait(); err != nil {
 			t.Errorf("mesh: %v", err)
 		}
@@ -151,8 +141,8 @@ func (m *Mesh) WaitReady(t testing.TB) {
 	})
 }
 
-// Conn returns a gRPC connection to addr as the mesh's operator, closed
-// when the test ends.
+// Conn is a gRPC connection to addr as the mesh's operator, closed when the
+// test ends.
 func (m *Mesh) Conn(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
 	cfg, err := meshtls.ClientConfig(meshtls.DefaultFiles(m.MeshDir, meshtls.Operator), "")
