@@ -40,20 +40,20 @@ func TestFeed(t *testing.T) {
 	stored := storedPosts(t, full)
 	notImage := writeFile(t, "notes.png", []byte("not a picture\n"))
 	pic := pngFile(t, "chosen.png", 800, 600, 0)
-	home := func(t *testing.T, tb *tab) { tb.open("/", http.StatusOK) }
+	// Each state: the page at path, then what a person does on it.
 	states := []struct {
-		name string
-		mesh *testmesh.Mesh
-		load func(t *testing.T, tb *tab)
+		name   string
+		mesh   *testmesh.Mesh
+		path   string
+		status int64
+		then   func(t *testing.T, tb *tab)
 	}{
-		{"posts", full, home},
-		{"older", full, func(t *testing.T, tb *tab) {
-			tb.open("/", http.StatusOK)
+		{"posts", full, "/", 200, nil},
+		{"older", full, "/", 200, func(t *testing.T, tb *tab) {
 			tb.load(chromedp.Click(chromedp.CSS(".pager .older")))
 			tb.do(chromedp.WaitVisible(chromedp.CSS(".pager .newest")))
 		}},
-		{"empty", empty, func(t *testing.T, tb *tab) {
-			tb.open("/", http.StatusOK)
+		{"empty", empty, "/", 200, func(t *testing.T, tb *tab) {
 			tb.do(chromedp.WaitVisible(chromedp.CSS("main .empty")))
 			if got := eval[string](tb, `document.querySelector("main .empty").textContent + document.querySelectorAll(".post, .pager").length`); got != "No posts yet. Be the first to publish.0" {
 				t.Errorf("empty feed: %q, want the message alone", got)
@@ -61,22 +61,16 @@ func TestFeed(t *testing.T) {
 		}},
 		// The page of one post, which Telegram messages link to, and the
 		// page of a link to no post.
-		{"post", full, func(t *testing.T, tb *tab) { tb.open("/posts/"+stored[0].ID.String(), http.StatusOK) }},
-		{"post-not-found", full, func(t *testing.T, tb *tab) {
-			tb.expectConsole("the server responded with a status of 404")
-			tb.open("/posts/"+contract.NewID().String(), http.StatusNotFound)
-		}},
-		{"photo-chosen", full, func(t *testing.T, tb *tab) {
-			tb.open("/", http.StatusOK)
+		{"post", full, "/posts/" + stored[0].ID.String(), 200, nil},
+		{"post-not-found", full, "/posts/" + contract.NewID().String(), 404, nil},
+		{"photo-chosen", full, "/", 200, func(t *testing.T, tb *tab) {
 			tb.do(chromedp.SetUploadFiles(chromedp.ID("file"), []string{pic}), chromedp.WaitVisible(chromedp.ID("remove")))
 			tb.waitJS(`document.getElementById("preview").src.startsWith("blob:") && document.getElementById("preview").complete`)
 		}},
-		{"not-an-image-chosen", full, func(t *testing.T, tb *tab) {
-			tb.open("/", http.StatusOK)
+		{"not-an-image-chosen", full, "/", 200, func(t *testing.T, tb *tab) {
 			tb.do(chromedp.SetUploadFiles(chromedp.ID("file"), []string{notImage}), chromedp.WaitVisible(chromedp.ID("photo-note")))
 		}},
-		{"error", full, func(t *testing.T, tb *tab) {
-			tb.open("/", http.StatusOK)
+		{"error", full, "/", 200, func(t *testing.T, tb *tab) {
 			tb.do(
 				chromedp.SendKeys(chromedp.ID("post"), "a draft that must survive "+strings.Repeat("long", 30)),
 				chromedp.SetUploadFiles(chromedp.ID("file"), []string{notImage}),
@@ -94,7 +88,13 @@ func TestFeed(t *testing.T) {
 			for _, s := range states {
 				t.Run(s.name, func(t *testing.T) {
 					tb := newTab(t, s.mesh, vp)
-					s.load(t, tb)
+					if s.status >= 400 {
+						tb.expectConsole("the server responded with a status of " + strconv.Itoa(int(s.status)))
+					}
+					tb.open(s.path, s.status)
+					if s.then != nil {
+						s.then(t, tb)
+					}
 					// Wait for the images in the first screen, as a person would.
 					tb.waitJS(`Array.from(document.images).filter((i) => i.getBoundingClientRect().top < innerHeight && i.loading !== "lazy").every((i) => i.complete)`)
 					tb.noHorizontalScroll(t.Name(), vp.width)
