@@ -1,8 +1,8 @@
 package browsertest
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,10 +12,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/extagram/extagram/internal/testutil"
 )
-
-// defaultAxeJS is where `npm install --prefix /opt/extagram-tools axe-core`
-// puts axe-core.
-const defaultAxeJS = "/opt/extagram-tools/node_modules/axe-core/axe.min.js"
 
 // The one Chromium of the package, started by the first test that needs it
 // and stopped by TestMain. Each test opens its own tab in its own browser
@@ -41,26 +37,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// errNoChromium says how to get a browser when none is found on PATH.
-var errNoChromium = errors.New("no Chromium found (chromium, chromium-browser or google-chrome on PATH): install Debian's chromium package, or set EXTAGRAM_CHROMIUM to the browser")
-
-// chromiumPath finds the browser: EXTAGRAM_CHROMIUM (which must then work),
-// else the usual names on PATH.
-func chromiumPath() (string, error) {
-	if p := os.Getenv("EXTAGRAM_CHROMIUM"); p != "" {
-		if _, err := exec.LookPath(p); err != nil {
-			return "", fmt.Errorf("EXTAGRAM_CHROMIUM=%s: %w", p, err)
-		}
-		return p, nil
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p, nil
-		}
-	}
-	return "", errNoChromium
-}
-
 // browser returns the context of the shared browser, starting it on first
 // use.
 func browser(t testing.TB) context.Context {
@@ -75,15 +51,22 @@ func browser(t testing.TB) context.Context {
 	return shared.ctx
 }
 
+// startBrowser starts EXTAGRAM_CHROMIUM (which must then work), else the
+// first of the usual names on PATH.
 func startBrowser() {
 	shared.output.Max = 64 << 10 // the browser's output, shown when it fails to start
-	path, err := chromiumPath()
-	if errors.Is(err, errNoChromium) {
-		shared.skip = err.Error()
+	path := os.Getenv("EXTAGRAM_CHROMIUM")
+	if _, err := exec.LookPath(path); path != "" && err != nil {
+		shared.err = fmt.Errorf("EXTAGRAM_CHROMIUM=%s: %w", path, err)
 		return
 	}
-	if err != nil {
-		shared.err = err
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); path == "" && err == nil {
+			path = p
+		}
+	}
+	if path == "" {
+		shared.skip = "no Chromium found (chromium, chromium-browser or google-chrome on PATH): install Debian's chromium package, or set EXTAGRAM_CHROMIUM to the browser"
 		return
 	}
 	dir, err := os.MkdirTemp("", "extagram-chromium-")
@@ -92,30 +75,19 @@ func startBrowser() {
 		return
 	}
 	shared.dataDir = dir
-	opts := []chromedp.ExecAllocatorOption{
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
-		chromedp.Headless,
 		chromedp.NoSandbox,
 		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
 		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-default-apps", true),
 		chromedp.Flag("disable-features", "Translate,MediaRouter,OptimizationHints"),
-		chromedp.Flag("force-color-profile", "srgb"),
-		chromedp.Flag("password-store", "basic"),
-		chromedp.Flag("use-mock-keychain", true),
 		// The edge's certificate is self-signed.
 		chromedp.IgnoreCertErrors,
 		chromedp.UserDataDir(dir),
 		chromedp.WindowSize(1280, 900),
 		chromedp.CombinedOutput(&shared.output),
-	}
+	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	shared.stop = func() {
@@ -131,13 +103,11 @@ func startBrowser() {
 	shared.ctx = ctx
 }
 
-// axeSource returns axe.min.js: EXTAGRAM_AXE_JS, else the default path.
+// axeSource returns axe.min.js: EXTAGRAM_AXE_JS, else where `npm install
+// --prefix /opt/extagram-tools axe-core` puts it.
 func axeSource(t testing.TB) string {
 	t.Helper()
-	p := os.Getenv("EXTAGRAM_AXE_JS")
-	if p == "" {
-		p = defaultAxeJS
-	}
+	p := cmp.Or(os.Getenv("EXTAGRAM_AXE_JS"), "/opt/extagram-tools/node_modules/axe-core/axe.min.js")
 	b, err := os.ReadFile(p)
 	if err != nil {
 		if os.Getenv("EXTAGRAM_AXE_JS") != "" {
