@@ -3,6 +3,7 @@ package hatest
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -29,6 +30,14 @@ import (
 var bin string // the extagram binary, built by TestMain
 
 func TestMain(m *testing.M) {
+	// The tests wait on processes, timeouts and the network far more than
+	// they compute: unless -parallel is given, all of them run at once.
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		flag.Set("test.parallel", "4")
+	}
 	dir, err := os.MkdirTemp("", "extagram-hatest-")
 	if err == nil {
 		bin, err = Build(context.Background(), dir)
