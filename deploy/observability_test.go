@@ -85,10 +85,19 @@ func TestComposeObservabilityProfile(t *testing.T) {
 	for _, sec := range m.obs.Services["alertmanager"].Secrets {
 		secrets = append(secrets, "/run/secrets/"+sec.Source)
 	}
-	tokens := regexp.MustCompile(`(?m)^\s*-?\s*bot_token_file:\s*(\S+)`).FindAllStringSubmatch(string(readFile(t, obsDir+"/alertmanager.yml")), -1)
-	check(t, len(tokens) > 0, "alertmanager.yml has no telegram receiver with a bot_token_file")
-	for _, tok := range tokens {
-		check(t, slices.Contains(secrets, tok[1]), "alertmanager.yml reads the token from %q, but the service mounts %v", tok[1], secrets)
+	var am struct {
+		Receivers []struct {
+			TelegramConfigs []struct {
+				BotTokenFile string `json:"bot_token_file"`
+			} `json:"telegram_configs"`
+		} `json:"receivers"`
+	}
+	readYAML(t, obsDir+"/alertmanager.yml", &am)
+	check(t, len(am.Receivers) > 0 && len(am.Receivers[0].TelegramConfigs) > 0, "alertmanager.yml's first receiver has no telegram_configs")
+	for _, r := range am.Receivers {
+		for _, tc := range r.TelegramConfigs {
+			check(t, slices.Contains(secrets, tc.BotTokenFile), "alertmanager.yml reads the token from %q, but the service mounts %v", tc.BotTokenFile, secrets)
+		}
 	}
 
 	// Prometheus scrapes each role by the alias the edge dials, on the port of its --metrics-addr.
