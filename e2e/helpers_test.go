@@ -24,12 +24,10 @@ import (
 	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
 	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testmesh"
-	"github.com/extagram/extagram/internal/testproxy"
 	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
-	"github.com/go-sql-driver/mysql"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
@@ -59,16 +57,8 @@ func TestMesh(t *testing.T) {
 	}
 	t.Run("mysql", func(t *testing.T) {
 		dsn := storetest.MySQLDSN(t)
-		cfg, err := mysql.ParseDSN(dsn)
-		must(t, err)
-		proxy := testproxy.Start(t, cfg.Addr)
-		cfg.Addr = proxy.Addr()
-		open := func(dsn string) store.Store {
-			st, err := store.Open(t.Context(), store.Config{MySQLDSN: dsn, Logger: storetest.Logger(t)})
-			must(t, err)
-			t.Cleanup(func() { st.Close() })
-			return st
-		}
+		cfg, proxy := storetest.ThroughProxy(t, dsn)
+		open := func(dsn string) store.Store { return storetest.Open(t, store.Config{MySQLDSN: dsn}) }
 		run(t, open(cfg.FormatDSN()), open(dsn), append(perStore,
 			meshCase{"database down", func(t *testing.T, m *testmesh.Mesh) { databaseDown(t, m, proxy) }},
 			meshCase{"cut in the middle of an upload", func(t *testing.T, m *testmesh.Mesh) { cutMidUpload(t, m, proxy) }},

@@ -18,10 +18,8 @@ import (
 	"time"
 
 	"github.com/extagram/extagram/internal/telegram/telegramtest"
-	"github.com/extagram/extagram/internal/testproxy"
 	"github.com/extagram/extagram/internal/testutil"
 	"github.com/extagram/extagram/store/storetest"
-	"github.com/go-sql-driver/mysql"
 	"github.com/miekg/dns"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"sigs.k8s.io/yaml"
@@ -133,9 +131,7 @@ func runUntilServed(t *testing.T, load *Load, calls *Calls, p *Proc, limit time.
 func TestFailover(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.MySQLDSN(t)
-	cfg, _ := mysql.ParseDSN(dsn) // made by storetest with FormatDSN
-	px := testproxy.Start(t, cfg.Addr)
-	cfg.Addr = px.Addr()
+	cfg, px := storetest.ThroughProxy(t, dsn)
 	c := startCluster(t, Options{DSN: dsn, FeedDSNs: []string{cfg.FormatDSN(), dsn}})
 	a, b := c.Feeds[0], c.Feeds[1]
 	al := startAlerting(t, c)

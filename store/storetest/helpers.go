@@ -103,13 +103,22 @@ func MySQL(t testing.TB) store.Store {
 // Proxied is MySQL through a proxy the test can cut.
 func Proxied(t testing.TB) (store.Store, *testproxy.Proxy) {
 	t.Helper()
-	cfg, err := mysql.ParseDSN(MySQLDSN(t))
+	cfg, proxy := ThroughProxy(t, MySQLDSN(t))
+	cfg.Timeout = 2 * time.Second
+	return Open(t, store.Config{MySQLDSN: cfg.FormatDSN()}), proxy
+}
+
+// ThroughProxy is dsn with its server reached through a proxy the test can
+// cut, stopped when the test ends.
+func ThroughProxy(t testing.TB, dsn string) (*mysql.Config, *testproxy.Proxy) {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	proxy := testproxy.Start(t, cfg.Addr)
-	cfg.Addr, cfg.Timeout = proxy.Addr(), 2*time.Second
-	return Open(t, store.Config{MySQLDSN: cfg.FormatDSN()}), proxy
+	cfg.Addr = proxy.Addr()
+	return cfg, proxy
 }
 
 // Embedded opens an embedded store in a new temporary folder, closed when
