@@ -188,13 +188,8 @@ func bot(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, public string)
 				}
 				c.want = html.UnescapeString(g[1])
 			}
-			msg, id := tg.UserMessage(c.chat, c.chat), tg.AddFile(c.file.Data)
-			msg.Document = &models.Document{FileID: id, FileUniqueID: "u" + id, FileName: c.file.Name, MimeType: c.file.ContentType}
-			if c.sized {
-				msg.Document.FileSize = int64(len(c.file.Data))
-			}
 			before, fetches := snap(t, m), len(tg.Calls("getFile"))
-			if reply := replyTo(t, tg, models.Update{ID: tg.PushUpdate(models.Update{Message: msg}), Message: msg}); reply != c.want {
+			if reply := replyTo(t, tg, tg.UserFile(c.chat, c.chat, c.file.Name, c.file.ContentType, c.file.Data, c.sized)); reply != c.want {
 				t.Errorf("reply %q, want %q", reply, c.want)
 			}
 			if before.unchanged(t, m); len(tg.Calls("getFile")) != fetches+c.fetches {

@@ -214,11 +214,15 @@ func (s *Server) UserPhoto(chat, user int64, photo []byte, caption string) model
 }
 
 // UserFile plays user sending a file (a document: not compressed) named
-// name, of type mimeType, with caption in chat, and returns the update.
-func (s *Server) UserFile(chat, user int64, name, mimeType string, data []byte, caption string) models.Update {
+// name, of type mimeType, in chat, and returns the update. The message says
+// the file's size when sized (Telegram's may leave it out).
+func (s *Server) UserFile(chat, user int64, name, mimeType string, data []byte, sized bool) models.Update {
 	id := s.AddFile(data)
 	m := s.UserMessage(chat, user)
-	m.Document, m.Caption = &models.Document{FileID: id, FileUniqueID: "u" + id, FileName: name, MimeType: mimeType, FileSize: int64(len(data))}, caption
+	m.Document = &models.Document{FileID: id, FileUniqueID: "u" + id, FileName: name, MimeType: mimeType}
+	if sized {
+		m.Document.FileSize = int64(len(data))
+	}
 	return s.push(m)
 }
 
