@@ -105,7 +105,10 @@ func PNG(t testing.TB, w, h int) []byte { return EncodePNG(t, gradient(w, h)) }
 // EncodePNG encodes m as a PNG, at the compression level given if any.
 func EncodePNG(t testing.TB, m image.Image, level ...png.CompressionLevel) []byte {
 	t.Helper()
-	e := png.Encoder{CompressionLevel: append(level, png.DefaultCompression)[0]}
+	e := png.Encoder{}
+	if len(level) > 0 {
+		e.CompressionLevel = level[0]
+	}
 	return encode(t, func(b *bytes.Buffer) error { return e.Encode(b, m) })
 }
 
@@ -115,7 +118,10 @@ func JPEG(t testing.TB, w, h int) []byte { return EncodeJPEG(t, gradient(w, h)) 
 // EncodeJPEG encodes m as a JPEG, at the quality given or 85.
 func EncodeJPEG(t testing.TB, m image.Image, quality ...int) []byte {
 	t.Helper()
-	o := jpeg.Options{Quality: append(quality, 85)[0]}
+	o := jpeg.Options{Quality: 85}
+	if len(quality) > 0 {
+		o.Quality = quality[0]
+	}
 	return encode(t, func(b *bytes.Buffer) error { return jpeg.Encode(b, m, &o) })
 }
 
