@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"image"
 	"image/png"
@@ -198,7 +197,13 @@ func TestWatchedEdge(t *testing.T) {
 		}
 		onPage("while one replica is dead")
 		// In turn: the first is back, then the other freezes.
-		if err := errors.Join(killed.Start(), WaitHealth(t.Context(), c.Operator, killed.Addr, 20*time.Second), frozen.Signal(syscall.SIGSTOP)); err != nil {
+		if err := killed.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if err := WaitHealth(t.Context(), c.Operator, killed.Addr, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if err := frozen.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
 		onPage("while one replica is frozen")
