@@ -2,6 +2,7 @@ package uploads_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -20,7 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/extagram/extagram/internal/contract"
-	"github.com/extagram/extagram/internal/testutil"
+	"github.com/extagram/extagram/internal/testproxy"
 	"github.com/extagram/extagram/internal/uploads"
 	"github.com/extagram/extagram/store"
 	"github.com/extagram/extagram/store/storetest"
@@ -51,10 +52,7 @@ func createImage(t *testing.T, st store.Store, n int) (contract.ID, []byte) {
 func writeAged(t *testing.T, d *uploads.Dir, name string, age time.Duration) string {
 	t.Helper()
 	p, old := filepath.Join(d.Path(), name), time.Now().Add(-age)
-	if err := os.WriteFile(p, []byte("some bytes"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chtimes(p, old, old); err != nil {
+	if err := cmp.Or(os.WriteFile(p, []byte("some bytes"), 0o640), os.Chtimes(p, old, old)); err != nil {
 		t.Fatal(err)
 	}
 	return name
@@ -95,10 +93,14 @@ func newMetrics() (*uploads.ReconcileMetrics, *prometheus.Registry) {
 	return m, reg
 }
 
+// TestReconcile runs on both stores; on MySQL it then cuts the connection
+// for real: the run fails and removes nothing, however old the files.
 func TestReconcile(t *testing.T) {
-	for name, open := range map[string]func(testing.TB) store.Store{"mysql": storetest.MySQL, "embedded": storetest.Embedded} {
+	embedded := func(t testing.TB) (store.Store, *testproxy.Proxy) { return storetest.Embedded(t), nil }
+	for name, open := range map[string]func(testing.TB) (store.Store, *testproxy.Proxy){"mysql": storetest.Proxied, "embedded": embedded} {
 		t.Run(name, func(t *testing.T) {
-			st, d := open(t), openDir(t)
+			st, proxy := open(t)
+			d := openDir(t)
 			metrics, reg := newMetrics()
 			// The images below are seconds old: WriteGrace lets the run restore them.
 			opts := uploads.ReconcileOptions{TempGrace: time.Minute, OrphanGrace: time.Hour, WriteGrace: time.Nanosecond,
@@ -152,32 +154,26 @@ func TestReconcile(t *testing.T) {
 			checkMetrics(t, reg, "extagram_reconcile_removed_temp_total 1", "extagram_reconcile_removed_orphans_total 1",
 				"extagram_reconcile_restored_total 2", "extagram_reconcile_failed_total 0",
 				"extagram_reconcile_unknown_entries 4", `extagram_reconcile_runs_total{result="ok"} 3`)
+			if proxy == nil {
+				return
+			}
+
+			createImage(t, st, 4) // its file is missing
+			more := []string{young.String(), writeAged(t, d, uploads.TempPrefix+"x", 24*time.Hour),
+				writeAged(t, d, contract.NewID().String(), 24*time.Hour)}
+			proxy.Cut()
+			if rep, err := d.Reconcile(t.Context(), st, opts); !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("Reconcile with the database cut: %+v, %v; want an error wrapping ErrUnavailable", rep, err)
+			}
+			checkFolder(t, d, append(stay, more...)...)
+			checkMetrics(t, reg, `extagram_reconcile_runs_total{result="failed"} 1`)
+			if err := proxy.Restore(); err != nil {
+				t.Fatal(err)
+			}
+			if rep, err := d.Reconcile(t.Context(), st, opts); err != nil || rep.RemovedTemp != 1 || rep.RemovedOrphans != 1 || rep.Restored != 1 {
+				t.Fatalf("after restore: %+v, %v", rep, err)
+			}
 		})
-	}
-}
-
-// TestReconcileDatabaseUnreachable cuts the connection to MySQL for real:
-// the run fails and removes nothing, however old the files.
-func TestReconcileDatabaseUnreachable(t *testing.T) {
-	st, proxy := storetest.Proxied(t)
-	d := openDir(t)
-	metrics, reg := newMetrics()
-	createImage(t, st, 1) // its file is missing
-	files := []string{writeAged(t, d, uploads.TempPrefix+"x", 24*time.Hour), writeAged(t, d, contract.NewID().String(), 24*time.Hour)}
-	proxy.Cut()
-	rep, err := d.Reconcile(t.Context(), st, uploads.ReconcileOptions{Logger: storetest.Logger(t), Metrics: metrics})
-	if !errors.Is(err, store.ErrUnavailable) {
-		t.Fatalf("Reconcile with the database cut: %+v, %v; want an error wrapping ErrUnavailable", rep, err)
-	}
-	checkFolder(t, d, files...)
-	checkMetrics(t, reg, `extagram_reconcile_runs_total{result="failed"} 1`)
-
-	if err := proxy.Restore(); err != nil {
-		t.Fatal(err)
-	}
-	rep, err = d.Reconcile(t.Context(), st, uploads.ReconcileOptions{Logger: storetest.Logger(t), WriteGrace: time.Nanosecond})
-	if err != nil || rep.RemovedTemp != 1 || rep.RemovedOrphans != 1 || rep.Restored != 1 {
-		t.Fatalf("after restore: %+v, %v", rep, err)
 	}
 }
 
@@ -264,32 +260,11 @@ func TestReconcileFaults(t *testing.T) {
 	t.Run("folder unwritable", func(t *testing.T) {
 		// Root ignores permissions; nobody can create a file inside a regular file.
 		d := openDir(t)
-		if err := os.Remove(d.Path()); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(d.Path(), nil, 0o600); err != nil {
+		if err := cmp.Or(os.Remove(d.Path()), os.WriteFile(d.Path(), nil, 0o600)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := d.Reconcile(t.Context(), &fakeSource{images: one}, uploads.ReconcileOptions{}); err == nil {
 			t.Fatal("no error")
 		}
 	})
-}
-
-// TestReconcileEvery runs at once and again on its interval, and stops with
-// its context.
-func TestReconcileEvery(t *testing.T) {
-	d, id := openDir(t), contract.NewID()
-	src := &fakeSource{images: map[contract.ID][]byte{id: []byte("image")}}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); d.ReconcileEvery(ctx, src, 10*time.Millisecond, uploads.ReconcileOptions{}) }()
-	restored := func() bool { _, err := d.Stat(id); return err == nil }
-	testutil.Eventually(t, 10*time.Second, "a first run", restored)
-	if err := d.Remove(id); err != nil {
-		t.Fatal(err)
-	}
-	testutil.Eventually(t, 10*time.Second, "a later run", restored)
-	cancel()
-	<-done
 }
