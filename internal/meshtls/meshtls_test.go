@@ -4,7 +4,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
+	"log"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -90,21 +94,11 @@ func TestMesh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := tls.Listen("tcp", "127.0.0.1:0", srvCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lis.Close() })
-	go func() {
-		for c, err := lis.Accept(); err == nil; c, err = lis.Accept() {
-			go func() {
-				_ = c.(*tls.Conn).Handshake()
-				_, _ = c.Read(make([]byte, 1)) // until the client closes
-				c.Close()
-			}()
-		}
-	}()
-	addr := lis.Addr().String()
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.TLS, srv.Config.ErrorLog = srvCfg, log.New(io.Discard, "", 0) // the refused handshakes
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	addr := srv.Listener.Addr().String()
 	client := func(dir, name, server string) *tls.Config {
 		cfg, err := ClientConfig(DefaultFiles(dir, name), server)
 		if err != nil {
