@@ -3,6 +3,7 @@
 package layering
 
 import (
+	"maps"
 	"os/exec"
 	"slices"
 	"strings"
@@ -33,11 +34,8 @@ var leaves = map[string][]string{
 }
 
 func TestLayering(t *testing.T) {
-	args := []string{"list", "-f", "{{.ImportPath}} {{join .Deps \" \"}}"}
-	for pkg := range leaves {
-		args = append(args, pkg)
-	}
-	out, err := exec.Command("go", append(args, services...)...).Output()
+	out, err := exec.Command("go", slices.Concat([]string{"list", "-f", "{{.ImportPath}} {{join .Deps \" \"}}"},
+		slices.Collect(maps.Keys(leaves)), services)...).Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}

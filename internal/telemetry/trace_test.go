@@ -56,7 +56,7 @@ func TestTraces(t *testing.T) {
 	slow := &slowFeed{Store: st}
 	m := testmesh.Start(t, testmesh.Options{Store: st, AskFeedPerView: true, FeedStores: []store.Store{slow}})
 	// do makes a request (a feed page without a body), wants status and returns its trace.
-	do := func(status int, body string, contentType string) *spans {
+	do := func(t *testing.T, status int, body, contentType string) *spans {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, m.URL+"/", nil)
 		if body != "" {
@@ -82,28 +82,27 @@ func TestTraces(t *testing.T) {
 			t.Fatalf("%d client and %d server spans named %s, want 1 each; the trace:\n%s", len(client), len(server), method, tr)
 		}
 		tr.chain(t, tr.root, client[0], server[0])
-		for _, s := range tr.spans {
-			if strings.HasPrefix(s.Name(), "sql.") && attr(s, "db.system.name") == "sqlite" && tr.descends(s, server[0]) {
-				return
-			}
+		if !slices.ContainsFunc(tr.spans, func(s sdktrace.ReadOnlySpan) bool {
+			return strings.HasPrefix(s.Name(), "sql.") && attr(s, "db.system.name") == "sqlite" && tr.descends(s, server[0])
+		}) {
+			t.Fatalf("no store query under %s; the trace:\n%s", method, tr)
 		}
-		t.Fatalf("no store query under %s; the trace:\n%s", method, tr)
 	}
 
 	t.Run("upload", func(t *testing.T) {
 		body, ct := testutil.Form(t, [][2]string{{"post", "traced upload"}},
 			testutil.Photo("p.png", "application/octet-stream", testutil.PNG(t, 16, 16)))
-		oneCall(t, do(http.StatusSeeOther, string(body), ct), "extagram.upload.v1.UploadService/Upload")
+		oneCall(t, do(t, http.StatusSeeOther, string(body), ct), "extagram.upload.v1.UploadService/Upload")
 	})
 	t.Run("feed page", func(t *testing.T) {
-		oneCall(t, do(http.StatusOK, "", ""), "extagram.feed.v1.FeedService/ListPosts")
+		oneCall(t, do(t, http.StatusOK, "", ""), "extagram.feed.v1.FeedService/ListPosts")
 	})
 	t.Run("hedged feed call", func(t *testing.T) {
 		slow.on.Store(true)
 		defer slow.on.Store(false)
 		// Within a few pages one starts at the slow replica and is hedged.
 		for range 10 {
-			tr := do(http.StatusOK, "", "")
+			tr := do(t, http.StatusOK, "", "")
 			clients := tr.all(trace.SpanKindClient, "extagram.feed.v1.FeedService/ListPosts")
 			if len(clients) < 2 {
 				continue
@@ -125,17 +124,18 @@ func TestTraces(t *testing.T) {
 	})
 }
 
-// spans is one trace's ended spans.
+// spans is one trace's ended spans, and each one's parent.
 type spans struct {
-	root  sdktrace.ReadOnlySpan
-	spans []sdktrace.ReadOnlySpan
+	root   sdktrace.ReadOnlySpan
+	spans  []sdktrace.ReadOnlySpan
+	parent map[trace.SpanID]trace.SpanID
 }
 
 // traceOf returns the trace of the edge's root span with the request id,
 // once that span has ended (last, after its calls and the answer).
 func traceOf(t *testing.T, id string) *spans {
 	t.Helper()
-	tr := &spans{}
+	tr := &spans{parent: map[trace.SpanID]trace.SpanID{}}
 	testutil.Eventually(t, 5*time.Second, "an edge span with request id "+id, func() bool {
 		ended := recorder.Ended()
 		i := slices.IndexFunc(ended, func(s sdktrace.ReadOnlySpan) bool {
@@ -148,6 +148,7 @@ func traceOf(t *testing.T, id string) *spans {
 		for _, o := range ended {
 			if o.SpanContext().TraceID() == tr.root.SpanContext().TraceID() {
 				tr.spans = append(tr.spans, o)
+				tr.parent[o.SpanContext().SpanID()] = o.Parent().SpanID()
 			}
 		}
 		return true
@@ -172,16 +173,12 @@ func (tr *spans) chain(t *testing.T, ss ...sdktrace.ReadOnlySpan) {
 	}
 }
 
+// descends walks up from s; a parent outside the trace ends the walk.
 func (tr *spans) descends(s, ancestor sdktrace.ReadOnlySpan) bool {
-	for p := s.Parent(); p.IsValid(); {
-		if p.SpanID() == ancestor.SpanContext().SpanID() {
+	for p := s.Parent().SpanID(); p.IsValid(); p = tr.parent[p] {
+		if p == ancestor.SpanContext().SpanID() {
 			return true
 		}
-		i := slices.IndexFunc(tr.spans, func(o sdktrace.ReadOnlySpan) bool { return o.SpanContext().SpanID() == p.SpanID() })
-		if i < 0 {
-			return false
-		}
-		p = tr.spans[i].Parent()
 	}
 	return false
 }
@@ -194,11 +191,9 @@ func (tr *spans) String() string {
 	return b.String()
 }
 
+// attr is a span attribute's value, "unknown" if it has none.
 func attr(s sdktrace.ReadOnlySpan, key string) string {
-	for _, kv := range s.Attributes() {
-		if kv.Key == attribute.Key(key) {
-			return kv.Value.Emit()
-		}
-	}
-	return ""
+	set := attribute.NewSet(s.Attributes()...)
+	v, _ := set.Value(attribute.Key(key))
+	return v.Emit()
 }

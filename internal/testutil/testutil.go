@@ -5,7 +5,6 @@ package testutil
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"hash/crc32"
@@ -140,15 +139,15 @@ func encode(t testing.TB, enc func(*bytes.Buffer) error) []byte {
 	return b.Bytes()
 }
 
-// File is a form's file part.
+// File is a form's file part, "photo".
 type File struct {
-	Field, Name, ContentType string
-	Data                     []byte
-	First                    bool // before the fields rather than after
+	Name, ContentType string
+	Data              []byte
+	First             bool // before the fields rather than after
 }
 
 // Form builds a multipart body: the fields in order, and the file if there
-// is one (Field defaults to "photo") after them, or before if First.
+// is one after them, or before if First.
 func Form(t testing.TB, fields [][2]string, file *File) (body []byte, contentType string) {
 	t.Helper()
 	var b bytes.Buffer
@@ -157,7 +156,7 @@ func Form(t testing.TB, fields [][2]string, file *File) (body []byte, contentTyp
 		if file == nil || file.First != first {
 			return
 		}
-		h := textproto.MIMEHeader{"Content-Disposition": {`form-data; name="` + cmp.Or(file.Field, "photo") + `"; filename="` + file.Name + `"`}}
+		h := textproto.MIMEHeader{"Content-Disposition": {`form-data; name="photo"; filename="` + file.Name + `"`}}
 		if file.ContentType != "" {
 			h.Set("Content-Type", file.ContentType)
 		}
