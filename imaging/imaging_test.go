@@ -396,9 +396,7 @@ func TestInspectRefuses(t *testing.T) {
 	} {
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				var r Result
-				var err error
-				_, size := allocs(func() { r, err = Inspect(c.data, Limits{}) })
+				r, _, size, err := inspectMeasured(c.data, Limits{})
 				checkRefused(t, r, err, kind, c.msg)
 				if kind == ErrTooLarge && size > 16<<10 {
 					t.Errorf("refusing allocated %d bytes", size)
@@ -448,9 +446,7 @@ func TestDisplaySize(t *testing.T) {
 func TestHostileInputsBounded(t *testing.T) {
 	for name, b := range hostileInputs(t) {
 		t.Run(name, func(t *testing.T) {
-			var r Result
-			var err error
-			n, size := allocs(func() { r, err = Inspect(b, DefaultLimits()) })
+			r, n, size, err := inspectMeasured(b, DefaultLimits())
 			if err != nil || len(r.Removed) > maxRemoved {
 				t.Fatalf("%v, %d names in Removed", err, len(r.Removed))
 			}
@@ -461,11 +457,12 @@ func TestHostileInputsBounded(t *testing.T) {
 	}
 }
 
-// allocs runs f and returns how many allocations it made and their bytes.
-func allocs(f func()) (n, size uint64) {
+// inspectMeasured is Inspect, also returning how many allocations it made
+// and their bytes.
+func inspectMeasured(data []byte, lim Limits) (r Result, n, size uint64, err error) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	f()
+	r, err = Inspect(data, lim)
 	runtime.ReadMemStats(&after)
-	return after.Mallocs - before.Mallocs, after.TotalAlloc - before.TotalAlloc
+	return r, after.Mallocs - before.Mallocs, after.TotalAlloc - before.TotalAlloc, err
 }
