@@ -166,6 +166,18 @@ func (s *Server) notify() {
 	s.changed = make(chan struct{})
 }
 
+// waitChange waits, with s.mu (held) released meanwhile, for a change or
+// the end of ctx.
+func (s *Server) waitChange(ctx context.Context) {
+	changed := s.changed
+	s.mu.Unlock()
+	select {
+	case <-changed:
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+}
+
 // Webhook returns the webhook set by setWebhook ("" when none).
 func (s *Server) Webhook() (url, secret string) {
 	s.mu.Lock()
@@ -278,13 +290,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		if f.Deliver && !call.Delivered && (method == "sendMessage" || method == "sendPhoto") {
 			s.deliver(call)
 		}
-		changed := s.changed
-		s.mu.Unlock()
-		select {
-		case <-changed:
-		case <-r.Context().Done():
-		}
-		s.mu.Lock()
+		s.waitChange(r.Context())
 		if r.Context().Err() != nil {
 			call.Gone = true
 			s.notify()
@@ -426,13 +432,7 @@ func (s *Server) getUpdates(ctx context.Context, call *Call) (any, *apiError) {
 		if len(s.updates) > 0 || ctx.Err() != nil {
 			return append([]models.Update{}, s.updates...), nil
 		}
-		changed := s.changed
-		s.mu.Unlock()
-		select {
-		case <-changed:
-		case <-ctx.Done():
-		}
-		s.mu.Lock()
+		s.waitChange(ctx)
 	}
 }
 
