@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/draw"
 	"runtime"
 	"slices"
 	"testing"
@@ -37,14 +38,9 @@ func (f fixture) undecodableFx() fixture { f.undecodable = true; return f }
 // the standard library's encoders, built by hand, or (testdata/, see its
 // README) made once with libjpeg-turbo and libwebp's tools.
 func fixtures(t testing.TB) []fixture {
-	gray := image.NewGray(image.Rect(0, 0, 20, 10))
-	for i := range gray.Pix {
-		gray.Pix[i] = uint8(i * 3)
-	}
-	gray16 := image.NewGray16(image.Rect(0, 0, 7, 3))
-	for i := range gray16.Pix {
-		gray16.Pix[i] = uint8(i * 11)
-	}
+	gray, gray16 := image.NewGray(image.Rect(0, 0, 20, 10)), image.NewGray16(image.Rect(0, 0, 7, 3))
+	draw.Draw(gray, gray.Rect, testImage(20, 10), image.Point{}, draw.Src)
+	draw.Draw(gray16, gray16.Rect, testImage(7, 3), image.Point{}, draw.Src)
 	pal := image.NewPaletted(image.Rect(0, 0, 9, 5), testPalette)
 	for i := range pal.Pix {
 		pal.Pix[i] = uint8(i % 4)
