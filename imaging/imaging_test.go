@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/draw"
 	"runtime"
 	"slices"
 	"testing"
@@ -37,14 +38,9 @@ func (f fixture) undecodableFx() fixture { f.undecodable = true; return f }
 // the standard library's encoders, built by hand, or (testdata/, see its
 // README) made once with libjpeg-turbo and libwebp's tools.
 func fixtures(t testing.TB) []fixture {
-	gray := image.NewGray(image.Rect(0, 0, 20, 10))
-	for i := range gray.Pix {
-		gray.Pix[i] = uint8(i * 3)
-	}
-	gray16 := image.NewGray16(image.Rect(0, 0, 7, 3))
-	for i := range gray16.Pix {
-		gray16.Pix[i] = uint8(i * 11)
-	}
+	gray, gray16 := image.NewGray(image.Rect(0, 0, 20, 10)), image.NewGray16(image.Rect(0, 0, 7, 3))
+	draw.Draw(gray, gray.Rect, testImage(20, 10), image.Point{}, draw.Src)
+	draw.Draw(gray16, gray16.Rect, testImage(7, 3), image.Point{}, draw.Src)
 	pal := image.NewPaletted(image.Rect(0, 0, 9, 5), testPalette)
 	for i := range pal.Pix {
 		pal.Pix[i] = uint8(i % 4)
@@ -396,9 +392,7 @@ func TestInspectRefuses(t *testing.T) {
 	} {
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				var r Result
-				var err error
-				_, size := allocs(func() { r, err = Inspect(c.data, Limits{}) })
+				r, _, size, err := inspectMeasured(c.data, Limits{})
 				checkRefused(t, r, err, kind, c.msg)
 				if kind == ErrTooLarge && size > 16<<10 {
 					t.Errorf("refusing allocated %d bytes", size)
@@ -448,9 +442,7 @@ func TestDisplaySize(t *testing.T) {
 func TestHostileInputsBounded(t *testing.T) {
 	for name, b := range hostileInputs(t) {
 		t.Run(name, func(t *testing.T) {
-			var r Result
-			var err error
-			n, size := allocs(func() { r, err = Inspect(b, DefaultLimits()) })
+			r, n, size, err := inspectMeasured(b, DefaultLimits())
 			if err != nil || len(r.Removed) > maxRemoved {
 				t.Fatalf("%v, %d names in Removed", err, len(r.Removed))
 			}
@@ -461,11 +453,12 @@ func TestHostileInputsBounded(t *testing.T) {
 	}
 }
 
-// allocs runs f and returns how many allocations it made and their bytes.
-func allocs(f func()) (n, size uint64) {
+// inspectMeasured is Inspect, also returning how many allocations it made
+// and their bytes.
+func inspectMeasured(data []byte, lim Limits) (r Result, n, size uint64, err error) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	f()
+	r, err = Inspect(data, lim)
 	runtime.ReadMemStats(&after)
-	return after.Mallocs - before.Mallocs, after.TotalAlloc - before.TotalAlloc
+	return r, after.Mallocs - before.Mallocs, after.TotalAlloc - before.TotalAlloc, err
 }

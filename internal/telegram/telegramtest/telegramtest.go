@@ -92,10 +92,10 @@ func Start(t testing.TB, token string) *Server {
 		nextMsg: map[string]int{}, files: map[string][]byte{}, nextUpdate: 100001}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
-	done := make(chan struct{})
-	go s.deliverHooks(t.Context(), done)
+	var hooks sync.WaitGroup
+	hooks.Go(func() { s.deliverHooks(t.Context()) })
 	t.Cleanup(func() {
-		<-done
+		hooks.Wait()
 		s.srv.CloseClientConnections() // ends the hangs and long polls
 		s.srv.Close()
 	})
@@ -166,6 +166,18 @@ func (s *Server) notify() {
 	s.changed = make(chan struct{})
 }
 
+// waitChange waits, with s.mu (held) released meanwhile, for a change or
+// the end of ctx.
+func (s *Server) waitChange(ctx context.Context) {
+	changed := s.changed
+	s.mu.Unlock()
+	select {
+	case <-changed:
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+}
+
 // Webhook returns the webhook set by setWebhook ("" when none).
 func (s *Server) Webhook() (url, secret string) {
 	s.mu.Lock()
@@ -173,79 +185,64 @@ func (s *Server) Webhook() (url, secret string) {
 	return s.hook.url, s.hook.secret
 }
 
-// AddFile stores data as a file for getFile, and returns its file_id.
-func (s *Server) AddFile(data []byte) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id := fmt.Sprintf("file-%d", len(s.files)+1)
-	s.files[id] = data
-	return id
-}
-
-// PushUpdate queues an update for the bot (its update_id is set when 0)
-// and returns its id.
-func (s *Server) PushUpdate(u models.Update) int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u.ID = cmp.Or(u.ID, s.nextUpdate)
-	s.nextUpdate = max(s.nextUpdate, u.ID+1)
-	s.updates = append(s.updates, u)
-	s.notify()
-	return u.ID
-}
-
 // UserText plays user writing text in chat, and returns the update.
 func (s *Server) UserText(chat, user int64, text string) models.Update {
-	m := s.UserMessage(chat, user)
-	m.Text = text
-	if cmd, _, _ := strings.Cut(text, " "); strings.HasPrefix(cmd, "/") {
-		m.Entities = []models.MessageEntity{{Type: models.MessageEntityTypeBotCommand, Offset: 0, Length: len(cmd)}}
-	}
-	return s.push(m)
+	return s.user(chat, user, func(m *models.Message) {
+		m.Text = text
+		if cmd, _, _ := strings.Cut(text, " "); strings.HasPrefix(cmd, "/") {
+			m.Entities = []models.MessageEntity{{Type: models.MessageEntityTypeBotCommand, Offset: 0, Length: len(cmd)}}
+		}
+	})
 }
 
 // UserPhoto plays user sending photo (as Telegram's compressed photo) with
 // caption in chat, and returns the update.
 func (s *Server) UserPhoto(chat, user int64, photo []byte, caption string) models.Update {
-	id := s.AddFile(photo)
-	m := s.UserMessage(chat, user)
-	m.Photo, m.Caption = []models.PhotoSize{{FileID: id, FileUniqueID: "u" + id, FileSize: len(photo)}}, caption
-	return s.push(m)
+	return s.user(chat, user, func(m *models.Message) {
+		id := s.addFile(photo)
+		m.Photo, m.Caption = []models.PhotoSize{{FileID: id, FileUniqueID: "u" + id, FileSize: len(photo)}}, caption
+	})
 }
 
 // UserFile plays user sending a file (a document: not compressed) named
 // name, of type mimeType, in chat, and returns the update. The message says
 // the file's size when sized (Telegram's may leave it out).
 func (s *Server) UserFile(chat, user int64, name, mimeType string, data []byte, sized bool) models.Update {
-	id := s.AddFile(data)
-	m := s.UserMessage(chat, user)
-	m.Document = &models.Document{FileID: id, FileUniqueID: "u" + id, FileName: name, MimeType: mimeType}
-	if sized {
-		m.Document.FileSize = int64(len(data))
-	}
-	return s.push(m)
+	return s.user(chat, user, func(m *models.Message) {
+		id := s.addFile(data)
+		m.Document = &models.Document{FileID: id, FileUniqueID: "u" + id, FileName: name, MimeType: mimeType}
+		if sized {
+			m.Document.FileSize = int64(len(data))
+		}
+	})
 }
 
-func (s *Server) push(m *models.Message) models.Update {
-	u := models.Update{Message: m}
-	u.ID = s.PushUpdate(u)
-	return u
-}
-
-// UserMessage returns a new message of user in chat (private when they are
-// the same), for a test to fill in and queue with PushUpdate.
-func (s *Server) UserMessage(chat, user int64) *models.Message {
+// user queues a message of user in chat (private when they are the same)
+// that fill completes, with s.mu held, and returns its update.
+func (s *Server) user(chat, user int64, fill func(*models.Message)) models.Update {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	key := strconv.FormatInt(chat, 10)
 	s.nextMsg[key]++
-	id := s.nextMsg[key]
-	s.mu.Unlock()
 	c := models.Chat{ID: chat, Type: models.ChatTypePrivate, FirstName: "Test"}
 	if chat != user {
 		c = models.Chat{ID: chat, Type: models.ChatTypeSupergroup, Title: "Test group"}
 	}
 	from := &models.User{ID: user, FirstName: "Test", Username: "user" + strconv.FormatInt(user, 10)}
-	return &models.Message{ID: id, Date: int(time.Now().Unix()), Chat: c, From: from}
+	m := &models.Message{ID: s.nextMsg[key], Date: int(time.Now().Unix()), Chat: c, From: from}
+	fill(m)
+	u := models.Update{ID: s.nextUpdate, Message: m}
+	s.nextUpdate++
+	s.updates = append(s.updates, u)
+	s.notify()
+	return u
+}
+
+// addFile stores data for getFile, and returns its file_id; s.mu must be held.
+func (s *Server) addFile(data []byte) string {
+	id := fmt.Sprintf("file-%d", len(s.files)+1)
+	s.files[id] = data
+	return id
 }
 
 // apiError is a Bot API error answer.
@@ -293,13 +290,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		if f.Deliver && !call.Delivered && (method == "sendMessage" || method == "sendPhoto") {
 			s.deliver(call)
 		}
-		changed := s.changed
-		s.mu.Unlock()
-		select {
-		case <-changed:
-		case <-r.Context().Done():
-		}
-		s.mu.Lock()
+		s.waitChange(r.Context())
 		if r.Context().Err() != nil {
 			call.Gone = true
 			s.notify()
@@ -407,9 +398,6 @@ func (s *Server) sendMessage(call *Call) models.Message {
 	chat := call.Params["chat_id"]
 	m := models.Message{ID: call.MessageID, Date: int(call.Time.Unix()), Text: call.Params["text"]}
 	m.Chat.ID, _ = strconv.ParseInt(chat, 10, 64)
-	if name, ok := strings.CutPrefix(chat, "@"); ok {
-		m.Chat.ID, m.Chat.Type, m.Chat.Username = -1009999999999, models.ChatTypeChannel, name
-	}
 	if call.Method == "sendPhoto" {
 		m.Caption = call.Params["caption"]
 		m.Photo = []models.PhotoSize{{FileID: fmt.Sprintf("sent-%s-%d", chat, call.MessageID), FileUniqueID: fmt.Sprintf("usent-%s-%d", chat, call.MessageID)}}
@@ -444,20 +432,13 @@ func (s *Server) getUpdates(ctx context.Context, call *Call) (any, *apiError) {
 		if len(s.updates) > 0 || ctx.Err() != nil {
 			return append([]models.Update{}, s.updates...), nil
 		}
-		changed := s.changed
-		s.mu.Unlock()
-		select {
-		case <-changed:
-		case <-ctx.Done():
-		}
-		s.mu.Lock()
+		s.waitChange(ctx)
 	}
 }
 
 // deliverHooks POSTs the pending updates in order to the webhook, when one
 // is set, every 50 ms until ctx ends.
-func (s *Server) deliverHooks(ctx context.Context, done chan<- struct{}) {
-	defer close(done)
+func (s *Server) deliverHooks(ctx context.Context) {
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the site under test has a self-signed certificate
 	defer client.CloseIdleConnections()
 	tick := time.NewTicker(50 * time.Millisecond)

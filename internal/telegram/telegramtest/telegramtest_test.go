@@ -51,8 +51,8 @@ func TestMethods(t *testing.T) {
 		return c.SendPhoto(ctx(t, 5*time.Second), &bot.SendPhotoParams{ChatID: chat, Caption: caption,
 			Photo: &models.InputFileUpload{Filename: "p.png", Data: bytes.NewReader(photo)}})
 	}
-	p, err := upload("@wall", "a caption")
-	if err != nil || p.ID != 1 || p.Caption != "a caption" || len(p.Photo) == 0 || p.Chat.Username != "wall" {
+	p, err := upload(int64(43), "a caption")
+	if err != nil || p.ID != 1 || p.Caption != "a caption" || len(p.Photo) == 0 || p.Chat.ID != 43 {
 		t.Fatalf("sendPhoto: %+v %v", p, err)
 	}
 	if _, err := upload(int64(42), strings.Repeat("x", 1025)); !errors.Is(err, bot.ErrorBadRequest) {
@@ -121,7 +121,7 @@ func TestMethods(t *testing.T) {
 		t.Errorf("first: %+v", sent[0])
 	}
 	f := sent[1].Files["photo"]
-	if sent[1].Method != "sendPhoto" || sent[1].Params["chat_id"] != "@wall" || !bytes.Equal(f.Data, photo) || f.Name != "p.png" || sent[1].Status != 200 {
+	if sent[1].Method != "sendPhoto" || sent[1].Params["chat_id"] != "43" || !bytes.Equal(f.Data, photo) || f.Name != "p.png" || sent[1].Status != 200 {
 		t.Errorf("second: %s %v %q %d bytes, status %d", sent[1].Method, sent[1].Params, f.Name, len(f.Data), sent[1].Status)
 	}
 	if j, form := sent[2].Params, sent[3].Params; j["chat_id"] != "-1001234" || j["parse_mode"] != "HTML" || j["disable_notification"] != "false" || form["text"] != "form" {
@@ -130,7 +130,7 @@ func TestMethods(t *testing.T) {
 
 	// Files: getFile, then the download, at most limit bytes (refused
 	// before the download when the size is known, at its length when not).
-	id := s.AddFile(photo)
+	id := s.UserPhoto(9, 9, photo, "").Message.Photo[0].FileID
 	file, err := c.GetFile(ctx(t, 5*time.Second), &bot.GetFileParams{FileID: id})
 	if err != nil || file.FileSize != int64(len(photo)) || file.FilePath == "" {
 		t.Fatalf("getFile: %+v %v", file, err)
@@ -165,7 +165,7 @@ func TestMethods(t *testing.T) {
 		}
 	}
 	download := func() error {
-		_, err := c.Download(ctx(t, 5*time.Second), &models.File{FilePath: "documents/" + s.AddFile([]byte("x"))}, 1<<20)
+		_, err := c.Download(ctx(t, 5*time.Second), &models.File{FilePath: file.FilePath}, 1<<20)
 		return err
 	}
 	noToken := func(err error) bool { return err != nil && !strings.Contains(err.Error(), token) }
