@@ -65,15 +65,11 @@ func kustomize(fs filesys.FileSystem, dir string) ([]runtime.Object, error) {
 	}
 	var out []runtime.Object
 	for _, r := range rm.Resources() {
-		y, err := r.AsYAML()
-		if err == nil {
-			var obj runtime.Object
-			obj, _, err = k8sDecoder.Decode(y, nil, nil)
-			out = append(out, obj)
-		}
+		obj, _, err := k8sDecoder.Decode(must(r.AsYAML()), nil, nil)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", r.CurId(), err)
 		}
+		out = append(out, obj)
 	}
 	return out, nil
 }
@@ -239,9 +235,7 @@ func TestKubernetesSecrets(t *testing.T) {
 	for k, v := range example.StringData {
 		check(t, strings.Contains(v, "change-me"), "secret.example.yaml: %s = %q, want a change-me placeholder", k, v)
 	}
-	_, hasApp := example.StringData[app.Key]
-	_, hasMigrate := example.StringData[migrate.Key]
-	check(t, example.Name == migrate.Name && hasApp && hasMigrate && len(example.Data) == 0,
+	check(t, example.Name == migrate.Name && example.StringData[app.Key] != "" && example.StringData[migrate.Key] != "" && len(example.Data) == 0,
 		"secret.example.yaml: want stringData with %s and %s in Secret %s, and no data", app.Key, migrate.Key, migrate.Name)
 	check(t, strings.Contains(string(readFile(t, k8sDir+"/.gitignore")), "*.local.yaml"), "kubernetes/.gitignore does not keep *.local.yaml (real secrets) out of git")
 }
@@ -427,15 +421,12 @@ func allowed(policies map[string]*networkingv1.NetworkPolicy, from, to map[strin
 				continue
 			}
 			selected = true
-			for _, r := range p.Spec.Ingress {
-				if kind == networkingv1.PolicyTypeIngress && matches(r.From, r.Ports, other) {
-					return true
-				}
+			ok := slices.ContainsFunc(p.Spec.Ingress, func(r networkingv1.NetworkPolicyIngressRule) bool { return matches(r.From, r.Ports, other) })
+			if kind == networkingv1.PolicyTypeEgress {
+				ok = slices.ContainsFunc(p.Spec.Egress, func(r networkingv1.NetworkPolicyEgressRule) bool { return matches(r.To, r.Ports, other) })
 			}
-			for _, r := range p.Spec.Egress {
-				if kind == networkingv1.PolicyTypeEgress && matches(r.To, r.Ports, other) {
-					return true
-				}
+			if ok {
+				return true
 			}
 		}
 		return !selected
