@@ -342,7 +342,8 @@ func TestComposeHardening(t *testing.T) {
 }
 
 // TestComposeSecrets: secrets come only from required (or optional, empty) variables, never in the image
-// (TestComposeHardening keeps them off the command line); the services log in with the data-only account and migrate with the DDL one of s7.
+// (nor on a command line: TestComposeHardening); the services log in with s7's data-only account, migrate
+// with its DDL one.
 func TestComposeSecrets(t *testing.T) {
 	m := loadComposeModel(t)
 	// A default would be a secret written in the file.
