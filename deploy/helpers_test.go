@@ -91,3 +91,31 @@ func under(dir, mount string) bool {
 
 // secretName matches names of settings that hold a secret.
 var secretName = regexp.MustCompile(`(?i)pass(word|wd)?|secret|token|dsn|credential|private`)
+
+// privileges is what a container of either platform may do, in the terms both checks share.
+type privileges struct {
+	dropsAll                          bool // every Linux capability
+	added                             int  // capabilities added back
+	noNewPrivileges, privileged, root bool
+	readOnlyRoot                      bool
+	writable                          func(dir string) bool // on a tmpfs or a read-write volume
+	flag                              func(name string) (string, bool)
+	cmdline                           []string // what ps and the logs show
+}
+
+// checkLeastPrivilege: no capability, no privilege gain and no root; every folder the binary writes lies in a
+// writable mount; no DSN nor password on the command line.
+func checkLeastPrivilege(t *testing.T, name string, p privileges) {
+	t.Helper()
+	check(t, p.dropsAll && p.added == 0, "%s: drops every capability %v, adds %d; want all dropped and none added", name, p.dropsAll, p.added)
+	check(t, p.noNewPrivileges && !p.privileged && !p.root, "%s may gain privileges (no-new-privileges %v), is privileged or runs as root", name, p.noNewPrivileges)
+	check(t, p.readOnlyRoot, "%s: want a read-only root file system", name)
+	for _, f := range []string{"data-dir", "uploads-dir"} {
+		dir, ok := p.flag(f)
+		check(t, !ok || p.writable(dir), "%s: --%s %s is on the read-only root file system", name, f, dir)
+	}
+	for _, a := range p.cmdline {
+		check(t, !strings.Contains(a, "@tcp(") && !strings.Contains(a, "mysql-dsn"), "%s: a DSN on the command line (%q) shows in ps and logs; use EXTAGRAM_MYSQL_DSN", name, a)
+		check(t, !regexp.MustCompile(`(?i)(^-p.|--password|passw)`).MatchString(a), "%s: a password on the command line: %q", name, a)
+	}
+}

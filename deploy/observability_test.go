@@ -19,6 +19,7 @@ import (
 
 const obsDir = "observability"
 
+// readYAML decodes a file as sigs.k8s.io/yaml does: through JSON, so untagged fields match keys in any case.
 func readYAML(t *testing.T, path string, v any) {
 	t.Helper()
 	if err := yaml.Unmarshal(readFile(t, path), v); err != nil {
@@ -90,7 +91,7 @@ func TestComposeObservabilityProfile(t *testing.T) {
 			TelegramConfigs []struct {
 				BotTokenFile string `json:"bot_token_file"`
 			} `json:"telegram_configs"`
-		} `json:"receivers"`
+		}
 	}
 	readYAML(t, obsDir+"/alertmanager.yml", &am)
 	check(t, len(am.Receivers) > 0 && len(am.Receivers[0].TelegramConfigs) > 0, "alertmanager.yml's first receiver has no telegram_configs")
@@ -105,8 +106,8 @@ func TestComposeObservabilityProfile(t *testing.T) {
 		ScrapeConfigs []struct {
 			JobName      string `json:"job_name"`
 			DNSSDConfigs []struct {
-				Names []string `json:"names"`
-				Port  int      `json:"port"`
+				Names []string
+				Port  int
 			} `json:"dns_sd_configs"`
 		} `json:"scrape_configs"`
 	}
@@ -137,10 +138,9 @@ func TestKubernetesScrapeConfig(t *testing.T) {
 	var cfg struct {
 		ScrapeConfigs []struct {
 			RelabelConfigs []struct {
-				SourceLabels []string `json:"source_labels"`
-				Regex        string   `json:"regex"`
-				Action       string   `json:"action"`
-				TargetLabel  string   `json:"target_label"`
+				SourceLabels  []string `json:"source_labels"`
+				Regex, Action string
+				TargetLabel   string `json:"target_label"`
 			} `json:"relabel_configs"`
 		} `json:"scrape_configs"`
 	}
@@ -170,48 +170,29 @@ func TestKubernetesScrapeConfig(t *testing.T) {
 	}
 }
 
-// TestPromtool checks the configuration, the rules and their unit tests. Debian's promtool lacks Kubernetes
-// service discovery and cannot read prometheus-kubernetes.yml (TestKubernetesScrapeConfig checks it).
-func TestPromtool(t *testing.T) {
+// TestPrometheusRules: every alert is tested firing and quiet, says what is wrong and what to do, and has a
+// severity to route on; promtool checks the configuration, the rules, the dashboard's queries (as recording
+// rules) and the rules' unit tests. Debian's promtool lacks Kubernetes service discovery and cannot read
+// prometheus-kubernetes.yml (TestKubernetesScrapeConfig checks it).
+func TestPrometheusRules(t *testing.T) {
 	promtool := tool(t, "promtool", "prometheus")
-	run(t, obsDir, promtool, "check", "config", "prometheus.yml")
-	out, err := exec.Command(promtool, "check", "config", obsDir+"/prometheus-kubernetes.yml").CombinedOutput()
-	check(t, err == nil || strings.Contains(string(out), "field kubernetes_sd_configs not found"), "promtool check config prometheus-kubernetes.yml: %v\n%s", err, out)
-	rules, tests := ruleFiles(t)
-	run(t, obsDir, promtool, slices.Concat([]string{"check", "rules"}, rules)...)
-	run(t, obsDir, promtool, slices.Concat([]string{"test", "rules"}, tests)...)
-}
-
-// ruleFiles returns the rule files and their tests, relative to observability/.
-func ruleFiles(t *testing.T) (rules, tests []string) {
-	all, _ := filepath.Glob(obsDir + "/rules/*.yml")
-	for _, f := range all {
-		f = strings.TrimPrefix(f, obsDir+"/")
-		if strings.HasSuffix(f, "_test.yml") {
+	var rules, tests []string // relative to observability/
+	for _, f := range must(filepath.Glob(obsDir + "/rules/*.yml")) {
+		if f = strings.TrimPrefix(f, obsDir+"/"); strings.HasSuffix(f, "_test.yml") {
 			tests = append(tests, f)
 		} else {
 			rules = append(rules, f)
 		}
 	}
-	if len(rules) == 0 {
-		t.Fatal("no rule file in rules/")
-	}
-	return rules, tests
-}
-
-// Every alert is tested firing and quiet, says what is wrong and what to do, and has a severity to route on.
-func TestEveryAlertIsTested(t *testing.T) {
-	rules, tests := ruleFiles(t)
 	tested := map[string]map[bool]bool{} // alert, fires: tested
 	for _, f := range rules {
 		var rf struct {
 			Groups []struct {
 				Rules []struct {
-					Alert       string            `json:"alert"`
-					Labels      map[string]string `json:"labels"`
-					Annotations map[string]string `json:"annotations"`
-				} `json:"rules"`
-			} `json:"groups"`
+					Alert               string
+					Labels, Annotations map[string]string
+				}
+			}
 		}
 		readYAML(t, obsDir+"/"+f, &rf)
 		for _, g := range rf.Groups {
@@ -231,10 +212,10 @@ func TestEveryAlertIsTested(t *testing.T) {
 		var tf struct {
 			Tests []struct {
 				AlertRuleTest []struct {
-					Alertname string `json:"alertname"`
-					ExpAlerts []any  `json:"exp_alerts"`
+					Alertname string
+					ExpAlerts []any `json:"exp_alerts"`
 				} `json:"alert_rule_test"`
-			} `json:"tests"`
+			}
 		}
 		readYAML(t, obsDir+"/"+f, &tf)
 		for _, tc := range tf.Tests {
@@ -250,57 +231,25 @@ func TestEveryAlertIsTested(t *testing.T) {
 	for a, fq := range tested {
 		check(t, fq[true] && fq[false], "%s: want promtool tests that make it fire and that check it stays quiet; fires, quiet: %v", a, fq)
 	}
+	run(t, obsDir, promtool, "check", "config", "prometheus.yml")
+	out, err := exec.Command(promtool, "check", "config", obsDir+"/prometheus-kubernetes.yml").CombinedOutput()
+	check(t, err == nil || strings.Contains(string(out), "field kubernetes_sd_configs not found"), "promtool check config prometheus-kubernetes.yml: %v\n%s", err, out)
+	run(t, obsDir, promtool, slices.Concat([]string{"check", "rules"}, rules, []string{dashboardRules(t)})...)
+	run(t, obsDir, promtool, slices.Concat([]string{"test", "rules"}, tests)...)
 }
 
-// amtool checks the configuration (with the token inline if it predates bot_token_file) and renders the
-// Telegram message of a firing and a resolved alert, escaped for parse_mode HTML.
-func TestAlertmanagerConfig(t *testing.T) {
-	amtool := tool(t, "amtool", "prometheus-alertmanager")
-	dir := obsDir
-	if out, _ := exec.Command(amtool, "check-config", obsDir+"/alertmanager.yml").CombinedOutput(); strings.Contains(string(out), "field bot_token_file not found") {
-		t.Logf("this amtool predates bot_token_file; checking with bot_token instead")
-		dir = t.TempDir()
-		inline := regexp.MustCompile(`(?m)bot_token_file: .*$`).ReplaceAll(readFile(t, obsDir+"/alertmanager.yml"), []byte(`bot_token: "123456:placeholder"`))
-		must(0, os.WriteFile(filepath.Join(dir, "alertmanager.yml"), inline, 0o600))
-		must(0, os.CopyFS(filepath.Join(dir, "templates"), os.DirFS(obsDir+"/templates")))
-	}
-	run(t, dir, amtool, "check-config", "alertmanager.yml")
-
-	labels := map[string]string{"alertname": "ExtagramNoFeedReplicaServing", "severity": "critical"}
-	for status, want := range map[string][]string{
-		"firing":   {"FIRING", "<b>ExtagramNoFeedReplicaServing</b>", "No feed replica is serving", "Start one &amp; check &lt;the database&gt;."},
-		"resolved": {"RESOLVED", "<b>ExtagramNoFeedReplicaServing</b>", "No feed replica is serving: resolved"},
-	} {
-		data, _ := json.Marshal(map[string]any{
-			"receiver": "telegram", "status": status, "groupLabels": map[string]string{"alertname": labels["alertname"]}, "commonLabels": labels,
-			"alerts": []map[string]any{{"status": status, "labels": labels,
-				"annotations": map[string]string{"summary": "No feed replica is serving", "description": "Start one & check <the database>."}}},
-		})
-		path := filepath.Join(t.TempDir(), "data.json")
-		must(0, os.WriteFile(path, data, 0o600))
-		out := run(t, obsDir, amtool, "template", "render", "--template.glob=templates/*.tmpl",
-			`--template.text={{ template "extagram.telegram" . }}`, "--template.data="+path)
-		for _, w := range want {
-			check(t, strings.Contains(out, w), "%s message %q does not contain %q", status, out, w)
-		}
-	}
-}
-
-// The dashboard's panels query the provisioned data source, do not overlap on the 24-column grid, and each
-// query is valid PromQL (a recording rule to promtool) over the metrics the roles export.
-func TestDashboard(t *testing.T) {
+// dashboardRules checks that the dashboard's panels query the provisioned data source, do not overlap on the
+// 24-column grid, and query the metrics the roles export; it returns a rule file that records each query.
+func dashboardRules(t *testing.T) string {
 	var d struct {
 		Panels []struct {
-			Type       string `json:"type"`
-			Title      string `json:"title"`
-			GridPos    struct{ H, W, X, Y int }
-			Datasource struct{ UID string }
-			Targets    []struct{ Expr string }
-		} `json:"panels"`
+			Type, Title string
+			GridPos     struct{ H, W, X, Y int }
+			Datasource  struct{ UID string }
+			Targets     []struct{ Expr string }
+		}
 	}
-	var ds struct {
-		Datasources []struct{ UID, URL string } `json:"datasources"`
-	}
+	var ds struct{ Datasources []struct{ UID, URL string } }
 	readYAML(t, obsDir+"/grafana/dashboards/extagram.json", &d)
 	readYAML(t, obsDir+"/grafana/provisioning/datasources/prometheus.yml", &ds)
 	if len(ds.Datasources) != 1 || ds.Datasources[0].URL != "http://prometheus:9090" {
@@ -336,5 +285,39 @@ func TestDashboard(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "dashboard.yml")
 	must(0, os.WriteFile(path, []byte(rules), 0o600))
-	run(t, obsDir, tool(t, "promtool", "prometheus"), "check", "rules", path)
+	return path
+}
+
+// amtool checks the configuration (with the token inline if it predates bot_token_file) and renders the
+// Telegram message of a firing and a resolved alert, escaped for parse_mode HTML.
+func TestAlertmanagerConfig(t *testing.T) {
+	amtool := tool(t, "amtool", "prometheus-alertmanager")
+	dir := obsDir
+	if out, _ := exec.Command(amtool, "check-config", obsDir+"/alertmanager.yml").CombinedOutput(); strings.Contains(string(out), "field bot_token_file not found") {
+		t.Logf("this amtool predates bot_token_file; checking with bot_token instead")
+		dir = t.TempDir()
+		inline := regexp.MustCompile(`(?m)bot_token_file: .*$`).ReplaceAll(readFile(t, obsDir+"/alertmanager.yml"), []byte(`bot_token: "123456:placeholder"`))
+		must(0, os.WriteFile(filepath.Join(dir, "alertmanager.yml"), inline, 0o600))
+		must(0, os.CopyFS(filepath.Join(dir, "templates"), os.DirFS(obsDir+"/templates")))
+	}
+	run(t, dir, amtool, "check-config", "alertmanager.yml")
+
+	labels := map[string]string{"alertname": "ExtagramNoFeedReplicaServing", "severity": "critical"}
+	for status, want := range map[string][]string{
+		"firing":   {"FIRING", "<b>ExtagramNoFeedReplicaServing</b>", "No feed replica is serving", "Start one &amp; check &lt;the database&gt;."},
+		"resolved": {"RESOLVED", "<b>ExtagramNoFeedReplicaServing</b>", "No feed replica is serving: resolved"},
+	} {
+		data, _ := json.Marshal(map[string]any{
+			"receiver": "telegram", "status": status, "groupLabels": map[string]string{"alertname": labels["alertname"]}, "commonLabels": labels,
+			"alerts": []map[string]any{{"status": status, "labels": labels,
+				"annotations": map[string]string{"summary": "No feed replica is serving", "description": "Start one & check <the database>."}}},
+		})
+		path := filepath.Join(t.TempDir(), "data.json")
+		must(0, os.WriteFile(path, data, 0o600))
+		out := run(t, obsDir, amtool, "template", "render", "--template.glob=templates/*.tmpl",
+			`--template.text={{ template "extagram.telegram" . }}`, "--template.data="+path)
+		for _, w := range want {
+			check(t, strings.Contains(out, w), "%s message %q does not contain %q", status, out, w)
+		}
+	}
 }
