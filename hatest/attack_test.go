@@ -91,13 +91,13 @@ func TestWatchedEdge(t *testing.T) {
 	// 500 ms, and that the image is served after.
 	underAttack := func(t *testing.T, attack func()) {
 		load := startLoad(t, c, 4, 0)
-		peaks, done := map[string]float64{}, make(chan struct{})
+		peaks, done := map[string]int64{}, make(chan struct{})
 		var wg sync.WaitGroup
 		wg.Go(func() {
 			for {
 				for _, p := range c.procs {
 					if rss, err := Metric(t.Context(), p.MetricsAddr, "process_resident_memory_bytes", ""); err == nil {
-						peaks[p.Name] = max(peaks[p.Name], rss)
+						peaks[p.Name] = max(peaks[p.Name], int64(rss))
 					}
 				}
 				select {
@@ -114,7 +114,7 @@ func TestWatchedEdge(t *testing.T) {
 		t.Logf("peak RSS during the attack (bytes): %v", peaks)
 		for name, peak := range peaks {
 			if peak > memoryBound {
-				t.Errorf("%s reached %.0f MiB, over %d MiB", name, peak/(1<<20), memoryBound>>20)
+				t.Errorf("%s reached %.0f MiB, over %d MiB", name, float64(peak)/(1<<20), memoryBound>>20)
 			}
 		}
 		checkNoFailures(t, samples)
