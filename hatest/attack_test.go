@@ -95,8 +95,8 @@ func TestWatchedEdge(t *testing.T) {
 		wg.Go(func() {
 			for tick := time.Tick(50 * time.Millisecond); ctx.Err() == nil; <-tick {
 				for _, p := range c.procs {
-					if rss, err := Metric(ctx, p.MetricsAddr, "process_resident_memory_bytes", ""); err == nil {
-						peaks[p.Name] = max(peaks[p.Name], int64(rss))
+					if rss, err := p.RSS(); err == nil {
+						peaks[p.Name] = max(peaks[p.Name], rss)
 					}
 				}
 			}

@@ -148,3 +148,23 @@ func (p *Proc) Log(n int) string {
 	}
 	return string(b[max(0, len(b)-n):])
 }
+
+// RSS returns the resident memory of the running process (VmRSS), in bytes.
+func (p *Proc) RSS() (int64, error) {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd == nil {
+		return 0, fmt.Errorf("hatest: %s was never started", p.Name)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	_, v, _ := strings.Cut(string(b), "VmRSS:")
+	var kb int64
+	if err == nil {
+		_, err = fmt.Sscan(v, &kb) // "  1234 kB"
+	}
+	if err != nil {
+		return 0, fmt.Errorf("hatest: %s: VmRSS: %w", p.Name, err)
+	}
+	return kb << 10, nil
+}
