@@ -3,6 +3,7 @@ package hatest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"image"
@@ -39,12 +40,9 @@ func TestWatchedEdge(t *testing.T) {
 	c := startCluster(t, Options{DSN: dsn, WatchFeed: true, EdgeArgs: []string{"--upload-idle", "3s"}})
 	// A 9 MiB PNG of noise, stored without compression.
 	img := image.NewNRGBA(image.Rect(0, 0, 1750, 1750))
-	rng := rand.New(rand.NewPCG(9, 9))
-	for i := range img.Pix {
-		img.Pix[i] = uint8(rng.Uint32())
-		if i%4 == 3 {
-			img.Pix[i] = 255 // opaque
-		}
+	_, _ = rand.NewChaCha8([32]byte{9}).Read(img.Pix)
+	for i := 3; i < len(img.Pix); i += 4 {
+		img.Pix[i] = 255 // opaque
 	}
 	photo := testutil.EncodePNG(t, img, png.NoCompression)
 	upload := func(photoFirst bool) ([]byte, string) {
@@ -91,24 +89,20 @@ func TestWatchedEdge(t *testing.T) {
 	// 500 ms, and that the image is served after.
 	underAttack := func(t *testing.T, attack func()) {
 		load := startLoad(t, c, 4, 0)
-		peaks, done := map[string]int64{}, make(chan struct{})
+		peaks := map[string]int64{}
+		ctx, stop := context.WithCancel(t.Context())
 		var wg sync.WaitGroup
 		wg.Go(func() {
-			for {
+			for tick := time.Tick(50 * time.Millisecond); ctx.Err() == nil; <-tick {
 				for _, p := range c.procs {
 					if rss, err := p.RSS(); err == nil {
 						peaks[p.Name] = max(peaks[p.Name], rss)
 					}
 				}
-				select {
-				case <-done:
-					return
-				case <-time.After(50 * time.Millisecond):
-				}
 			}
 		})
 		attack()
-		close(done)
+		stop()
 		wg.Wait()
 		samples := load.Stop()
 		t.Logf("peak RSS during the attack (bytes): %v", peaks)

@@ -22,7 +22,6 @@ import (
 	"github.com/extagram/extagram/store/storetest"
 	"github.com/miekg/dns"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"sigs.k8s.io/yaml"
 )
 
 var bin string // the extagram binary, built by TestMain
@@ -271,33 +270,13 @@ func startAlerting(t *testing.T, c *Cluster) *alerting {
 		return &alerting{tg: tg, missing: err}
 	}
 	dir := t.TempDir()
-	rules := copyFile(t, dir, "rules/extagram.yml", func(b []byte) []byte {
-		return regexp.MustCompile(`(?m)^(\s+for: )\S+$`).ReplaceAll(b, []byte("${1}1s"))
-	})
-	amConfig := copyFile(t, dir, "alertmanager.yml", func(b []byte) []byte {
-		var cfg map[string]any
-		if err := yaml.Unmarshal(b, &cfg); err != nil {
-			t.Fatal(err)
-		}
-		route := cfg["route"].(map[string]any)
-		route["group_wait"], route["group_interval"] = "1s", "1s"
-		tmpl, _ := filepath.Abs(filepath.Join(obsDir, "templates", "*.tmpl"))
-		cfg["templates"] = []string{tmpl}
-		var receivers int
-		for _, r := range cfg["receivers"].([]any) {
-			for _, tc := range r.(map[string]any)["telegram_configs"].([]any) {
-				tc := tc.(map[string]any)
-				delete(tc, "bot_token_file")
-				tc["api_url"], tc["chat_id"], tc["bot_token"] = tg.URL, alertChatID, alertToken
-				receivers++
-			}
-		}
-		if receivers == 0 {
-			t.Fatal("alertmanager.yml has no telegram_configs")
-		}
-		b, _ = yaml.Marshal(cfg)
-		return b
-	})
+	templates, _ := filepath.Abs(filepath.Join(obsDir, "templates"))
+	rules := copyFile(t, dir, "rules/extagram.yml", `(?m)^(\s+for: )\S+$`, "${1}1s")
+	amConfig := copyFile(t, dir, "alertmanager.yml",
+		`(?m)^(\s+group_(wait|interval): )\S+$`, "${1}1s",
+		`(?m)^(\s+- )bot_token_file: .*$`, fmt.Sprintf("${1}bot_token: %q", alertToken),
+		`(?m)^(\s+)chat_id: .*$`, fmt.Sprintf("${1}chat_id: %d\n${1}api_url: %s", alertChatID, tg.URL),
+		`(?m)^(\s+- )templates/`, "${1}"+templates+"/")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	am, err := StartAlertmanager(ctx, amBin, dir, amConfig)
@@ -315,13 +294,21 @@ func startAlerting(t *testing.T, c *Cluster) *alerting {
 	return &alerting{prom: prom, tg: tg}
 }
 
-// copyFile writes obsDir's file name, changed by edit, into dir and
-// returns the copy's path.
-func copyFile(t *testing.T, dir, name string, edit func([]byte) []byte) string {
+// copyFile writes obsDir's file name into dir with each regexp of edits
+// (pattern, replacement, ...) replaced, and returns the copy's path; a
+// pattern that matches nothing fails the test.
+func copyFile(t *testing.T, dir, name string, edits ...string) string {
 	dst := filepath.Join(dir, filepath.Base(name))
 	b, err := os.ReadFile(filepath.Join(obsDir, name))
+	for i := 0; err == nil && i < len(edits); i += 2 {
+		re := regexp.MustCompile(edits[i])
+		if !re.Match(b) {
+			t.Fatalf("%s has no %s", name, edits[i])
+		}
+		b = re.ReplaceAll(b, []byte(edits[i+1]))
+	}
 	if err == nil {
-		err = os.WriteFile(dst, edit(b), 0o600)
+		err = os.WriteFile(dst, b, 0o600)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -380,10 +367,7 @@ func startDNS(t *testing.T, name string) (addr string, set func(ips ...string)) 
 		t.Fatal(err)
 	}
 	s := &dns.Server{PacketConn: pc, Handler: handler}
-	started := make(chan struct{})
-	s.NotifyStartedFunc = func() { close(started) }
-	go func() { _ = s.ActivateAndServe() }()
-	<-started
+	go func() { _ = s.ActivateAndServe() }() // the socket keeps queries until it serves
 	t.Cleanup(func() { _ = s.Shutdown() })
 	return pc.LocalAddr().String(), func(v ...string) { ips.Store(&v) }
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -73,23 +74,21 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 			t.Fatalf("%s: %v", p.Name, err)
 		}
 	}
-	// kill kills p, waits until the stand-in has seen its hanging call go
-	// (so that no answer reaches a dead replica), then lets sends through.
-	kill := func(p *Proc) {
+	postOf := func(c telegramtest.Call) string {
+		_, id, _ := strings.Cut(c.Params["caption"], "/posts/")
+		return id
+	}
+	// kill kills p, waits until the stand-in has seen its hanging call for
+	// post go (so that no answer reaches a dead replica), then lets sends
+	// through.
+	kill := func(p *Proc, post string) {
 		t.Helper()
-		gone := func(calls []telegramtest.Call) (n int) {
-			for _, c := range calls {
-				if c.Gone {
-					n++
-				}
-			}
-			return n
-		}
-		before := gone(tg.Calls(""))
 		if err := p.Kill(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool { return gone(calls) > before }); err != nil {
+		if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool {
+			return slices.ContainsFunc(calls, func(c telegramtest.Call) bool { return c.Gone && postOf(c) == post })
+		}); err != nil {
 			t.Fatalf("the stand-in did not see %s's call go: %v", p.Name, err)
 		}
 		tg.SetFault("sendPhoto", telegramtest.Fault{})
@@ -103,25 +102,15 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 		}
 		return p
 	}
-	postOf := func(c telegramtest.Call) string {
-		_, id, _ := strings.Cut(c.Params["caption"], "/posts/")
-		return id
-	}
 	// inFlight waits for an unanswered sendPhoto and returns its post.
-	inFlight := func() (id string) {
+	inFlight := func() string {
 		t.Helper()
-		if _, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool {
-			for _, c := range calls {
-				if c.Method == "sendPhoto" && c.Status == 0 && !c.Gone {
-					id = postOf(c)
-					return true
-				}
-			}
-			return false
-		}); err != nil {
+		hanging := func(c telegramtest.Call) bool { return c.Method == "sendPhoto" && c.Status == 0 && !c.Gone }
+		calls, err := tg.Wait(ctx, func(calls []telegramtest.Call) bool { return slices.ContainsFunc(calls, hanging) })
+		if err != nil {
 			t.Fatal("no send in flight")
 		}
-		return id
+		return postOf(calls[slices.IndexFunc(calls, hanging)])
 	}
 	// delivered waits until each post's record says sent, and checks that
 	// each was announced once, or as many times as times says.
@@ -154,7 +143,7 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 	}
 	victim := inFlight()
 	run(b)
-	kill(a)
+	kill(a, victim)
 	delivered(posts, nil)
 	id, _ := contract.ParseID(victim)
 	if r, _ := st.GetAnnouncement(ctx, id); r.Attempts != 2 {
@@ -169,6 +158,6 @@ func testAnnouncerKilled(t *testing.T, kind string) {
 		t.Fatalf("in flight: %s, want %s", id, last.ID)
 	}
 	run(a)
-	kill(b)
+	kill(b, last.ID.String())
 	delivered(append(posts, last), map[string]int{last.ID.String(): 2})
 }
