@@ -44,7 +44,7 @@ type meshCase struct {
 func TestMesh(t *testing.T) {
 	perStore := []meshCase{{"photo post", photoPost}, {"pagination", feedPagination}, {"gRPC contracts", grpcContracts},
 		{"storage routes", storageRoutes}, {"uploads folder unwritable", uploadsFolderUnwritable}, {"concurrent uploads", concurrentUploads}}
-	once := []meshCase{{"hostile uploads", hostileUploads}, {"privacy", privacyMetadata}, {"idempotent uploads", uploadIdempotent},
+	once := []meshCase{{"hostile uploads", hostileUploads}, {"idempotent uploads", uploadIdempotent},
 		{"feed replicas", feedReplicas}, {"edge headers and limits", edgeHeadersAndLimits}}
 	// The image cache keeps images of up to 8 KiB: reads of larger ones
 	// reach the blob service. The cases read the store through direct.
