@@ -17,7 +17,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -43,7 +42,8 @@ type meshCase struct {
 // others on the embedded store's. MySQL is behind a proxy the outages cut.
 func TestMesh(t *testing.T) {
 	perStore := []meshCase{{"photo post", photoPost}, {"pagination", feedPagination}, {"gRPC contracts", grpcContracts},
-		{"storage routes", storageRoutes}, {"uploads folder unwritable", uploadsFolderUnwritable}, {"concurrent uploads", concurrentUploads}}
+		{"storage routes", storageRoutes}, {"uploads folder unwritable", uploadsFolderUnwritable},
+		{"concurrent uploads", func(t *testing.T, m *testmesh.Mesh) { concurrentUploads(t, m, "concurrent", 200, 200, nil) }}}
 	once := []meshCase{{"hostile uploads", hostileUploads}, {"idempotent uploads", uploadIdempotent},
 		{"feed replicas", feedReplicas}, {"edge headers and limits", edgeHeadersAndLimits}}
 	// The image cache keeps images of up to 8 KiB: reads of larger ones
@@ -125,33 +125,6 @@ func uploadPhoto(t testing.TB, m *testmesh.Mesh, text string, f *testutil.File) 
 	if resp, page := post(t, m, newForm(t, text, f)); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
 		t.Fatalf("upload %q: %d to %q, want 303 to /:\n%s", text, resp.StatusCode, resp.Header.Get("Location"), page)
 	}
-}
-
-// postAll sends the forms from workers at once, calls after on each answer.
-func postAll(t *testing.T, m *testmesh.Mesh, workers int, forms []form, after func()) []int {
-	codes, jobs := make([]int, len(forms)), make(chan int)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := range jobs {
-				resp, err := m.Client.Post(m.URL+"/upload.php", forms[i].ct, bytes.NewReader(forms[i].body))
-				if err != nil {
-					t.Errorf("upload %d: %v", i, err)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				codes[i] = resp.StatusCode
-				after()
-			}
-		})
-	}
-	for i := range forms {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	return codes
 }
 
 func pngFile(name string, data []byte) *testutil.File { return testutil.Photo(name, "image/png", data) }

@@ -10,10 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testmesh"
 	"github.com/extagram/extagram/internal/testproxy"
 	"github.com/extagram/extagram/internal/testutil"
@@ -145,19 +147,98 @@ func uploadsFolderUnwritable(t *testing.T, m *testmesh.Mesh) {
 	folder(t, m) // no temp file left
 }
 
-// stopDatabaseDuringUploads cuts MySQL during concurrent uploads: each is
-// 303 or 503, every post stored (even after a 503 whose commit went through)
-// is whole, and sent again with its token each is stored once.
-func stopDatabaseDuringUploads(t *testing.T, m *testmesh.Mesh, proxy *testproxy.Proxy) {
-	const total, cutAt, backAt = 80, 20, 50 // cut and restored after so many answers
-	photos, forms := make([][]byte, total), make([]form, total)
-	for i := range total {
+// concurrentUploads sends n uploads, each with its token, from workers at
+// once, and tells outage (if any) of every answer: it cuts MySQL in
+// between. Each is answered 303, or 503 around an outage; every post
+// stored (even after a 503 whose commit went through) is whole, with ids
+// of its own; sent again each is stored once. It returns the 503s.
+func concurrentUploads(t *testing.T, m *testmesh.Mesh, name string, n, workers int, outage func(answered int64)) (refused int) {
+	files := len(folder(t, m))
+	photos, forms, codes, jobs := make([][]byte, n), make([]form, n), make([]int, n), make(chan int)
+	for i := range n {
 		photos[i] = noisePNG(t, 48, 48, uint64(i))
-		forms[i] = newForm(t, fmt.Sprintf("outage upload %03d", i), pngFile("p.png", photos[i]), "idempotency_key", fmt.Sprintf("outage-token-%03d", i))
+		forms[i] = newForm(t, fmt.Sprintf("%s %03d", name, i), pngFile("p.png", photos[i]), "idempotency_key", fmt.Sprintf("%s-%03d", name, i))
 	}
 	var answered atomic.Int64
-	codes := postAll(t, m, 8, forms, func() {
-		switch answered.Add(1) {
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range jobs {
+				resp, err := m.Client.Post(m.URL+"/upload.php", forms[i].ct, bytes.NewReader(forms[i].body))
+				if err != nil {
+					t.Errorf("upload %d: %v", i, err)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				codes[i] = resp.StatusCode
+				if a := answered.Add(1); outage != nil {
+					outage(a)
+				}
+			}
+		})
+	}
+	for i := range forms {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	m.WaitReady(t)
+	stored, ids := byText(t, m), map[contract.ID]bool{}
+	for i, c := range codes {
+		if c == http.StatusServiceUnavailable && outage != nil {
+			refused++
+		} else if c != http.StatusSeeOther {
+			t.Errorf("upload %d answered %d, want 303 (or 503 around an outage)", i, c)
+		}
+		ps := stored[fmt.Sprintf("%s %03d", name, i)]
+		switch {
+		case len(ps) == 0:
+			if c == http.StatusSeeOther {
+				t.Errorf("upload %d answered 303 but is not in the database", i)
+			}
+			continue
+		case ps[0].Image == nil || ids[ps[0].ID] || ids[ps[0].Image.ID]:
+			t.Errorf("upload %d (answered %d): post without its image, or an id used twice", i, c)
+			continue
+		}
+		ids[ps[0].ID], ids[ps[0].Image.ID] = true, true
+		img, data, err := m.Store.ImageData(t.Context(), ps[0].Image.ID)
+		if err != nil || !bytes.Equal(data, photos[i]) || img.SHA256 != sha256.Sum256(photos[i]) || img.Size != int64(len(photos[i])) {
+			t.Errorf("upload %d (answered %d): image row incomplete or wrong: %v", i, c, err)
+		} else if id := ps[0].Image.ID.String(); !bytes.Equal(onDisk(m, id), photos[i]) {
+			if outage == nil {
+				t.Errorf("upload %d: its file is not the photo", i)
+			} else if resp, body := get(t, m, "/storage/"+id); resp.StatusCode != 200 || body != string(photos[i]) {
+				// Not on disk after an outage: the blob service restores it from the database.
+				t.Errorf("upload %d: file missing and not restorable: %d", i, resp.StatusCode)
+			}
+		}
+	}
+	if outage == nil && len(folder(t, m)) != files+n {
+		t.Errorf("%d files in the uploads folder, want %d", len(folder(t, m)), files+n)
+	}
+	for i := range n { // each with its token: the 303s replayed, the 503s stored now
+		if resp, page := post(t, m, forms[i]); resp.StatusCode != http.StatusSeeOther {
+			t.Errorf("upload %d sent again: %d\n%s", i, resp.StatusCode, page)
+		}
+	}
+	stored = byText(t, m)
+	for i := range n {
+		if k := len(stored[fmt.Sprintf("%s %03d", name, i)]); k != 1 {
+			t.Errorf("upload %d is stored %d times after the retries, want once", i, k)
+		}
+	}
+	folder(t, m) // no temp file left
+	return refused
+}
+
+// stopDatabaseDuringUploads cuts MySQL during concurrent uploads and
+// restores it: some are refused, some not.
+func stopDatabaseDuringUploads(t *testing.T, m *testmesh.Mesh, proxy *testproxy.Proxy) {
+	const total, cutAt, backAt = 80, 20, 50 // cut and restored after so many answers
+	refused := concurrentUploads(t, m, "outage", total, 8, func(answered int64) {
+		switch answered {
 		case cutAt:
 			proxy.Cut()
 		case backAt:
@@ -166,48 +247,7 @@ func stopDatabaseDuringUploads(t *testing.T, m *testmesh.Mesh, proxy *testproxy.
 			}
 		}
 	})
-	restore(t, m, proxy)
-	refused, stored := 0, byText(t, m)
-	for i, c := range codes {
-		if c == http.StatusServiceUnavailable {
-			refused++
-		} else if c != http.StatusSeeOther {
-			t.Errorf("upload %d answered %d, want 303 or 503", i, c)
-		}
-		ps := stored[fmt.Sprintf("outage upload %03d", i)]
-		switch {
-		case len(ps) == 0:
-			if c == http.StatusSeeOther {
-				t.Errorf("upload %d answered 303 but is not in the database", i)
-			}
-			continue
-		case ps[0].Image == nil:
-			t.Errorf("upload %d (answered %d): post without its image", i, c)
-			continue
-		}
-		img, data, err := m.Store.ImageData(t.Context(), ps[0].Image.ID)
-		if err != nil || !bytes.Equal(data, photos[i]) || img.SHA256 != sha256.Sum256(photos[i]) {
-			t.Errorf("upload %d (answered %d): image row incomplete or wrong: %v", i, c, err)
-		} else if id := ps[0].Image.ID.String(); !bytes.Equal(onDisk(m, id), photos[i]) {
-			// Not on disk: the blob service restores it from the database.
-			if resp, body := get(t, m, "/storage/"+id); resp.StatusCode != 200 || body != string(photos[i]) {
-				t.Errorf("upload %d: file missing and not restorable: %d", i, resp.StatusCode)
-			}
-		}
-	}
 	if t.Logf("%d uploads: %d answered 503", total, refused); refused == 0 || refused == total {
 		t.Fatalf("want both successes and refusals around the outage, got %d refusals", refused)
 	}
-	for i := range total { // each with its token: the 303s replayed, the 503s stored now
-		if resp, page := post(t, m, forms[i]); resp.StatusCode != http.StatusSeeOther {
-			t.Errorf("upload %d sent again: %d\n%s", i, resp.StatusCode, page)
-		}
-	}
-	stored = byText(t, m)
-	for i := range total {
-		if n := len(stored[fmt.Sprintf("outage upload %03d", i)]); n != 1 {
-			t.Errorf("upload %d is stored %d times after the retries, want once", i, n)
-		}
-	}
-	folder(t, m) // no temp file left
 }
