@@ -7,10 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"html"
-	"image"
-	"image/png"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -225,20 +222,6 @@ func mustID(t testing.TB, s string) contract.ID {
 	id, err := contract.ParseID(s)
 	must(t, err)
 	return id
-}
-
-// noisePNG is a PNG unique to seed that compresses badly (4 bytes a pixel).
-func noisePNG(t testing.TB, w, h int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	for i := range img.Pix {
-		if img.Pix[i] = uint8(r.Uint32()); i%4 == 3 {
-			img.Pix[i] = 255 // opaque
-		}
-	}
-	var b bytes.Buffer
-	must(t, png.Encode(&b, img))
-	return b.Bytes()
 }
 
 // counter sums a gRPC server counter of a method over /metrics URLs.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"image"
+	"image/png"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -41,8 +43,8 @@ func refused(t *testing.T, m *testmesh.Mesh, resp *http.Response, page string, b
 // databaseDown: without MySQL, uploads are refused, images on disk served
 // as before, and one whose file is missing 503 until its file is rewritten.
 func databaseDown(t *testing.T, m *testmesh.Mesh, proxy *testproxy.Proxy) {
-	kept := noisePNG(t, 60, 60, 2) // too large for the edge's cache: every read reaches the blob service
-	uploadPhoto(t, m, "on disk", pngFile("a.png", kept))
+	kept := testutil.JPEG(t, 400, 300) // too large for the edge's cache (storageRoutes): every read reaches the blob service
+	uploadPhoto(t, m, "on disk", testutil.Photo("a.jpg", "image/jpeg", kept))
 	gone := testutil.PNG(t, 30, 20)
 	uploadPhoto(t, m, "file gone", pngFile("b.png", gone))
 	posts := newest(t, m)
@@ -54,11 +56,11 @@ func databaseDown(t *testing.T, m *testmesh.Mesh, proxy *testproxy.Proxy) {
 	testutil.Eventually(t, 30*time.Second, "upload NOT_SERVING", func() bool {
 		return health(t, m, m.UploadAddr, "extagram.upload.v1.UploadService") == healthpb.HealthCheckResponse_NOT_SERVING
 	})
-	resp, page := post(t, m, newForm(t, "during the outage", pngFile("c.png", noisePNG(t, 200, 200, 1))))
+	resp, page := post(t, m, newForm(t, "during the outage", pngFile("c.png", gone)))
 	refused(t, m, resp, page, before)
 	for range 3 { // several times: every blob call goes without the database
 		resp, body := get(t, m, "/storage/"+diskID)
-		if resp.StatusCode != 200 || body != string(kept) || resp.Header.Get("Content-Type") != "image/png" || resp.Header.Get("ETag") != etag {
+		if resp.StatusCode != 200 || body != string(kept) || resp.Header.Get("Content-Type") != "image/jpeg" || resp.Header.Get("ETag") != etag {
 			t.Fatalf("file on disk with the database down: %d, %d bytes, %q, ETag %q (want %q)",
 				resp.StatusCode, len(body), resp.Header.Get("Content-Type"), resp.Header.Get("ETag"), etag)
 		}
@@ -84,7 +86,8 @@ func databaseDown(t *testing.T, m *testmesh.Mesh, proxy *testproxy.Proxy) {
 
 // cutMidUpload cuts MySQL while the edge streams a photo to UploadService: 503.
 func cutMidUpload(t *testing.T, m *testmesh.Mesh, proxy *testproxy.Proxy) {
-	before, photo := snap(t, m), noisePNG(t, 200, 200, 1) // 120 KB: streamed in two chunks
+	// 160 KB, uncompressed: streamed in several chunks.
+	before, photo := snap(t, m), testutil.EncodePNG(t, image.NewNRGBA(image.Rect(0, 0, 200, 200)), png.NoCompression)
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
 	answer := make(chan *http.Response, 1)
@@ -127,8 +130,8 @@ func uploadsFolderUnwritable(t *testing.T, m *testmesh.Mesh) {
 	away := m.UploadsDir + ".away"
 	must(t, os.Rename(m.UploadsDir, away))
 	must(t, os.WriteFile(m.UploadsDir, []byte("not a folder"), 0o600))
-	photo := noisePNG(t, 64, 64, 3) // too large for the edge's cache: every read reaches the blob service
-	uploadPhoto(t, m, "folder unwritable", pngFile("b.png", photo))
+	photo := testutil.JPEG(t, 400, 300) // too large for the edge's cache: every read reaches the blob service
+	uploadPhoto(t, m, "folder unwritable", testutil.Photo("b.jpg", "image/jpeg", photo))
 	img := newest(t, m)[0].Image
 	if _, dbCopy, err := m.Store.ImageData(t.Context(), mustID(t, img.ID)); err != nil || !bytes.Equal(dbCopy, photo) {
 		t.Fatalf("post saved without its image: %v", err)
@@ -156,7 +159,7 @@ func concurrentUploads(t *testing.T, m *testmesh.Mesh, name string, n, workers i
 	files := len(folder(t, m))
 	photos, forms, codes, jobs := make([][]byte, n), make([]form, n), make([]int, n), make(chan int)
 	for i := range n {
-		photos[i] = noisePNG(t, 48, 48, uint64(i))
+		photos[i] = testutil.PNG(t, 8+i, 8) // each its own
 		forms[i] = newForm(t, fmt.Sprintf("%s %03d", name, i), pngFile("p.png", photos[i]), "idempotency_key", fmt.Sprintf("%s-%03d", name, i))
 	}
 	var answered atomic.Int64
