@@ -23,7 +23,6 @@ import (
 	"github.com/extagram/extagram/internal/apierr"
 	"github.com/extagram/extagram/internal/testmesh"
 	"github.com/extagram/extagram/internal/testutil"
-	"github.com/extagram/extagram/store/storetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -281,10 +280,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// TestUploadCaps: uploads in flight from one address are capped (429), and a
+// uploadCaps: uploads in flight from one address are capped (429), and a
 // body that stops sending is answered 408, which frees its slot.
-func TestUploadCaps(t *testing.T) {
-	m := testmesh.Start(t, testmesh.Options{Store: storetest.Embedded(t), MaxUploadsPerClient: 2, UploadIdle: 500 * time.Millisecond})
+func uploadCaps(t *testing.T, m *testmesh.Mesh) {
 	var stalled []*bufio.Reader // uploads that send the start of a large photo, then nothing
 	for range 2 {
 		conn, err := tls.Dial("tcp", strings.TrimPrefix(m.URL, "https://"), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}) //nolint:gosec // the mesh's own certificate

@@ -84,18 +84,20 @@ func richJPEG(t *testing.T, orientation int) []byte {
 	}, nil)...), plain[2:]...)
 }
 
-// TestTelegram: a mesh whose edge takes updates by webhook. Announcing on
-// each store, by two announcers at once: announce.TestLifecycle.
-func TestTelegram(t *testing.T) {
+// TestSmallEdge: a mesh whose edge has small limits and takes Telegram
+// updates by webhook. Announcing on each store, by two announcers at once:
+// announce.TestLifecycle.
+func TestSmallEdge(t *testing.T) {
 	tg := telegramtest.Start(t, tgToken)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
 	public := "https://" + lis.Addr().String()
 	m := telegramMesh(t, tg, testmesh.Options{Store: storetest.Embedded(t), MaxUploadBytes: 64 << 10, HTTPSListener: lis,
-		EdgeTelegram: edge.TelegramOptions{PublicURL: public}})
+		MaxUploadsPerClient: 2, UploadIdle: 500 * time.Millisecond, EdgeTelegram: edge.TelegramOptions{PublicURL: public}})
 	t.Run("announces uploads", func(t *testing.T) { announcesUploads(t, m, tg, public) })
 	t.Run("bot", func(t *testing.T) { bot(t, m, tg, public) })
 	t.Run("one poller", func(t *testing.T) { onePoller(t, m) })
+	t.Run("upload caps", func(t *testing.T) { uploadCaps(t, m) })
 }
 
 // announcesUploads: a phone's photo is stored, served and announced once
