@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"fmt"
 	"html"
 	"net/http"
@@ -140,36 +139,4 @@ func uploadIdempotent(t *testing.T, m *testmesh.Mesh) {
 		}
 	}
 	stored("from a script", 1)
-}
-
-// concurrentUploads: 200 uploads at once make 200 whole posts and files, no id twice.
-func concurrentUploads(t *testing.T, m *testmesh.Mesh) {
-	const n = 200
-	posts, files := len(allPosts(t, m.Store)), len(folder(t, m))
-	photos, forms := make([][]byte, n), make([]form, n)
-	for i := range n {
-		photos[i] = noisePNG(t, 40, 40, uint64(1000+i))
-		forms[i] = newForm(t, fmt.Sprintf("concurrent %03d", i), pngFile("p.png", photos[i]))
-	}
-	for i, code := range postAll(t, m, n, forms, func() {}) {
-		if code != http.StatusSeeOther {
-			t.Errorf("upload %d: status %d, want 303", i, code)
-		}
-	}
-	ps, stored := allPosts(t, m.Store), byText(t, m)
-	if len(ps) != posts+n || len(folder(t, m)) != files+n {
-		t.Fatalf("%d posts and %d files, want %d and %d", len(ps), len(folder(t, m)), posts+n, files+n)
-	}
-	ids := map[contract.ID]bool{}
-	for i, photo := range photos {
-		p := stored[fmt.Sprintf("concurrent %03d", i)]
-		if len(p) != 1 || p[0].Image == nil || ids[p[0].ID] || ids[p[0].Image.ID] {
-			t.Fatalf("upload %d: stored %d times, without its image, or with an id used twice", i, len(p))
-		}
-		img := p[0].Image
-		ids[p[0].ID], ids[img.ID] = true, true
-		if img.SHA256 != sha256.Sum256(photo) || img.Size != int64(len(photo)) || sha256.Sum256(onDisk(m, img.ID.String())) != img.SHA256 {
-			t.Errorf("upload %d: recorded checksum or size, or its file, does not match the photo", i)
-		}
-	}
 }

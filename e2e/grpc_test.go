@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -39,19 +38,13 @@ func grpcContracts(t *testing.T, m *testmesh.Mesh) {
 	feed := feedv1.NewFeedServiceClient(m.Conn(t, m.FeedAddrs[0]))
 	up := uploadv1.NewUploadServiceClient(m.Conn(t, m.UploadAddr))
 	blob := blobv1.NewBlobServiceClient(m.Conn(t, m.BlobAddr))
-	read := func(id string) (meta *blobv1.BlobMetadata, data []byte, err error) {
+	// The bytes GetBlob streams are checked through the edge (photoPost, storageRoutes).
+	getBlob := func(id string) error {
 		s, err := blob.GetBlob(ctx, &blobv1.GetBlobRequest{Id: id})
-		for err == nil {
-			var msg *blobv1.GetBlobResponse
-			if msg, err = s.Recv(); err == nil && meta == nil {
-				meta = msg.GetMetadata()
-			}
-			data = append(data, msg.GetChunk()...)
+		if err == nil {
+			_, err = s.Recv()
 		}
-		if err == io.EOF {
-			return meta, data, nil
-		}
-		return nil, nil, err
+		return err
 	}
 	photo := testutil.PNG(t, 300, 200)
 	created, err := upload(ctx, up, "  via gRPC  ", pngFile("p.png", photo))
@@ -66,11 +59,12 @@ func grpcContracts(t *testing.T, m *testmesh.Mesh) {
 	if err != nil || got.GetPost().GetText() != "via gRPC" || !got.GetPost().GetCreateTime().AsTime().Equal(p.GetCreateTime().AsTime()) {
 		t.Fatalf("GetPost = %v, %v", got, err)
 	}
-	meta, data, err := read(p.GetImage().GetId())
-	md, err2 := blob.GetBlobMetadata(ctx, &blobv1.GetBlobMetadataRequest{Id: p.GetImage().GetId()})
-	if err != nil || err2 != nil || !bytes.Equal(data, photo) || meta.GetSizeBytes() != int64(len(photo)) ||
-		len(meta.GetSha256()) != 32 || !bytes.Equal(md.GetMetadata().GetSha256(), meta.GetSha256()) {
-		t.Fatalf("GetBlob: meta %v, %d bytes, %v; GetBlobMetadata %v, %v", meta, len(data), err, md, err2)
+	md, err := blob.GetBlobMetadata(ctx, &blobv1.GetBlobMetadataRequest{Id: p.GetImage().GetId()})
+	if sum := sha256.Sum256(photo); err != nil || md.GetMetadata().GetSizeBytes() != int64(len(photo)) || !bytes.Equal(md.GetMetadata().GetSha256(), sum[:]) {
+		t.Fatalf("GetBlobMetadata: %v, %v", md, err)
+	}
+	if err := getBlob(p.GetImage().GetId()); err != nil {
+		t.Fatalf("GetBlob: %v", err)
 	}
 	unknown := contract.NewID().String()
 	for _, c := range []struct {
@@ -83,8 +77,8 @@ func grpcContracts(t *testing.T, m *testmesh.Mesh) {
 		{"ListPosts forged token", errOf(feed.ListPosts(ctx, &feedv1.ListPostsRequest{PageToken: "AQ"})), codes.InvalidArgument},
 		{"GetPost malformed id", errOf(feed.GetPost(ctx, &feedv1.GetPostRequest{Id: "../../etc/passwd"})), codes.InvalidArgument},
 		{"GetPost unknown id", errOf(feed.GetPost(ctx, &feedv1.GetPostRequest{Id: unknown})), codes.NotFound},
-		{"GetBlob malformed id", errOf(read("abc")), codes.InvalidArgument},
-		{"GetBlob unknown id", errOf(read(unknown)), codes.NotFound},
+		{"GetBlob malformed id", getBlob("abc"), codes.InvalidArgument},
+		{"GetBlob unknown id", getBlob(unknown), codes.NotFound},
 		{"GetBlobMetadata unknown id", errOf(blob.GetBlobMetadata(ctx, &blobv1.GetBlobMetadataRequest{Id: unknown})), codes.NotFound},
 	} {
 		if got := status.Code(c.err); got != c.want {
@@ -116,9 +110,8 @@ func grpcContracts(t *testing.T, m *testmesh.Mesh) {
 
 // feedReplicas: views of the newest page (kept from WatchFeed), older pages
 // and the API make no call; an upload shows at once on the page its author
-// is sent to, a post made elsewhere within the watch's interval. The calls
-// the edge makes per request (GetPost, behind /api/v1/posts/{id}) are
-// spread over both replicas.
+// is sent to, a post made elsewhere within the watch's interval. (How the
+// edge spreads calls over the replicas: hatest TestFailover/share.)
 func feedReplicas(t *testing.T, m *testmesh.Mesh) {
 	calls := func() int {
 		return counter(t, "grpc_server_handled_total", "ListPosts", m.Metrics["feed-1"], m.Metrics["feed-2"])
@@ -162,19 +155,6 @@ func feedReplicas(t *testing.T, m *testmesh.Mesh) {
 		return strings.Contains(page, "from another edge")
 	})
 	t.Logf("a post made elsewhere reached the page in %v", time.Since(start).Round(time.Millisecond))
-	id := newest(t, m)[0].ID
-	served := func(feed string) int { return counter(t, "grpc_server_handled_total", "GetPost", m.Metrics[feed]) }
-	a0, b0 := served("feed-1"), served("feed-2")
-	const loads = 200
-	for range loads {
-		if resp, _ := get(t, m, "/api/v1/posts/"+id); resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET /api/v1/posts/%s: %d", id, resp.StatusCode)
-		}
-	}
-	a, b := served("feed-1")-a0, served("feed-2")-b0
-	if t.Logf("GetPost served: feed-1 %d, feed-2 %d", a, b); a+b < loads || a < loads/4 || b < loads/4 {
-		t.Fatalf("feed-1 served %d and feed-2 %d of %d loads: want both in rotation", a, b, loads)
-	}
 }
 
 // storageRoutes: requests of an image the edge caches (read from blob once)
@@ -283,18 +263,14 @@ func edgeHeadersAndLimits(t *testing.T, m *testmesh.Mesh) {
 			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
 		}
 	}
-	// Plain HTTP is redirected to the certificate's name, whatever the Host.
+	// Plain HTTP is redirected to the certificate's name and the edge's
+	// port (other Hosts: TestRedirectHandler).
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(m.URL, "https://"))
-	want := "https://localhost:" + port + "/extagram.php?x=1"
-	for _, host := range []string{"", "evil.example"} {
-		req, _ := http.NewRequest(http.MethodGet, m.HTTPURL+"/extagram.php?x=1", nil)
-		req.Host = host
-		resp, err := m.Client.Do(req)
-		must(t, err)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
-			t.Fatalf("HTTP with Host %q: %d to %q, want 308 to %q", host, resp.StatusCode, resp.Header.Get("Location"), want)
-		}
+	resp, err := m.Client.Get(m.HTTPURL + "/extagram.php?x=1")
+	must(t, err)
+	resp.Body.Close()
+	if want := "https://localhost:" + port + "/extagram.php?x=1"; resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
+		t.Fatalf("plain HTTP: %d to %q, want 308 to %q", resp.StatusCode, resp.Header.Get("Location"), want)
 	}
 	// A cross-site form post is refused (scripts without browser headers are not: TestRateLimits).
 	before := snap(t, m)

@@ -7,17 +7,13 @@ import (
 	"context"
 	"encoding/json"
 	"html"
-	"image"
-	"image/png"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -43,8 +39,9 @@ type meshCase struct {
 // others on the embedded store's. MySQL is behind a proxy the outages cut.
 func TestMesh(t *testing.T) {
 	perStore := []meshCase{{"photo post", photoPost}, {"pagination", feedPagination}, {"gRPC contracts", grpcContracts},
-		{"storage routes", storageRoutes}, {"uploads folder unwritable", uploadsFolderUnwritable}, {"concurrent uploads", concurrentUploads}}
-	once := []meshCase{{"hostile uploads", hostileUploads}, {"privacy", privacyMetadata}, {"idempotent uploads", uploadIdempotent},
+		{"storage routes", storageRoutes}, {"uploads folder unwritable", uploadsFolderUnwritable},
+		{"concurrent uploads", func(t *testing.T, m *testmesh.Mesh) { concurrentUploads(t, m, "concurrent", 200, 200, nil) }}}
+	once := []meshCase{{"hostile uploads", hostileUploads}, {"idempotent uploads", uploadIdempotent},
 		{"feed replicas", feedReplicas}, {"edge headers and limits", edgeHeadersAndLimits}}
 	// The image cache keeps images of up to 8 KiB: reads of larger ones
 	// reach the blob service. The cases read the store through direct.
@@ -125,33 +122,6 @@ func uploadPhoto(t testing.TB, m *testmesh.Mesh, text string, f *testutil.File) 
 	if resp, page := post(t, m, newForm(t, text, f)); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
 		t.Fatalf("upload %q: %d to %q, want 303 to /:\n%s", text, resp.StatusCode, resp.Header.Get("Location"), page)
 	}
-}
-
-// postAll sends the forms from workers at once, calls after on each answer.
-func postAll(t *testing.T, m *testmesh.Mesh, workers int, forms []form, after func()) []int {
-	codes, jobs := make([]int, len(forms)), make(chan int)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := range jobs {
-				resp, err := m.Client.Post(m.URL+"/upload.php", forms[i].ct, bytes.NewReader(forms[i].body))
-				if err != nil {
-					t.Errorf("upload %d: %v", i, err)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				codes[i] = resp.StatusCode
-				after()
-			}
-		})
-	}
-	for i := range forms {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	return codes
 }
 
 func pngFile(name string, data []byte) *testutil.File { return testutil.Photo(name, "image/png", data) }
@@ -252,20 +222,6 @@ func mustID(t testing.TB, s string) contract.ID {
 	id, err := contract.ParseID(s)
 	must(t, err)
 	return id
-}
-
-// noisePNG is a PNG unique to seed that compresses badly (4 bytes a pixel).
-func noisePNG(t testing.TB, w, h int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	for i := range img.Pix {
-		if img.Pix[i] = uint8(r.Uint32()); i%4 == 3 {
-			img.Pix[i] = 255 // opaque
-		}
-	}
-	var b bytes.Buffer
-	must(t, png.Encode(&b, img))
-	return b.Bytes()
 }
 
 // counter sums a gRPC server counter of a method over /metrics URLs.

@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"archive/zip"
 	"bufio"
 	"bytes"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/binary"
 	"fmt"
 	"html"
 	"io"
@@ -14,20 +12,16 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
-	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	uploadv1 "github.com/extagram/extagram/gen/extagram/upload/v1"
-	"github.com/extagram/extagram/imaging"
 	"github.com/extagram/extagram/internal/apierr"
 	"github.com/extagram/extagram/internal/testmesh"
 	"github.com/extagram/extagram/internal/testutil"
-	"github.com/extagram/extagram/store/storetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -40,10 +34,10 @@ const (
 	tooLarge   = uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_TOO_LARGE
 	badRequest = uploadv1.UploadErrorReason_UPLOAD_ERROR_REASON_BAD_REQUEST
 	// keptText is typed with the photos refused: the page keeps it.
-	keptText = "my holiday <3"
+	keptText     = "my holiday <3"
+	polyglotHTML = "<html><body><script>alert(document.cookie)</script></body></html>"
+	notImage     = "not a JPEG, PNG, GIF or WebP"
 )
-
-const polyglotHTML = "<html><body><script>alert(document.cookie)</script></body></html>"
 
 // rawForm is a form of parts of the given Content-Disposition ("": none) and content.
 func rawForm(t testing.TB, parts ...[2]string) form {
@@ -103,47 +97,24 @@ func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 		code       codes.Code
 		reason     uploadv1.UploadErrorReason
 	}
-	png, jpg, gif := testutil.PNG(t, 16, 16), testutil.JPEG(t, 64, 64), testutil.GIF(t, 64, 64)
-	webp, err := os.ReadFile(filepath.Join("..", "imaging", "testdata", "lossy.webp")) // the stdlib cannot write WebP
-	must(t, err)
+	png, jpg := testutil.PNG(t, 16, 16), testutil.JPEG(t, 64, 64)
 	big := bytes.Repeat([]byte{0xff}, uploadLimit+1)
 	copy(big, png)
 	inv, exhausted := codes.InvalidArgument, codes.ResourceExhausted
 	cases := []hostileCase{
 		{"empty text", "", nil, 400, "text is required", inv, badText},
-		{"white space", " \t\n ", nil, 400, "text is required", inv, badText},
 		{"white space with a photo", "\u00a0 \r\n\t", pngFile("a.png", png), 400, "text is required", inv, badText},
 		{"one character too long", strings.Repeat("é", 2201), nil, 400, "limit is 2200", inv, badText},
 		{"10,000 characters of text", strings.Repeat("a", 10000), nil, 400, "limit is 2200", inv, badText},
-		{"NUL in text", "a\x00b", nil, 400, "NUL", inv, badText},
 		{"empty file", keptText, pngFile("empty.png", nil), 400, "empty", inv, malformed},
 		{"over the size limit", keptText, pngFile("a.png", big), 413, "256 KiB", exhausted, tooLarge},
 		{"NUL in the file name", keptText, pngFile("shell.php\x00.png", png), 400, "malformed (for example a NUL", inv, badRequest},
 		{"truncated JPEG", keptText, testutil.Photo("a.jpg", "image/jpeg", jpg[:len(jpg)*2/3]), 400, "JPEG file is truncated", inv, malformed},
-		{"truncated PNG", keptText, pngFile("a.png", png[:len(png)*2/3]), 400, "PNG file is truncated", inv, malformed},
-		{"truncated GIF", keptText, testutil.Photo("a.gif", "image/gif", gif[:len(gif)*2/3]), 400, "GIF file is truncated", inv, malformed},
-		{"truncated WebP", keptText, testutil.Photo("a.webp", "image/webp", webp[:len(webp)*2/3]), 400, "WebP file is truncated", inv, malformed},
-		{"JPEG cut after its first marker", keptText, testutil.Photo("a.jpg", "image/jpeg", jpg[:20]), 400, "JPEG file is truncated", inv, malformed},
 		{"GIF header then HTML", keptText, testutil.Photo("a.gif", "image/gif", []byte("GIF89a"+polyglotHTML)), 400, "GIF", inv, malformed},
 		{"PNG of 100,000 x 100,000", keptText, pngFile("a.png", testutil.HugePNG(100000, 100000)), 413, "100000 x 100000", exhausted, tooLarge},
-	}
-	// Files that are not images, each as a browser or a script might send it.
-	var zipped bytes.Buffer
-	zw := zip.NewWriter(&zipped)
-	w, _ := zw.Create("shell.php")
-	_, _ = w.Write([]byte("<?php system($_GET['c']); ?>"))
-	must(t, zw.Close())
-	for kind, data := range map[string]string{
-		"text": "hello, world\n", "HTML": "<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>",
-		"SVG": `<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">` +
-			`<script>alert(1)</script><rect width="10" height="10"/></svg>`,
-		"PHP": "<?php system($_GET['c']); ?>", "ZIP": zipped.String(),
-		"PDF": "%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n",
-	} {
-		const msg = "not a JPEG, PNG, GIF or WebP"
-		cases = append(cases,
-			hostileCase{kind + " named .jpg", keptText, testutil.Photo("photo.jpg", "image/jpeg", []byte(data)), 415, msg, inv, badType},
-			hostileCase{kind + " sent as PNG", keptText, pngFile("photo.png", []byte(data)), 415, msg, inv, badType})
+		// Not images, whatever the name or type claims (imaging's tests tell the kinds apart).
+		{"HTML named .jpg", keptText, testutil.Photo("photo.jpg", "image/jpeg", []byte(polyglotHTML)), 415, notImage, inv, badType},
+		{"PHP sent as PNG", keptText, pngFile("photo.png", []byte("<?php system($_GET['c']); ?>")), 415, notImage, inv, badType},
 	}
 	before := snap(t, m)
 	for _, c := range cases {
@@ -220,23 +191,6 @@ func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 	} {
 		t.Run(c.name, func(t *testing.T) { grpcRefused(t, c.err, c.code, c.reason) })
 	}
-	// A photo that never ends is refused once past the limit and flow-control windows.
-	t.Run("endless photo", func(t *testing.T) {
-		s, err := up.Upload(ctx)
-		must(t, err)
-		_ = s.Send(photoHdr)
-		buf := make([]byte, 64<<10)
-		copy(buf, png)
-		var sent int64
-		for sent < 1<<30 && s.Send(chunk(buf)) == nil {
-			sent += int64(len(buf))
-		}
-		_, err = s.CloseAndRecv()
-		t.Logf("sent %d bytes of an endless photo before %v", sent, status.Code(err))
-		if grpcRefused(t, err, codes.ResourceExhausted, tooLarge); sent > uploadLimit+32<<20 {
-			t.Fatalf("the service took %d bytes for a %d-byte limit", sent, uploadLimit)
-		}
-	})
 	// A 1 GiB form is answered once past the limit, flow control and socket buffers.
 	const field = "--B\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n"
 	for _, c := range []struct {
@@ -285,13 +239,9 @@ func hostileUploads(t *testing.T, m *testmesh.Mesh) {
 			t.Errorf("a file appeared outside the uploads folder: %s", path)
 		}
 	}
-	// A GIF that is also an HTML page is stored as the GIF alone.
-	g := testutil.GIF(t, 8, 8) // the page in a comment after the header and palette, and after the trailer
-	pos := 13
-	if g[10]&0x80 != 0 {
-		pos += 3 << (g[10]&7 + 1)
-	}
-	poly := slices.Concat(g[:pos], []byte{0x21, 0xFE, byte(len(polyglotHTML))}, []byte(polyglotHTML), []byte{0}, g[pos:], []byte(polyglotHTML))
+	// A GIF that is also an HTML page is stored as the GIF alone (the page
+	// in a comment too: imaging's "gif metadata").
+	poly := append(testutil.GIF(t, 8, 8), polyglotHTML...)
 	uploadPhoto(t, m, "polyglot", testutil.Photo("poly.gif", "text/html", poly))
 	resp, body := get(t, m, "/storage/"+newest(t, m)[0].Image.ID)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/gif" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
@@ -325,49 +275,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// privacyMetadata: what is served, on disk and in the database of a photo
-// full of metadata is what imaging.Inspect keeps of it (its own tests).
-func privacyMetadata(t *testing.T, m *testmesh.Mesh) {
-	plainPNG := testutil.PNG(t, 40, 30)
-	richPNG := bytes.Join([][]byte{
-		plainPNG[:33], // signature and IHDR
-		testutil.PNGChunk("eXIf", testutil.TIFF(binary.BigEndian, 6)),
-		testutil.PNGChunk("tEXt", []byte("Comment\x00SECRET-TEXT GPS 41.40338, 2.17403")),
-		testutil.PNGChunk("iTXt", []byte("XML:com.adobe.xmp\x00\x00\x00\x00\x00"), []byte(testutil.XMP)),
-		plainPNG[33:],
-	}, nil)
-	richWebP, err := os.ReadFile(filepath.Join("..", "imaging", "testdata", "metadata.webp"))
-	must(t, err)
-	for _, f := range []*testutil.File{
-		testutil.Photo("IMG_0001.JPG", "image/jpeg", richJPEG(t, 6)), pngFile("shot.png", richPNG),
-		testutil.Photo("a.webp", "image/webp", richWebP),
-	} {
-		t.Run(f.ContentType, func(t *testing.T) {
-			want, err := imaging.Inspect(f.Data, imaging.DefaultLimits())
-			if err != nil || len(want.Removed) == 0 {
-				t.Fatalf("Inspect: %v, removed %v: the fixture should carry metadata", err, want.Removed)
-			}
-			uploadPhoto(t, m, "with metadata", f)
-			img := newest(t, m)[0].Image
-			_, dbCopy, err := m.Store.ImageData(t.Context(), mustID(t, img.ID))
-			resp, body := get(t, m, "/storage/"+img.ID)
-			if resp.StatusCode != 200 || body != string(want.Data) || !bytes.Equal(onDisk(m, img.ID), want.Data) || err != nil || !bytes.Equal(dbCopy, want.Data) {
-				t.Fatalf("GET /storage/%s: %d, %d bytes; the file on disk or the database copy (%v) differ; want the %d bytes Inspect keeps",
-					img.ID, resp.StatusCode, len(body), err, len(want.Data))
-			}
-			testutil.NoSecrets(t, want.Data, "SECRET", "ns.adobe.com/xap", "xmpmeta")
-			// Orientation 6 turns the 64x48 photo: the page reserves 48x64 for it.
-			if f.ContentType == "image/jpeg" && (img.Width != 48 || img.Height != 64) {
-				t.Errorf("turned photo listed as %dx%d, want 48x64 (as displayed)", img.Width, img.Height)
-			}
-		})
-	}
-}
-
-// TestUploadCaps: uploads in flight from one address are capped (429), and a
+// uploadCaps: uploads in flight from one address are capped (429), and a
 // body that stops sending is answered 408, which frees its slot.
-func TestUploadCaps(t *testing.T) {
-	m := testmesh.Start(t, testmesh.Options{Store: storetest.Embedded(t), MaxUploadsPerClient: 2, UploadIdle: 500 * time.Millisecond})
+func uploadCaps(t *testing.T, m *testmesh.Mesh) {
 	var stalled []*bufio.Reader // uploads that send the start of a large photo, then nothing
 	for range 2 {
 		conn, err := tls.Dial("tcp", strings.TrimPrefix(m.URL, "https://"), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}) //nolint:gosec // the mesh's own certificate

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/extagram/extagram/edge"
+	"github.com/extagram/extagram/imaging"
 	"github.com/extagram/extagram/internal/app"
 	"github.com/extagram/extagram/internal/meshtls"
 	"github.com/extagram/extagram/internal/telegram/telegramtest"
@@ -83,41 +84,49 @@ func richJPEG(t *testing.T, orientation int) []byte {
 	}, nil)...), plain[2:]...)
 }
 
-// TestTelegram: a mesh per store whose edge takes updates by webhook.
-// Announcing depends on the store; the bots' cases run once.
-func TestTelegram(t *testing.T) {
-	for _, s := range []struct {
-		name string
-		open func(testing.TB) store.Store
-	}{{"mysql", storetest.MySQL}, {"embedded", storetest.Embedded}} {
-		t.Run(s.name, func(t *testing.T) {
-			tg := telegramtest.Start(t, tgToken)
-			lis, err := net.Listen("tcp", "127.0.0.1:0")
-			must(t, err)
-			public := "https://" + lis.Addr().String()
-			m := telegramMesh(t, tg, testmesh.Options{Store: s.open(t), MaxUploadBytes: 64 << 10, HTTPSListener: lis,
-				EdgeTelegram: edge.TelegramOptions{PublicURL: public}})
-			t.Run("announces uploads", func(t *testing.T) { announcesUploads(t, m, tg, public) })
-			if s.name == "embedded" {
-				t.Run("bot", func(t *testing.T) { bot(t, m, tg, public) })
-				t.Run("one poller", func(t *testing.T) { onePoller(t, m) })
-			}
-		})
-	}
+// TestSmallEdge: a mesh whose edge has small limits and takes Telegram
+// updates by webhook. Announcing on each store, by two announcers at once:
+// announce.TestLifecycle.
+func TestSmallEdge(t *testing.T) {
+	tg := telegramtest.Start(t, tgToken)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	public := "https://" + lis.Addr().String()
+	m := telegramMesh(t, tg, testmesh.Options{Store: storetest.Embedded(t), MaxUploadBytes: 64 << 10, HTTPSListener: lis,
+		MaxUploadsPerClient: 2, UploadIdle: 500 * time.Millisecond, EdgeTelegram: edge.TelegramOptions{PublicURL: public}})
+	t.Run("announces uploads", func(t *testing.T) { announcesUploads(t, m, tg, public) })
+	t.Run("bot", func(t *testing.T) { bot(t, m, tg, public) })
+	t.Run("one poller", func(t *testing.T) { onePoller(t, m) })
+	t.Run("upload caps", func(t *testing.T) { uploadCaps(t, m) })
 }
 
-// announcesUploads: an upload is announced once in chat 42: the stripped
-// photo, and the text and the post's link as caption.
+// announcesUploads: a phone's photo is stored, served and announced once
+// in chat 42 as imaging.Inspect keeps it (its own tests), the text and the
+// post's link as caption.
 func announcesUploads(t *testing.T, m *testmesh.Mesh, tg *telegramtest.Server, public string) {
-	uploadPhoto(t, m, "harbour at dawn", testutil.Photo("IMG_0001.JPG", "image/jpeg", richJPEG(t, 1)))
+	rich := richJPEG(t, 6)
+	want, err := imaging.Inspect(rich, imaging.DefaultLimits())
+	if err != nil || len(want.Removed) == 0 {
+		t.Fatalf("Inspect: %v, removed %v: the fixture should carry metadata", err, want.Removed)
+	}
+	testutil.NoSecrets(t, want.Data, "SECRET", "ns.adobe.com/xap", "xmpmeta")
+	uploadPhoto(t, m, "harbour at dawn", testutil.Photo("IMG_0001.JPG", "image/jpeg", rich))
 	p := newest(t, m)[0]
+	_, dbCopy, err := m.Store.ImageData(t.Context(), mustID(t, p.Image.ID))
+	resp, body := get(t, m, "/storage/"+p.Image.ID)
+	if resp.StatusCode != 200 || body != string(want.Data) || !bytes.Equal(onDisk(m, p.Image.ID), want.Data) || err != nil || !bytes.Equal(dbCopy, want.Data) {
+		t.Fatalf("GET /storage/%s: %d, %d bytes; the file on disk or the database copy (%v) differ; want the %d bytes Inspect keeps",
+			p.Image.ID, resp.StatusCode, len(body), err, len(want.Data))
+	}
+	// Orientation 6 turns the 64x48 photo: the page reserves 48x64 for it.
+	if p.Image.Width != 48 || p.Image.Height != 64 {
+		t.Errorf("turned photo listed as %dx%d, want 48x64 (as displayed)", p.Image.Width, p.Image.Height)
+	}
 	c := waitSent(t, tg, 5*time.Second, announceChat, func(c telegramtest.Call) bool { return c.Method == "sendPhoto" })
 	if c.Params["caption"] != "harbour at dawn\n\n"+public+"/posts/"+p.ID {
 		t.Errorf("caption %q, want the text and the post's link", c.Params["caption"])
 	}
-	photo := c.Files["photo"].Data
-	testutil.NoSecrets(t, photo, "SECRET", "ns.adobe.com/xap", "xmpmeta", "Exif")
-	if _, served := get(t, m, "/storage/"+p.Image.ID); served != string(photo) {
+	if !bytes.Equal(c.Files["photo"].Data, want.Data) {
 		t.Error("the announced photo is not the stored one")
 	}
 	// Once, though both replicas run an announcer; the counter follows the record.
