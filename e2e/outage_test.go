@@ -56,6 +56,9 @@ func databaseDown(t *testing.T, m *testmesh.Mesh, proxy *testproxy.Proxy) {
 	testutil.Eventually(t, 30*time.Second, "upload NOT_SERVING", func() bool {
 		return health(t, m, m.UploadAddr, "extagram.upload.v1.UploadService") == healthpb.HealthCheckResponse_NOT_SERVING
 	})
+	if s := health(t, m, m.BlobAddr, "extagram.blob.v1.BlobService"); s != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("blob health with the database down: %v, want SERVING (it can serve files)", s)
+	}
 	resp, page := post(t, m, newForm(t, "during the outage", pngFile("c.png", gone)))
 	refused(t, m, resp, page, before)
 	for range 3 { // several times: every blob call goes without the database (ranges too: blobsvc's tests)
