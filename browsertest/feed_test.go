@@ -28,8 +28,8 @@ func TestPublishWithPhoto(t *testing.T) {
 	t.Parallel()
 	m := startMesh(t)
 	publish(t, m, "an older post", nil)
-	tb := newTab(t, m, desktop)
-	tb.open("/", http.StatusOK)
+	tb := newTab(t, desktop)
+	tb.open(m.URL+"/", http.StatusOK)
 
 	text := `Sunset <b>over</b> the "hills" & more`
 	tb.do(
@@ -92,8 +92,8 @@ func TestPublishWithPhoto(t *testing.T) {
 func TestDoubleClickPublishesOnce(t *testing.T) {
 	t.Parallel()
 	m := startMesh(t)
-	tb := newTab(t, m, desktop)
-	tb.open("/", http.StatusOK)
+	tb := newTab(t, desktop)
+	tb.open(m.URL+"/", http.StatusOK)
 	tb.do(chromedp.SendKeys(chromedp.ID("post"), "one click, one post"))
 	at := eval[struct{ X, Y float64 }](tb, `(() => {
 		const r = document.getElementById("publish").getBoundingClientRect();
@@ -174,8 +174,8 @@ func TestDoubleClickPublishesOnce(t *testing.T) {
 func TestKeyboard(t *testing.T) {
 	t.Parallel()
 	m := startMesh(t)
-	tb := newTab(t, m, desktop)
-	tb.open("/", http.StatusOK)
+	tb := newTab(t, desktop)
+	tb.open(m.URL+"/", http.StatusOK)
 
 	active := func() string {
 		return eval[string](tb, `(() => { const a = document.activeElement; return a.id || a.tagName.toLowerCase() + ":" + a.textContent.trim(); })()`)
@@ -240,8 +240,8 @@ func TestKeyboard(t *testing.T) {
 func TestPhotoPicker(t *testing.T) {
 	t.Parallel()
 	m := startMesh(t)
-	tb := newTab(t, m, desktop)
-	tb.open("/", http.StatusOK)
+	tb := newTab(t, desktop)
+	tb.open(m.URL+"/", http.StatusOK)
 	tb.do(chromedp.WaitNotVisible(chromedp.ID("remove")))
 	a, b := pngFile(t, "a.png", 300, 200, 2), pngFile(t, "b.png", 200, 150, 3)
 	notes := writeFile(t, "notes.png", []byte("these are my notes, not a picture\n"))
