@@ -15,7 +15,6 @@ import (
 	"github.com/extagram/extagram/internal/contract"
 	"github.com/extagram/extagram/internal/testmesh"
 	"github.com/extagram/extagram/internal/testutil"
-	"github.com/extagram/extagram/store"
 )
 
 // TestFeed: every state of the page, on a desktop and on a 360px phone
@@ -121,12 +120,119 @@ func TestFeed(t *testing.T) {
 			}
 			// One viewport is enough for these: the desktop's, which
 			// renders a quarter of the phone's pixels.
-			if !tb.vp.mobile {
-				tb.step(t, "pagination", func(t *testing.T) { checkPagination(t, tb, full, stored) })
-				tb.step(t, "axe sees violations", func(t *testing.T) { checkAxeSees(t, tb, axe) })
-				tb.step(t, "CSP violations are reported", func(t *testing.T) { checkCSPReported(t, tb) })
-				tb.step(t, "security headers", func(t *testing.T) { checkHeaders(t, tb, full, stored) })
+			if tb.vp.mobile {
+				return
 			}
+			// Pages of 20, the first photos load eagerly, the rest lazily, each
+			// with its stored size; Older posts and Newest posts move between
+			// pages.
+			tb.step(t, "pagination", func(t *testing.T) {
+				tb.open(full.URL+"/", http.StatusOK)
+				posts := tb.posts()
+				if len(posts) != 20 || posts[0].Text != "the newest post, with a photo" || posts[19].Text != "filler post 4" {
+					t.Fatalf("first page: %d posts, from %q", len(posts), posts[0].Text)
+				}
+				for i, p := range posts {
+					img := stored[i].Image
+					if img == nil {
+						continue
+					}
+					wantLoading := "lazy"
+					if i < 2 {
+						wantLoading = ""
+					}
+					if p.Width != strconv.Itoa(img.Width) || p.Height != strconv.Itoa(img.Height) || p.Loading != wantLoading {
+						t.Errorf("post %d: width=%q height=%q loading=%q, want %d, %d, %q", i, p.Width, p.Height, p.Loading, img.Width, img.Height, wantLoading)
+					}
+				}
+				// A lazy image far down the page loads once scrolled to.
+				tb.do(chromedp.ScrollIntoView(chromedp.CSS("main .post:last-of-type img")))
+				tb.waitJS(`document.querySelector("main .post:last-of-type img").naturalWidth === 120`)
+				if eval[bool](tb, `document.querySelector(".pager .newest") !== null`) {
+					t.Error("the first page links to the newest posts")
+				}
+				resp := tb.load(chromedp.Click(chromedp.CSS(".pager .older")))
+				if resp.Status != http.StatusOK || !strings.Contains(resp.URL, "/?page=") {
+					t.Fatalf("Older posts: %d %s", resp.Status, resp.URL)
+				}
+				if older := tb.posts(); len(older) != 4 || older[0].Text != "filler post 3" || older[3].Text != "the oldest post" {
+					t.Fatalf("second page: %+v", older)
+				}
+				if eval[bool](tb, `document.querySelector(".pager .older") !== null`) {
+					t.Error("the last page links to older posts")
+				}
+				tb.load(chromedp.Click(chromedp.CSS(".pager .newest")))
+				if posts := tb.posts(); len(posts) != 20 || posts[0].Text != "the newest post, with a photo" {
+					t.Errorf("Newest posts: %d posts from %q", len(posts), posts[0].Text)
+				}
+			})
+			// The axe check sees a photo without alt text and text without
+			// contrast, made on purpose on the page in the tab.
+			tb.step(t, "axe sees violations", func(t *testing.T) {
+				// CSSOM changes are not inline style for the CSP; setAttribute("style")
+				// would be.
+				tb.do(chromedp.Evaluate[chromedp.Void](`document.querySelector("main .post img").removeAttribute("alt");
+					document.querySelector(".site-name a").style.color = "#eeeeee";`))
+				found := strings.Join(runAxe(t, tb, axe), "\n")
+				if !strings.Contains(found, "image-alt (") || !strings.Contains(found, "color-contrast (") {
+					t.Errorf("axe found %s; want image-alt and color-contrast", found)
+				}
+			})
+			// The console watcher sees CSP violations: an inline script and an
+			// inline style added to the page are refused and reported.
+			tb.step(t, "CSP violations are reported", func(t *testing.T) {
+				tb.expectConsole("Content Security Policy directive 'script-src 'self''")
+				tb.expectConsole("Content Security Policy directive 'style-src 'self''")
+				tb.do(chromedp.Evaluate[chromedp.Void](`(() => {
+					const s = document.createElement("script");
+					s.textContent = "window.inlineRan = true";
+					document.body.appendChild(s);
+					document.body.setAttribute("style", "background: red");
+				})()`))
+				if eval[bool](tb, `window.inlineRan === true`) {
+					t.Error("an inline script ran")
+				}
+				tb.mu.Lock()
+				console := strings.Join(tb.console, "\n")
+				tb.mu.Unlock()
+				if !strings.Contains(console, "script-src") || !strings.Contains(console, "style-src") {
+					t.Errorf("CSP violations not seen on the console: %q", console)
+				}
+			})
+			// Every kind of edge response the browser loads carries the security
+			// headers (the tab checks each response it saw as the step ends).
+			tb.step(t, "security headers", func(t *testing.T) {
+				id := stored[0].Image.ID.String()
+				// Chromium shows an image opened as a page in a document of its own,
+				// styled inline; the edge's CSP refuses that style (the image shows
+				// all the same, unstyled). Expected for that URL only.
+				tb.expectConsole("Applying inline style violates the following Content Security Policy directive 'style-src 'self''", "("+full.URL+"/storage/"+id+")")
+				for path, status := range map[string]int64{
+					"/": 200, "/extagram.php": 200, "/static/style.css": 200, "/static/app.js": 200,
+					"/static/preview.svg": 200, "/static/favicon.svg": 200, "/storage/" + id: 200,
+					"/api/v1/posts": 200, "/healthz": 200, "/nope": 404, "/storage/not-an-id": 400,
+				} {
+					if status >= 400 {
+						tb.expectConsole("the server responded with a status of " + strconv.Itoa(int(status)))
+					}
+					tb.open(full.URL+path, status)
+				}
+				// The policy itself: every directive the page needs, nothing unsafe.
+				for _, d := range []string{"default-src 'none'", "script-src 'self'", "style-src 'self'",
+					"frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'", "img-src 'self' blob:"} {
+					if !strings.Contains(web.CSP, d) {
+						t.Errorf("CSP lacks %s", d)
+					}
+				}
+				if strings.Contains(web.CSP, "unsafe") {
+					t.Errorf("CSP allows something unsafe: %s", web.CSP)
+				}
+				tb.mu.Lock()
+				defer tb.mu.Unlock()
+				if len(tb.responses) < 11 {
+					t.Errorf("only %d responses seen", len(tb.responses))
+				}
+			})
 		})
 	}
 	for _, tb := range shotTabs {
@@ -145,120 +251,6 @@ func (tb *tab) audit(axe string) {
 	tb.noHorizontalScroll()
 	for _, v := range runAxe(tb.t, tb, axe) {
 		tb.t.Errorf("axe %s", v)
-	}
-}
-
-// checkPagination: pages of 20, the first photos load eagerly, the rest
-// lazily, each with its stored size; Older posts and Newest posts move
-// between pages.
-func checkPagination(t *testing.T, tb *tab, full *testmesh.Mesh, stored []store.Post) {
-	tb.open(full.URL+"/", http.StatusOK)
-	posts := tb.posts()
-	if len(posts) != 20 || posts[0].Text != "the newest post, with a photo" || posts[19].Text != "filler post 4" {
-		t.Fatalf("first page: %d posts, from %q", len(posts), posts[0].Text)
-	}
-	for i, p := range posts {
-		img := stored[i].Image
-		if img == nil {
-			continue
-		}
-		wantLoading := "lazy"
-		if i < 2 {
-			wantLoading = ""
-		}
-		if p.Width != strconv.Itoa(img.Width) || p.Height != strconv.Itoa(img.Height) || p.Loading != wantLoading {
-			t.Errorf("post %d: width=%q height=%q loading=%q, want %d, %d, %q", i, p.Width, p.Height, p.Loading, img.Width, img.Height, wantLoading)
-		}
-	}
-	// A lazy image far down the page loads once scrolled to.
-	tb.do(chromedp.ScrollIntoView(chromedp.CSS("main .post:last-of-type img")))
-	tb.waitJS(`document.querySelector("main .post:last-of-type img").naturalWidth === 120`)
-	if eval[bool](tb, `document.querySelector(".pager .newest") !== null`) {
-		t.Error("the first page links to the newest posts")
-	}
-	resp := tb.load(chromedp.Click(chromedp.CSS(".pager .older")))
-	if resp.Status != http.StatusOK || !strings.Contains(resp.URL, "/?page=") {
-		t.Fatalf("Older posts: %d %s", resp.Status, resp.URL)
-	}
-	if older := tb.posts(); len(older) != 4 || older[0].Text != "filler post 3" || older[3].Text != "the oldest post" {
-		t.Fatalf("second page: %+v", older)
-	}
-	if eval[bool](tb, `document.querySelector(".pager .older") !== null`) {
-		t.Error("the last page links to older posts")
-	}
-	tb.load(chromedp.Click(chromedp.CSS(".pager .newest")))
-	if posts := tb.posts(); len(posts) != 20 || posts[0].Text != "the newest post, with a photo" {
-		t.Errorf("Newest posts: %d posts from %q", len(posts), posts[0].Text)
-	}
-}
-
-// checkAxeSees: the axe check sees a photo without alt text and text
-// without contrast, made on purpose on the page in the tab.
-func checkAxeSees(t *testing.T, tb *tab, axe string) {
-	// CSSOM changes are not inline style for the CSP; setAttribute("style")
-	// would be.
-	tb.do(chromedp.Evaluate[chromedp.Void](`document.querySelector("main .post img").removeAttribute("alt");
-		document.querySelector(".site-name a").style.color = "#eeeeee";`))
-	found := strings.Join(runAxe(t, tb, axe), "\n")
-	if !strings.Contains(found, "image-alt (") || !strings.Contains(found, "color-contrast (") {
-		t.Errorf("axe found %s; want image-alt and color-contrast", found)
-	}
-}
-
-// checkCSPReported: the console watcher sees CSP violations: an inline
-// script and an inline style added to the page are refused and reported.
-func checkCSPReported(t *testing.T, tb *tab) {
-	tb.expectConsole("Content Security Policy directive 'script-src 'self''")
-	tb.expectConsole("Content Security Policy directive 'style-src 'self''")
-	tb.do(chromedp.Evaluate[chromedp.Void](`(() => {
-		const s = document.createElement("script");
-		s.textContent = "window.inlineRan = true";
-		document.body.appendChild(s);
-		document.body.setAttribute("style", "background: red");
-	})()`))
-	if eval[bool](tb, `window.inlineRan === true`) {
-		t.Error("an inline script ran")
-	}
-	tb.mu.Lock()
-	console := strings.Join(tb.console, "\n")
-	tb.mu.Unlock()
-	if !strings.Contains(console, "script-src") || !strings.Contains(console, "style-src") {
-		t.Errorf("CSP violations not seen on the console: %q", console)
-	}
-}
-
-// checkHeaders: every kind of edge response the browser loads carries the
-// security headers (the tab checks each response it saw as the step ends).
-func checkHeaders(t *testing.T, tb *tab, full *testmesh.Mesh, stored []store.Post) {
-	id := stored[0].Image.ID.String()
-	// Chromium shows an image opened as a page in a document of its own,
-	// styled inline; the edge's CSP refuses that style (the image shows
-	// all the same, unstyled). Expected for that URL only.
-	tb.expectConsole("Applying inline style violates the following Content Security Policy directive 'style-src 'self''", "("+full.URL+"/storage/"+id+")")
-	for path, status := range map[string]int64{
-		"/": 200, "/extagram.php": 200, "/static/style.css": 200, "/static/app.js": 200,
-		"/static/preview.svg": 200, "/static/favicon.svg": 200, "/storage/" + id: 200,
-		"/api/v1/posts": 200, "/healthz": 200, "/nope": 404, "/storage/not-an-id": 400,
-	} {
-		if status >= 400 {
-			tb.expectConsole("the server responded with a status of " + strconv.Itoa(int(status)))
-		}
-		tb.open(full.URL+path, status)
-	}
-	// The policy itself: every directive the page needs, nothing unsafe.
-	for _, d := range []string{"default-src 'none'", "script-src 'self'", "style-src 'self'",
-		"frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'", "img-src 'self' blob:"} {
-		if !strings.Contains(web.CSP, d) {
-			t.Errorf("CSP lacks %s", d)
-		}
-	}
-	if strings.Contains(web.CSP, "unsafe") {
-		t.Errorf("CSP allows something unsafe: %s", web.CSP)
-	}
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	if len(tb.responses) < 11 {
-		t.Errorf("only %d responses seen", len(tb.responses))
 	}
 }
 
