@@ -13,7 +13,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/extagram/extagram/edge/web"
 	"github.com/extagram/extagram/internal/contract"
-	"github.com/extagram/extagram/internal/testmesh"
 	"github.com/extagram/extagram/internal/testutil"
 )
 
@@ -235,10 +234,43 @@ func TestFeed(t *testing.T) {
 			})
 		})
 	}
+	// The first screen of a feed with a few photo posts. With
+	// EXTAGRAM_UPDATE_SCREENSHOTS=1 written to docs/screenshots/ (the
+	// README shows them), otherwise to a temporary folder.
 	for _, tb := range shotTabs {
 		tb.step(t, "screenshot "+tb.vp.name, func(t *testing.T) {
 			t.Parallel()
-			screenshot(t, tb, shots)
+			dir := t.TempDir()
+			if os.Getenv("EXTAGRAM_UPDATE_SCREENSHOTS") == "1" {
+				dir = "../docs/screenshots"
+			}
+			tb.open(shots.URL+"/", http.StatusOK)
+			// The whole page in one viewport: every image, lazy or not, is in view
+			// and loads.
+			vp := tb.vp
+			vp.height = eval[int64](tb, `document.documentElement.scrollHeight`)
+			tb.do(tb.emulate(vp))
+			tb.waitJS(`document.fonts.status === "loaded" && Array.from(document.images).every((i) => i.complete && i.naturalWidth > 0)`)
+			shot, err := chromedp.Run(tb.ctx, chromedp.CaptureScreenshot())
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, err := png.Decode(bytes.NewReader(shot))
+			if err != nil {
+				t.Fatalf("screenshot is not a PNG: %v", err)
+			}
+			scale := int64(1)
+			if vp.mobile {
+				scale = 2
+			}
+			if b := img.Bounds(); int64(b.Dx()) != vp.width*scale || int64(b.Dy()) != vp.height*scale {
+				t.Errorf("screenshot %dx%d, want %dx%d", b.Dx(), b.Dy(), vp.width*scale, vp.height*scale)
+			}
+			f := filepath.Join(dir, "feed-"+vp.name+".png")
+			if err := os.WriteFile(f, shot, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %d KB", f, len(shot)>>10)
 		})
 	}
 }
@@ -252,43 +284,6 @@ func (tb *tab) audit(axe string) {
 	for _, v := range runAxe(tb.t, tb, axe) {
 		tb.t.Errorf("axe %s", v)
 	}
-}
-
-// screenshot: the first screen of a feed with a few photo posts. With
-// EXTAGRAM_UPDATE_SCREENSHOTS=1 written to docs/screenshots/ (the README
-// shows them), otherwise to a temporary folder.
-func screenshot(t *testing.T, tb *tab, m *testmesh.Mesh) {
-	dir := t.TempDir()
-	if os.Getenv("EXTAGRAM_UPDATE_SCREENSHOTS") == "1" {
-		dir = "../docs/screenshots"
-	}
-	tb.open(m.URL+"/", http.StatusOK)
-	// The whole page in one viewport: every image, lazy or not, is in view
-	// and loads.
-	vp := tb.vp
-	vp.height = eval[int64](tb, `document.documentElement.scrollHeight`)
-	tb.do(tb.emulate(vp))
-	tb.waitJS(`document.fonts.status === "loaded" && Array.from(document.images).every((i) => i.complete && i.naturalWidth > 0)`)
-	shot, err := chromedp.Run(tb.ctx, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(shot))
-	if err != nil {
-		t.Fatalf("screenshot is not a PNG: %v", err)
-	}
-	scale := int64(1)
-	if vp.mobile {
-		scale = 2
-	}
-	if b := img.Bounds(); int64(b.Dx()) != vp.width*scale || int64(b.Dy()) != vp.height*scale {
-		t.Errorf("screenshot %dx%d, want %dx%d", b.Dx(), b.Dy(), vp.width*scale, vp.height*scale)
-	}
-	f := filepath.Join(dir, "feed-"+vp.name+".png")
-	if err := os.WriteFile(f, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%s: %d KB", f, len(shot)>>10)
 }
 
 // runAxe injects axe-core through the DevTools protocol (which the page's
