@@ -32,9 +32,9 @@ import (
 	"github.com/extagram/extagram/store/storetest"
 )
 
-// testTimeout bounds each test's browser work. It is generous: two cores,
+// testTimeout bounds each tab's browser work. It is generous: two cores,
 // shared with other test runs.
-const testTimeout = 2 * time.Minute
+const testTimeout = 3 * time.Minute
 
 // startMesh starts a whole mesh on an embedded store. It starts the browser
 // first, so that a test without one skips (or fails, in CI) before it
@@ -45,17 +45,18 @@ func startMesh(t *testing.T) *testmesh.Mesh {
 	return testmesh.Start(t, testmesh.Options{Store: storetest.Embedded(t)})
 }
 
-// tab is one browser tab on a mesh. It records what the console says and
-// every response of the mesh, and checks both when the test ends.
+// tab is one browser tab. It records what the console says and every
+// response of the meshes, and checks both at the end of each step.
 type tab struct {
-	t    *testing.T
-	ctx  context.Context
-	mesh *testmesh.Mesh
+	t   *testing.T // of the step running in the tab
+	ctx context.Context
+	vp  viewport
 
 	mu        sync.Mutex
 	console   []string   // errors and warnings, as "kind: text (url)"
-	expected  [][]string // console errors the test causes, by substrings
+	expected  [][]string // console errors the step causes, by substrings
 	responses []*network.Response
+	seen      int // mesh responses checked so far
 }
 
 // viewport sizes: the desktop of the screenshots and the smallest phone the
@@ -72,7 +73,7 @@ var (
 )
 
 // newTab opens a tab in a fresh browser context with the given viewport.
-func newTab(t *testing.T, m *testmesh.Mesh, vp viewport) *tab {
+func newTab(t *testing.T, vp viewport) *tab {
 	t.Helper()
 	bctx := browser(t)
 	tabCtx, closeTab := chromedp.NewContext(bctx, chromedp.WithNewBrowserContext())
@@ -84,11 +85,20 @@ func newTab(t *testing.T, m *testmesh.Mesh, vp viewport) *tab {
 	}
 	ctx, cancel := context.WithTimeout(tabCtx, testTimeout)
 	t.Cleanup(cancel)
-	tb := &tab{t: t, ctx: ctx, mesh: m}
+	tb := &tab{t: t, ctx: ctx, vp: vp}
 	if err := chromedp.Listen(tabCtx, tb.event); err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	t.Cleanup(tb.check)
+	// The tab's work goes in steps, each checked as it ends. What comes
+	// after the last (a late favicon request to a mesh already stopped) is
+	// no step's.
+	t.Cleanup(func() {
+		tb.mu.Lock()
+		defer tb.mu.Unlock()
+		if tb.seen == 0 && !t.Failed() && !t.Skipped() {
+			t.Error("no response from the mesh was seen")
+		}
+	})
 	// Tabs of parallel tests each behave as the focused one: focus rings,
 	// :focus-visible and keyboard input do not depend on which was opened
 	// last.
@@ -97,6 +107,20 @@ func newTab(t *testing.T, m *testmesh.Mesh, vp viewport) *tab {
 	}
 	tb.do(tb.emulate(vp))
 	return tb
+}
+
+// step runs f as the subtest name of t in the tab; what the browser reported
+// meanwhile is checked as it ends.
+func (tb *tab) step(t *testing.T, name string, f func(t *testing.T)) {
+	t.Run(name, func(t *testing.T) {
+		parent := tb.t
+		tb.t = t
+		defer func() {
+			tb.check()
+			tb.t = parent
+		}()
+		f(t)
+	})
 }
 
 func (tb *tab) emulate(vp viewport) chromedp.Action[chromedp.Void] {
@@ -148,8 +172,8 @@ func (tb *tab) expectConsole(substrs ...string) {
 	tb.mu.Unlock()
 }
 
-// check fails the test for console errors (CSP violations among them) and
-// for mesh responses without the security headers.
+// check fails the step for console errors (CSP violations among them) and
+// for mesh responses without the security headers, and forgets them.
 func (tb *tab) check() {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
@@ -166,12 +190,12 @@ func (tb *tab) check() {
 		"Referrer-Policy":           "no-referrer",
 		"X-Content-Type-Options":    "nosniff",
 	}
-	n := 0
 	for _, r := range tb.responses {
-		if !strings.HasPrefix(r.URL, tb.mesh.URL+"/") {
+		// Every https URL in these tests is a mesh's.
+		if !strings.HasPrefix(r.URL, "https://") {
 			continue
 		}
-		n++
+		tb.seen++
 		got := map[string]string{}
 		for k, v := range r.Headers {
 			got[http.CanonicalHeaderKey(k)], _ = v.(string) // HTTP/2 names are lower case
@@ -182,9 +206,7 @@ func (tb *tab) check() {
 			}
 		}
 	}
-	if n == 0 && !tb.t.Failed() && !tb.t.Skipped() {
-		tb.t.Error("no response from the mesh was seen")
-	}
+	tb.console, tb.expected, tb.responses = nil, nil, nil
 }
 
 // do runs actions in the tab and fails the test on error.
@@ -209,12 +231,12 @@ func (tb *tab) load(steps ...chromedp.Action[chromedp.Void]) *network.Response {
 	return resp
 }
 
-// open loads path from the mesh and checks the status.
-func (tb *tab) open(path string, status int64) {
+// open loads url and checks the status.
+func (tb *tab) open(url string, status int64) {
 	tb.t.Helper()
-	resp := tb.load(chromedp.Navigate(tb.mesh.URL + path))
+	resp := tb.load(chromedp.Navigate(url))
 	if resp.Status != status {
-		tb.t.Fatalf("GET %s: %d, want %d", path, resp.Status, status)
+		tb.t.Fatalf("GET %s: %d, want %d", url, resp.Status, status)
 	}
 }
 
@@ -252,15 +274,13 @@ func (tb *tab) back() {
 	res, err := chromedp.Call(tb.ctx, runtime.Evaluate, runtime.EvaluateParams{
 		Expression:      `document.readyState === "complete" || new Promise(ok => addEventListener("load", () => ok(true), {once: true}))`,
 		UniqueContextID: created.Context.UniqueID,
-		AwaitPromise:    ptr(true),
-		ReturnByValue:   ptr(true),
+		AwaitPromise:    new(true),
+		ReturnByValue:   new(true),
 	})
 	if err != nil || res.ExceptionDetails != nil {
 		tb.t.Fatalf("back: wait for the document to be complete: %v %+v", err, res.ExceptionDetails)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // eval evaluates a JavaScript expression (awaiting a promise) and returns
 // its value decoded as T.
@@ -287,7 +307,7 @@ func (tb *tab) waitJS(cond string) {
 }
 
 // noHorizontalScroll fails when the page is wider than the viewport.
-func (tb *tab) noHorizontalScroll(what string, width int64) {
+func (tb *tab) noHorizontalScroll() {
 	tb.t.Helper()
 	got := eval[struct {
 		Scroll, Client int64
@@ -301,11 +321,11 @@ func (tb *tab) noHorizontalScroll(what string, width int64) {
 		}
 		return {Scroll: de.scrollWidth, Client: de.clientWidth, Widest: widest};
 	})()`)
-	if got.Client != width {
-		tb.t.Errorf("%s: documentElement.clientWidth %d, want the viewport's %d", what, got.Client, width)
+	if got.Client != tb.vp.width {
+		tb.t.Errorf("documentElement.clientWidth %d, want the viewport's %d", got.Client, tb.vp.width)
 	}
 	if got.Scroll > got.Client {
-		tb.t.Errorf("%s: horizontal scroll: scrollWidth %d > clientWidth %d (first element past the edge: %s)", what, got.Scroll, got.Client, got.Widest)
+		tb.t.Errorf("horizontal scroll: scrollWidth %d > clientWidth %d (first element past the edge: %s)", got.Scroll, got.Client, got.Widest)
 	}
 }
 
