@@ -2,7 +2,6 @@ package uploads_test
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -52,7 +51,10 @@ func createImage(t *testing.T, st store.Store, n int) (contract.ID, []byte) {
 func writeAged(t *testing.T, d *uploads.Dir, name string, age time.Duration) string {
 	t.Helper()
 	p, old := filepath.Join(d.Path(), name), time.Now().Add(-age)
-	if err := cmp.Or(os.WriteFile(p, []byte("some bytes"), 0o640), os.Chtimes(p, old, old)); err != nil {
+	if err := os.WriteFile(p, []byte("some bytes"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, old, old); err != nil {
 		t.Fatal(err)
 	}
 	return name
@@ -260,7 +262,10 @@ func TestReconcileFaults(t *testing.T) {
 	t.Run("folder unwritable", func(t *testing.T) {
 		// Root ignores permissions; nobody can create a file inside a regular file.
 		d := openDir(t)
-		if err := cmp.Or(os.Remove(d.Path()), os.WriteFile(d.Path(), nil, 0o600)); err != nil {
+		if err := os.Remove(d.Path()); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(d.Path(), nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := d.Reconcile(t.Context(), &fakeSource{images: one}, uploads.ReconcileOptions{}); err == nil {
