@@ -367,7 +367,11 @@ func startDNS(t *testing.T, name string) (addr string, set func(ips ...string)) 
 		t.Fatal(err)
 	}
 	s := &dns.Server{PacketConn: pc, Handler: handler}
-	go func() { _ = s.ActivateAndServe() }() // the socket keeps queries until it serves
+	// Shutdown before the server has started would leave it serving.
+	started := make(chan struct{})
+	s.NotifyStartedFunc = func() { close(started) }
+	go func() { _ = s.ActivateAndServe() }()
+	<-started
 	t.Cleanup(func() { _ = s.Shutdown() })
 	return pc.LocalAddr().String(), func(v ...string) { ips.Store(&v) }
 }
