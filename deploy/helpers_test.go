@@ -92,6 +92,9 @@ func under(dir, mount string) bool {
 // secretName matches names of settings that hold a secret.
 var secretName = regexp.MustCompile(`(?i)pass(word|wd)?|secret|token|dsn|credential|private`)
 
+// passwordArg matches a command-line argument that passes a password.
+var passwordArg = regexp.MustCompile(`(?i)(^-p.|--password|passw)`)
+
 // privileges is what a container of either platform may do, in the terms both checks share.
 type privileges struct {
 	dropsAll                          bool // every Linux capability
@@ -116,6 +119,6 @@ func checkLeastPrivilege(t *testing.T, name string, p privileges) {
 	}
 	for _, a := range p.cmdline {
 		check(t, !strings.Contains(a, "@tcp(") && !strings.Contains(a, "mysql-dsn"), "%s: a DSN on the command line (%q) shows in ps and logs; use EXTAGRAM_MYSQL_DSN", name, a)
-		check(t, !regexp.MustCompile(`(?i)(^-p.|--password|passw)`).MatchString(a), "%s: a password on the command line: %q", name, a)
+		check(t, !passwordArg.MatchString(a), "%s: a password on the command line: %q", name, a)
 	}
 }
