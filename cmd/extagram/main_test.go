@@ -31,8 +31,8 @@ func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errOut.String()
 }
 
-// TestUp runs the whole site in one process with the issue's Telegram
-// settings (`up --telegram-token T --telegram-chat 42 --telegram-api-url URL
+// TestUp runs the whole site in one process with Telegram configured
+// (`up --telegram-token T --telegram-chat 42 --telegram-api-url URL
 // --telegram-allowed-chats 7`, debug logging), posts through it, and checks
 // the services with the health subcommand over mutual TLS (plaintext and TLS
 // without a client certificate are refused). Uploads are announced within
